@@ -1,0 +1,42 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "wgns",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "wgns", targets: ["wgns"]),
+        .library(name: "KeyStore", targets: ["KeyStore"]),
+        .library(name: "WGNetlink", targets: ["WGNetlink"]),
+        .library(name: "Tunnel", targets: ["Tunnel"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium",
+                       providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CLibMnl", pkgConfig: "libmnl",
+                       providers: [.apt(["libmnl-dev"])]),
+        // Only what Swift cannot import: function-like netlink macros and
+        // the _GNU_SOURCE namespace calls.
+        .target(name: "CWGShim", dependencies: ["CLibMnl"]),
+        .target(name: "KeyStore",
+                dependencies: ["CSodium", .product(name: "SystemPackage", package: "swift-system")]),
+        .target(name: "WGNetlink",
+                dependencies: ["KeyStore", "CLibMnl", "CWGShim",
+                               .product(name: "SystemPackage", package: "swift-system")]),
+        .target(name: "Tunnel",
+                dependencies: ["KeyStore", "WGNetlink", "CWGShim",
+                               .product(name: "SystemPackage", package: "swift-system")]),
+        .executableTarget(name: "wgns",
+                          dependencies: ["KeyStore", "WGNetlink", "Tunnel",
+                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(name: "KeyStoreTests", dependencies: ["KeyStore"]),
+        .testTarget(name: "WGNetlinkTests", dependencies: ["WGNetlink", "KeyStore"]),
+        .testTarget(name: "TunnelTests", dependencies: ["Tunnel", "KeyStore", "WGNetlink"]),
+        .testTarget(name: "wgnsTests", dependencies: ["KeyStore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

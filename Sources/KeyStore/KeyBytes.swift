@@ -1,0 +1,36 @@
+import CSodium
+
+/// Storage behind every key type; not meant to be used directly.
+/// 32 bytes of key material in their own heap allocation, wiped with
+/// `sodium_memzero` when the last reference goes away. Immutable after
+/// creation, so sharing it across threads is safe.
+public final class KeyBytes: @unchecked Sendable {
+    let pointer: UnsafeMutableRawBufferPointer
+
+    /// Fills a fresh buffer by calling `fill`, which must write all 32 bytes.
+    init<E: Error>(_ fill: (UnsafeMutableRawBufferPointer) throws(E) -> Void) throws(E) {
+        pointer = .allocate(byteCount: keyLength, alignment: 16)
+        pointer.initializeMemory(as: UInt8.self, repeating: 0)
+        do { try fill(pointer) } catch {
+            sodium_memzero(pointer.baseAddress, keyLength)
+            pointer.deallocate()
+            throw error
+        }
+    }
+
+    deinit {
+        sodium_memzero(pointer.baseAddress, keyLength)
+        pointer.deallocate()
+    }
+
+    var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(pointer) }
+
+    /// Constant-time comparison (`sodium_memcmp`).
+    func equals(_ other: KeyBytes) -> Bool {
+        self === other || sodium_memcmp(pointer.baseAddress, other.pointer.baseAddress, keyLength) == 0
+    }
+
+    var isZero: Bool { sodium_is_zero(pointer.baseAddress!.assumingMemoryBound(to: UInt8.self), keyLength) == 1 }
+
+    func hash(into hasher: inout Hasher) { hasher.combine(bytes: bytes) }
+}

@@ -1,0 +1,108 @@
+import CSodium
+import SystemPackage
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Reading and writing key files: one base64 key and a newline, mode 0600.
+public enum KeyFile {
+    /// Parses one key from text the way `wg pubkey` reads its input: the 44
+    /// characters of the key first, then nothing but whitespace.
+    public static func parse<K: WireGuardKey>(_ type: K.Type, from bytes: [UInt8]) throws(KeyStoreError) -> K {
+        guard bytes.count >= keyBase64Length else {
+            throw KeyStoreError(.malformedKey, "key is not \(keyBase64Length) base64 characters ending in '=' (got \(bytes.count) characters)")
+        }
+        let rest = bytes[keyBase64Length...]
+        if rest.contains(where: { !isSpace($0) }) {
+            throw KeyStoreError(.trailingCharacters, "trailing characters found after the key")
+        }
+        return try bytes[..<keyBase64Length].withUnsafeBytes { b in
+            Result { () throws(KeyStoreError) in try K(base64Bytes: b) }
+        }.get()
+    }
+
+    /// Reads a key file. A private or preshared key file that group or others
+    /// can read is refused, naming the file and the fix.
+    public static func read<K: WireGuardKey>(_ type: K.Type, path: String, secret: Bool = true) throws(KeyStoreError) -> K {
+        let fd = try sys("cannot open key file \(path)") { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        var st = stat()
+        _ = try sys("cannot stat key file \(path)") { fstat(fd, &st) }
+        let perm = st.st_mode & 0o777
+        if secret, perm & 0o077 != 0 {
+            throw KeyStoreError(.insecurePermissions,
+                "key file \(path) is readable by others (mode \(String(perm, radix: 8))); run: chmod 600 \(path)")
+        }
+        var buf = [UInt8](repeating: 0, count: 256)
+        defer { sodium_memzero(&buf, buf.count) }
+        var used = 0
+        while used < buf.count {
+            let n = try sys("cannot read key file \(path)") {
+                buf.withUnsafeMutableBytes { b in Glibc.read(fd, b.baseAddress! + used, b.count - used) }
+            }
+            if n == 0 { break }
+            used += n
+        }
+        var content = Array(buf[..<used])
+        defer { sodium_memzero(&content, content.count) }
+        do {
+            return try parse(K.self, from: content)
+        } catch {
+            throw KeyStoreError(error.code, "\(path): \(error.message)")
+        }
+    }
+
+    /// Writes `text` (a key in base64 plus newline) to `path` atomically:
+    /// a temporary file created with mode 0600 in the same directory, synced,
+    /// then renamed over `path`.
+    public static func write<K: WireGuardKey>(_ key: K, to path: String) throws(KeyStoreError) {
+        var text = key.withUnsafeBytes { Array(encodeBase64($0).utf8) } + [UInt8(ascii: "\n")]
+        defer { sodium_memzero(&text, text.count) }
+        try writeSecretFile(text, to: path)
+    }
+
+    /// Writes bytes to `path` atomically with mode 0600 (temporary file in the
+    /// same directory, `fsync`, `rename`). Used for keys and for configs that
+    /// hold keys.
+    public static func writeSecretFile(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(KeyStoreError) {
+        let dir = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
+        var template = Array("\(dir.isEmpty ? "/" : dir)/.wgns-XXXXXX".utf8CString)
+        let fd = try sys("cannot create a temporary file next to \(path)") {
+            template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        }
+        let tmp = String(cString: template)
+        var ok = false
+        defer {
+            close(fd)
+            if !ok { unlink(tmp) }
+        }
+        _ = try sys("cannot set the mode of \(tmp)") { fchmod(fd, mode) }
+        var off = 0
+        while off < bytes.count {
+            let n = try sys("cannot write \(tmp)") {
+                bytes.withUnsafeBytes { b in Glibc.write(fd, b.baseAddress! + off, b.count - off) }
+            }
+            off += n
+        }
+        _ = try sys("cannot sync \(tmp)") { fsync(fd) }
+        _ = try sys("cannot rename \(tmp) to \(path)") { rename(tmp, path) }
+        ok = true
+    }
+
+    static func isSpace(_ c: UInt8) -> Bool {
+        c == 0x20 || (c >= 0x09 && c <= 0x0d)
+    }
+}
+
+/// Calls a C function that returns -1 and sets errno on failure, retrying
+/// `EINTR`, and turns failure into a `KeyStoreError`.
+@discardableResult
+func sys<T: BinaryInteger>(_ what: @autoclosure () -> String, _ call: () -> T) throws(KeyStoreError) -> T {
+    while true {
+        let r = call()
+        if r != -1 { return r }
+        let e = Errno(rawValue: errno)
+        if e == .interrupted { continue }
+        throw KeyStoreError(.system, what(), errno: e)
+    }
+}

@@ -1,0 +1,52 @@
+import CSodium
+
+/// Runs `sodium_init()` once per process; every entry point that uses
+/// libsodium touches this first.
+let sodiumReady: Void = {
+    // sodium_init returns 1 when already initialised, -1 on failure.
+    precondition(sodium_init() >= 0, "libsodium failed to initialise")
+}()
+
+/// Length in bytes of every WireGuard key (Curve25519 private, public, preshared).
+public let keyLength = 32
+/// Length in characters of a key in base64, as `wg` reads and writes it.
+public let keyBase64Length = 44
+
+/// Encodes exactly 32 bytes as standard padded base64 (`sodium_bin2base64`).
+func encodeBase64(_ bytes: UnsafeRawBufferPointer) -> String {
+    _ = sodiumReady
+    precondition(bytes.count == keyLength)
+    // sodium_base64_ENCODED_LEN(32, ORIGINAL) == 45 including the NUL.
+    var out = [CChar](repeating: 0, count: keyBase64Length + 1)
+    _ = out.withUnsafeMutableBufferPointer { o in
+        sodium_bin2base64(o.baseAddress!, o.count,
+                          bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), bytes.count,
+                          sodium_base64_VARIANT_ORIGINAL)
+    }
+    let s = String(decoding: out.prefix(keyBase64Length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    sodium_memzero(&out, out.count)
+    return s
+}
+
+/// Decodes a 44-character key the way `wg` does: exactly 44 characters, the
+/// last one `=`, standard alphabet, zero padding bits (`sodium_base642bin`).
+/// Writes 32 bytes into `into`.
+func decodeBase64(_ text: UnsafeRawBufferPointer, into out: UnsafeMutableRawBufferPointer) throws(KeyStoreError) {
+    _ = sodiumReady
+    precondition(out.count == keyLength)
+    guard text.count == keyBase64Length, text[keyBase64Length - 1] == UInt8(ascii: "=") else {
+        throw KeyStoreError(.malformedKey, "key is not \(keyBase64Length) base64 characters ending in '=' (got \(text.count) characters)")
+    }
+    var binLen = 0
+    var end: UnsafePointer<CChar>? = nil
+    let rc = text.withMemoryRebound(to: CChar.self) { t in
+        sodium_base642bin(out.baseAddress!.assumingMemoryBound(to: UInt8.self), out.count,
+                          t.baseAddress, t.count, nil, &binLen, &end,
+                          sodium_base64_VARIANT_ORIGINAL)
+    }
+    let consumed = end.map { UnsafeRawPointer($0) - text.baseAddress! } ?? 0
+    guard rc == 0, binLen == keyLength, consumed == keyBase64Length else {
+        sodium_memzero(out.baseAddress, out.count)
+        throw KeyStoreError(.malformedKey, "key is not valid base64 (bad character or non-zero padding bits)")
+    }
+}

@@ -1,0 +1,202 @@
+import KeyStore
+import WGNetlink
+
+/// One wg-quick style config file, parsed: `[Interface]`, `[Peer]`s, and
+/// wgns's own `[Namespace]` section.
+public struct TunnelConfig: Sendable, Hashable {
+    /// The `[Interface]` section.
+    public var interface: InterfaceSettings
+    /// The `[Peer]` sections, in file order.
+    public var peers: [PeerSettings]
+    /// wgns's own settings; all nil when the file has no `[Namespace]` section.
+    public var namespace: NamespaceSettings
+
+    /// Wraps parsed sections.
+    public init(interface: InterfaceSettings = .init(), peers: [PeerSettings] = [], namespace: NamespaceSettings = .init()) {
+        self.interface = interface
+        self.peers = peers
+        self.namespace = namespace
+    }
+}
+
+/// Where a secret comes from: inline in the config, or a separate key file.
+public enum KeySource<Key: WireGuardKey>: Sendable, Hashable {
+    /// The key was written in the config.
+    case inline(Key)
+    /// The key lives in this file (mode 0600), read when needed.
+    case file(String)
+
+    /// The key: inline, or read from its file (refusing a file others can read).
+    public func load() throws(KeyStoreError) -> Key {
+        switch self {
+        case .inline(let k): return k
+        case .file(let path): return try KeyFile.read(Key.self, path: path)
+        }
+    }
+}
+
+/// `[Interface]` settings, the ones `wg` reads and the ones wg-quick adds.
+public struct InterfaceSettings: Sendable, Hashable {
+    /// `PrivateKey =` or `PrivateKeyFile =`.
+    public var privateKey: KeySource<PrivateKey>?
+    /// `ListenPort =`.
+    public var listenPort: UInt16?
+    /// `FwMark =` (`off` is 0).
+    public var firewallMark: UInt32?
+    /// `Address =`, every one, in order.
+    public var addresses: [IPPrefix] = []
+    /// `DNS =` entries that are IP addresses.
+    public var dnsServers: [IPAddress] = []
+    /// `DNS =` entries that are not IP addresses: search domains.
+    public var dnsSearch: [String] = []
+    /// `MTU =`.
+    public var mtu: UInt32?
+    /// `Table =` as written (`off`, `auto`, a number or a name).
+    public var table: String?
+    /// `PreUp =`, `PostUp =`, `PreDown =`, `PostDown =`, each in order.
+    public var preUp: [String] = [], postUp: [String] = [], preDown: [String] = [], postDown: [String] = []
+    /// `SaveConfig =`.
+    public var saveConfig: Bool?
+
+    /// Empty settings.
+    public init() {}
+}
+
+/// A `[Peer]` section.
+public struct PeerSettings: Sendable, Hashable {
+    /// `PublicKey =`.
+    public var publicKey: PublicKey
+    /// `PresharedKey =` or `PresharedKeyFile =`.
+    public var presharedKey: KeySource<PresharedKey>?
+    /// `AllowedIPs =`, every one, in order.
+    public var allowedIPs: [IPPrefix] = []
+    /// `Endpoint =`: a host (name or address) and a port.
+    public var endpoint: Endpoint?
+    /// `PersistentKeepalive =` (`off` is 0).
+    public var persistentKeepalive: UInt16?
+
+    /// A peer with only its key.
+    public init(publicKey: PublicKey) { self.publicKey = publicKey }
+}
+
+/// An endpoint as written: a host name or address, and a port.
+public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
+    /// Host name or IP address text (without brackets).
+    public var host: String
+    /// UDP port.
+    public var port: UInt16
+
+    /// Wraps a host and port.
+    public init(host: String, port: UInt16) {
+        self.host = host
+        self.port = port
+    }
+
+    /// Parses `host:port`, `1.2.3.4:port` or `[v6]:port`; nil otherwise.
+    public init?(_ text: some StringProtocol) {
+        let s = Substring(text)
+        let hostPart: Substring
+        let portPart: Substring
+        if s.hasPrefix("[") {
+            guard let close = s.firstIndex(of: "]") else { return nil }
+            hostPart = s[s.index(after: s.startIndex)..<close]
+            let after = s[s.index(after: close)...]
+            guard after.hasPrefix(":") else { return nil }
+            portPart = after.dropFirst()
+            guard !hostPart.isEmpty, IPAddress(hostPart.split(separator: "%", maxSplits: 1)[0])?.isV6 == true else { return nil }
+        } else {
+            guard let colon = s.lastIndex(of: ":") else { return nil }
+            hostPart = s[..<colon]
+            portPart = s[s.index(after: colon)...]
+            // An IPv6 address must be bracketed.
+            guard !hostPart.isEmpty, !hostPart.contains(":") else { return nil }
+        }
+        guard !portPart.isEmpty, portPart.count <= 5, portPart.allSatisfy({ $0.isASCII && $0.isNumber }),
+              let port = UInt16(portPart) else { return nil }
+        self.init(host: String(hostPart), port: port)
+    }
+
+    /// The host as an IP address, when it is one.
+    public var address: IPAddress? { IPAddress(host) }
+
+    /// `host:port`, bracketing IPv6.
+    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+}
+
+/// Which user-mode network stack carries WireGuard's UDP out of the namespace.
+public enum CarrierKind: String, Sendable, Hashable, CaseIterable {
+    case slirp4netns
+    case pasta
+}
+
+/// Which WireGuard implementation runs the interface.
+public enum BackendKind: String, Sendable, Hashable, CaseIterable {
+    /// The kernel's when it has one, else wireguard-go.
+    case auto
+    /// The kernel module only.
+    case kernel
+    /// wireguard-go only.
+    case userspace
+}
+
+/// A port forwarded from the host into the namespace.
+public struct PortForward: Sendable, Hashable, CustomStringConvertible {
+    /// Port on the host side.
+    public var hostPort: UInt16
+    /// Port inside the namespace.
+    public var namespacePort: UInt16
+
+    /// Wraps two ports.
+    public init(hostPort: UInt16, namespacePort: UInt16) {
+        self.hostPort = hostPort
+        self.namespacePort = namespacePort
+    }
+
+    /// Parses `PORT` or `HOSTPORT:NSPORT`.
+    public init?(_ text: some StringProtocol) {
+        let parts = Substring(text).split(separator: ":", omittingEmptySubsequences: false)
+        func port(_ s: Substring) -> UInt16? {
+            guard !s.isEmpty, s.count <= 5, s.allSatisfy({ $0.isASCII && $0.isNumber }), let p = UInt16(s), p != 0 else { return nil }
+            return p
+        }
+        switch parts.count {
+        case 1:
+            guard let p = port(parts[0]) else { return nil }
+            self.init(hostPort: p, namespacePort: p)
+        case 2:
+            guard let h = port(parts[0]), let n = port(parts[1]) else { return nil }
+            self.init(hostPort: h, namespacePort: n)
+        default: return nil
+        }
+    }
+
+    /// `PORT` or `HOSTPORT:NSPORT`.
+    public var description: String { hostPort == namespacePort ? "\(hostPort)" : "\(hostPort):\(namespacePort)" }
+}
+
+/// wgns's own `[Namespace]` section: settings wg-quick has no word for.
+/// Every field is nil (or empty) when not given; command-line flags override.
+public struct NamespaceSettings: Sendable, Hashable {
+    /// `Carrier = slirp4netns | pasta`.
+    public var carrier: CarrierKind?
+    /// `Backend = auto | kernel | userspace`.
+    public var backend: BackendKind?
+    /// `MapUID =`: the job's uid inside the namespace.
+    public var mapUID: UInt32?
+    /// `MapGID =`: the job's gid inside the namespace.
+    public var mapGID: UInt32?
+    /// `Isolate = true|false`: the job sees only `lo` and the tunnel.
+    public var isolate: Bool?
+    /// `HostLoopback = true|false`: reach the host's loopback at 10.0.2.2.
+    public var hostLoopback: Bool?
+    /// `ForwardTCP =`: host TCP ports forwarded into the namespace.
+    public var forwardTCP: [PortForward] = []
+    /// `ForwardUDP =`: host UDP ports forwarded into the namespace.
+    public var forwardUDP: [PortForward] = []
+
+    /// No settings.
+    public init() {}
+
+    /// True when nothing is set (the file is a plain wg-quick file).
+    public var isEmpty: Bool { self == NamespaceSettings() }
+}

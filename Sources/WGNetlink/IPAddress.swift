@@ -1,0 +1,135 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// An IPv4 or IPv6 address, stored in network byte order.
+public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
+    /// 4 bytes, network order.
+    case v4(UInt8, UInt8, UInt8, UInt8)
+    /// 16 bytes, network order.
+    case v6([UInt8])
+
+    /// Parses dotted-quad IPv4 or any IPv6 text form (`inet_pton`).
+    /// Returns nil for anything else, including host names.
+    public init?(_ text: some StringProtocol) {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        let s = String(text)
+        if s.contains(":") {
+            guard inet_pton(AF_INET6, s, &v6) == 1 else { return nil }
+            self = .v6(withUnsafeBytes(of: &v6) { Array($0) })
+        } else {
+            guard inet_pton(AF_INET, s, &v4) == 1 else { return nil }
+            let b = withUnsafeBytes(of: &v4) { Array($0) }
+            self = .v4(b[0], b[1], b[2], b[3])
+        }
+    }
+
+    /// Wraps 4 or 16 raw bytes in network order.
+    public init?(bytes: some Collection<UInt8>) {
+        let b = Array(bytes)
+        switch b.count {
+        case 4: self = .v4(b[0], b[1], b[2], b[3])
+        case 16: self = .v6(b)
+        default: return nil
+        }
+    }
+
+    /// The address's bytes in network order (4 or 16 of them).
+    public var bytes: [UInt8] {
+        switch self {
+        case let .v4(a, b, c, d): return [a, b, c, d]
+        case let .v6(b): return b
+        }
+    }
+
+    /// True for IPv6.
+    public var isV6: Bool { if case .v6 = self { return true } else { return false } }
+
+    /// `AF_INET` or `AF_INET6`.
+    public var family: Int32 { isV6 ? AF_INET6 : AF_INET }
+
+    /// The longest prefix length for this family: 32 or 128.
+    public var maxPrefixLength: UInt8 { isV6 ? 128 : 32 }
+
+    /// Canonical text (`inet_ntop`): `10.0.0.1`, `fd00::1`.
+    public var description: String {
+        var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let b = bytes
+        _ = b.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &buf, socklen_t(buf.count)) }
+        return String(cString: buf)
+    }
+
+    /// The address with every bit past `prefixLength` cleared.
+    public func masked(to prefixLength: UInt8) -> IPAddress {
+        var b = bytes
+        for i in 0..<b.count {
+            let bitsHere = max(0, min(8, Int(prefixLength) - i * 8))
+            b[i] &= bitsHere == 0 ? 0 : UInt8(truncatingIfNeeded: 0xff << (8 - bitsHere))
+        }
+        return IPAddress(bytes: b)!
+    }
+}
+
+/// An address with a prefix length: an interface address (`10.0.0.2/24`)
+/// or a network (`0.0.0.0/0`), as in `Address =` and `AllowedIPs =`.
+public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
+    /// The address as written (not masked).
+    public var address: IPAddress
+    /// Number of leading bits that make the network.
+    public var prefixLength: UInt8
+
+    /// Wraps an address and a prefix length (at most 32 or 128).
+    public init?(address: IPAddress, prefixLength: UInt8) {
+        guard prefixLength <= address.maxPrefixLength else { return nil }
+        self.address = address
+        self.prefixLength = prefixLength
+    }
+
+    /// Parses `ADDR/LEN` or a bare `ADDR` (meaning /32 or /128).
+    public init?(_ text: some StringProtocol) {
+        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let addr = IPAddress(parts[0]) else { return nil }
+        if parts.count == 2 {
+            let lenText = parts[1]
+            guard !lenText.isEmpty, lenText.count <= 3, lenText.allSatisfy({ $0.isASCII && $0.isNumber }),
+                  let len = UInt8(lenText) else { return nil }
+            self.init(address: addr, prefixLength: len)
+        } else {
+            self.init(address: addr, prefixLength: addr.maxPrefixLength)
+        }
+    }
+
+    /// The network this prefix names, host bits cleared.
+    public var network: IPPrefix { IPPrefix(address: address.masked(to: prefixLength), prefixLength: prefixLength)! }
+
+    /// `ADDR/LEN`.
+    public var description: String { "\(address)/\(prefixLength)" }
+
+    /// True when `other` lies inside this prefix.
+    public func contains(_ other: IPAddress) -> Bool {
+        other.isV6 == address.isV6 && other.masked(to: prefixLength) == address.masked(to: prefixLength)
+    }
+}
+
+/// A UDP endpoint: an IP address and a port.
+public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
+    /// The address.
+    public var address: IPAddress
+    /// The port, host order.
+    public var port: UInt16
+    /// For IPv6 link-local addresses, the scope id; 0 otherwise.
+    public var scopeID: UInt32
+
+    /// Wraps an address and a port.
+    public init(address: IPAddress, port: UInt16, scopeID: UInt32 = 0) {
+        self.address = address
+        self.port = port
+        self.scopeID = scopeID
+    }
+
+    /// `1.2.3.4:51820` or `[fd00::1]:51820`, as `wg` prints endpoints.
+    public var description: String {
+        address.isV6 ? "[\(address)]:\(port)" : "\(address):\(port)"
+    }
+}

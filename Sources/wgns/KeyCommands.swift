@@ -1,0 +1,68 @@
+import ArgumentParser
+import KeyStore
+import CSodium
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct GenKey: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "genkey", abstract: "Print a new private key (base64), as `wg genkey`.")
+    func run() throws { try writeSecret(PrivateKey.generate().base64Secret()) }
+}
+
+struct GenPSK: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "genpsk", abstract: "Print a new preshared key (base64), as `wg genpsk`.")
+    func run() throws { try writeSecret(PresharedKey.generate().base64Secret()) }
+}
+
+struct PubKey: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pubkey", abstract: "Read a private key on stdin, print its public key, as `wg pubkey`.")
+    func run() throws {
+        var input = readStdin(limit: 4096)
+        defer { sodium_memzero(&input, input.count) }
+        do {
+            let key = try KeyFile.parse(PrivateKey.self, from: input)
+            print(key.publicKey.base64)
+        } catch {
+            throw CLIError("stdin: \(error.message)")
+        }
+    }
+}
+
+/// Writes a secret and a newline to stdout, warning (as `wg` does) when
+/// stdout is a file that others can read.
+func writeSecret(_ text: String) throws {
+    var st = stat()
+    if fstat(STDOUT_FILENO, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_mode & 0o077 != 0 {
+        printError("warning: writing a secret key to a file others can read")
+    }
+    var line = Array((text + "\n").utf8)
+    defer { sodium_memzero(&line, line.count) }
+    var off = 0
+    while off < line.count {
+        let n = line.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress! + off, $0.count - off) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw CLIError("cannot write to stdout: \(String(cString: strerror(errno)))")
+        }
+        off += n
+    }
+}
+
+/// Reads stdin up to `limit` bytes.
+func readStdin(limit: Int) -> [UInt8] {
+    var buf = [UInt8](repeating: 0, count: limit)
+    var used = 0
+    while used < limit {
+        let n = buf.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress! + used, limit - used) }
+        if n < 0 && errno == EINTR { continue }
+        if n <= 0 { break }
+        used += n
+    }
+    let out = Array(buf[..<used])
+    sodium_memzero(&buf, buf.count)
+    return out
+}
