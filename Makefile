@@ -1,0 +1,42 @@
+# wgns: the commands README.md gives.
+#   make deps   install the Debian packages wgns needs (as root)
+#   make demo   the main job: a real tunnel on this one machine
+#   make test   every test: host tests, then the kernel tests in a QEMU VM
+#   make bench  benchmarks against wireguard-tools and shell pipelines
+SWIFT ?= swift
+
+.PHONY: build release static deps demo test test-host test-vm bench fuzz clean
+
+build:
+	$(SWIFT) build
+
+release:
+	$(SWIFT) build -c release
+
+# One binary with the Swift runtime linked in (libsodium, libmnl and glibc stay shared).
+static:
+	$(SWIFT) build -c release --static-swift-stdlib
+
+deps:
+	bash scripts/deps.sh
+
+demo: build
+	bash scripts/demo.sh
+
+test:
+	bash scripts/test.sh
+
+test-host:
+	bash scripts/test.sh --host-only
+
+test-vm:
+	bash scripts/test.sh --vm-only
+
+bench:
+	bash scripts/bench.sh
+
+fuzz:
+	WGNS_FUZZ_ITERATIONS=1000000 $(SWIFT) test -c release --filter ConfigFuzz
+
+clean:
+	rm -rf .build vm-cache

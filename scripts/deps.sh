@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Installs every Debian package wgns builds with, tests with and benchmarks
+# with. Run as root on a fresh Debian 12 machine (Swift itself is assumed).
+set -euo pipefail
+if [ "$(id -u)" != 0 ]; then exec sudo "$0" "$@"; fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends \
+    libsodium-dev libmnl-dev pkg-config \
+    wireguard-tools wireguard-go slirp4netns passt iproute2 iputils-ping \
+    qemu-system-x86 busybox-static kmod cpio iperf3 hyperfine procps util-linux
