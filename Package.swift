@@ -33,10 +33,12 @@ let package = Package(
         .executableTarget(name: "wgns",
                           dependencies: ["KeyStore", "WGNetlink", "Tunnel",
                                          .product(name: "ArgumentParser", package: "swift-argument-parser")]),
-        .testTarget(name: "KeyStoreTests", dependencies: ["KeyStore"]),
-        .testTarget(name: "WGNetlinkTests", dependencies: ["WGNetlink", "KeyStore"]),
-        .testTarget(name: "TunnelTests", dependencies: ["Tunnel", "KeyStore", "WGNetlink"]),
-        .testTarget(name: "wgnsTests", dependencies: ["KeyStore"]),
+        // Helpers shared by the test targets: running processes, finding the binary.
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "KeyStoreTests", dependencies: ["KeyStore", "TestSupport"]),
+        .testTarget(name: "WGNetlinkTests", dependencies: ["WGNetlink", "KeyStore", "TestSupport"]),
+        .testTarget(name: "TunnelTests", dependencies: ["Tunnel", "KeyStore", "WGNetlink", "TestSupport"]),
+        .testTarget(name: "wgnsTests", dependencies: ["KeyStore", "Tunnel", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

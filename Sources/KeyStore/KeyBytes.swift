@@ -9,13 +9,16 @@ public final class KeyBytes: @unchecked Sendable {
 
     /// Fills a fresh buffer by calling `fill`, which must write all 32 bytes.
     init<E: Error>(_ fill: (UnsafeMutableRawBufferPointer) throws(E) -> Void) throws(E) {
-        pointer = .allocate(byteCount: keyLength, alignment: 16)
-        pointer.initializeMemory(as: UInt8.self, repeating: 0)
-        do { try fill(pointer) } catch {
-            sodium_memzero(pointer.baseAddress, keyLength)
-            pointer.deallocate()
+        // Filled before `self` is complete, so a failure frees the buffer
+        // here and `deinit` never sees it.
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: keyLength, alignment: 16)
+        buffer.initializeMemory(as: UInt8.self, repeating: 0)
+        do { try fill(buffer) } catch {
+            sodium_memzero(buffer.baseAddress, keyLength)
+            buffer.deallocate()
             throw error
         }
+        pointer = buffer
     }
 
     deinit {
