@@ -26,6 +26,19 @@ extension TunnelConfig {
             throw ConfigError(file: path, line: 0, "not UTF-8 text")
         }
         try self.init(parsing: text, file: path)
+        resolveKeyFiles(relativeTo: path)
+    }
+
+    /// Makes relative `PrivateKeyFile`/`PresharedKeyFile` paths relative to
+    /// the folder of the config that names them, not to the current folder.
+    mutating func resolveKeyFiles(relativeTo configPath: String) {
+        guard let slash = configPath.lastIndex(of: "/") else { return }
+        let dir = String(configPath[...slash])
+        func fix<K>(_ source: inout KeySource<K>?) {
+            if case .file(let p)? = source, !p.hasPrefix("/") { source = .file(dir + p) }
+        }
+        fix(&interface.privateKey)
+        for i in peers.indices { fix(&peers[i].presharedKey) }
     }
 }
 
