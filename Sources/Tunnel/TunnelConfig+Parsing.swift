@@ -167,8 +167,9 @@ struct ConfigParser {
         case "presharedkeyfile":
             s.presharedKey = .file(String(try nonEmpty(value, "PresharedKeyFile", "a path", line)))
         case "allowedips":
+            // wg refuses an empty AllowedIPs line; so does wgns.
             let compact = value.filter { !$0.isWhitespace }
-            if compact.isEmpty { break }
+            if compact.isEmpty { throw error(line, "AllowedIPs is empty (expected a comma-separated list of ADDR[/LEN])") }
             for item in compact.split(separator: ",", omittingEmptySubsequences: false) {
                 guard let p = IPPrefix(item) else {
                     throw error(line, "AllowedIPs '\(item)' is not an IP address with an optional /prefix")

@@ -37,7 +37,7 @@ let exampleConfigs: [String] = (try? FileManager.default.contentsOfDirectory(atP
         #expect(c.peers[0].allowedIPs.map(\.description) == ["10.98.0.2/32", "fd98::2/128", "10.99.0.0/16"])
         #expect(c.peers[0].persistentKeepalive == 0)
         #expect(c.peers[1].endpoint == Endpoint(host: "fd00::1", port: 443))
-        #expect(c.peers[1].allowedIPs.isEmpty)
+        #expect(c.peers[1].allowedIPs.map(\.description) == ["fd00::/8"])
         #expect(c.namespace.isEmpty)
     }
 
