@@ -1,4 +1,5 @@
 import CSodium
+import CWGShim
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
@@ -63,8 +64,9 @@ public enum KeyFile {
 
     /// Writes bytes to `path` atomically with mode 0600 (temporary file in the
     /// same directory, `fsync`, `rename`). Used for keys and for configs that
-    /// hold keys.
-    public static func writeSecretFile(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(KeyStoreError) {
+    /// hold keys. With `sync: false` the caller syncs many files at once
+    /// afterwards (`syncFileSystem(of:)`).
+    public static func writeSecretFile(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600, sync: Bool = true) throws(KeyStoreError) {
         let dir = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
         var template = Array("\(dir.isEmpty ? "/" : dir)/.wgns-XXXXXX".utf8CString)
         let fd = try sys("cannot create a temporary file next to \(path)") {
@@ -84,9 +86,16 @@ public enum KeyFile {
             }
             off += n
         }
-        _ = try sys("cannot sync \(tmp)") { fsync(fd) }
+        if sync { _ = try sys("cannot sync \(tmp)") { fsync(fd) } }
         _ = try sys("cannot rename \(tmp) to \(path)") { rename(tmp, path) }
         ok = true
+    }
+
+    /// Flushes the file system that holds `path` to disk (`syncfs`).
+    public static func syncFileSystem(of path: String) throws(KeyStoreError) {
+        let fd = try sys("cannot open \(path)") { open(path, O_RDONLY | O_CLOEXEC) }
+        defer { close(fd) }
+        _ = try sys("cannot sync \(path)") { CWGShim_syncfs(fd) }
     }
 
     static func isSpace(_ c: UInt8) -> Bool {

@@ -19,6 +19,7 @@ struct WGNS: ParsableCommand {
         subcommands: [
             GenKey.self, PubKey.self, GenPSK.self,
             Check.self, Strip.self,
+            VPNCommand.self,
             Version.self,
             RouteNetlinkSteps.self,
         ]

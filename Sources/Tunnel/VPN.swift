@@ -1,0 +1,150 @@
+import KeyStore
+import WGNetlink
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A per-job private VPN: one hub and N peers, with fresh keys and one
+/// address each. In subnet 10.97.0.0/24 the hub is 10.97.0.1 and peer K is
+/// 10.97.0.(K+1); the same rule holds in every subnet, IPv4 or IPv6.
+public struct VPN: Sendable {
+    /// The hub's config (`hub.conf`).
+    public var hub: TunnelConfig
+    /// Peer K's config is `peers[K-1]` (`peer-K.conf`).
+    public var peers: [TunnelConfig]
+
+    /// Keepalive every peer sends: they sit behind slirp4netns/pasta NAT and
+    /// only they can open the path.
+    public static let keepalive: UInt16 = 25
+
+    /// Generates a VPN: fresh keys (and preshared keys when `presharedKeys`),
+    /// the hub listening on `endpoint.port`, every peer pointing at `endpoint`.
+    ///
+    /// An endpoint on the host's loopback (127.0.0.0/8, ::1, localhost) is
+    /// written as 10.0.2.2, the address at which a namespace reaches the
+    /// host's loopback, with `HostLoopback = true` in the peers' `[Namespace]`.
+    public static func generate(peerCount: Int, subnets: [IPPrefix], endpoint: Endpoint,
+                                presharedKeys: Bool) throws(VPNError) -> VPN {
+        guard peerCount >= 1 else { throw VPNError("--peers must be at least 1") }
+        guard !subnets.isEmpty else { throw VPNError("give at least one --subnet") }
+        guard subnets.filter({ !$0.address.isV6 }).count <= 1, subnets.filter({ $0.address.isV6 }).count <= 1 else {
+            throw VPNError("give at most one IPv4 and one IPv6 --subnet")
+        }
+        for s in subnets {
+            // Hub + peers, plus the network address (and broadcast for IPv4).
+            let hostBits = Int(s.address.maxPrefixLength) - Int(s.prefixLength)
+            let usable = hostBits >= 62 ? Int.max : (1 << hostBits) - (s.address.isV6 ? 1 : 2)
+            guard usable >= peerCount + 1 else {
+                throw VPNError("--subnet \(s) has room for \(max(0, usable - 1)) peers, not \(peerCount)")
+            }
+        }
+        guard endpoint.port != 0 else { throw VPNError("--endpoint needs a port other than 0") }
+
+        var peerEndpoint = endpoint
+        var namespace = NamespaceSettings()
+        if isLoopback(endpoint.host) {
+            peerEndpoint.host = "10.0.2.2"
+            namespace.hostLoopback = true
+        }
+
+        let hubKey = PrivateKey.generate()
+        let hubPublic = hubKey.publicKey
+        var hub = TunnelConfig()
+        hub.interface.privateKey = .inline(hubKey)
+        hub.interface.listenPort = endpoint.port
+        hub.interface.addresses = subnets.map { address(in: $0, host: 1) }
+        // The hub's namespace gets its ListenPort forwarded from the host by pasta.
+        hub.namespace.carrier = .pasta
+        hub.namespace.forwardUDP = [PortForward(hostPort: endpoint.port, namespacePort: endpoint.port)]
+
+        var peers: [TunnelConfig] = []
+        peers.reserveCapacity(peerCount)
+        for k in 1...peerCount {
+            let key = PrivateKey.generate()
+            let psk = presharedKeys ? PresharedKey.generate() : nil
+            var peer = TunnelConfig()
+            peer.interface.privateKey = .inline(key)
+            peer.interface.addresses = subnets.map { address(in: $0, host: UInt64(k + 1)) }
+            var toHub = PeerSettings(publicKey: hubPublic)
+            toHub.presharedKey = psk.map { .inline($0) }
+            toHub.allowedIPs = subnets.map(\.network)
+            toHub.endpoint = peerEndpoint
+            toHub.persistentKeepalive = keepalive
+            peer.peers = [toHub]
+            peer.namespace = namespace
+            peers.append(peer)
+
+            var onHub = PeerSettings(publicKey: key.publicKey)
+            onHub.presharedKey = psk.map { .inline($0) }
+            onHub.allowedIPs = subnets.map { IPPrefix(address: address(in: $0, host: UInt64(k + 1)).address,
+                                                      prefixLength: $0.address.maxPrefixLength)! }
+            hub.peers.append(onHub)
+        }
+        return VPN(hub: hub, peers: peers)
+    }
+
+    /// `DIR/hub.conf`.
+    public static func hubPath(_ dir: String) -> String { "\(dir)/hub.conf" }
+    /// `DIR/peer-K.conf`.
+    public static func peerPath(_ dir: String, _ k: Int) -> String { "\(dir)/peer-\(k).conf" }
+
+    /// Writes `hub.conf` and `peer-1.conf` ... into `dir` (created mode 0700;
+    /// files mode 0600, each written atomically). Refuses to replace an
+    /// existing VPN unless `overwrite`.
+    public func write(to dir: String, overwrite: Bool) throws(VPNError) {
+        if mkdir(dir, 0o700) != 0 {
+            guard errno == EEXIST else { throw VPNError("cannot create \(dir): \(String(cString: strerror(errno)))") }
+            var st = stat()
+            guard stat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else { throw VPNError("\(dir) exists and is not a directory") }
+            if !overwrite && access(VPN.hubPath(dir), F_OK) == 0 {
+                throw VPNError("\(dir) already holds a VPN (\(VPN.hubPath(dir))); use --force to replace it")
+            }
+            if st.st_mode & 0o077 != 0 && chmod(dir, 0o700) != 0 {
+                throw VPNError("cannot make \(dir) private (chmod 700): \(String(cString: strerror(errno)))")
+            }
+        }
+        do {
+            try KeyFile.writeSecretFile(Array(try hub.rendered().utf8), to: VPN.hubPath(dir), sync: false)
+            for (i, p) in peers.enumerated() {
+                try KeyFile.writeSecretFile(Array(try p.rendered().utf8), to: VPN.peerPath(dir, i + 1), sync: false)
+            }
+            // Peers left over from a bigger VPN that this one replaces.
+            var k = peers.count + 1
+            while unlink(VPN.peerPath(dir, k)) == 0 { k += 1 }
+            try KeyFile.syncFileSystem(of: dir)
+        } catch {
+            throw VPNError("cannot write the VPN into \(dir): \(error)")
+        }
+    }
+
+    /// Address number `host` inside `subnet`, with the subnet's prefix length.
+    static func address(in subnet: IPPrefix, host: UInt64) -> IPPrefix {
+        var bytes = subnet.network.address.bytes
+        var carry = host
+        var i = bytes.count - 1
+        while carry > 0 && i >= 0 {
+            let sum = UInt64(bytes[i]) + (carry & 0xff)
+            bytes[i] = UInt8(truncatingIfNeeded: sum)
+            carry = (carry >> 8) + (sum >> 8)
+            i -= 1
+        }
+        return IPPrefix(address: IPAddress(bytes: bytes)!, prefixLength: subnet.prefixLength)!
+    }
+
+    static func isLoopback(_ host: String) -> Bool {
+        if host == "localhost" { return true }
+        switch IPAddress(host) {
+        case .v4(127, _, _, _)?: return true
+        case .v6(let b)?: return b == [UInt8](repeating: 0, count: 15) + [1]
+        default: return false
+        }
+    }
+}
+
+/// A reason `wgns vpn new` cannot do what was asked.
+public struct VPNError: Error, Sendable, CustomStringConvertible {
+    /// One line naming the flag or path at fault.
+    public var description: String
+    /// Wraps a message.
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,91 @@
+import Foundation
+import Testing
+import TestSupport
+import KeyStore
+import WGNetlink
+@testable import Tunnel
+
+@Suite struct VPNGeneration {
+    func tempDir() -> String { NSTemporaryDirectory() + "wgns-vpn-\(UUID().uuidString)" }
+
+    @Test func addressesFollowTheRule() throws {
+        let vpn = try VPN.generate(peerCount: 5, subnets: [IPPrefix("10.97.0.0/24")!, IPPrefix("fd97::/64")!],
+                                   endpoint: Endpoint(host: "hub.example", port: 51820), presharedKeys: false)
+        #expect(vpn.hub.interface.addresses.map(\.description) == ["10.97.0.1/24", "fd97::1/64"])
+        for k in 1...5 {
+            #expect(vpn.peers[k - 1].interface.addresses.map(\.description) == ["10.97.0.\(k + 1)/24", "fd97::\(k + 1)/64"])
+            #expect(vpn.hub.peers[k - 1].allowedIPs.map(\.description) == ["10.97.0.\(k + 1)/32", "fd97::\(k + 1)/128"])
+        }
+        // A subnet given with host bits set still numbers from its network.
+        let odd = try VPN.generate(peerCount: 300, subnets: [IPPrefix("10.1.2.3/16")!], endpoint: Endpoint(host: "h", port: 1), presharedKeys: false)
+        #expect(odd.hub.interface.addresses[0].description == "10.1.0.1/16")
+        #expect(odd.peers[299].interface.addresses[0].description == "10.1.1.45/16")
+    }
+
+    @Test func keysPairUp() throws {
+        let vpn = try VPN.generate(peerCount: 3, subnets: [IPPrefix("10.97.0.0/24")!],
+                                   endpoint: Endpoint(host: "127.0.0.1", port: 40000), presharedKeys: true)
+        guard case .inline(let hubKey)? = vpn.hub.interface.privateKey else { Issue.record("no hub key"); return }
+        for (i, peer) in vpn.peers.enumerated() {
+            guard case .inline(let key)? = peer.interface.privateKey,
+                  case .inline(let psk)? = peer.peers[0].presharedKey,
+                  case .inline(let hubPsk)? = vpn.hub.peers[i].presharedKey else { Issue.record("missing keys"); return }
+            #expect(peer.peers[0].publicKey == hubKey.publicKey)
+            #expect(vpn.hub.peers[i].publicKey == key.publicKey)
+            #expect(psk == hubPsk)
+            #expect(peer.peers[0].persistentKeepalive == 25)
+            // The host's loopback, as seen from inside a namespace.
+            #expect(peer.peers[0].endpoint == Endpoint(host: "10.0.2.2", port: 40000))
+            #expect(peer.namespace.hostLoopback == true)
+        }
+        #expect(Set(vpn.hub.peers.map(\.publicKey)).count == 3)
+        #expect(vpn.hub.interface.listenPort == 40000)
+        #expect(vpn.hub.namespace.forwardUDP == [PortForward(hostPort: 40000, namespacePort: 40000)])
+    }
+
+    @Test func refusesWhatCannotWork() {
+        let ep = Endpoint(host: "h", port: 1)
+        #expect(throws: VPNError.self) { try VPN.generate(peerCount: 0, subnets: [IPPrefix("10.0.0.0/24")!], endpoint: ep, presharedKeys: false) }
+        #expect(throws: VPNError.self) { try VPN.generate(peerCount: 254, subnets: [IPPrefix("10.0.0.0/24")!], endpoint: ep, presharedKeys: false) }
+        #expect(throws: VPNError.self) { try VPN.generate(peerCount: 2, subnets: [IPPrefix("10.0.0.0/24")!, IPPrefix("10.1.0.0/24")!], endpoint: ep, presharedKeys: false) }
+        _ = try? VPN.generate(peerCount: 253, subnets: [IPPrefix("10.0.0.0/24")!], endpoint: ep, presharedKeys: false)
+    }
+
+    @Test func writtenFilesArePrivateParseAndAreNotReplaced() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let vpn = try VPN.generate(peerCount: 4, subnets: [IPPrefix("10.97.0.0/24")!], endpoint: Endpoint(host: "h", port: 9), presharedKeys: true)
+        try vpn.write(to: dir, overwrite: false)
+        let mode = { (p: String) in ((try? FileManager.default.attributesOfItem(atPath: p)[.posixPermissions]) as? NSNumber)?.intValue }
+        #expect(mode(dir) == 0o700)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["hub.conf", "peer-1.conf", "peer-2.conf", "peer-3.conf", "peer-4.conf"])
+        for name in try FileManager.default.contentsOfDirectory(atPath: dir) {
+            #expect(mode("\(dir)/\(name)") == 0o600)
+        }
+        #expect(try TunnelConfig(contentsOf: VPN.hubPath(dir)) == vpn.hub)
+        #expect(try TunnelConfig(contentsOf: VPN.peerPath(dir, 2)) == vpn.peers[1])
+        #expect(throws: VPNError.self) { try vpn.write(to: dir, overwrite: false) }
+        // Replacing with a smaller VPN leaves no stale peers behind.
+        let small = try VPN.generate(peerCount: 2, subnets: [IPPrefix("10.97.0.0/24")!], endpoint: Endpoint(host: "h", port: 9), presharedKeys: false)
+        try small.write(to: dir, overwrite: true)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["hub.conf", "peer-1.conf", "peer-2.conf"])
+    }
+
+    @Test func commandLine() throws {
+        let dir = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let ok = try run(wgnsBinary, ["vpn", "new", dir, "--peers", "1000", "--subnet", "10.97.0.0/22", "--endpoint", "127.0.0.1:51820", "--psk"])
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(try run(wgnsBinary, ["check", VPN.hubPath(dir), VPN.peerPath(dir, 1000)]).status == 0)
+        let again = try run(wgnsBinary, ["vpn", "new", dir, "--peers", "2", "--endpoint", "h:1"])
+        #expect(again.status == 1)
+        #expect(again.stderr.contains("--force"))
+        let badSubnet = try run(wgnsBinary, ["vpn", "new", dir + "x", "--peers", "2", "--subnet", "10.0.0.0", "--endpoint", "h:1"])
+        #expect(badSubnet.status == 1)
+        #expect(badSubnet.stderr.contains("--subnet '10.0.0.0'"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "x"))
+        let badEndpoint = try run(wgnsBinary, ["vpn", "new", dir + "y", "--peers", "2", "--endpoint", "nowhere"])
+        #expect(badEndpoint.stderr.contains("--endpoint 'nowhere'"))
+        #expect(!FileManager.default.fileExists(atPath: dir + "y"))
+    }
+}
