@@ -23,7 +23,7 @@ let package = Package(
         // the _GNU_SOURCE namespace calls.
         .target(name: "CWGShim", dependencies: ["CLibMnl"]),
         .target(name: "KeyStore",
-                dependencies: ["CSodium", "CWGShim", .product(name: "SystemPackage", package: "swift-system")]),
+                dependencies: ["CSodium", .product(name: "SystemPackage", package: "swift-system")]),
         .target(name: "WGNetlink",
                 dependencies: ["KeyStore", "CLibMnl", "CWGShim",
                                .product(name: "SystemPackage", package: "swift-system")]),

@@ -1,6 +1,5 @@
 #define _GNU_SOURCE
 #include <sched.h>
-#include <unistd.h>
 #include <linux/netlink.h>
 #include "CWGShim.h"
 
@@ -11,7 +10,6 @@ const int CWGShim_CLONE_NEWPID = CLONE_NEWPID;
 
 int CWGShim_unshare(int flags) { return unshare(flags); }
 int CWGShim_setns(int fd, int nstype) { return setns(fd, nstype); }
-int CWGShim_syncfs(int fd) { return syncfs(fd); }
 
 size_t CWGShim_NLMSG_ALIGN(size_t len) { return NLMSG_ALIGN(len); }
 size_t CWGShim_NLA_ALIGN(size_t len) { return NLA_ALIGN(len); }

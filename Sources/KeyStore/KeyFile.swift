@@ -1,5 +1,4 @@
 import CSodium
-import CWGShim
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
@@ -64,9 +63,8 @@ public enum KeyFile {
 
     /// Writes bytes to `path` atomically with mode 0600 (temporary file in the
     /// same directory, `fsync`, `rename`). Used for keys and for configs that
-    /// hold keys. With `sync: false` the caller syncs many files at once
-    /// afterwards (`syncFileSystem(of:)`).
-    public static func writeSecretFile(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600, sync: Bool = true) throws(KeyStoreError) {
+    /// hold keys.
+    public static func writeSecretFile(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(KeyStoreError) {
         let dir = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
         var template = Array("\(dir.isEmpty ? "/" : dir)/.wgns-XXXXXX".utf8CString)
         let fd = try sys("cannot create a temporary file next to \(path)") {
@@ -86,16 +84,17 @@ public enum KeyFile {
             }
             off += n
         }
-        if sync { _ = try sys("cannot sync \(tmp)") { fsync(fd) } }
+        _ = try sys("cannot sync \(tmp)") { fsync(fd) }
         _ = try sys("cannot rename \(tmp) to \(path)") { rename(tmp, path) }
         ok = true
     }
 
-    /// Flushes the file system that holds `path` to disk (`syncfs`).
-    public static func syncFileSystem(of path: String) throws(KeyStoreError) {
-        let fd = try sys("cannot open \(path)") { open(path, O_RDONLY | O_CLOEXEC) }
+    /// Flushes a directory's entries (renames into it) to disk (`fsync` on
+    /// the directory).
+    public static func syncDirectory(_ path: String) throws(KeyStoreError) {
+        let fd = try sys("cannot open \(path)") { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
         defer { close(fd) }
-        _ = try sys("cannot sync \(path)") { CWGShim_syncfs(fd) }
+        _ = try sys("cannot sync \(path)") { fsync(fd) }
     }
 
     static func isSpace(_ c: UInt8) -> Bool {

@@ -104,14 +104,14 @@ public struct VPN: Sendable {
             }
         }
         do {
-            try KeyFile.writeSecretFile(Array(try hub.rendered().utf8), to: VPN.hubPath(dir), sync: false)
+            try KeyFile.writeSecretFile(Array(try hub.rendered().utf8), to: VPN.hubPath(dir))
             for (i, p) in peers.enumerated() {
-                try KeyFile.writeSecretFile(Array(try p.rendered().utf8), to: VPN.peerPath(dir, i + 1), sync: false)
+                try KeyFile.writeSecretFile(Array(try p.rendered().utf8), to: VPN.peerPath(dir, i + 1))
             }
             // Peers left over from a bigger VPN that this one replaces.
             var k = peers.count + 1
             while unlink(VPN.peerPath(dir, k)) == 0 { k += 1 }
-            try KeyFile.syncFileSystem(of: dir)
+            try KeyFile.syncDirectory(dir)
         } catch {
             throw VPNError("cannot write the VPN into \(dir): \(error)")
         }

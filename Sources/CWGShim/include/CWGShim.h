@@ -14,9 +14,6 @@ extern const int CWGShim_CLONE_NEWPID;
 int CWGShim_unshare(int flags);
 int CWGShim_setns(int fd, int nstype);
 
-/* syncfs(2) (needs _GNU_SOURCE). */
-int CWGShim_syncfs(int fd);
-
 /* Netlink alignment macros. */
 size_t CWGShim_NLMSG_ALIGN(size_t len);
 size_t CWGShim_NLA_ALIGN(size_t len);
