@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Benchmarks (`make bench`). Each section prints a table with ratios.
+#   scripts/bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# --- Kernel WireGuard in a VM: wgns against wireguard-tools -----------------
+# One QEMU (TCG) boot; in it, setconf of 10,000 peers and of one peer with
+# 10,000 allowed IPs into fresh devices (wg and wgns alternating, 3 runs each),
+# and `wgns show --json` against `wg show all dump` on one 10,000-peer device
+# (5 runs each). Figures are the median run; ratio = wgns / wg (below 1: wgns faster).
+bench_vm() {
+    source scripts/vm/lib.sh
+    mkdir -p "$VM_CACHE"
+    vm_kernel
+    vm_build_wgns
+    local work log
+    work=$(mktemp -d "$VM_CACHE/bench.XXXXXX")
+    trap 'rm -rf "$work"' RETURN
+    bash scripts/vm/gen-configs.sh "$work/data"
+    vm_initramfs "$work/initrd.gz" "$VM_GUEST/bench.sh" "$work/data"
+    log=$VM_CACHE/bench-console.log
+    local t1 t2 ok=yes
+    t1=$(date +%s.%N)
+    vm_boot "$work/initrd.gz" "$log" "${VM_TIMEOUT:-480}" || ok=no
+    t2=$(date +%s.%N)
+    echo
+    echo "Kernel WireGuard (QEMU TCG, $VM_KVER), median of runs, milliseconds:"
+    tr -d '\r' <"$log" | sed 's/^[^@]*@@/@@/' | awk -v ok="$ok" -v wall="$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.1f", b - a }')" '
+        function median(list,    n, a, i, j, t) {
+            n = split(list, a, " ")
+            for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+            return (n % 2) ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+        }
+        /^@@VM-BOOTED/ { booted = substr($2, 8) }
+        /^@@BENCH / {
+            if (!($2 in seen)) { seen[$2] = 1; order[++ncase] = $2 }
+            if ($5 == "failed") failed[$2, $3] = 1
+            else runs[$2, $3] = runs[$2, $3] " " ($5 / 1000)
+        }
+        /^@@BENCH-ERR / || /^@@BENCH-NOTE / { sub(/^@@BENCH-[A-Z]+ /, "  "); if (!($0 in noted)) { noted[$0] = 1; notes = notes $0 "\n" } }
+        END {
+            printf "%-28s %10s %10s %8s\n", "case", "wg", "wgns", "wgns/wg"
+            for (i = 1; i <= ncase; i++) {
+                c = order[i]
+                w = ((c, "wg") in runs) ? median(runs[c, "wg"]) : ""
+                n = ((c, "wgns") in runs && !((c, "wgns") in failed)) ? median(runs[c, "wgns"]) : ""
+                printf "%-28s %10s %10s %8s\n", c, (w == "" ? "failed" : sprintf("%.1f", w)),
+                    (n == "" ? "failed" : sprintf("%.1f", n)), (w != "" && n != "" && w > 0 ? sprintf("%.2f", n / w) : "-")
+            }
+            printf "%s", notes
+            printf "VM: booted in %ss (guest uptime), whole VM run %ss\n", booted, wall
+            if (ok != "yes") print "VM: did not finish (see the console log)"
+        }'
+    [ "$ok" = yes ]
+}
+
+bench_vm

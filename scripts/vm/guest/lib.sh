@@ -1,0 +1,80 @@
+# Guest-side helpers for the VM tests (busybox sh). Sourced by /vm/main.sh and
+# by every file in /vm/tests.
+#
+# A test file declares its tests:
+#   run_test NAME FUNC [ARGS]        FUNC as root, in the VM's own namespaces
+#   run_test_user NAME FUNC [ARGS]   FUNC as uid 1000 inside `unshare -U -r -n`
+# NAME is one word (e.g. root/setconf/peers-1000). FUNC runs in a subshell with `set -e` in a fresh working directory; it
+# fails by exiting non-zero (see fail, same_file). Results go to the console:
+#   @@TEST PASS|FAIL SECONDS NAME
+#   @@LOG NAME line          (the end of a failed test's output)
+#
+# Busybox here runs its own applets before PATH: call the real util-linux
+# and iproute2 tools by absolute path ($IP, $UNSHARE, $SETPRIV).
+
+IP=/usr/sbin/ip
+UNSHARE=/usr/bin/unshare
+SETPRIV=/usr/bin/setpriv
+DATA=/vm/data
+TEST_UID=1000
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# same_file EXPECTED ACTUAL WHAT: byte-identical, or the first differences.
+same_file() {
+    if ! cmp -s "$1" "$2"; then
+        echo "FAIL: $3 differs ($1 expected, $2 actual):" >&2
+        diff "$1" "$2" 2>&1 | head -n 20 | cut -c 1-200 >&2
+        exit 1
+    fi
+}
+
+now() { cut -d' ' -f1 /proc/uptime; }
+
+# A fresh WireGuard device: wg_new NAME
+wg_new() { $IP link add "$1" type wireguard || fail "ip link add $1 type wireguard"; }
+
+# Each device gets a name never used before in this VM (big devices are never
+# deleted: that takes minutes under TCG).
+fresh_dev() {
+    n=$(($(cat /tmp/.devices 2>/dev/null || echo 0) + 1))
+    echo "$n" >/tmp/.devices
+    echo "${1:-wg}$n"
+}
+
+# wg's showconf with the ListenPort line replaced, so that devices set from
+# per-side copies of one config (different ports) can be compared.
+with_port() { sed "s/^ListenPort = .*/ListenPort = $2/" "$1"; }
+
+_test_dir() {
+    d=$(mktemp -d /tmp/t.XXXXXX)
+    [ "$1" = user ] && chown "$TEST_UID:$TEST_UID" "$d"
+    echo "$d"
+}
+
+_report() { # NAME RC START LOG
+    t=$(awk -v a="$3" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }')
+    if [ "$2" = 0 ]; then
+        echo "@@TEST PASS ${t}s $1"
+    else
+        echo "@@TEST FAIL ${t}s $1"
+        tail -n 25 "$4" | sed "s|^|@@LOG $1 |"
+    fi
+}
+
+run_test() {
+    [ -n "$VM_RUN_ONE" ] && return 0
+    name=$1; shift
+    d=$(_test_dir root); start=$(now)
+    (cd "$d" && set -e && "$@") >"$d.log" 2>&1
+    _report "$name" $? "$start" "$d.log"
+}
+
+run_test_user() {
+    [ -n "$VM_RUN_ONE" ] && return 0
+    name=$1; shift
+    d=$(_test_dir user); start=$(now)
+    (cd "$d" && $SETPRIV --reuid=$TEST_UID --regid=$TEST_UID --clear-groups \
+        $UNSHARE -U -r -n /bin/sh /vm/run-one.sh "$VM_TEST_FILE" "$@") >"$d.log" 2>&1
+    _report "$name" $? "$start" "$d.log"
+}

@@ -1,0 +1,148 @@
+# Host side of the kernel VM: fetch a Debian kernel with the WireGuard module,
+# pack an initramfs around a guest script, boot it in QEMU (TCG) and keep the
+# serial console. Sourced by scripts/vm/test.sh and scripts/bench.sh.
+#
+#   vm_kernel                 sets VM_KVER, VM_VMLINUZ, VM_MODDIR, VM_MODULES
+#   vm_build_wgns             sets VM_WGNS (release, --static-swift-stdlib; or $WGNS_BIN)
+#   vm_initramfs OUT MAIN [DATA_DIR]
+#                             cpio.gz whose /init runs MAIN (a guest script)
+#   vm_boot INITRAMFS LOG [TIMEOUT_S]
+#                             boots, console to LOG; 0 when the guest said it was done
+#
+# Everything is cached under vm-cache/ (gitignored); the machine's /boot is never touched.
+
+VM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+VM_CACHE=${VM_CACHE:-$VM_ROOT/vm-cache}
+VM_SCRATCH=${VM_SCRATCH:-.build-vm}
+VM_GUEST=$VM_ROOT/scripts/vm/guest
+
+vm_die() { echo "vm: $*" >&2; exit 1; }
+
+# The versioned image package behind the linux-image-cloud-amd64 metapackage
+# (non-RT 6.1 with wireguard.ko uncompressed), downloaded and unpacked once.
+vm_kernel() {
+    local meta=linux-image-cloud-amd64 pkg dir deb
+    pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
+    if [ -z "$pkg" ]; then
+        # apt lists not there yet: fall back to what is already cached.
+        pkg=$(cd "$VM_CACHE" 2>/dev/null && ls -d linux-image-*/ 2>/dev/null | sed 's:/$::' | sort -V | tail -n1)
+        [ -n "$pkg" ] || vm_die "apt-cache does not know $meta (run: apt-get update)"
+    fi
+    dir=$VM_CACHE/$pkg
+    if [ ! -f "$dir/.done" ]; then
+        echo "vm: fetching $pkg (once)" >&2
+        rm -rf "$dir" && mkdir -p "$dir"
+        (cd "$dir" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >&2) \
+            || vm_die "apt-get download $pkg failed"
+        deb=$(ls "$dir"/*.deb)
+        dpkg-deb -x "$deb" "$dir/root" || vm_die "dpkg-deb -x $deb failed"
+        rm -f "$deb"
+        local kver
+        kver=$(ls "$dir/root/lib/modules")
+        depmod -b "$dir/root" "$kver" || vm_die "depmod failed for $kver"
+        # wireguard and its dependencies, in load order; tun for carriers.
+        { modprobe -d "$dir/root" -S "$kver" --show-depends wireguard
+          modprobe -d "$dir/root" -S "$kver" --show-depends tun 2>/dev/null || true
+        } | awk '$1 == "insmod" { print $2 }' | awk '!seen[$0]++' >"$dir/modules.list"
+        grep -q '/wireguard\.ko$' "$dir/modules.list" || vm_die "$pkg has no wireguard.ko"
+        echo "$kver" >"$dir/kver"
+        touch "$dir/.done"
+    fi
+    VM_KVER=$(cat "$dir/kver")
+    VM_VMLINUZ=$dir/root/boot/vmlinuz-$VM_KVER
+    VM_MODULES=()
+    local m
+    while read -r m; do
+        # modules.list holds absolute paths from the machine that unpacked it;
+        # keep the part below the unpacked root so the cache can move.
+        VM_MODULES+=("$dir/root/lib/modules/${m#*/lib/modules/}")
+    done <"$dir/modules.list"
+    [ -f "$VM_VMLINUZ" ] || vm_die "no kernel at $VM_VMLINUZ"
+}
+
+# The wgns binary the guest runs: Swift runtime linked in, C libraries shared.
+# WGNS_BIN=path uses a binary built elsewhere instead.
+vm_build_wgns() {
+    if [ -n "${WGNS_BIN:-}" ]; then
+        [ -x "$WGNS_BIN" ] || vm_die "WGNS_BIN=$WGNS_BIN is not an executable"
+        VM_WGNS=$WGNS_BIN
+        return
+    fi
+    (cd "$VM_ROOT" && swift build -c release --static-swift-stdlib --scratch-path "$VM_SCRATCH" >&2) \
+        || vm_die "swift build -c release --static-swift-stdlib failed"
+    VM_WGNS=$(cd "$VM_ROOT" && swift build -c release --static-swift-stdlib --scratch-path "$VM_SCRATCH" --show-bin-path)/wgns
+    [ -x "$VM_WGNS" ] || vm_die "no wgns binary at $VM_WGNS"
+}
+
+# Copies binary $1 to $stage/$2 and every shared library ldd lists for it
+# (at the same paths, symlinks resolved), the dynamic loader included.
+vm_copy_binary() {
+    local stage=$1 src=$2 dst=$3 lib
+    mkdir -p "$stage$(dirname "$dst")"
+    cp -L "$src" "$stage$dst"
+    ldd "$src" 2>/dev/null | awk '/=> \// { print $3 } /^\t\// { print $1 }' | while read -r lib; do
+        [ -e "$stage$lib" ] && continue
+        mkdir -p "$stage$(dirname "$lib")"
+        cp -L "$lib" "$stage$lib"
+    done
+}
+
+vm_initramfs() {
+    local out=$1 main=$2 data=${3:-} stage tool
+    stage=$(mktemp -d "$VM_CACHE/stage.XXXXXX")
+    mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,lib64,etc,proc,sys,dev,tmp,run,root,home/user,vm/tests,vm/data,modules}
+    cp /bin/busybox "$stage/bin/busybox"
+    for tool in $(/bin/busybox --list); do
+        [ "$tool" = busybox ] || ln -s busybox "$stage/bin/$tool"
+    done
+    # Real tools in /usr/bin (PATH puts them before busybox's applets).
+    vm_copy_binary "$stage" "$(command -v wg)" /usr/bin/wg
+    vm_copy_binary "$stage" /usr/bin/unshare /usr/bin/unshare
+    vm_copy_binary "$stage" /usr/bin/setpriv /usr/bin/setpriv
+    vm_copy_binary "$stage" "$(command -v jq)" /usr/bin/jq
+    vm_copy_binary "$stage" /usr/bin/nsenter /usr/bin/nsenter
+    vm_copy_binary "$stage" /usr/bin/date /usr/bin/date   # GNU date: %N for the benchmark
+    [ -x /sbin/ip ] && vm_copy_binary "$stage" /sbin/ip /usr/sbin/ip
+    local carrier
+    for carrier in slirp4netns pasta; do
+        command -v "$carrier" >/dev/null && vm_copy_binary "$stage" "$(command -v "$carrier")" "/usr/bin/$carrier"
+    done
+    vm_copy_binary "$stage" "$VM_WGNS" /usr/bin/wgns
+    strip "$stage/usr/bin/wgns" 2>/dev/null || true
+    local i=0 m
+    for m in "${VM_MODULES[@]}"; do
+        i=$((i + 1))
+        cp "$m" "$stage/modules/$(printf %02d "$i")-$(basename "$m")"
+    done
+    printf 'root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n' >"$stage/etc/passwd"
+    printf 'root:x:0:\nuser:x:1000:\n' >"$stage/etc/group"
+    chown 1000:1000 "$stage/home/user"
+    cp "$VM_GUEST/init" "$stage/init"
+    cp "$VM_GUEST/lib.sh" "$VM_GUEST/run-one.sh" "$stage/vm/"
+    cp "$main" "$stage/vm/main.sh"
+    cp "$VM_ROOT"/scripts/vm/tests/* "$stage/vm/tests/" 2>/dev/null || true
+    [ -n "$data" ] && cp -r "$data"/. "$stage/vm/data/"
+    chmod 0755 "$stage/init" "$stage/vm/main.sh"
+    (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0 | gzip -1) >"$out.tmp" \
+        || vm_die "cpio of the initramfs failed"
+    # cpio -R 0:0 flattens owners; the user's home is fixed up by /init.
+    mv "$out.tmp" "$out"
+    rm -rf "$stage"
+}
+
+# Boots the VM; the console goes to $2. The guest ends with poweroff; the
+# timeout kills QEMU if it hangs. Returns 0 only if the guest printed its
+# end marker.
+vm_boot() {
+    local initrd=$1 log=$2 limit=${3:-300} rc=0
+    timeout --signal=KILL "$limit" qemu-system-x86_64 \
+        -accel tcg -cpu max -m "${VM_MEMORY:-1024}" -smp "${VM_SMP:-1}" \
+        -nographic -no-reboot -nodefaults -serial stdio -monitor none \
+        -kernel "$VM_VMLINUZ" -initrd "$initrd" \
+        -append "console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off" \
+        </dev/null >"$log" 2>&1 || rc=$?
+    if [ "$rc" = 137 ]; then
+        echo "vm: QEMU killed after ${limit}s without finishing" >&2
+    fi
+    tr -d '\r' <"$log" | grep -q '^[^@]*@@VM-DONE'
+}

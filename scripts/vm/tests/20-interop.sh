@@ -1,0 +1,96 @@
+# Interop with wireguard-tools on the real kernel module, both ways, as root
+# and as an unprivileged user in a user namespace. Every config in /vm/data
+# is written exactly as `wg showconf` prints it back, so readbacks are
+# compared with the file byte for byte. Each device gets its own name and
+# listen port; big devices are never deleted (minutes under TCG).
+
+# want_conf CONFIG DEV: the config with a listen port unique to DEV, in want.conf.
+want_conf() { with_port "$DATA/$1.conf" $((40000 + ${2#wg})) >want.conf; }
+
+# wgns show --json turned into `wg show DEV dump` lines.
+json_to_dump() {
+    jq -r -f /vm/tests/show-json-to-dump.jq "$1"
+}
+
+wg_sets_wgns_reads() {
+    dev=$(fresh_dev); wg_new "$dev"; want_conf "$1" "$dev"
+    wg setconf "$dev" want.conf
+    wg showconf "$dev" >wg.out
+    same_file want.conf wg.out "wg showconf $dev (the oracle itself)"
+    wgns showconf "$dev" >wgns.out || fail "wgns showconf $dev exited $?"
+    same_file want.conf wgns.out "wgns showconf $dev"
+    wg show "$dev" dump >dump.want
+    wgns show "$dev" --json >show.json || fail "wgns show $dev --json exited $?"
+    json_to_dump show.json >dump.out || fail "wgns show $dev --json is not the expected JSON"
+    same_file dump.want dump.out "wgns show $dev --json (as a dump)"
+}
+
+wgns_sets_wg_reads() {
+    dev=$(fresh_dev); wg_new "$dev"; want_conf "$1" "$dev"
+    wgns setconf "$dev" want.conf || fail "wgns setconf $dev $1 exited $?"
+    wg showconf "$dev" >wg.out
+    same_file want.conf wg.out "wg showconf $dev after wgns setconf"
+}
+
+# syncconf: 300 peers set by wg, then wgns syncconf to a config that drops
+# every 10th peer, changes endpoints, allowed IPs and preshared keys, adds 50.
+wgns_syncconf() {
+    dev=$(fresh_dev); wg_new "$dev"; want_conf sync-base "$dev"; mv want.conf base.conf
+    want_conf sync-next "$dev"
+    wg setconf "$dev" base.conf
+    wgns syncconf "$dev" want.conf || fail "wgns syncconf $dev exited $?"
+    wg showconf "$dev" >wg.out
+    same_file want.conf wg.out "wg showconf $dev after wgns syncconf"
+}
+
+# addconf: 100 peers added on top of 300; the 300 stay as they were.
+wgns_addconf() {
+    dev=$(fresh_dev); wg_new "$dev"; want_conf sync-base "$dev"; mv want.conf base.conf
+    want_conf add-expected "$dev"
+    wg setconf "$dev" base.conf
+    wgns addconf "$dev" "$DATA/add-extra.conf" || fail "wgns addconf $dev exited $?"
+    wg showconf "$dev" >wg.out
+    same_file want.conf wg.out "wg showconf $dev after wgns addconf"
+}
+
+# setconf on a device that has peers replaces all of them.
+wgns_setconf_replaces() {
+    dev=$(fresh_dev); wg_new "$dev"; want_conf sync-base "$dev"; mv want.conf base.conf
+    want_conf sync-next "$dev"
+    wgns setconf "$dev" base.conf || fail "wgns setconf $dev (base) exited $?"
+    wgns setconf "$dev" want.conf || fail "wgns setconf $dev (next) exited $?"
+    wg showconf "$dev" >wg.out
+    same_file want.conf wg.out "wg showconf $dev after a second wgns setconf"
+    # And down to one peer, then none.
+    want_conf one "$dev"
+    wgns setconf "$dev" want.conf || fail "wgns setconf $dev (one) exited $?"
+    wg showconf "$dev" >wg.out
+    same_file want.conf wg.out "wg showconf $dev after wgns setconf down to one peer"
+    want_conf zero "$dev"
+    wgns setconf "$dev" want.conf || fail "wgns setconf $dev (zero) exited $?"
+    wg showconf "$dev" >wg.out
+    same_file want.conf wg.out "wg showconf $dev after wgns setconf down to no peer"
+}
+
+# Errors name the device, exit non-zero, print one line.
+wgns_errors() {
+    for args in "showconf nosuchdev0" "show nosuchdev0 --json" "showconf lo"; do
+        # shellcheck disable=SC2086
+        if wgns $args >out 2>err; then fail "wgns $args succeeded"; fi
+        [ "$(wc -l <err)" = 1 ] || { cat err; fail "wgns $args: expected one error line"; }
+        dev=${args#* }; dev=${dev%% *}
+        grep -q "$dev" err || { cat err; fail "wgns $args: error does not name $dev"; }
+    done
+}
+
+for who in root user; do
+    run=run_test; [ "$who" = user ] && run=run_test_user
+    for c in zero one v6 peers-1000 aips-10000 peers-10000; do
+        $run "$who/wg-setconf-wgns-reads/$c" wg_sets_wgns_reads "$c"
+        $run "$who/wgns-setconf-wg-reads/$c" wgns_sets_wg_reads "$c"
+    done
+    $run "$who/wgns-syncconf" wgns_syncconf
+    $run "$who/wgns-addconf" wgns_addconf
+    $run "$who/wgns-setconf-replaces" wgns_setconf_replaces
+    $run "$who/wgns-errors" wgns_errors
+done
