@@ -8,4 +8,5 @@ apt-get update -q
 apt-get install -y -q --no-install-recommends \
     libsodium-dev libmnl-dev pkg-config \
     wireguard-tools wireguard-go slirp4netns passt iproute2 iputils-ping \
-    qemu-system-x86 busybox-static kmod cpio iperf3 hyperfine procps util-linux
+    qemu-system-x86 busybox-static kmod cpio iperf3 hyperfine procps util-linux \
+    jq coreutils gzip binutils
