@@ -50,3 +50,6 @@ func decodeBase64(_ text: UnsafeRawBufferPointer, into out: UnsafeMutableRawBuff
         throw KeyStoreError(.malformedKey, "key is not valid base64 (bad character or non-zero padding bits)")
     }
 }
+
+/// The version of the libsodium wgns runs with (`sodium_version_string`).
+public var libsodiumVersion: String { String(cString: sodium_version_string()) }

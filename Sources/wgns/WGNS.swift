@@ -20,6 +20,7 @@ struct WGNS: ParsableCommand {
             GenKey.self, PubKey.self, GenPSK.self,
             Check.self, Strip.self,
             VPNCommand.self,
+            DoctorCommand.self, ProbeUserNamespace.self,
             Version.self,
             RouteNetlinkSteps.self,
         ]
