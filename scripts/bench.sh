@@ -18,11 +18,11 @@ bench_vm() {
     work=$(mktemp -d "$VM_CACHE/bench.XXXXXX")
     trap 'rm -rf "$work"' RETURN
     bash scripts/vm/gen-configs.sh "$work/data"
-    vm_initramfs "$work/initrd.gz" "$VM_GUEST/bench.sh" "$work/data"
+    vm_initramfs "$work/initrd.cpio" "$VM_GUEST/bench.sh" "$work/data"
     log=$VM_CACHE/bench-console.log
     local t1 t2 ok=yes
     t1=$(date +%s.%N)
-    vm_boot "$work/initrd.gz" "$log" "${VM_TIMEOUT:-480}" || ok=no
+    vm_boot "$work/initrd.cpio" "$log" "${VM_TIMEOUT:-480}" || ok=no
     t2=$(date +%s.%N)
     echo
     echo "Kernel WireGuard (QEMU TCG, $VM_KVER), median of runs, milliseconds:"

@@ -17,12 +17,12 @@ vm_build_wgns
 work=$(mktemp -d "$VM_CACHE/test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 bash "$here/gen-configs.sh" "$work/data"
-vm_initramfs "$work/initrd.gz" "$VM_GUEST/run-tests.sh" "$work/data"
+vm_initramfs "$work/initrd.cpio" "$VM_GUEST/run-tests.sh" "$work/data"
 t1=$(date +%s.%N)
 log=$VM_CACHE/test-console.log
 echo "vm: booting $VM_KVER (console in ${log#"$VM_ROOT"/})" >&2
 finished=yes
-vm_boot "$work/initrd.gz" "$log" "${VM_TIMEOUT:-480}" || finished=no
+vm_boot "$work/initrd.cpio" "$log" "${VM_TIMEOUT:-480}" || finished=no
 t2=$(date +%s.%N)
 
 tr -d '\r' <"$log" | awk -v finished="$finished" '
