@@ -19,6 +19,7 @@ struct WGNS: ParsableCommand {
         subcommands: [
             GenKey.self, PubKey.self, GenPSK.self,
             Check.self, Strip.self,
+            Up.self, HolderCommand.self,
             VPNCommand.self,
             DoctorCommand.self, ProbeUserNamespace.self,
             Version.self,

@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Finds an executable in PATH (or takes a path with a `/` as is).
+public func findExecutable(_ name: String) -> String? {
+    if name.contains("/") { return access(name, X_OK) == 0 ? name : nil }
+    let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+    for dir in path.split(separator: ":") where !dir.isEmpty {
+        let candidate = "\(dir)/\(name)"
+        if access(candidate, X_OK) == 0 { return candidate }
+    }
+    return nil
+}
+
+/// The user-mode network stack that carries WireGuard's UDP out of the
+/// namespace, started by the supervisor on the holder's pid.
+///
+/// Both carriers get the same addressing inside: `tap0` with 10.0.2.100/24
+/// (slirp4netns's is 10.0.2.100 too), gateway 10.0.2.2, resolver 10.0.2.3,
+/// MTU 65520. With `hostLoopback`, 10.0.2.2 is the host's loopback;
+/// without it, the host's loopback is unreachable.
+final class Carrier {
+    /// Which program.
+    let kind: CarrierKind
+    /// Its process (our child, in its own process group, killed if we die).
+    let process: ChildProcess
+    /// Becomes readable when the carrier is ready (data) or failed (EOF).
+    let ready: Descriptor
+    /// slirp4netns's `--exit-fd`: closing it stops slirp4netns.
+    var exitFD: Descriptor?
+    /// Whether `stop()` already ran.
+    private var stopped = false
+
+    init(kind: CarrierKind, process: ChildProcess, ready: consuming Descriptor, exitFD: consuming Descriptor?) {
+        self.kind = kind
+        self.process = process
+        self.ready = ready
+        self.exitFD = exitFD
+    }
+
+    deinit { if !stopped { _ = stop() } }
+
+    /// Starts `kind` for the namespaces of `pid`. Returns at once; readiness
+    /// arrives on `ready`.
+    static func start(_ kind: CarrierKind, path: String, pid: pid_t, hostLoopback: Bool,
+                      forwardTCP: [PortForward], forwardUDP: [PortForward], verbose: Bool) throws(TunnelError) -> Carrier {
+        let readyPipe = try Pipe()
+        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(devnull) }
+        var opts = SpawnOptions()
+        opts.deathSignal = SIGKILL
+        opts.newProcessGroup = true
+        let quietErr: Int32 = verbose ? 2 : devnull
+        switch kind {
+        case .slirp4netns:
+            if !forwardTCP.isEmpty || !forwardUDP.isEmpty {
+                throw TunnelError(.config, "port forwarding needs the pasta carrier (--carrier pasta)")
+            }
+            let exitPipe = try Pipe()
+            var args = [path, "--configure", "--mtu=\(Resolver.carrierMTU)", "--ready-fd=3", "--exit-fd=4"]
+            if !hostLoopback { args.append("--disable-host-loopback") }
+            args += ["--enable-sandbox", "--enable-seccomp", "\(pid)", "tap0"]
+            opts.fds = [devnull, verbose ? 1 : devnull, quietErr, readyPipe.write.raw, exitPipe.read.raw]
+            let p: ChildProcess
+            do { p = try ChildProcess.spawn(args, opts) } catch {
+                throw TunnelError(.carrier, "cannot start \(path)", errno: error.errno)
+            }
+            return Carrier(kind: kind, process: p, ready: readyPipe.read, exitFD: exitPipe.write)
+        case .pasta:
+            // pasta stays in the foreground (so that it dies with us) and
+            // writes its pid file, a pipe here, once the namespace is configured.
+            var args = [path, "--foreground", "--quiet", "--config-net", "--pid", "/proc/self/fd/3",
+                        "-a", "10.0.2.100", "-n", "24", "-g", "10.0.2.2", "--ns-ifname", "tap0",
+                        "--mtu", "\(Resolver.carrierMTU)", "--dns-forward", "10.0.2.3"]
+            if !hostLoopback { args.append("--no-map-gw") }
+            args += ["-t", forwardTCP.isEmpty ? "none" : forwardTCP.map(\.description).joined(separator: ",")]
+            args += ["-u", forwardUDP.isEmpty ? "none" : forwardUDP.map(\.description).joined(separator: ",")]
+            args += ["-T", "none", "-U", "none"]
+            if geteuid() == 0 { args += ["--runas", "0"] }
+            args += ["--netns", "/proc/\(pid)/ns/net", "--userns", "/proc/\(pid)/ns/user"]
+            opts.fds = [devnull, verbose ? 1 : devnull, quietErr, readyPipe.write.raw]
+            let p: ChildProcess
+            do { p = try ChildProcess.spawn(args, opts) } catch {
+                throw TunnelError(.carrier, "cannot start \(path)", errno: error.errno)
+            }
+            return Carrier(kind: kind, process: p, ready: readyPipe.read, exitFD: nil)
+        }
+    }
+
+    /// Stops the carrier and waits for it.
+    func stop() -> Termination {
+        stopped = true
+        if let e = exitFD.take() { e.close() }
+        process.kill(SIGKILL)
+        return process.wait()
+    }
+}

@@ -1,0 +1,331 @@
+import CWGShim
+import KeyStore
+import WGNetlink
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The holder: the process that makes the namespaces and holds them for the
+/// job. `wgns up` (the supervisor) starts it as a re-exec of its own binary
+/// with descriptor 3 = control pipe (plan, "go", signals) and 4 = status pipe.
+///
+/// Status lines to the supervisor: `N` namespaces exist (start the carrier),
+/// `R` job started, `X STATUS` job ended with that shell status,
+/// `E MESSAGE` set-up failed, `C STATUS MESSAGE` the command could not start.
+/// Control bytes from the supervisor: `G` carrier ready, `S` + signal number.
+public enum Holder {
+    /// The routing table and firewall mark of tunnel routes (as wg-quick: 51820).
+    static let table: UInt32 = 51820
+
+    /// Runs the holder; never returns. Call first thing in a synchronous
+    /// command: the unshare needs a single-threaded process.
+    public static func run(control: Int32 = 3, status: Int32 = 4) -> Never {
+        let statusFD = status
+        do {
+            try Namespace.enter()
+        } catch {
+            report(statusFD, "E \(error)")
+            _exit(1)
+        }
+        report(statusFD, "N")
+        // The first child is pid 1 of the new pid namespace: when it ends,
+        // the kernel kills everything else in there.
+        let pid = CWGShim_fork_with_pdeathsig(SIGKILL)
+        if pid < 0 {
+            report(statusFD, "E cannot fork: \(String(cString: strerror(errno)))")
+            _exit(1)
+        }
+        if pid == 0 { NamespaceInit(control: control, status: statusFD).run() }
+        var st: Int32 = 0
+        while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
+        _exit(Termination(waitStatus: st).shellStatus)
+    }
+
+    static func report(_ fd: Int32, _ line: String) {
+        let b = Array((line.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " ") + "\n").utf8)
+        b.withUnsafeBytes { _ = write(fd, $0.baseAddress, $0.count) }
+    }
+}
+
+/// Pid 1 of the job's namespaces: builds the network, runs the job, reaps,
+/// and ends everything when the job ends.
+struct NamespaceInit {
+    let control: Int32
+    let status: Int32
+
+    /// A running wireguard-go and the pipe its log arrives on.
+    struct Daemon {
+        var name: String
+        var process: ChildProcess
+        var log: Int32
+        var reader = LineReader()
+        var lastLine = ""
+    }
+
+    func run() -> Never {
+        var sigs = sigset_t()
+        sigemptyset(&sigs)
+        sigaddset(&sigs, SIGCHLD)
+        sigprocmask(SIG_BLOCK, &sigs, nil)
+        let plan: UpPlan
+        do {
+            plan = try UpPlan.read(from: Descriptor(owning: dup(control)))
+        } catch {
+            fail("\(error)")
+        }
+        var log = StepLog(enabled: plan.verbose, start: plan.startTime)
+        var daemons: [Daemon] = []
+        do {
+            try Namespace.prepareMounts()
+            let run = Namespace.runtimeDirectory()
+            try Namespace.overlayRuntimeDirectory(run)
+            try sys("mkdir \(run)/wireguard", code: .setup) { mkdir("\(run)/wireguard", 0o700) }
+            try sys("mkdir \(run)/wgns", code: .setup) { mkdir("\(run)/wgns", 0o755) }
+            var servers = plan.interfaces.flatMap { $0.config.interface.dnsServers.map(\.description) }
+            let search = plan.interfaces.flatMap { $0.config.interface.dnsSearch }
+            if servers.isEmpty { servers = ["10.0.2.3"] }
+            try Namespace.installResolvConf(servers: servers, search: search, in: "\(run)/wgns")
+            log.step("mounts: /proc, private \(run), resolv.conf (\(servers.joined(separator: ", ")))")
+
+            let routes: RouteNetlink
+            do { routes = try RouteNetlink() } catch { throw TunnelError(.setup, "\(error)") }
+            do { try routes.setLink("lo", up: true) } catch { throw TunnelError(.setup, "\(error)") }
+            log.step("lo up")
+
+            // Devices: the kernel's when it has WireGuard, else wireguard-go.
+            var userspace: [String] = []
+            for i in plan.interfaces {
+                var useKernel = plan.backend != .userspace
+                if useKernel {
+                    do {
+                        try routes.createLink(name: i.name, kind: "wireguard")
+                    } catch where error.code == .noWireGuardModule && plan.backend == .auto {
+                        useKernel = false
+                    } catch {
+                        throw TunnelError(error.code == .noWireGuardModule ? .noWireGuard : .setup, "\(error)")
+                    }
+                }
+                if !useKernel {
+                    guard let wgGo = plan.wireguardGo else {
+                        throw TunnelError(.noWireGuard, "the kernel has no WireGuard and wireguard-go is not installed (apt-get install wireguard-go)")
+                    }
+                    daemons.append(try startWireGuardGo(wgGo, name: i.name))
+                    userspace.append(i.name)
+                }
+            }
+            for k in daemons.indices { try waitReady(&daemons[k]) }
+            if plan.verbose {
+                let kinds = plan.interfaces.map { "\($0.name): " + (userspace.contains($0.name) ? "userspace (wireguard-go)" : "kernel") }
+                log.step("backend \(kinds.joined(separator: ", "))")
+            }
+            var controls: [String: any WireGuardControl] = [:]
+            for i in plan.interfaces {
+                if userspace.contains(i.name) {
+                    controls[i.name] = UserspaceWireGuard(socketDirectory: "\(run)/wireguard")
+                } else {
+                    do { controls[i.name] = try KernelWireGuard() } catch { throw TunnelError(.noWireGuard, "\(error)") }
+                }
+            }
+
+            // Interface keys first; peers only once the carrier is ready, so
+            // that the first handshake is not lost to a missing route.
+            let mark = plan.interfaces.compactMap { $0.config.interface.firewallMark }.first { $0 != 0 } ?? Holder.table
+            for i in plan.interfaces {
+                let c = i.config.interface
+                var dc = DeviceConfig()
+                do { dc.privateKey = try c.privateKey?.load() } catch { throw TunnelError(.config, "\(i.name): \(error)") }
+                dc.listenPort = c.listenPort
+                dc.firewallMark = mark
+                do { try controls[i.name]!.configure(i.name, dc) } catch { throw TunnelError(.setup, "\(error)") }
+                do {
+                    for a in c.addresses { try routes.addAddress(a, to: i.name) }
+                    try routes.setLink(i.name, up: true, mtu: i.mtu)
+                } catch { throw TunnelError(.setup, "\(error)") }
+            }
+            log.step("interfaces keyed, addressed, MTU set, up")
+            try installRoutes(plan, routes: routes, mark: mark)
+            log.step("routes and rules")
+
+            // Wait for the carrier.
+            while true {
+                var b: UInt8 = 0
+                let n = read(control, &b, 1)
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { _exit(1) }  // the supervisor is gone
+                if b == UInt8(ascii: "G") { break }
+                if b == UInt8(ascii: "S") { _ = read(control, &b, 1); _exit(128 + Int32(b)) }
+            }
+            log.mark()
+            for i in plan.interfaces {
+                var dc = DeviceConfig(replacePeers: true)
+                do {
+                    dc.peers = try i.config.peers.map { p throws(KeyStoreError) in
+                        PeerConfig(publicKey: p.publicKey, presharedKey: try p.presharedKey?.load(),
+                                   endpoint: p.endpoint.flatMap { e in e.address.map { SocketAddress(address: $0, port: e.port) } },
+                                   persistentKeepaliveInterval: p.persistentKeepalive,
+                                   replaceAllowedIPs: true, allowedIPs: p.allowedIPs)
+                    }
+                } catch { throw TunnelError(.config, "\(i.name): \(error)") }
+                do { try controls[i.name]!.configure(i.name, dc) } catch { throw TunnelError(.setup, "\(error)") }
+            }
+            log.step("peers configured")
+            routes.close()
+        } catch {
+            fail("\(error)")
+        }
+
+        // The job.
+        var opts = SpawnOptions()
+        opts.deathSignal = SIGKILL
+        opts.newProcessGroup = true
+        if isatty(0) == 1 { opts.foregroundTTY = 0 }
+        if plan.mapUID != 0 || plan.mapGID != 0 { opts.userNamespaceIDs = (plan.mapUID, plan.mapGID) }
+        let job: ChildProcess
+        do {
+            job = try ChildProcess.spawn(plan.command, opts)
+        } catch {
+            let name = plan.command.first ?? ""
+            if error.isExec {
+                let code: Int32 = error.errno == ENOENT ? 127 : 126
+                let why = error.errno == ENOENT ? "command not found" : String(cString: strerror(error.errno))
+                Holder.report(status, "C \(code) \(name): \(why)")
+            } else {
+                Holder.report(status, "C 126 cannot start \(name): \(String(cString: strerror(error.errno)))")
+            }
+            killAllAndExit(1)
+        }
+        log.step("job started: \(plan.command.first ?? "")")
+        Holder.report(status, "R")
+        superviseJob(job, daemons: &daemons)
+    }
+
+    /// Routes for every AllowedIPs entry into the tunnel table, and the two
+    /// rules wg-quick uses so that WireGuard's own (marked) UDP still leaves
+    /// through the carrier's default route.
+    func installRoutes(_ plan: UpPlan, routes: RouteNetlink, mark: UInt32) throws(TunnelError) {
+        var families = Set<Bool>()
+        var seen = Set<IPPrefix>()
+        for i in plan.interfaces {
+            for p in i.config.peers {
+                for a in p.allowedIPs where seen.insert(a.network).inserted {
+                    do { try routes.addRoute(a.network, device: i.name, table: Holder.table) } catch {
+                        if error.code != .exists { throw TunnelError(.setup, "\(error)") }
+                    }
+                    families.insert(a.address.isV6)
+                }
+            }
+        }
+        for v6 in families.sorted(by: { !$0 && $1 }) {
+            do {
+                try routes.addRule(RoutingRule(isV6: v6, table: Holder.table, firewallMark: mark, invert: true, priority: 32001))
+                var main = RoutingRule.mainWithoutDefault(isV6: v6)
+                main.priority = 32000
+                try routes.addRule(main)
+            } catch { throw TunnelError(.setup, "\(error)") }
+        }
+    }
+
+    func startWireGuardGo(_ path: String, name: String) throws(TunnelError) -> Daemon {
+        let logPipe = try Pipe()
+        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(devnull) }
+        var opts = SpawnOptions()
+        opts.fds = [devnull, logPipe.write.raw, logPipe.write.raw]
+        opts.deathSignal = SIGKILL
+        var env: [String] = []
+        var e = environ
+        while let p = e.pointee {
+            let s = String(cString: p)
+            if !s.hasPrefix("WG_") && !s.hasPrefix("LOG_LEVEL=") { env.append(s) }
+            e += 1
+        }
+        env += ["WG_PROCESS_FOREGROUND=1", "LOG_LEVEL=verbose"]
+        opts.environment = env
+        let p: ChildProcess
+        do { p = try ChildProcess.spawn([path, "-f", name], opts) } catch {
+            throw TunnelError(.noWireGuard, "cannot start \(path)", errno: error.errno)
+        }
+        let fd = logPipe.read.release()
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        return Daemon(name: name, process: p, log: fd)
+    }
+
+    /// Reads wireguard-go's log until its UAPI socket listens.
+    func waitReady(_ d: inout Daemon) throws(TunnelError) {
+        while true {
+            while let line = d.reader.nextLine() {
+                d.lastLine = line
+                if line.contains("UAPI listener started") { return }
+            }
+            var p = pollfd(fd: d.log, events: Int16(POLLIN), revents: 0)
+            _ = poll(&p, 1, -1)
+            let more: Bool
+            do { more = try d.reader.fill(from: d.log) } catch {
+                if error.errno == EAGAIN { continue }
+                throw TunnelError(.setup, "wireguard-go for \(d.name): \(error)")
+            }
+            if !more {
+                let st = d.process.wait()
+                throw TunnelError(.noWireGuard, "wireguard-go for \(d.name) failed (\(st)): \(d.lastLine)")
+            }
+        }
+    }
+
+    /// Waits for the job, passing signals on and draining daemon logs; ends
+    /// everything when the job ends.
+    func superviseJob(_ job: ChildProcess, daemons: inout [Daemon]) -> Never {
+        var mask = sigset_t()
+        sigemptyset(&mask)
+        sigaddset(&mask, SIGCHLD)
+        let sfd = CWGShim_signalfd(&mask)
+        var jobStatus: Termination?
+        var scratch = [UInt8](repeating: 0, count: 4096)
+        while jobStatus == nil {
+            // Reap first: SIGCHLD may have arrived before the signalfd existed.
+            while true {
+                var st: Int32 = 0
+                let pid = waitpid(-1, &st, WNOHANG)
+                if pid <= 0 { break }
+                if pid == job.pid { jobStatus = Termination(waitStatus: st) }
+                if let k = daemons.firstIndex(where: { $0.process.pid == pid }) {
+                    let d = daemons.remove(at: k)
+                    writeStderr("wgns: wireguard-go for \(d.name) exited (\(Termination(waitStatus: st))); ending the job\n")
+                    job.kill(SIGTERM)
+                }
+            }
+            if jobStatus != nil { break }
+            var fds = [pollfd(fd: control, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)]
+            for d in daemons { fds.append(pollfd(fd: d.log, events: Int16(POLLIN), revents: 0)) }
+            if poll(&fds, nfds_t(fds.count), -1) < 0 { continue }
+            if fds[0].revents != 0 {
+                var b: [UInt8] = [0, 0]
+                let n = read(control, &b, 2)
+                if n <= 0 { killAllAndExit(1) }  // the supervisor is gone
+                if b[0] == UInt8(ascii: "S") {
+                    if n == 1 { _ = read(control, &b[1], 1) }
+                    job.kill(Int32(b[1]))
+                }
+            }
+            if fds[1].revents != 0 { _ = read(sfd, &scratch, scratch.count) }
+            for k in 2..<fds.count where fds[k].revents != 0 {
+                _ = read(fds[k].fd, &scratch, scratch.count)
+            }
+        }
+        Holder.report(status, "X \(jobStatus!.shellStatus)")
+        killAllAndExit(0)
+    }
+
+    /// As pid 1: kills every other process in the namespace, reaps them, exits.
+    func killAllAndExit(_ code: Int32) -> Never {
+        _ = kill(-1, SIGKILL)
+        var st: Int32 = 0
+        while waitpid(-1, &st, 0) > 0 || errno == EINTR {}
+        _exit(code)
+    }
+
+    func fail(_ message: String) -> Never {
+        Holder.report(status, "E \(message)")
+        killAllAndExit(1)
+    }
+}

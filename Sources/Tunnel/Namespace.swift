@@ -1,0 +1,110 @@
+import CWGShim
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Namespace steps of the holder: entering fresh namespaces and preparing
+/// the mount namespace the job will see.
+enum Namespace {
+    /// `unshare(CLONE_NEWUSER|CLONE_NEWNET|CLONE_NEWNS|CLONE_NEWPID)` and a
+    /// single-id mapping that makes the caller root inside. Must run while
+    /// the process is single-threaded (EINVAL otherwise).
+    static func enter() throws(TunnelError) {
+        let uid = getuid(), gid = getgid()
+        let flags = CWGShim_CLONE_NEWUSER | CWGShim_CLONE_NEWNET | CWGShim_CLONE_NEWNS | CWGShim_CLONE_NEWPID
+        if CWGShim_unshare(flags) != 0 {
+            let e = errno
+            var hint = "user namespaces are disabled or exhausted"
+            if e == EPERM || e == ENOSPC || e == EUSERS {
+                hint += " (check sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, or the AppArmor restriction kernel.apparmor_restrict_unprivileged_userns; `wgns doctor` tells)"
+            }
+            throw TunnelError(.userNamespaces, "cannot create a user namespace: \(hint)", errno: e)
+        }
+        try writeFile("/proc/self/setgroups", "deny")
+        try writeFile("/proc/self/uid_map", "0 \(uid) 1\n")
+        try writeFile("/proc/self/gid_map", "0 \(gid) 1\n")
+    }
+
+    /// Writes `text` to an existing file (no create, no truncate: for /proc files).
+    static func writeFile(_ path: String, _ text: String) throws(TunnelError) {
+        let fd = try sys("open \(path)", code: .setup) { open(path, O_WRONLY | O_CLOEXEC) }
+        let d = Descriptor(owning: fd)
+        do { try d.writeAll(Array(text.utf8)) } catch {
+            throw TunnelError(.setup, "write \(path)", errno: error.errno)
+        }
+    }
+
+    /// Creates or replaces a regular file with `text` and `mode`.
+    static func createFile(_ path: String, _ text: String, mode: mode_t = 0o644) throws(TunnelError) {
+        let fd = try sys("create \(path)", code: .setup) { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) }
+        let d = Descriptor(owning: fd)
+        do { try d.writeAll(Array(text.utf8)) } catch {
+            throw TunnelError(.setup, "write \(path)", errno: error.errno)
+        }
+    }
+
+    static func mount(_ source: String?, _ target: String, _ type: String?, _ flags: UInt, _ data: String? = nil) throws(TunnelError) {
+        try sys("mount \(type ?? "bind") on \(target)", code: .setup) {
+            Glibc.mount(source, target, type, flags, data)
+        }
+    }
+
+    /// Makes every mount private (nothing we do propagates) and mounts a
+    /// fresh /proc for the new pid namespace.
+    static func prepareMounts() throws(TunnelError) {
+        try mount(nil, "/", nil, UInt(MS_REC | MS_PRIVATE))
+        try mount("proc", "/proc", "proc", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC))
+    }
+
+    /// Puts a private tmpfs over `dir` (the runtime directory, /run), then
+    /// binds every entry of the old one back, so that the job still sees
+    /// the host's /run/user, /run/systemd and so on, while the new
+    /// `DIR/wireguard` and `DIR/wgns` exist only in this namespace.
+    static func overlayRuntimeDirectory(_ dir: String) throws(TunnelError) {
+        let old = try sys("open \(dir)", code: .setup) { open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
+        defer { close(old) }
+        try mount("tmpfs", dir, "tmpfs", UInt(MS_NOSUID | MS_NODEV), "mode=0755")
+        let listFD = dup(old)
+        guard let d = fdopendir(listFD) else { return }
+        defer { closedir(d) }
+        while let entry = readdir(d) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name == "." || name == ".." || name == "wireguard" || name == "wgns" { continue }
+            let source = "/proc/self/fd/\(old)/\(name)"
+            let target = "\(dir)/\(name)"
+            var st = stat()
+            guard fstatat(old, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
+            switch st.st_mode & S_IFMT {
+            case S_IFDIR:
+                guard mkdir(target, st.st_mode & 0o7777) == 0 else { continue }
+                _ = Glibc.mount(source, target, nil, UInt(MS_BIND | MS_REC), nil)
+            case S_IFLNK:
+                var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+                let n = readlinkat(old, name, &buf, buf.count - 1)
+                if n > 0 { _ = symlink(String(cString: buf), target) }
+            default:
+                let fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
+                if fd >= 0 { close(fd) } else { continue }
+                _ = Glibc.mount(source, target, nil, UInt(MS_BIND), nil)
+            }
+        }
+    }
+
+    /// The directory /var/run resolves to (normally /run).
+    static func runtimeDirectory() -> String {
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard realpath("/var/run", &buf) != nil else { return "/run" }
+        return String(cString: buf)
+    }
+
+    /// Writes a resolv.conf for this namespace and bind-mounts it over
+    /// /etc/resolv.conf (or over the file a symlink there points to).
+    static func installResolvConf(servers: [String], search: [String], in dir: String) throws(TunnelError) {
+        var text = "# generated by wgns for this namespace only\n"
+        for s in servers { text += "nameserver \(s)\n" }
+        if !search.isEmpty { text += "search \(search.joined(separator: " "))\n" }
+        let path = "\(dir)/resolv.conf"
+        try createFile(path, text)
+        try mount(path, "/etc/resolv.conf", nil, UInt(MS_BIND))
+    }
+}

@@ -1,0 +1,278 @@
+import CWGShim
+import KeyStore
+import WGNetlink
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What `wgns up` was asked to do; nil fields fall back to the configs'
+/// `[Namespace]` sections, then to defaults.
+public struct UpOptions: Sendable {
+    /// Config files, one WireGuard interface each (wg0, wg1, ...).
+    public var configFiles: [String] = []
+    /// `--carrier`.
+    public var carrier: CarrierKind?
+    /// `--backend`.
+    public var backend: BackendKind?
+    /// `--map-uid`, `--map-gid`.
+    public var mapUID: UInt32?
+    public var mapGID: UInt32?
+    /// `--host-loopback`.
+    public var hostLoopback: Bool?
+    /// `-v`.
+    public var verbose = false
+    /// The job; empty runs the user's shell.
+    public var command: [String] = []
+    /// How to start the holder: a program and arguments that end up calling
+    /// `Holder.run()` (e.g. the wgns binary with a hidden subcommand).
+    public var holderCommand: [String] = []
+
+    /// Empty options.
+    public init() {}
+}
+
+/// The supervisor side of `wgns up`: validates, starts the holder and the
+/// carrier, passes signals, and cleans up. See DESIGN.md, "Process model".
+///
+/// If the carrier dies while the job runs, the job gets SIGTERM and wgns
+/// exits non-zero (the job's status, or 1 if the job exited 0): a tunnel
+/// without a carrier carries nothing, and restarting it would change the
+/// namespace under a running job.
+public enum Session {
+    /// Validates everything and builds the plan; creates nothing.
+    public static func prepare(_ options: UpOptions) throws(TunnelError) -> UpPlan {
+        var log = StepLog(enabled: options.verbose, start: monotonicNanos())
+        var plan = UpPlan()
+        plan.startTime = log.start
+        plan.verbose = options.verbose
+        if options.configFiles.isEmpty { throw TunnelError(.config, "give at least one config file") }
+        var configs: [TunnelConfig] = []
+        for file in options.configFiles {
+            var c: TunnelConfig
+            do { c = try TunnelConfig(contentsOf: file) } catch { throw TunnelError(.config, "\(error)") }
+            guard let key = c.interface.privateKey else {
+                throw TunnelError(.config, "\(file): [Interface] has no PrivateKey or PrivateKeyFile")
+            }
+            // Key files are read here, once, and travel inline in the plan.
+            do {
+                c.interface.privateKey = .inline(try key.load())
+                for k in c.peers.indices {
+                    if let psk = c.peers[k].presharedKey { c.peers[k].presharedKey = .inline(try psk.load()) }
+                }
+            } catch { throw TunnelError(.config, "\(file): \(error)") }
+            configs.append(c)
+        }
+        func setting<T>(_ flag: T?, _ get: (NamespaceSettings) -> T?) -> T? {
+            if let flag { return flag }
+            for c in configs { if let v = get(c.namespace) { return v } }
+            return nil
+        }
+        let forwardTCP = configs.flatMap(\.namespace.forwardTCP)
+        let forwardUDP = configs.flatMap(\.namespace.forwardUDP)
+        if !forwardTCP.isEmpty || !forwardUDP.isEmpty {
+            throw TunnelError(.config, "ForwardTCP/ForwardUDP are not supported by `wgns up` yet")
+        }
+        plan.hostLoopback = setting(options.hostLoopback, \.hostLoopback) ?? false
+        plan.mapUID = setting(options.mapUID, \.mapUID) ?? getuid()
+        plan.mapGID = setting(options.mapGID, \.mapGID) ?? getgid()
+
+        // Carrier.
+        if let c = setting(options.carrier, \.carrier) {
+            guard findExecutable(c.rawValue) != nil else {
+                throw TunnelError(.noCarrier, "carrier \(c.rawValue) is not installed (apt-get install \(c == .pasta ? "passt" : "slirp4netns"))")
+            }
+            plan.carrier = c
+        } else if findExecutable("slirp4netns") != nil {
+            plan.carrier = .slirp4netns
+        } else if findExecutable("pasta") != nil {
+            plan.carrier = .pasta
+        } else {
+            throw TunnelError(.noCarrier, "no carrier: neither slirp4netns nor pasta is installed (apt-get install slirp4netns)")
+        }
+
+        // Backend.
+        plan.backend = setting(options.backend, \.backend) ?? .auto
+        plan.wireguardGo = findExecutable("wireguard-go")
+        let kernelLoaded = access("/sys/module/wireguard", F_OK) == 0
+        switch plan.backend {
+        case .userspace where plan.wireguardGo == nil:
+            throw TunnelError(.noWireGuard, "wireguard-go is not installed (apt-get install wireguard-go)")
+        case .auto where plan.wireguardGo == nil && !kernelLoaded:
+            throw TunnelError(.noWireGuard, "no WireGuard: the kernel has no wireguard module and wireguard-go is not installed (apt-get install wireguard-go)")
+        default: break
+        }
+        log.step("configs valid, carrier \(plan.carrier.rawValue), backend \(plan.backend.rawValue)")
+
+        // Endpoints and MTUs, on the host.
+        let routes = try? RouteNetlink()
+        defer { routes?.close() }
+        for (n, var c) in configs.enumerated() {
+            var resolved: [SocketAddress] = []
+            for k in c.peers.indices {
+                guard let e = c.peers[k].endpoint else { continue }
+                let a = try Resolver.resolve(e)
+                resolved.append(a)
+                c.peers[k].endpoint = Endpoint(host: a.address.description, port: a.port)
+            }
+            // 10.0.2.2 is the carrier's way to the host's loopback.
+            let lookup = resolved.map { $0.address == IPAddress("10.0.2.2") && plan.hostLoopback ? SocketAddress(address: IPAddress("127.0.0.1")!, port: $0.port) : $0 }
+            let mtu = c.interface.mtu ?? Resolver.mtu(toward: lookup, routes: routes)
+            plan.interfaces.append(.init(name: "wg\(n)", config: c, mtu: mtu))
+        }
+        log.step("endpoints resolved, MTU \(plan.interfaces.map { "\($0.name) \($0.mtu)" }.joined(separator: ", "))")
+
+        if options.command.isEmpty {
+            plan.command = [getenv("SHELL").map { String(cString: $0) } ?? "/bin/sh"]
+        } else {
+            plan.command = options.command
+        }
+        return plan
+    }
+
+    /// Runs a prepared plan to the end; returns the exit status for wgns
+    /// (the job's, as a shell reports it). Everything started is gone when
+    /// it returns.
+    public static func run(_ plan: UpPlan, holderCommand: [String]) throws(TunnelError) -> Int32 {
+        var log = StepLog(enabled: plan.verbose, start: plan.startTime)
+        var sigs = sigset_t()
+        sigemptyset(&sigs)
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGTTOU, SIGTTIN, SIGQUIT] { sigaddset(&sigs, s) }
+        sigprocmask(SIG_BLOCK, &sigs, nil)
+        signal(SIGPIPE, SIG_IGN)
+        let sfd = try sys("signalfd") { CWGShim_signalfd(&sigs) }
+        defer { close(sfd) }
+        let tty = isatty(0) == 1
+        defer { if tty { _ = tcsetpgrp(0, getpgrp()) } }
+
+        let ctl = try Pipe()
+        let st = try Pipe()
+        var opts = SpawnOptions()
+        opts.fds = [0, 1, 2, ctl.read.raw, st.write.raw]
+        opts.deathSignal = SIGKILL
+        opts.newProcessGroup = true
+        let holder: ChildProcess
+        do { holder = try ChildProcess.spawn(holderCommand, opts) } catch {
+            throw TunnelError(.setup, "cannot start the holder \(holderCommand.first ?? "")", errno: error.errno)
+        }
+        ctl.read.close()
+        st.write.close()
+        var holderEnded: Termination?
+        var carrier: Carrier?
+        var carrierEnded: Termination?
+        func cleanup() {
+            if let c = carrier.take() { carrierEnded = carrierEnded ?? c.stop() }
+            if holderEnded == nil { holder.kill(SIGKILL); holderEnded = holder.wait() }
+        }
+        do {
+            var bytes = try plan.encoded()
+            defer { for i in bytes.indices { bytes[i] = 0 } }
+            try ctl.write.writeAll(bytes)
+        } catch {
+            cleanup()
+            throw error
+        }
+        log.step("holder started (pid \(holder.pid))")
+
+        var reader = LineReader()
+        var jobRunning = false
+        var carrierReady = false
+        var carrierFailed = false
+        var pendingError: TunnelError?
+        var exitStatus: Int32?
+        var scratch = [UInt8](repeating: 0, count: 256)
+
+        loop: while exitStatus == nil && pendingError == nil {
+            var fds = [pollfd(fd: st.read.raw, events: Int16(POLLIN), revents: 0),
+                       pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)]
+            if let c = carrier, !carrierReady { fds.append(pollfd(fd: c.ready.raw, events: Int16(POLLIN), revents: 0)) }
+            if poll(&fds, nfds_t(fds.count), -1) < 0 { continue }
+
+            if fds.count > 2 && fds[2].revents != 0 {
+                let n = read(fds[2].fd, &scratch, scratch.count)
+                if n > 0 {
+                    carrierReady = true
+                    log.step("carrier \(plan.carrier.rawValue) ready")
+                    do { try ctl.write.writeAll([UInt8(ascii: "G")]) } catch {}
+                } else {
+                    let how = carrier.take()!.stop()
+                    carrierEnded = how
+                    pendingError = TunnelError(.carrier, "carrier \(plan.carrier.rawValue) failed to start (\(how))" + (plan.verbose ? "" : "; run with -v to see its messages"))
+                    continue loop
+                }
+            }
+            if fds[1].revents != 0 {
+                var info = signalfd_siginfo()
+                while read(sfd, &info, MemoryLayout<signalfd_siginfo>.size) > 0 {
+                    let signo = Int32(info.ssi_signo)
+                    switch signo {
+                    case SIGCHLD:
+                        if holderEnded == nil, let t = holder.poll() { holderEnded = t }
+                        if carrierEnded == nil, let c = carrier, let t = c.process.poll() {
+                            carrierEnded = t
+                            _ = carrier.take()
+                            if jobRunning {
+                                writeStderr("wgns: carrier \(plan.carrier.rawValue) exited (\(t)) during the job; ending the job\n")
+                                carrierFailed = true
+                                try? ctl.write.writeAll([UInt8(ascii: "S"), UInt8(SIGTERM)])
+                            } else if !carrierReady {
+                                pendingError = TunnelError(.carrier, "carrier \(plan.carrier.rawValue) failed to start (\(t))" + (plan.verbose ? "" : "; run with -v to see its messages"))
+                            }
+                        }
+                    case SIGINT, SIGTERM, SIGHUP, SIGQUIT:
+                        if jobRunning {
+                            try? ctl.write.writeAll([UInt8(ascii: "S"), UInt8(signo)])
+                        } else {
+                            cleanup()
+                            return 128 + signo
+                        }
+                    default: break
+                    }
+                }
+            }
+            if fds[0].revents != 0 {
+                let more: Bool
+                do { more = try reader.fill(from: st.read.raw) } catch { more = false }
+                while let line = reader.nextLine() {
+                    let kind = line.first
+                    let rest = String(line.dropFirst(min(2, line.count)))
+                    switch kind {
+                    case "N":
+                        log.step("namespaces created")
+                        guard let path = findExecutable(plan.carrier.rawValue) else {
+                            pendingError = TunnelError(.noCarrier, "carrier \(plan.carrier.rawValue) is not installed")
+                            break
+                        }
+                        do {
+                            carrier = try Carrier.start(plan.carrier, path: path, pid: holder.pid, hostLoopback: plan.hostLoopback,
+                                                        forwardTCP: [], forwardUDP: [], verbose: plan.verbose)
+                        } catch { pendingError = error }
+                    case "R":
+                        jobRunning = true
+                        log.step("job running")
+                    case "X":
+                        var s = Int32(rest) ?? 1
+                        if carrierFailed && s == 0 { s = 1 }
+                        exitStatus = s
+                    case "C":
+                        let parts = rest.split(separator: " ", maxSplits: 1)
+                        writeStderr("wgns: \(parts.count > 1 ? String(parts[1]) : rest)\n")
+                        exitStatus = Int32(parts.first ?? "127") ?? 127
+                    case "E":
+                        pendingError = TunnelError(.setup, rest)
+                    default: break
+                    }
+                }
+                if !more && exitStatus == nil && pendingError == nil {
+                    let t = holderEnded ?? holder.wait()
+                    holderEnded = t
+                    pendingError = TunnelError(.setup, "the namespace holder ended unexpectedly (\(t))")
+                }
+            }
+        }
+        log.mark()
+        cleanup()
+        log.step("torn down")
+        if let e = pendingError { throw e }
+        return exitStatus ?? 1
+    }
+}

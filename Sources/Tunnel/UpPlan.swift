@@ -1,0 +1,123 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything the holder needs to build the namespace, decided by the
+/// supervisor before anything is created. Sent to the holder over a pipe
+/// (it holds private keys: never argv, environment or a file).
+public struct UpPlan: Sendable {
+    /// One WireGuard interface to create inside.
+    public struct Interface: Sendable {
+        /// `wg0`, `wg1`, ...
+        public var name: String
+        /// The config, endpoints already resolved to addresses.
+        public var config: TunnelConfig
+        /// The MTU to set.
+        public var mtu: UInt32
+    }
+
+    /// The interfaces, one per CONFIG.
+    public var interfaces: [Interface] = []
+    /// slirp4netns or pasta.
+    public var carrier: CarrierKind = .slirp4netns
+    /// kernel, userspace, or auto.
+    public var backend: BackendKind = .auto
+    /// The job's uid and gid inside.
+    public var mapUID: UInt32 = 0
+    /// The job's gid inside.
+    public var mapGID: UInt32 = 0
+    /// The carrier lets the namespace reach the host's loopback at 10.0.2.2.
+    public var hostLoopback = false
+    /// Path of wireguard-go, when the userspace backend may be needed.
+    public var wireguardGo: String?
+    /// The job: program and arguments.
+    public var command: [String] = []
+    /// Verbose timing lines.
+    public var verbose = false
+    /// When `wgns up` started (CLOCK_MONOTONIC ns), for timing lines.
+    public var startTime: UInt64 = 0
+
+    /// Creates an empty plan.
+    public init() {}
+
+    // Wire format: records of `KEY LENGTH\n` followed by LENGTH bytes; the
+    // whole plan is prefixed by its own length as `LENGTH\n`.
+
+    /// The plan as bytes (holds secrets: wipe after sending).
+    func encoded() throws(TunnelError) -> [UInt8] {
+        var body: [UInt8] = []
+        func put(_ key: String, _ value: String) {
+            let v = Array(value.utf8)
+            body += Array("\(key) \(v.count)\n".utf8)
+            body += v
+        }
+        put("carrier", carrier.rawValue)
+        put("backend", backend.rawValue)
+        put("uid", "\(mapUID)")
+        put("gid", "\(mapGID)")
+        put("loopback", hostLoopback ? "1" : "0")
+        if let w = wireguardGo { put("wggo", w) }
+        put("verbose", verbose ? "1" : "0")
+        put("t0", "\(startTime)")
+        for i in interfaces {
+            put("if", i.name)
+            put("mtu", "\(i.mtu)")
+            let text: String
+            do { text = try i.config.rendered(.full) } catch {
+                throw TunnelError(.config, "\(i.name): \(error)")
+            }
+            put("conf", text)
+        }
+        for a in command { put("arg", a) }
+        return Array("\(body.count)\n".utf8) + body
+    }
+
+    /// Reads a plan written by `encoded()` from `fd`.
+    static func read(from fd: borrowing Descriptor) throws(TunnelError) -> UpPlan {
+        var header: [UInt8] = []
+        while true {
+            let b = try fd.read(exactly: 1)
+            guard let c = b.first else { throw TunnelError(.setup, "holder: no plan from supervisor") }
+            if c == 10 { break }
+            header.append(c)
+        }
+        guard let length = Int(String(decoding: header, as: UTF8.self)) else {
+            throw TunnelError(.setup, "holder: malformed plan")
+        }
+        var body = try fd.read(exactly: length)
+        defer { for i in body.indices { body[i] = 0 } }
+        guard body.count == length else { throw TunnelError(.setup, "holder: truncated plan") }
+        var plan = UpPlan()
+        var pos = 0
+        var pendingName = "", pendingMTU: UInt32 = 0
+        while pos < body.count {
+            guard let sp = body[pos...].firstIndex(of: 32), let nl = body[sp...].firstIndex(of: 10),
+                  let n = Int(String(decoding: body[(sp + 1)..<nl], as: UTF8.self)), nl + 1 + n <= body.count
+            else { throw TunnelError(.setup, "holder: malformed plan") }
+            let key = String(decoding: body[pos..<sp], as: UTF8.self)
+            let value = String(decoding: body[(nl + 1)..<(nl + 1 + n)], as: UTF8.self)
+            pos = nl + 1 + n
+            switch key {
+            case "carrier": plan.carrier = CarrierKind(rawValue: value) ?? .slirp4netns
+            case "backend": plan.backend = BackendKind(rawValue: value) ?? .auto
+            case "uid": plan.mapUID = UInt32(value) ?? 0
+            case "gid": plan.mapGID = UInt32(value) ?? 0
+            case "loopback": plan.hostLoopback = value == "1"
+            case "wggo": plan.wireguardGo = value
+            case "verbose": plan.verbose = value == "1"
+            case "t0": plan.startTime = UInt64(value) ?? 0
+            case "if": pendingName = value
+            case "mtu": pendingMTU = UInt32(value) ?? 1420
+            case "conf":
+                let config: TunnelConfig
+                do { config = try TunnelConfig(parsing: value, file: pendingName) } catch {
+                    throw TunnelError(.config, "\(error)")
+                }
+                plan.interfaces.append(Interface(name: pendingName, config: config, mtu: pendingMTU))
+            case "arg": plan.command.append(value)
+            default: break
+            }
+        }
+        return plan
+    }
+}

@@ -1,0 +1,83 @@
+import ArgumentParser
+import Tunnel
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension CarrierKind: ExpressibleByArgument {}
+extension BackendKind: ExpressibleByArgument {}
+
+struct Up: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command in its own rootless namespace whose way out is WireGuard.",
+        discussion: """
+        wgns up [options] CONFIG [CONFIG...] -- COMMAND [ARGS...]
+
+        Each CONFIG becomes one interface (wg0, wg1, ...). Nothing is created when a \
+        config is wrong. The command's exit status is wgns's; SIGINT, SIGTERM and SIGHUP \
+        are passed on. When the command ends, or wgns is killed, everything started for \
+        it ends. If the carrier dies during the job, the job gets SIGTERM and wgns exits \
+        non-zero. Without COMMAND, runs $SHELL.
+        """)
+
+    @Option(help: "The carrier: slirp4netns or pasta (default: the config's, else whichever is installed).")
+    var carrier: CarrierKind?
+
+    @Option(help: "The WireGuard backend: auto, kernel or userspace.")
+    var backend: BackendKind?
+
+    @Option(name: .customLong("map-uid"), help: "The job's uid inside (default: your own; 0 gives it root inside).")
+    var mapUID: UInt32?
+
+    @Option(name: .customLong("map-gid"), help: "The job's gid inside (default: your own).")
+    var mapGID: UInt32?
+
+    @Flag(name: .customLong("host-loopback"), help: "Let the namespace reach the host's loopback at 10.0.2.2.")
+    var hostLoopback = false
+
+    @Flag(name: .shortAndLong, help: "Show each step with its duration.")
+    var verbose = false
+
+    @Argument(parsing: .captureForPassthrough, help: "CONFIG... -- COMMAND [ARGS...]")
+    var rest: [String] = []
+
+    func run() throws {
+        var configs: [String] = []
+        var command: [String] = []
+        if let dash = rest.firstIndex(of: "--") {
+            configs = Array(rest[..<dash])
+            command = Array(rest[(dash + 1)...])
+        } else {
+            configs = rest
+        }
+        if let bad = configs.first(where: { $0.hasPrefix("-") && $0 != "-" }) {
+            throw CLIError("unknown option \(bad) (options go before the configs; the command goes after --)")
+        }
+        var options = UpOptions()
+        options.configFiles = configs
+        options.carrier = carrier
+        options.backend = backend
+        options.mapUID = mapUID
+        options.mapGID = mapGID
+        options.hostLoopback = hostLoopback ? true : nil
+        options.verbose = verbose
+        options.command = command
+        do {
+            let plan = try Session.prepare(options)
+            let status = try Session.run(plan, holderCommand: ["/proc/self/exe", "_holder"])
+            Glibc.exit(status)
+        } catch {
+            throw CLIError(error)
+        }
+    }
+}
+
+/// Internal: the namespace holder that `wgns up` starts (see Tunnel.Holder).
+struct HolderCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "_holder", shouldDisplay: false)
+
+    func run() {
+        // Synchronous and first: unshare(CLONE_NEWUSER) needs a single thread.
+        Holder.run()
+    }
+}
