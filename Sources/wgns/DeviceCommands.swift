@@ -6,6 +6,302 @@ import WGNetlink
 import Glibc
 #endif
 
+/// Which WireGuard implementation serves a device in this namespace: the
+/// kernel's when the link is of kind `wireguard`, else a UAPI socket in
+/// /var/run/wireguard (wireguard-go).
+enum DeviceBackend {
+    /// The backend for device `name`, or an error naming it.
+    static func open(_ name: String) throws -> any WireGuardControl {
+        let userspace = UserspaceWireGuard()
+        let link = try RouteNetlink().link(name)
+        if link?.kind == "wireguard" { return try KernelWireGuard() }
+        if userspace.hasDevice(name) { return userspace }
+        if link != nil { throw CLIError("\(name) is not a WireGuard device") }
+        throw CLIError("no such WireGuard device \(name)")
+    }
+
+    /// Every WireGuard device in this namespace, kernel ones first, each with its backend.
+    static func all() throws -> [(String, any WireGuardControl)] {
+        var result: [(String, any WireGuardControl)] = []
+        let kernelNames = try RouteNetlink().links().filter { $0.kind == "wireguard" }.map(\.name)
+        if !kernelNames.isEmpty {
+            let kernel = try KernelWireGuard()
+            result += kernelNames.map { ($0, kernel as any WireGuardControl) }
+        }
+        let userspace = UserspaceWireGuard()
+        for name in try userspace.deviceNames() where !kernelNames.contains(name) {
+            result.append((name, userspace))
+        }
+        return result
+    }
+}
+
+/// Turns library errors into one-line CLI errors.
+func reportingErrors<T>(_ body: () throws -> T) throws -> T {
+    do { return try body() }
+    catch let e as NetlinkError { throw CLIError(e.message) }
+    catch let e as ConfigError { throw CLIError(e.description) }
+    catch let e as KeyStoreError { throw CLIError("\(e)") }
+}
+
+/// Output built in one byte buffer and written with as few `write`s as possible.
+struct Output {
+    var bytes: [UInt8] = []
+    init(capacity: Int = 4096) { bytes.reserveCapacity(capacity) }
+    mutating func add(_ s: String) { bytes.append(contentsOf: s.utf8) }
+    mutating func add(_ n: some BinaryInteger) { bytes.append(contentsOf: String(n).utf8) }
+    /// Writes everything to stdout, then wipes the buffer (it may hold a key).
+    mutating func flush() throws {
+        defer { bytes.withUnsafeMutableBytes { if let p = $0.baseAddress { explicit_bzero(p, $0.count) } }; bytes.removeAll(keepingCapacity: true) }
+        try bytes.withUnsafeBytes { raw in
+            var offset = 0
+            while offset < raw.count {
+                let n = write(STDOUT_FILENO, raw.baseAddress! + offset, raw.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    throw CLIError("cannot write output: \(String(cString: strerror(errno)))")
+                }
+                offset += n
+            }
+        }
+    }
+}
+
+/// An endpoint as wg prints it: `1.2.3.4:5`, `[fd00::1]:5`, `[fe80::1%eth0]:5`.
+func endpointText(_ e: SocketAddress) -> String {
+    guard e.address.isV6 else { return e.description }
+    var host = e.address.description
+    if e.scopeID != 0 {
+        var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
+        if if_indextoname(e.scopeID, &name) != nil { host += "%" + String(cString: name) } else { host += "%\(e.scopeID)" }
+    }
+    return "[\(host)]:\(e.port)"
+}
+
+/// `wgns show [IFACE|all] [--json]`.
+struct Show: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show WireGuard devices in this namespace, as `wg show` (private keys never shown).")
+
+    @Argument(help: "An interface, or `all` (the default).")
+    var interface: String = "all"
+
+    @Flag(help: "JSON: one object for an interface, an array for all.")
+    var json = false
+
+    @Flag(help: "Include preshared keys in the JSON (never private keys).")
+    var showKeys = false
+
+    func run() throws {
+        try reportingErrors {
+            var out = Output(capacity: 1 << 20)
+            if interface == "all" {
+                let devices = try DeviceBackend.all().map { try $0.1.device($0.0) }
+                if json {
+                    out.add("[")
+                    for (i, d) in devices.enumerated() {
+                        if i > 0 { out.add(",") }
+                        appendJSON(d, &out)
+                    }
+                    out.add("]\n")
+                } else {
+                    for (i, d) in devices.enumerated() {
+                        if i > 0 { out.add("\n") }
+                        appendPretty(d, &out)
+                    }
+                }
+            } else {
+                let d = try DeviceBackend.open(interface).device(interface)
+                if json { appendJSON(d, &out); out.add("\n") } else { appendPretty(d, &out) }
+            }
+            try out.flush()
+        }
+    }
+
+    func appendJSON(_ d: Device, _ out: inout Output) {
+        out.add("{\"interface\":\""); out.add(jsonEscaped(d.name))
+        out.add("\",\"publicKey\":"); out.add(d.publicKey.map { "\"\($0.base64)\"" } ?? "null")
+        out.add(",\"listenPort\":"); out.add(d.listenPort)
+        out.add(",\"fwmark\":"); out.add(d.firewallMark)
+        out.add(",\"peers\":[")
+        for (i, p) in d.peers.enumerated() {
+            out.add(i == 0 ? "{\"publicKey\":\"" : ",{\"publicKey\":\"")
+            out.add(p.publicKey.base64)
+            out.add("\",\"hasPresharedKey\":"); out.add(p.presharedKey != nil ? "true" : "false")
+            if showKeys { out.add(",\"presharedKey\":"); out.add(p.presharedKey.map { "\"\($0.base64Secret())\"" } ?? "null") }
+            out.add(",\"endpoint\":"); out.add(p.endpoint.map { "\"\(endpointText($0))\"" } ?? "null")
+            out.add(",\"allowedIPs\":[")
+            for (j, ip) in p.allowedIPs.enumerated() {
+                out.add(j == 0 ? "\"" : ",\""); out.add(ip.description); out.add("\"")
+            }
+            out.add("],\"latestHandshake\":"); out.add(p.lastHandshake.seconds)
+            out.add(",\"transferRx\":"); out.add(p.receiveBytes)
+            out.add(",\"transferTx\":"); out.add(p.transmitBytes)
+            out.add(",\"persistentKeepalive\":"); out.add(p.persistentKeepaliveInterval)
+            out.add("}")
+        }
+        out.add("]}")
+    }
+
+    func appendPretty(_ d: Device, _ out: inout Output) {
+        out.add("interface: \(d.name)\n")
+        if let k = d.publicKey { out.add("  public key: \(k.base64)\n") }
+        if d.privateKey != nil { out.add("  private key: (hidden)\n") }
+        if d.listenPort != 0 { out.add("  listening port: \(d.listenPort)\n") }
+        if d.firewallMark != 0 { out.add("  fwmark: 0x\(String(d.firewallMark, radix: 16))\n") }
+        if !d.peers.isEmpty { out.add("\n") }
+        // As wg: the most recent handshake first.
+        let peers = d.peers.enumerated().sorted {
+            ($0.element.lastHandshake.seconds, -$0.offset) > ($1.element.lastHandshake.seconds, -$1.offset)
+        }.map(\.element)
+        let now = Int64(time(nil))
+        for (i, p) in peers.enumerated() {
+            out.add("peer: \(p.publicKey.base64)\n")
+            if p.presharedKey != nil { out.add("  preshared key: (hidden)\n") }
+            if let e = p.endpoint { out.add("  endpoint: \(endpointText(e))\n") }
+            out.add("  allowed ips: ")
+            out.add(p.allowedIPs.isEmpty ? "(none)" : p.allowedIPs.map(\.description).joined(separator: ", "))
+            out.add("\n")
+            if p.lastHandshake.seconds != 0 {
+                let t = p.lastHandshake.seconds
+                let text = now == t ? "Now" : now < t ? "(System clock wound backward; connection problems may ensue.)"
+                    : durationText(UInt64(now - t)) + " ago"
+                out.add("  latest handshake: \(text)\n")
+            }
+            if p.receiveBytes != 0 || p.transmitBytes != 0 {
+                out.add("  transfer: \(bytesText(p.receiveBytes)) received, \(bytesText(p.transmitBytes)) sent\n")
+            }
+            if p.persistentKeepaliveInterval != 0 {
+                out.add("  persistent keepalive: every \(durationText(UInt64(p.persistentKeepaliveInterval)))\n")
+            }
+            if i + 1 < peers.count { out.add("\n") }
+        }
+    }
+}
+
+/// `1 day, 2 hours, 3 minutes, 4 seconds`, as wg prints durations.
+func durationText(_ total: UInt64) -> String {
+    let parts: [(UInt64, String)] = [
+        (total / (365 * 24 * 3600), "year"), (total / (24 * 3600) % 365, "day"),
+        (total / 3600 % 24, "hour"), (total / 60 % 60, "minute"), (total % 60, "second"),
+    ]
+    let text = parts.filter { $0.0 != 0 }.map { "\($0.0) \($0.1)\($0.0 == 1 ? "" : "s")" }.joined(separator: ", ")
+    return text.isEmpty ? "0 seconds" : text
+}
+
+/// `123 B`, `1.50 KiB`, ... as wg prints byte counts.
+func bytesText(_ b: UInt64) -> String {
+    if b < 1024 { return "\(b) B" }
+    let units = ["KiB", "MiB", "GiB", "TiB"]
+    var v = Double(b) / 1024
+    var i = 0
+    while v >= 1024 && i < units.count - 1 { v /= 1024; i += 1 }
+    let hundredths = Int((v * 100).rounded())
+    return "\(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100) \(units[i])"
+}
+
+/// A string with JSON's special characters escaped.
+func jsonEscaped(_ s: String) -> String {
+    var out = ""
+    for c in s.unicodeScalars {
+        switch c {
+        case "\"": out += "\\\""
+        case "\\": out += "\\\\"
+        case _ where c.value < 0x20:
+            let h = String(c.value, radix: 16)
+            out += "\\u" + String(repeating: "0", count: 4 - h.count) + h
+        default: out.unicodeScalars.append(c)
+        }
+    }
+    return out
+}
+
+/// `wgns showconf IFACE`: the device's configuration exactly as `wg showconf` prints it.
+struct ShowConf: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "showconf", abstract: "Print a device's configuration, as `wg showconf` (includes the private key).")
+
+    @Argument(help: "The interface.")
+    var interface: String
+
+    func run() throws {
+        try reportingErrors {
+            let d = try DeviceBackend.open(interface).device(interface)
+            var out = Output(capacity: 256 + d.peers.count * 160)
+            out.add("[Interface]\n")
+            if d.listenPort != 0 { out.add("ListenPort = "); out.add(d.listenPort); out.add("\n") }
+            if d.firewallMark != 0 { out.add("FwMark = 0x\(String(d.firewallMark, radix: 16))\n") }
+            if let k = d.privateKey { out.add("PrivateKey = "); out.add(k.base64Secret()); out.add("\n") }
+            out.add("\n")
+            for (i, p) in d.peers.enumerated() {
+                out.add("[Peer]\nPublicKey = "); out.add(p.publicKey.base64); out.add("\n")
+                if let k = p.presharedKey { out.add("PresharedKey = "); out.add(k.base64Secret()); out.add("\n") }
+                if !p.allowedIPs.isEmpty {
+                    out.add("AllowedIPs = ")
+                    for (j, ip) in p.allowedIPs.enumerated() {
+                        if j > 0 { out.add(", ") }
+                        out.add(ip.description)
+                    }
+                    out.add("\n")
+                }
+                if let e = p.endpoint { out.add("Endpoint = "); out.add(endpointText(e)); out.add("\n") }
+                if p.persistentKeepaliveInterval != 0 {
+                    out.add("PersistentKeepalive = "); out.add(p.persistentKeepaliveInterval); out.add("\n")
+                }
+                if i + 1 < d.peers.count { out.add("\n") }
+            }
+            try out.flush()
+        }
+    }
+}
+
+/// What `setconf`, `addconf` and `syncconf` share: read a wg-format file
+/// (wg-quick keys and `[Namespace]` allowed, and ignored), map it to a
+/// `DeviceConfig`, apply it.
+enum ConfApplier {
+    enum Mode { case set, add, sync }
+
+    static func apply(_ mode: Mode, interface: String, file: String) throws {
+        try reportingErrors {
+            let parsed = try TunnelConfig(contentsOf: file)
+            let backend = try DeviceBackend.open(interface)
+            var config = try parsed.deviceConfig(mode == .add ? .add : .replace, file: file)
+            if mode == .sync {
+                config = config.synchronized(from: try backend.device(interface))
+            }
+            try backend.configure(interface, config)
+        }
+    }
+}
+
+/// `wgns setconf IFACE FILE`.
+struct SetConf: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "setconf", abstract: "Set a device's whole configuration from a file, as `wg setconf`.")
+    @Argument(help: "The interface.") var interface: String
+    @Argument(help: "A config file in wg (or wg-quick) format.") var file: String
+    func run() throws { try ConfApplier.apply(.set, interface: interface, file: file) }
+}
+
+/// `wgns addconf IFACE FILE`.
+struct AddConf: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "addconf", abstract: "Add a file's peers and settings to a device, as `wg addconf`.")
+    @Argument(help: "The interface.") var interface: String
+    @Argument(help: "A config file in wg (or wg-quick) format.") var file: String
+    func run() throws { try ConfApplier.apply(.add, interface: interface, file: file) }
+}
+
+/// `wgns syncconf IFACE FILE`.
+struct SyncConf: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "syncconf",
+        abstract: "Make a device match a file without disturbing unchanged peers, as `wg syncconf`.")
+    @Argument(help: "The interface.") var interface: String
+    @Argument(help: "A config file in wg (or wg-quick) format.") var file: String
+    func run() throws { try ConfApplier.apply(.sync, interface: interface, file: file) }
+}
+
 /// `wgns _rtnl STEP...`: hidden, for tests. Runs rtnetlink steps in this
 /// process's namespace, one per argument, printing one line per query:
 ///   `create NAME KIND`, `veth NAME PEER`, `delete NAME`, `up NAME`, `down NAME`,

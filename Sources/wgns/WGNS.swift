@@ -23,6 +23,7 @@ struct WGNS: ParsableCommand {
             VPNCommand.self,
             DoctorCommand.self, ProbeUserNamespace.self,
             Version.self,
+            Show.self, ShowConf.self, SetConf.self, AddConf.self, SyncConf.self,
             RouteNetlinkSteps.self,
         ]
     )

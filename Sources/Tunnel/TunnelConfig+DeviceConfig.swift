@@ -1,0 +1,89 @@
+import KeyStore
+import WGNetlink
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension TunnelConfig {
+    /// How a config file is applied to a device, as wg's subcommands do.
+    public enum ApplyMode: Sendable {
+        /// `setconf` (and `syncconf`, before syncing): the file is the whole
+        /// state; missing private key, listen port or fwmark are cleared, and
+        /// peers not in the file are removed.
+        case replace
+        /// `addconf`: only what the file says changes; other peers stay.
+        case add
+    }
+
+    /// The WireGuard part of this config as a `DeviceConfig` (wg-quick keys
+    /// such as Address, DNS, MTU and the `[Namespace]` section are ignored).
+    /// Key files are read; endpoint host names are turned into addresses by
+    /// `resolve` (by default `getaddrinfo`, first answer, temporary failures
+    /// retried as wg does; errors name `file`). Every peer's allowed IPs
+    /// replace the device's, as with wg.
+    public func deviceConfig(_ mode: ApplyMode, file: String = "config",
+                             resolve: ((Endpoint) throws -> SocketAddress)? = nil) throws -> DeviceConfig {
+        var config = DeviceConfig()
+        switch mode {
+        case .replace:
+            // No PrivateKey in the file: the zero key, which removes the device's key.
+            config.privateKey = try interface.privateKey?.load() ?? [UInt8](repeating: 0, count: 32).withUnsafeBytes { try PrivateKey(rawBytes: $0) }
+            config.listenPort = interface.listenPort ?? 0
+            config.firewallMark = interface.firewallMark ?? 0
+            config.replacePeers = true
+        case .add:
+            config.privateKey = try interface.privateKey?.load()
+            config.listenPort = interface.listenPort
+            config.firewallMark = interface.firewallMark
+        }
+        config.peers.reserveCapacity(peers.count)
+        for p in peers {
+            var peer = PeerConfig(publicKey: p.publicKey, replaceAllowedIPs: true, allowedIPs: p.allowedIPs)
+            peer.presharedKey = try p.presharedKey?.load()
+            peer.persistentKeepaliveInterval = p.persistentKeepalive
+            if let e = p.endpoint {
+                if let a = e.address {
+                    peer.endpoint = SocketAddress(address: a, port: e.port)
+                } else {
+                    peer.endpoint = try resolve.map { try $0(e) } ?? Self.resolve(e, file: file)
+                }
+            }
+            config.peers.append(peer)
+        }
+        return config
+    }
+
+    /// `getaddrinfo` for a UDP endpoint: the first address it gives.
+    /// EAI_AGAIN is retried a few times with growing pauses, as wg does.
+    static func resolve(_ e: Endpoint, file: String) throws(ConfigError) -> SocketAddress {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
+        hints.ai_protocol = Int32(IPPROTO_UDP)
+        var attempt = 0
+        while true {
+            var result: UnsafeMutablePointer<addrinfo>?
+            let rc = getaddrinfo(e.host, nil, &hints, &result)
+            defer { if result != nil { freeaddrinfo(result) } }
+            if rc == 0, let ai = result, let sa = ai.pointee.ai_addr {
+                if ai.pointee.ai_family == AF_INET {
+                    let sin = UnsafeRawPointer(sa).loadUnaligned(as: sockaddr_in.self)
+                    let a = withUnsafeBytes(of: sin.sin_addr) { IPAddress(bytes: $0)! }
+                    return SocketAddress(address: a, port: e.port)
+                }
+                if ai.pointee.ai_family == AF_INET6 {
+                    let sin6 = UnsafeRawPointer(sa).loadUnaligned(as: sockaddr_in6.self)
+                    let a = withUnsafeBytes(of: sin6.sin6_addr) { IPAddress(bytes: $0)! }
+                    return SocketAddress(address: a, port: e.port, scopeID: sin6.sin6_scope_id)
+                }
+            }
+            if rc == EAI_AGAIN && attempt < 5 {
+                attempt += 1
+                usleep(UInt32(100_000 * attempt))
+                continue
+            }
+            let why = rc == 0 ? "no IPv4 or IPv6 address" : String(cString: gai_strerror(rc))
+            throw ConfigError(file: file, line: 0, "endpoint \(e) does not resolve: \(why)")
+        }
+    }
+}
