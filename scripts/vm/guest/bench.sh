@@ -47,7 +47,7 @@ while [ "$i" -le $((REPS + 2)) ]; do
     i=$((i + 1))
 done
 # Sanity: wgns read the whole device.
-n=$(wgns show --json 2>/dev/null | jq '[.. | objects | select(has("publicKey") and has("allowedIPs"))] | length' 2>/dev/null || echo "?")
+n=$(wgns show --json 2>/dev/null | jq "[.[].peers[]] | length" 2>/dev/null || echo "?")
 echo "@@BENCH-NOTE wgns show --json saw $n peers (10000 expected)"
 
 set_case setconf-10000-peers peers-10000

@@ -5,12 +5,15 @@
 # listen port; big devices are never deleted (minutes under TCG).
 
 # want_conf CONFIG DEV: the config with a listen port unique to DEV, in want.conf.
-want_conf() { with_port "$DATA/$1.conf" $((40000 + ${2#wg})) >want.conf; }
-
-# wgns show --json turned into `wg show DEV dump` lines.
-json_to_dump() {
-    jq -r -f /vm/tests/show-json-to-dump.jq "$1"
+want_conf() {
+    with_port "$DATA/$1.conf" $((40000 + ${2#wg})) >want.conf
+    sed -n 's/^\(PrivateKey\|PresharedKey\) = //p' want.conf >secrets.txt
+    [ -s secrets.txt ] || echo "no-secret-in-this-config" >secrets.txt
 }
+
+# wgns show --json turned into `wg show DEV dump` lines (private key left out).
+json_to_dump() { jq -r -f /vm/tests/show-json-to-dump.jq "$1"; }
+dump_without_private_key() { wg show "$1" dump | awk 'NR == 1 { sub(/^[^\t]*\t/, "") } { print }'; }
 
 wg_sets_wgns_reads() {
     dev=$(fresh_dev); wg_new "$dev"; want_conf "$1" "$dev"
@@ -19,10 +22,16 @@ wg_sets_wgns_reads() {
     same_file want.conf wg.out "wg showconf $dev (the oracle itself)"
     wgns showconf "$dev" >wgns.out || fail "wgns showconf $dev exited $?"
     same_file want.conf wgns.out "wgns showconf $dev"
-    wg show "$dev" dump >dump.want
-    wgns show "$dev" --json >show.json || fail "wgns show $dev --json exited $?"
+    dump_without_private_key "$dev" >dump.want
+    wgns show "$dev" --json --show-keys >show.json || fail "wgns show $dev --json --show-keys exited $?"
     json_to_dump show.json >dump.out || fail "wgns show $dev --json is not the expected JSON"
-    same_file dump.want dump.out "wgns show $dev --json (as a dump)"
+    same_file dump.want dump.out "wgns show $dev --json --show-keys (as a dump)"
+    # Without --show-keys: no secret at all, preshared keys only flagged.
+    wgns show "$dev" --json >plain.json || fail "wgns show $dev --json exited $?"
+    json_to_dump plain.json >plain.out
+    awk -F '\t' -v OFS='\t' 'NR > 1 && $2 != "(none)" { $2 = "(hidden)" } { print }' dump.want >plain.want
+    same_file plain.want plain.out "wgns show $dev --json (preshared keys hidden)"
+    if grep -q -F -f secrets.txt plain.json; then fail "wgns show $dev --json shows a secret"; fi
 }
 
 wgns_sets_wg_reads() {

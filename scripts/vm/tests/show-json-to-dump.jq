@@ -1,14 +1,17 @@
-# `wgns show IFACE --json` → the lines `wg show IFACE dump` prints.
-# Accepts one device object or an array of them (one device expected).
+# `wgns show IFACE --json --show-keys` → the lines `wg show IFACE dump` prints,
+# minus the private key (wgns never shows it): the interface line starts at
+# the public key. Accepts one device object or an array of them.
 def hex: if . < 16 then "0123456789abcdef"[.:. + 1] else (. / 16 | floor | hex) + ("0123456789abcdef"[. % 16:. % 16 + 1]) end;
 def none: if . == null or . == "" then "(none)" else . end;
 def ips: if . == null or length == 0 then "(none)" else join(",") end;
-(if type == "array" then .[0] else . end) as $d
-| ([($d.privateKey | none), ($d.publicKey | none), ($d.listenPort // 0 | tostring),
-    (($d.fwmark // $d.firewallMark // 0) as $m | if $m == 0 then "off" else "0x" + ($m | hex) end)] | join("\t")),
-  ($d.peers[] |
-    [.publicKey, (.presharedKey | none), (.endpoint | none), (.allowedIPs | ips),
-     (.latestHandshake // 0 | tostring), (.transferRx // .receiveBytes // 0 | tostring),
-     (.transferTx // .transmitBytes // 0 | tostring),
-     ((.persistentKeepalive // .persistentKeepaliveInterval // 0) as $k | if $k == 0 then "off" else ($k | tostring) end)]
+def off: if . == null or . == 0 then "off" else tostring end;
+(if type == "array" then .[] else . end)
+| ([(.publicKey | none), (.listenPort // 0 | tostring),
+    (.fwmark // 0 | if . == 0 then "off" else "0x" + hex end)] | join("\t")),
+  (.peers[] |
+    [.publicKey,
+     (if has("presharedKey") then (.presharedKey | none) elif .hasPresharedKey then "(hidden)" else "(none)" end),
+     (.endpoint | none), (.allowedIPs | ips),
+     (.latestHandshake // 0 | tostring), (.transferRx // 0 | tostring), (.transferTx // 0 | tostring),
+     (.persistentKeepalive | off)]
     | join("\t"))
