@@ -5,14 +5,13 @@
 # listen port; big devices are never deleted (minutes under TCG).
 
 # want_conf CONFIG DEV: the config with a listen port unique to DEV, in want.conf.
-want_conf() {
-    with_port "$DATA/$1.conf" $((40000 + ${2#wg})) >want.conf
-    sed -n 's/^\(PrivateKey\|PresharedKey\) = //p' want.conf >secrets.txt
-    [ -s secrets.txt ] || echo "no-secret-in-this-config" >secrets.txt
-}
+want_conf() { with_port "$DATA/$1.conf" $((40000 + ${2#wg})) >want.conf; }
 
 # wgns show --json turned into `wg show DEV dump` lines (private key left out).
-json_to_dump() { jq -r -f /vm/tests/show-json-to-dump.jq "$1"; }
+json_to_dump() {
+    jq -r -f /vm/tests/show-json-to-dump.jq "$1" >json.tsv || return 1
+    sed 's/\["//; s/"\]//; s/","/,/g' json.tsv
+}
 dump_without_private_key() { wg show "$1" dump | awk 'NR == 1 { sub(/^[^\t]*\t/, "") } { print }'; }
 
 wg_sets_wgns_reads() {
@@ -26,12 +25,16 @@ wg_sets_wgns_reads() {
     wgns show "$dev" --json --show-keys >show.json || fail "wgns show $dev --json --show-keys exited $?"
     json_to_dump show.json >dump.out || fail "wgns show $dev --json is not the expected JSON"
     same_file dump.want dump.out "wgns show $dev --json --show-keys (as a dump)"
-    # Without --show-keys: no secret at all, preshared keys only flagged.
+    # Without --show-keys: the same JSON minus the preshared keys (compared
+    # one comma-separated item per line: busybox sed is slow on a 1.5 MB line),
+    # and the private key nowhere.
     wgns show "$dev" --json >plain.json || fail "wgns show $dev --json exited $?"
-    json_to_dump plain.json >plain.out
-    awk -F '\t' -v OFS='\t' 'NR > 1 && $2 != "(none)" { $2 = "(hidden)" } { print }' dump.want >plain.want
-    same_file plain.want plain.out "wgns show $dev --json (preshared keys hidden)"
-    if grep -q -F -f secrets.txt plain.json; then fail "wgns show $dev --json shows a secret"; fi
+    tr ',' '\n' <show.json | grep -v '^"presharedKey":' >plain.want
+    tr ',' '\n' <plain.json >plain.items
+    same_file plain.want plain.items "wgns show $dev --json (the --show-keys JSON without preshared keys)"
+    if grep -q -F "$(sed -n 's/^PrivateKey = //p' want.conf)" show.json plain.json; then
+        fail "wgns show $dev --json shows the private key"
+    fi
 }
 
 wgns_sets_wg_reads() {
