@@ -35,6 +35,17 @@ set_case() {
     done
 }
 
+# Start-up and one round trip: showconf of a device with no peer.
+dev=$(fresh_dev b); wg_new "$dev"
+with_port "$DATA/zero.conf" 39998 >zero.conf
+wg setconf "$dev" zero.conf
+i=1
+while [ "$i" -le $((REPS + 2)) ]; do
+    timed showconf-0-peers wg "$i" wg showconf "$dev"
+    timed showconf-0-peers wgns "$i" wgns showconf "$dev"
+    i=$((i + 1))
+done
+
 # Show: one device with 10,000 peers, alone in this network namespace, so that
 # `wg show all dump` and `wgns show --json` read the same thing.
 dev=$(fresh_dev b); wg_new "$dev"
@@ -46,6 +57,9 @@ while [ "$i" -le $((REPS + 2)) ]; do
     timed show-10000-peers wgns "$i" wgns show --json
     i=$((i + 1))
 done
+# Parsing alone (no wg counterpart): where wgns setconf spends its time.
+timed parse-10000-peers wgns 1 wgns check show.conf
+timed parse-10000-allowed-ips wgns 1 wgns check "$DATA/aips-10000.conf"
 # Sanity: wgns read the whole device.
 n=$(wgns show --json 2>/dev/null | jq "[.[].peers[]] | length" 2>/dev/null || echo "?")
 echo "@@BENCH-NOTE wgns show --json saw $n peers (10000 expected)"
