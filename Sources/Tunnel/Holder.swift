@@ -90,6 +90,8 @@ struct NamespaceInit {
             let routes: RouteNetlink
             do { routes = try RouteNetlink() } catch { throw TunnelError(.setup, "\(error)") }
             do { try routes.setLink("lo", up: true) } catch { throw TunnelError(.setup, "\(error)") }
+            // Unprivileged ping (ICMP datagram sockets) for the one group mapped in here.
+            try? Namespace.writeFile("/proc/sys/net/ipv4/ping_group_range", "0 0")
             log.step("lo up")
 
             // Devices: the kernel's when it has WireGuard, else wireguard-go.
@@ -151,9 +153,9 @@ struct NamespaceInit {
                 var b: UInt8 = 0
                 let n = read(control, &b, 1)
                 if n < 0 && errno == EINTR { continue }
-                if n <= 0 { _exit(1) }  // the supervisor is gone
+                if n <= 0 { killAllAndExit(1) }  // the supervisor is gone
                 if b == UInt8(ascii: "G") { break }
-                if b == UInt8(ascii: "S") { _ = read(control, &b, 1); _exit(128 + Int32(b)) }
+                if b == UInt8(ascii: "S") { _ = read(control, &b, 1); killAllAndExit(128 + Int32(b)) }
             }
             log.mark()
             for i in plan.interfaces {

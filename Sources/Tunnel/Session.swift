@@ -69,9 +69,8 @@ public enum Session {
         }
         let forwardTCP = configs.flatMap(\.namespace.forwardTCP)
         let forwardUDP = configs.flatMap(\.namespace.forwardUDP)
-        if !forwardTCP.isEmpty || !forwardUDP.isEmpty {
-            throw TunnelError(.config, "ForwardTCP/ForwardUDP are not supported by `wgns up` yet")
-        }
+        plan.forwardTCP = forwardTCP
+        plan.forwardUDP = forwardUDP
         plan.hostLoopback = setting(options.hostLoopback, \.hostLoopback) ?? false
         plan.mapUID = setting(options.mapUID, \.mapUID) ?? getuid()
         plan.mapGID = setting(options.mapGID, \.mapGID) ?? getgid()
@@ -82,6 +81,8 @@ public enum Session {
                 throw TunnelError(.noCarrier, "carrier \(c.rawValue) is not installed (apt-get install \(c == .pasta ? "passt" : "slirp4netns"))")
             }
             plan.carrier = c
+        } else if !forwardTCP.isEmpty || !forwardUDP.isEmpty, findExecutable("pasta") != nil {
+            plan.carrier = .pasta
         } else if findExecutable("slirp4netns") != nil {
             plan.carrier = .slirp4netns
         } else if findExecutable("pasta") != nil {
@@ -100,6 +101,9 @@ public enum Session {
         case .auto where plan.wireguardGo == nil && !kernelLoaded:
             throw TunnelError(.noWireGuard, "no WireGuard: the kernel has no wireguard module and wireguard-go is not installed (apt-get install wireguard-go)")
         default: break
+        }
+        if plan.carrier == .slirp4netns && (!forwardTCP.isEmpty || !forwardUDP.isEmpty) {
+            throw TunnelError(.config, "ForwardTCP/ForwardUDP need the pasta carrier (--carrier pasta)")
         }
         log.step("configs valid, carrier \(plan.carrier.rawValue), backend \(plan.backend.rawValue)")
 
@@ -156,17 +160,25 @@ public enum Session {
         }
         ctl.read.close()
         st.write.close()
+        var ctlFD = ctl.write.release()
+        func send(_ bytes: [UInt8]) {
+            guard ctlFD >= 0 else { return }
+            _ = bytes.withUnsafeBytes { write(ctlFD, $0.baseAddress, $0.count) }
+        }
         var holderEnded: Termination?
         var carrier: Carrier?
         var carrierEnded: Termination?
+        // Closing the control pipe makes the namespace's pid 1 kill everything
+        // in there and exit, then the holder exits: nothing is orphaned.
         func cleanup() {
+            if ctlFD >= 0 { close(ctlFD); ctlFD = -1 }
             if let c = carrier.take() { carrierEnded = carrierEnded ?? c.stop() }
-            if holderEnded == nil { holder.kill(SIGKILL); holderEnded = holder.wait() }
+            if holderEnded == nil { holderEnded = holder.wait() }
         }
         do {
             var bytes = try plan.encoded()
             defer { for i in bytes.indices { bytes[i] = 0 } }
-            try ctl.write.writeAll(bytes)
+            try Descriptor(owning: dup(ctlFD)).writeAll(bytes)
         } catch {
             cleanup()
             throw error
@@ -192,7 +204,7 @@ public enum Session {
                 if n > 0 {
                     carrierReady = true
                     log.step("carrier \(plan.carrier.rawValue) ready")
-                    do { try ctl.write.writeAll([UInt8(ascii: "G")]) } catch {}
+                    send([UInt8(ascii: "G")])
                 } else {
                     let how = carrier.take()!.stop()
                     carrierEnded = how
@@ -213,14 +225,14 @@ public enum Session {
                             if jobRunning {
                                 writeStderr("wgns: carrier \(plan.carrier.rawValue) exited (\(t)) during the job; ending the job\n")
                                 carrierFailed = true
-                                try? ctl.write.writeAll([UInt8(ascii: "S"), UInt8(SIGTERM)])
+                                send([UInt8(ascii: "S"), UInt8(SIGTERM)])
                             } else if !carrierReady {
                                 pendingError = TunnelError(.carrier, "carrier \(plan.carrier.rawValue) failed to start (\(t))" + (plan.verbose ? "" : "; run with -v to see its messages"))
                             }
                         }
                     case SIGINT, SIGTERM, SIGHUP, SIGQUIT:
                         if jobRunning {
-                            try? ctl.write.writeAll([UInt8(ascii: "S"), UInt8(signo)])
+                            send([UInt8(ascii: "S"), UInt8(signo)])
                         } else {
                             cleanup()
                             return 128 + signo
@@ -244,7 +256,7 @@ public enum Session {
                         }
                         do {
                             carrier = try Carrier.start(plan.carrier, path: path, pid: holder.pid, hostLoopback: plan.hostLoopback,
-                                                        forwardTCP: [], forwardUDP: [], verbose: plan.verbose)
+                                                        forwardTCP: plan.forwardTCP, forwardUDP: plan.forwardUDP, verbose: plan.verbose)
                         } catch { pendingError = error }
                     case "R":
                         jobRunning = true

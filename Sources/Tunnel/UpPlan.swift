@@ -28,6 +28,9 @@ public struct UpPlan: Sendable {
     public var mapGID: UInt32 = 0
     /// The carrier lets the namespace reach the host's loopback at 10.0.2.2.
     public var hostLoopback = false
+    /// Host ports pasta forwards into the namespace (TCP, UDP).
+    public var forwardTCP: [PortForward] = []
+    public var forwardUDP: [PortForward] = []
     /// Path of wireguard-go, when the userspace backend may be needed.
     public var wireguardGo: String?
     /// The job: program and arguments.
