@@ -24,7 +24,7 @@ bench_vm() {
     log=$VM_CACHE/bench-console.log
     local t1 t2 ok=yes
     t1=$(date +%s.%N)
-    vm_boot "$work/initrd.cpio" "$log" "${VM_TIMEOUT:-480}" || ok=no
+    vm_boot "$work/initrd.cpio" "$log" "${VM_TIMEOUT:-300}" || ok=no
     t2=$(date +%s.%N)
     echo
     echo "Kernel WireGuard (QEMU TCG, $VM_KVER), median of runs, milliseconds:"

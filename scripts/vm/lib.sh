@@ -41,15 +41,17 @@ vm_kernel() {
         local kver
         kver=$(ls "$dir/root/lib/modules")
         depmod -b "$dir/root" "$kver" || vm_die "depmod failed for $kver"
-        # wireguard and its dependencies, in load order; tun for carriers.
-        { modprobe -d "$dir/root" -S "$kver" --show-depends wireguard
-          modprobe -d "$dir/root" -S "$kver" --show-depends tun 2>/dev/null || true
-        } | awk '$1 == "insmod" { print $2 }' | awk '!seen[$0]++' >"$dir/modules.list"
-        grep -q '/wireguard\.ko$' "$dir/modules.list" || vm_die "$pkg has no wireguard.ko"
         echo "$kver" >"$dir/kver"
         touch "$dir/.done"
     fi
     VM_KVER=$(cat "$dir/kver")
+    # wireguard and its dependencies in load order; tun for the carriers,
+    # dummy (the VM's stand-in for an outside interface) and veth for tests.
+    local mod
+    for mod in wireguard tun dummy veth; do
+        modprobe -d "$dir/root" -S "$VM_KVER" --show-depends "$mod" || vm_die "no module $mod in $pkg"
+    done | awk '$1 == "insmod" { print $2 }' | awk '!seen[$0]++' >"$dir/modules.list"
+    grep -q '/wireguard\.ko$' "$dir/modules.list" || vm_die "$pkg has no wireguard.ko"
     VM_VMLINUZ=$dir/root/boot/vmlinuz-$VM_KVER
     VM_MODULES=()
     local m
@@ -117,6 +119,8 @@ vm_initramfs() {
     done
     printf 'root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n' >"$stage/etc/passwd"
     printf 'root:x:0:\nuser:x:1000:\n' >"$stage/etc/group"
+    printf '127.0.0.1 localhost\n::1 localhost\n' >"$stage/etc/hosts"
+    printf 'nameserver 127.0.0.1\n' >"$stage/etc/resolv.conf"
     chown 1000:1000 "$stage/home/user"
     cp "$VM_GUEST/init" "$stage/init"
     cp "$VM_GUEST/lib.sh" "$VM_GUEST/run-one.sh" "$stage/vm/"

@@ -4,7 +4,7 @@
 # and as an unprivileged user in a user namespace, and prints each result.
 # Ends with "N passed, M failed"; exits non-zero if any test failed or the VM
 # did not finish.
-#   scripts/vm/test.sh            (VM_TIMEOUT=seconds, default 480)
+#   scripts/vm/test.sh            (VM_TIMEOUT=seconds, default 300)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
@@ -22,7 +22,7 @@ t1=$(date +%s.%N)
 log=$VM_CACHE/test-console.log
 echo "vm: booting $VM_KVER (console in ${log#"$VM_ROOT"/})" >&2
 finished=yes
-vm_boot "$work/initrd.cpio" "$log" "${VM_TIMEOUT:-480}" || finished=no
+vm_boot "$work/initrd.cpio" "$log" "${VM_TIMEOUT:-300}" || finished=no
 t2=$(date +%s.%N)
 
 tr -d '\r' <"$log" | awk -v finished="$finished" '
