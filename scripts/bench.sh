@@ -21,11 +21,12 @@ bench_vm() {
     trap 'rm -rf "$work"' RETURN
     bash scripts/vm/gen-configs.sh "$work/data"
     vm_initramfs "$work/initrd.cpio" "$VM_GUEST/bench.sh" "$work/data"
-    log=$VM_CACHE/bench-console.log
+    log=$work/console.log
     local t1 t2 ok=yes
     t1=$(date +%s.%N)
     vm_boot "$work/initrd.cpio" "$log" "${VM_TIMEOUT:-300}" || ok=no
     t2=$(date +%s.%N)
+    cp "$log" "$VM_CACHE/bench-console.log"
     echo
     echo "Kernel WireGuard (QEMU TCG, $VM_KVER), median of runs, milliseconds:"
     tr -d '\r' <"$log" | sed 's/^[^@]*@@/@@/' | awk -v ok="$ok" -v wall="$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.1f", b - a }')" '

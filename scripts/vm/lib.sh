@@ -2,11 +2,12 @@
 # pack an initramfs around a guest script, boot it in QEMU (TCG) and keep the
 # serial console. Sourced by scripts/vm/test.sh and scripts/bench.sh.
 #
-#   vm_kernel                 sets VM_KVER, VM_VMLINUZ, VM_MODDIR, VM_MODULES
+#   vm_kernel                 sets VM_KVER, VM_VMLINUZ, VM_MODULES
 #   vm_build_wgns             sets VM_WGNS (release, --static-swift-stdlib; or $WGNS_BIN)
 #   vm_initramfs OUT MAIN [DATA_DIR]
 #                             a cpio (newc) whose /init runs MAIN (a guest script)
-#   vm_boot INITRAMFS LOG [TIMEOUT_S]
+#   vm_boot INITRAMFS LOG [TIMEOUT_S]   (VM_APPEND: more kernel parameters; NAME=VALUE
+#                             ones reach /init as environment, e.g. VM_TEST_TIMEOUT=60)
 #                             boots, console to LOG; 0 when the guest said it was done
 #
 # Everything is cached under vm-cache/ (gitignored); the machine's /boot is never touched.
@@ -146,7 +147,7 @@ vm_boot() {
         -accel tcg -cpu max -m "${VM_MEMORY:-1024}" -smp "${VM_SMP:-1}" \
         -nographic -no-reboot -nodefaults -serial stdio -monitor none \
         -kernel "$VM_VMLINUZ" -initrd "$initrd" \
-        -append "console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off" \
+        -append "console=ttyS0 panic=-1 quiet loglevel=3 mitigations=off ${VM_APPEND:-}" \
         </dev/null >"$log" 2>&1 || rc=$?
     if [ "$rc" = 137 ]; then
         echo "vm: QEMU killed after ${limit}s without finishing" >&2

@@ -4,12 +4,16 @@
 # and as an unprivileged user in a user namespace, and prints each result.
 # Ends with "N passed, M failed"; exits non-zero if any test failed or the VM
 # did not finish.
-#   scripts/vm/test.sh            (VM_TIMEOUT=seconds, default 300)
+#   scripts/vm/test.sh [PATTERN]   only tests whose names match PATTERN (ERE)
+# Environment: VM_TIMEOUT (whole VM, seconds, default 300), VM_TEST_TIMEOUT
+# (one test, default 120), WGNS_BIN (use this wgns instead of building it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=lib.sh
 source "$here/lib.sh"
 
+filter=${1:-}
+VM_APPEND="${VM_APPEND:-}${VM_TEST_TIMEOUT:+ VM_TEST_TIMEOUT=$VM_TEST_TIMEOUT}"
 t0=$(date +%s.%N)
 mkdir -p "$VM_CACHE"
 vm_kernel
@@ -17,13 +21,15 @@ vm_build_wgns
 work=$(mktemp -d "$VM_CACHE/test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 bash "$here/gen-configs.sh" "$work/data"
+[ -z "$filter" ] || printf '%s\n' "$filter" >"$work/data/test-filter"
 vm_initramfs "$work/initrd.cpio" "$VM_GUEST/run-tests.sh" "$work/data"
 t1=$(date +%s.%N)
-log=$VM_CACHE/test-console.log
-echo "vm: booting $VM_KVER (console in ${log#"$VM_ROOT"/})" >&2
+log=$work/console.log
+echo "vm: booting $VM_KVER (console kept in vm-cache/test-console.log)" >&2
 finished=yes
 vm_boot "$work/initrd.cpio" "$log" "${VM_TIMEOUT:-300}" || finished=no
 t2=$(date +%s.%N)
+cp "$log" "$VM_CACHE/test-console.log"
 
 tr -d '\r' <"$log" | awk -v finished="$finished" '
     { sub(/^[^@]*@@/, "@@") }   # the console may prefix a line with escape codes

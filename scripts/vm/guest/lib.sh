@@ -62,19 +62,43 @@ _report() { # NAME RC START LOG
     fi
 }
 
-run_test() {
+# _watched LOG COMMAND...: COMMAND in the background, killed after
+# $VM_TEST_TIMEOUT seconds (default 120) so that one hung test cannot eat the
+# whole VM run; returns its status.
+_watched() {
+    log=$1; shift
+    "$@" >"$log" 2>&1 &
+    pid=$!
+    (sleep "${VM_TEST_TIMEOUT:-120}"; kill -KILL "$pid" 2>/dev/null) &
+    watchdog=$!
+    wait "$pid"; rc=$?
+    kill "$watchdog" 2>/dev/null
+    [ "$rc" = 137 ] && echo "FAIL: killed (SIGKILL; the limit is ${VM_TEST_TIMEOUT:-120}s)" >>"$log"
+    return "$rc"
+}
+
+_in_dir() { cd "$1" || exit 1; shift; set -e; "$@"; }
+
+# /vm/data/test-filter (from scripts/vm/test.sh PATTERN): run only the tests
+# whose names match this extended regular expression.
+_skip() {
     [ -n "$VM_RUN_ONE" ] && return 0
+    [ -f "$DATA/test-filter" ] && ! echo "$1" | grep -q -E -f "$DATA/test-filter"
+}
+
+run_test() {
+    _skip "$1" && return 0
     name=$1; shift
     d=$(_test_dir root); start=$(now)
-    (cd "$d" && set -e && "$@") >"$d.log" 2>&1
+    _watched "$d.log" _in_dir "$d" "$@"
     _report "$name" $? "$start" "$d.log"
 }
 
 run_test_user() {
-    [ -n "$VM_RUN_ONE" ] && return 0
+    _skip "$1" && return 0
     name=$1; shift
     d=$(_test_dir user); start=$(now)
-    (cd "$d" && $SETPRIV --reuid=$TEST_UID --regid=$TEST_UID --clear-groups \
-        $UNSHARE -U -r -n /bin/sh /vm/run-one.sh "$VM_TEST_FILE" "$@") >"$d.log" 2>&1
+    _watched "$d.log" _in_dir "$d" $SETPRIV --reuid=$TEST_UID --regid=$TEST_UID --clear-groups \
+        $UNSHARE -U -r -n /bin/sh /vm/run-one.sh "$VM_TEST_FILE" "$@"
     _report "$name" $? "$start" "$d.log"
 }
