@@ -85,15 +85,40 @@ wgns_setconf_replaces() {
 }
 
 # Errors name the device, exit non-zero, print one line.
-wgns_errors() {
-    for args in "showconf nosuchdev0" "show nosuchdev0 --json" "showconf lo"; do
-        # shellcheck disable=SC2086
-        if wgns $args >out 2>err; then fail "wgns $args succeeded"; fi
-        [ "$(wc -l <err)" = 1 ] || { cat err; fail "wgns $args: expected one error line"; }
-        dev=${args#* }; dev=${dev%% *}
-        grep -q "$dev" err || { cat err; fail "wgns $args: error does not name $dev"; }
-    done
+one_line_error() { # WHAT-TO-FIND COMMAND...
+    want=$1; shift
+    if "$@" >out 2>err; then fail "$* succeeded"; fi
+    [ "$(wc -l <err)" = 1 ] || { cat err; fail "$*: expected one error line"; }
+    grep -q -i -- "$want" err || { cat err; fail "$*: the error does not say \"$want\""; }
 }
+
+wgns_errors() {
+    one_line_error nosuchdev0 wgns showconf nosuchdev0
+    one_line_error nosuchdev0 wgns show nosuchdev0 --json
+    one_line_error nosuchdev0 wgns setconf nosuchdev0 "$DATA/one.conf"
+    one_line_error "not a WireGuard device" wgns showconf lo
+    $IP link add dummyx type dummy
+    one_line_error "not a WireGuard device" wgns setconf dummyx "$DATA/one.conf"
+    dev=$(fresh_dev); wg_new "$dev"
+    printf '[Interface]\nListenPort = 70000\n' >bad.conf
+    one_line_error "bad.conf" wgns setconf "$dev" bad.conf
+    one_line_error "missing.conf" wgns setconf "$dev" missing.conf
+}
+
+# Root's device, seen by uid 1000 from outside any user namespace: refused.
+wgns_permission_denied() {
+    dev=$(fresh_dev); wg_new "$dev"; want_conf one "$dev"
+    wg setconf "$dev" want.conf
+    chmod 0755 . && chmod 0644 want.conf   # the file is readable: only the kernel says no
+    for cmd in "showconf $dev" "show $dev --json" "show" "setconf $dev $PWD/want.conf" "syncconf $dev $PWD/want.conf"; do
+        # shellcheck disable=SC2086
+        one_line_error "permission denied" $SETPRIV --reuid=$TEST_UID --regid=$TEST_UID --clear-groups wgns $cmd
+    done
+    wg showconf "$dev" >wg.out
+    same_file want.conf wg.out "wg showconf $dev after refused changes"
+}
+
+run_test root/wgns-permission-denied wgns_permission_denied
 
 for who in root user; do
     run=run_test; [ "$who" = user ] && run=run_test_user
