@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Host side of the kernel VM: fetch a Debian kernel with the WireGuard module,
 # pack an initramfs around a guest script, boot it in QEMU (TCG) and keep the
 # serial console. Sourced by scripts/vm/test.sh and scripts/bench.sh.
@@ -84,6 +85,9 @@ vm_copy_binary() {
     local stage=$1 src=$2 dst=$3 lib
     mkdir -p "$stage$(dirname "$dst")"
     cp -L "$src" "$stage$dst"
+    if ldd "$src" 2>/dev/null | grep -q 'not found'; then
+        vm_die "$src needs a library this machine lacks: $(ldd "$src" | grep 'not found' | head -n1 | tr -s ' \t' ' ')"
+    fi
     ldd "$src" 2>/dev/null | awk '/=> \// { print $3 } /^\t\// { print $1 }' | while read -r lib; do
         [ -e "$stage$lib" ] && continue
         mkdir -p "$stage$(dirname "$lib")"

@@ -1,9 +1,10 @@
+# shellcheck shell=sh disable=SC1090,SC1091,SC2034
 # /vm/main.sh for scripts/bench.sh: wgns against wg on the kernel module, in
 # one VM run. Lines on the console: @@BENCH CASE TOOL RUN MILLISECONDS
 # (or @@BENCH CASE TOOL RUN failed). Fresh device names for every run; no
 # device is ever deleted.
 . /vm/lib.sh
-cd /tmp
+cd /tmp || exit 1
 : >/tmp/.devices
 clock() { /usr/bin/date +%s%N; }
 REPS=${BENCH_REPS:-3}

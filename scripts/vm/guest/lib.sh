@@ -1,3 +1,4 @@
+# shellcheck shell=sh disable=SC1090,SC1091,SC2034
 # Guest-side helpers for the VM tests (busybox sh). Sourced by /vm/main.sh and
 # by every file in /vm/tests.
 #

@@ -1,3 +1,4 @@
+# shellcheck shell=sh disable=SC1090,SC1091,SC2034
 # Runs one test function from a test file: run-one.sh FILE FUNC [ARGS]
 # (used by run_test_user inside the user namespace).
 . /vm/lib.sh

@@ -1,3 +1,4 @@
+# shellcheck shell=sh disable=SC1090,SC1091,SC2034
 # /vm/main.sh for scripts/vm/test.sh: every file in /vm/tests, in name order.
 . /vm/lib.sh
 : >/tmp/.devices

@@ -1,3 +1,4 @@
+# shellcheck shell=sh disable=SC1090,SC1091,SC2034
 # Runs first, while no WireGuard device exists: with the module unloaded,
 # wgns says so in one line instead of failing obscurely; then it is loaded
 # again for everything that follows.

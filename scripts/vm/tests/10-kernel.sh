@@ -1,3 +1,4 @@
+# shellcheck shell=sh disable=SC1090,SC1091,SC2034
 # The harness itself: the WireGuard module is loaded and a device can be made
 # and configured with wg, as root and as an unprivileged user in a user namespace.
 

@@ -1,3 +1,4 @@
+# shellcheck shell=sh disable=SC1090,SC1091,SC2034
 # The oracle and the test data agree: wg setconf, syncconf and addconf read
 # back through `wg showconf` exactly as the generated files say. (If these
 # fail, the interop tests below prove nothing.)

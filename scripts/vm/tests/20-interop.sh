@@ -1,3 +1,4 @@
+# shellcheck shell=sh disable=SC1090,SC1091,SC2034
 # Interop with wireguard-tools on the real kernel module, both ways, as root
 # and as an unprivileged user in a user namespace. Every config in /vm/data
 # is written exactly as `wg showconf` prints it back, so readbacks are

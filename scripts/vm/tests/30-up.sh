@@ -1,3 +1,4 @@
+# shellcheck shell=sh disable=SC1090,SC1091,SC2034
 # `wgns up` with the kernel backend, started by an unprivileged user (uid
 # 1000): the job's tunnel reaches a hub (a kernel WireGuard device of the VM,
 # on its loopback) through the carrier's 10.0.2.2, under both carriers, with
