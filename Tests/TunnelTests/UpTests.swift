@@ -1,0 +1,350 @@
+import Foundation
+import Testing
+import TestSupport
+import KeyStore
+
+/// `wgns up` on the host, rootless, with the userspace backend (this kernel
+/// has no WireGuard): real namespaces, real slirp4netns and pasta, real
+/// wireguard-go. When the tests run as root, every wgns runs as the
+/// unprivileged WGNS_TEST_USER (pasta refuses root, and rootless is the point).
+final class UpFixture {
+    let dir: String
+    let uid: uid_t
+    let gid: gid_t
+    let user: String?
+    let jobKey = PrivateKey.generate()
+    let peerKey = PrivateKey.generate()
+    /// A UDP port for the peer, random so that parallel runs on this host do not meet.
+    let port = UInt16.random(in: 40000...59000)
+
+    init() throws {
+        dir = "/tmp/wgns-up-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+        if getuid() == 0, let name = ProcessInfo.processInfo.environment["WGNS_TEST_USER"], !name.isEmpty,
+           let pw = getpwnam(name) {
+            user = name
+            uid = pw.pointee.pw_uid
+            gid = pw.pointee.pw_gid
+        } else {
+            user = nil
+            uid = getuid()
+            gid = getgid()
+        }
+        chmod(dir, 0o755)
+        chown(dir, uid, gid)
+        // The checkout may be under /root: the test user needs its own copy.
+        try FileManager.default.copyItem(atPath: wgnsBinary, toPath: "\(dir)/wgns")
+        chmod("\(dir)/wgns", 0o755)
+        try write("server.py", Self.server, mode: 0o644)
+        try write("client.py", Self.client, mode: 0o644)
+        try write("job.conf", """
+            [Interface]
+            PrivateKey = \(jobKey.base64Secret())
+            Address = 10.99.0.2/24
+
+            [Peer]
+            PublicKey = \(peerKey.publicKey.base64)
+            AllowedIPs = 10.99.0.0/24
+            Endpoint = 10.0.2.2:\(port)
+            PersistentKeepalive = 25
+
+            """)
+        try write("peer.conf", """
+            [Interface]
+            PrivateKey = \(peerKey.base64Secret())
+            ListenPort = \(port)
+            Address = 10.99.0.1/24
+
+            [Peer]
+            PublicKey = \(jobKey.publicKey.base64)
+            AllowedIPs = 10.99.0.2/32
+
+            [Namespace]
+            Carrier = pasta
+            ForwardUDP = \(port)
+
+            """)
+    }
+
+    deinit { try? FileManager.default.removeItem(atPath: dir) }
+
+    /// Writes a file in the fixture folder, owned by the user wgns runs as.
+    func write(_ name: String, _ text: String, mode: mode_t = 0o600) throws {
+        let path = "\(dir)/\(name)"
+        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+        chmod(path, mode)
+        chown(path, uid, gid)
+    }
+
+    /// Runs `script` with bash in the fixture folder as the test user. The
+    /// script first closes every inherited descriptor above 2, so that a
+    /// wgns it leaves in the background does not keep the test waiting.
+    func sh(_ script: String) throws -> RunResult {
+        var argv: [String] = []
+        if let user { argv = ["setpriv", "--reuid", user, "--regid", user, "--clear-groups"] }
+        argv += ["env", "-i", "HOME=\(dir)", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "W=\(dir)/wgns",
+                 "/bin/bash", "-c", "for n in $(cd /proc/$$/fd && echo *); do [ \"$n\" -gt 2 ] && eval \"exec $n>&-\"; done\ncd \(dir) || exit 99\n" + script]
+        return try run("/usr/bin/env", argv)
+    }
+
+    /// Runs the peer (`wgns up peer.conf` with a TCP checksum server) in the
+    /// background of a script, then `body`, then waits for the peer.
+    func withPeer(_ body: String) -> String {
+        """
+        rm -f ready; mkfifo ready
+        "$W" up peer.conf -- python3 server.py 10.99.0.1 ready > peer.out 2>&1 &
+        PEER=$!
+        read x < ready
+        \(body)
+        wait $PEER; echo "peer status $?"
+        cat peer.out
+        """
+    }
+
+    static let server = """
+        import socket, hashlib, sys
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind((sys.argv[1], 5000)); s.listen(1)
+        open(sys.argv[2], "w").write("ready\\n")
+        c, _ = s.accept(); h = hashlib.sha256(); n = 0
+        while True:
+            b = c.recv(65536)
+            if not b: break
+            h.update(b); n += len(b)
+        c.sendall(("%d %s\\n" % (n, h.hexdigest())).encode()); c.close()
+        print("server got", n, h.hexdigest(), flush=True)
+        """
+
+    static let client = """
+        import socket, hashlib, os, sys
+        data = os.urandom(int(sys.argv[2]))
+        c = socket.create_connection((sys.argv[1], 5000), timeout=30)
+        c.sendall(data); c.shutdown(socket.SHUT_WR)
+        reply = b""
+        while True:
+            b = c.recv(4096)
+            if not b: break
+            reply += b
+        mine = "%d %s" % (len(data), hashlib.sha256(data).hexdigest())
+        print("checksum", "match" if reply.decode().strip() == mine else "MISMATCH", mine, flush=True)
+        sys.exit(0 if reply.decode().strip() == mine else 1)
+        """
+
+    /// Pids of every process on the host whose network namespace is `netns` (`net:[N]`).
+    static func processes(inNetns netns: String) -> [Int32] {
+        let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap { Int32($0) } ?? []
+        return pids.filter { (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\($0)/ns/net")) == netns }
+    }
+
+    /// Waits (up to `seconds`) until `condition` holds; returns whether it did.
+    static func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
+        let end = Date().addingTimeInterval(seconds)
+        while Date() < end {
+            if condition() { return true }
+            usleep(20_000)
+        }
+        return condition()
+    }
+}
+
+@Suite(.serialized) struct UpTests {
+    @Test(arguments: ["slirp4netns", "pasta"])
+    func pingAndTransferThroughTheTunnel(carrier: String) throws {
+        let f = try UpFixture()
+        let r = try f.sh(f.withPeer("""
+            "$W" up --carrier \(carrier) --host-loopback job.conf -- sh -c 'ping -c 2 -W 5 10.99.0.1 && python3 client.py 10.99.0.1 4000000'
+            echo "job status $?"
+            """))
+        #expect(r.stdout.contains("2 received"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("checksum match"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("job status 0"))
+        #expect(r.stdout.contains("peer status 0"))
+        #expect(r.stdout.contains("server got 4000000"))
+    }
+
+    @Test func jobRunsAsMappedIDs() throws {
+        let f = try UpFixture()
+        let mine = try f.sh(#""$W" up job.conf -- sh -c 'echo "$(id -u) $(id -g)"; ip link set wg0 down 2>/dev/null && echo changed || echo refused'"#)
+        #expect(mine.status == 0, "\(mine.stderr)")
+        #expect(mine.stdout == "\(f.uid) \(f.gid)\nrefused\n")
+        let root = try f.sh(#""$W" up --map-uid 0 --map-gid 0 job.conf -- sh -c 'echo "$(id -u) $(id -g)"; ip link set wg0 down && echo changed'"#)
+        #expect(root.status == 0, "\(root.stderr)")
+        #expect(root.stdout == "0 0\nchanged\n")
+        let other = try f.sh(#""$W" up --map-uid 1234 --map-gid 4321 job.conf -- sh -c 'echo "$(id -u) $(id -g)"'"#)
+        #expect(other.stdout == "1234 4321\n", "\(other.stderr)")
+    }
+
+    @Test func namespaceHasTunnelRoutesAndDNS() throws {
+        let f = try UpFixture()
+        try f.write("dns.conf", """
+            [Interface]
+            PrivateKey = \(f.jobKey.base64Secret())
+            Address = 10.99.0.2/24, fd99::2/64
+            DNS = 10.99.0.53, fd99::53, corp.example, lab.example
+            MTU = 1400
+
+            [Peer]
+            PublicKey = \(f.peerKey.publicKey.base64)
+            AllowedIPs = 0.0.0.0/0, ::/0
+            Endpoint = 127.0.0.1:\(f.port)
+
+            """)
+        let r = try f.sh(#""$W" up dns.conf -- sh -c 'cat /etc/resolv.conf; ip -o link show wg0; ip route show table 51820; ip -6 route show table 51820; ip route get 1.1.1.1; ip route get 10.0.2.3'"#)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.contains("nameserver 10.99.0.53\nnameserver fd99::53\nsearch corp.example lab.example\n"))
+        #expect(r.stdout.contains("mtu 1400"))
+        #expect(r.stdout.contains("default dev wg0"))
+        #expect(r.stdout.contains("1.1.1.1 dev wg0"))
+        // The carrier's own subnet (its resolver) stays reachable directly.
+        #expect(r.stdout.contains("10.0.2.3 dev tap0"))
+        // The host's resolv.conf is untouched.
+        #expect(!((try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? "").contains("10.99.0.53"))
+    }
+
+    @Test func exitStatusAndSignalsPass() throws {
+        let f = try UpFixture()
+        let seven = try f.sh(#""$W" up job.conf -- sh -c 'exit 7'"#)
+        #expect(seven.status == 7)
+        for (sig, expected) in [("TERM", "42"), ("HUP", "43"), ("INT", "44")] {
+            let r = try f.sh("""
+                rm -f up; mkfifo up
+                "$W" up job.conf -- sh -c 'trap "exit 42" TERM; trap "exit 43" HUP; trap "exit 44" INT; echo go > up; while :; do sleep 0.05; done' &
+                P=$!
+                read x < up
+                kill -\(sig) $P
+                wait $P; echo "status $?"
+                """)
+            #expect(r.stdout.contains("status \(expected)"), "\(sig): \(r.stdout) \(r.stderr)")
+        }
+        // A job killed by a signal: wgns exits 128 + the signal, as a shell.
+        let killed = try f.sh(#""$W" up job.conf -- sh -c 'kill -KILL $$'"#)
+        #expect(killed.status == 137)
+    }
+
+    @Test func missingCommandIs127() throws {
+        let f = try UpFixture()
+        let r = try f.sh(#""$W" up job.conf -- no-such-command-here"#)
+        #expect(r.status == 127)
+        #expect(r.stderr == "wgns: no-such-command-here: command not found\n")
+    }
+
+    @Test func sigkillLeavesNothing() throws {
+        let f = try UpFixture()
+        let mountsBefore = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n").count
+        _ = try f.sh("""
+            rm -f up; mkfifo up
+            "$W" up job.conf -- sh -c 'readlink /proc/self/ns/net > up; exec sleep 1000' > /dev/null 2>&1 &
+            P=$!
+            read ns < up
+            echo "$ns" > netns
+            pgrep -P $P > children
+            echo $P > wgns.pid
+            """)
+        let netns = try String(contentsOfFile: "\(f.dir)/netns", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let wgnsPid = Int32(try String(contentsOfFile: "\(f.dir)/wgns.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))!
+        let children = try String(contentsOfFile: "\(f.dir)/children", encoding: .utf8).split(separator: "\n").compactMap { Int32($0) }
+        #expect(netns.hasPrefix("net:["))
+        #expect(children.count == 2, "holder and carrier")
+        #expect(!UpFixture.processes(inNetns: netns).isEmpty)
+        kill(wgnsPid, SIGKILL)
+        let gone = UpFixture.eventually {
+            UpFixture.processes(inNetns: netns).isEmpty
+                && children.allSatisfy { kill($0, 0) != 0 || (try? String(contentsOfFile: "/proc/\($0)/stat", encoding: .utf8))?.contains(") Z ") == true }
+        }
+        #expect(gone, "processes left in \(netns): \(UpFixture.processes(inNetns: netns))")
+        let mountsAfter = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n").count
+        #expect(mountsAfter == mountsBefore)
+        let files = try FileManager.default.contentsOfDirectory(atPath: f.dir).sorted()
+        #expect(files == ["children", "client.py", "job.conf", "netns", "peer.conf", "server.py", "up", "wgns", "wgns.pid"])
+        #expect(!FileManager.default.fileExists(atPath: "/run/wireguard/wg0.sock"))
+    }
+
+    @Test func keyNeverInArgvOrEnvironment() throws {
+        let f = try UpFixture()
+        let secret = f.jobKey.base64Secret()
+        let hex = f.jobKey.withUnsafeBytes { $0.map { String(format: "%02x", $0) }.joined() }
+        _ = try f.sh("""
+            rm -f up; mkfifo up
+            "$W" up job.conf -- sh -c 'echo go > up; exec sleep 1000' > /dev/null 2>&1 &
+            echo $! > wgns.pid
+            read x < up
+            """)
+        let wgnsPid = Int32(try String(contentsOfFile: "\(f.dir)/wgns.pid", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines))!
+        defer { kill(wgnsPid, SIGTERM) }
+        var scanned = 0
+        for entry in try FileManager.default.contentsOfDirectory(atPath: "/proc") where Int32(entry) != nil {
+            for file in ["cmdline", "environ"] {
+                guard let data = FileManager.default.contents(atPath: "/proc/\(entry)/\(file)") else { continue }
+                scanned += 1
+                let text = String(decoding: data, as: UTF8.self)
+                #expect(!text.contains(secret) && !text.contains(hex), "key found in /proc/\(entry)/\(file)")
+            }
+        }
+        #expect(scanned > 10)
+    }
+
+    @Test func twentyNeighboursWithTheSamePortAndAddresses() throws {
+        let f = try UpFixture()
+        try f.write("same.conf", """
+            [Interface]
+            PrivateKey = \(f.jobKey.base64Secret())
+            ListenPort = 51820
+            Address = 10.99.0.2/24
+
+            [Peer]
+            PublicKey = \(f.peerKey.publicKey.base64)
+            AllowedIPs = 10.99.0.0/24
+            Endpoint = 10.0.2.2:\(f.port)
+
+            """)
+        let r = try f.sh("""
+            for i in $(seq 1 20); do
+              "$W" up --map-uid 0 --map-gid 0 same.conf -- sh -c 'wg show wg0 listen-port && ip -o -4 addr show wg0 | grep -q 10.99.0.2/24 && sleep 1' > out.$i 2> err.$i &
+            done
+            ok=0
+            for j in $(jobs -p); do wait $j && ok=$((ok+1)); done
+            echo "ok $ok"
+            cat out.* | sort | uniq -c
+            cat err.*
+            """)
+        #expect(r.stdout.contains("ok 20"), "\(r.stdout)")
+        #expect(r.stdout.contains("20 51820"), "\(r.stdout)")
+    }
+
+    @Test func failuresAreOneLineAndLeaveNothing() throws {
+        let f = try UpFixture()
+        try f.write("bad.conf", "[Interface]\nPrivateKey = nope\n")
+        let bad = try f.sh(#""$W" up job.conf bad.conf -- true"#)
+        #expect(bad.status == 1)
+        #expect(bad.stderr.hasPrefix("wgns: bad.conf:2:") && bad.stderr.filter { $0 == "\n" }.count == 1, "\(bad.stderr)")
+
+        try f.write("unresolvable.conf", """
+            [Interface]
+            PrivateKey = \(f.jobKey.base64Secret())
+            [Peer]
+            PublicKey = \(f.peerKey.publicKey.base64)
+            AllowedIPs = 10.99.0.0/24
+            Endpoint = no-such-host.invalid:51820
+
+            """)
+        let unresolved = try f.sh(#""$W" up unresolvable.conf -- true"#)
+        #expect(unresolved.status == 1)
+        #expect(unresolved.stderr.hasPrefix("wgns: endpoint no-such-host.invalid:51820 does not resolve"), "\(unresolved.stderr)")
+
+        let noCarrier = try f.sh(#"PATH=/nonexistent "$W" up job.conf -- true"#)
+        #expect(noCarrier.status == 1)
+        #expect(noCarrier.stderr.hasPrefix("wgns: no carrier"), "\(noCarrier.stderr)")
+
+        if !FileManager.default.fileExists(atPath: "/sys/module/wireguard") {
+            let noWG = try f.sh(#"mkdir -p bin; ln -sf /usr/bin/slirp4netns bin/; PATH=$PWD/bin "$W" up job.conf -- true"#)
+            #expect(noWG.status == 1)
+            #expect(noWG.stderr.hasPrefix("wgns: no WireGuard"), "\(noWG.stderr)")
+            let kernel = try f.sh(#""$W" up --backend kernel job.conf -- true"#)
+            #expect(kernel.status == 1)
+            #expect(kernel.stderr.hasPrefix("wgns: ") && kernel.stderr.filter { $0 == "\n" }.count == 1, "\(kernel.stderr)")
+        }
+        let noCommand = try f.sh(#""$W" up job.conf"#)
+        _ = noCommand  // runs $SHELL, which reads the empty stdin and exits
+        #expect(noCommand.status == 0, "\(noCommand.stderr)")
+    }
+}
