@@ -38,6 +38,15 @@ wg_sets_wgns_reads() {
     fi
 }
 
+# The text form of `show`, as wg prints it without a terminal.
+wgns_show_text() {
+    dev=$(fresh_dev); wg_new "$dev"; want_conf "$1" "$dev"
+    wg setconf "$dev" want.conf
+    wg show "$dev" >wg.out
+    wgns show "$dev" >wgns.out || fail "wgns show $dev exited $?"
+    same_file wg.out wgns.out "wgns show $dev (text)"
+}
+
 wgns_sets_wg_reads() {
     dev=$(fresh_dev); wg_new "$dev"; want_conf "$1" "$dev"
     wgns setconf "$dev" want.conf || fail "wgns setconf $dev $1 exited $?"
@@ -126,6 +135,9 @@ for who in root user; do
     for c in zero one v6 peers-1000 aips-10000 peers-10000; do
         $run "$who/wg-setconf-wgns-reads/$c" wg_sets_wgns_reads "$c"
         $run "$who/wgns-setconf-wg-reads/$c" wgns_sets_wg_reads "$c"
+    done
+    for c in one v6 peers-1000; do
+        $run "$who/wgns-show-text/$c" wgns_show_text "$c"
     done
     $run "$who/wgns-syncconf" wgns_syncconf
     $run "$who/wgns-addconf" wgns_addconf
