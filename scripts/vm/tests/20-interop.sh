@@ -47,6 +47,41 @@ wgns_show_text() {
     same_file wg.out wgns.out "wgns show $dev (text)"
 }
 
+# Reading a 10,000-peer device while another process adds and removes one
+# peer 20 times (so dumps get interrupted, NLM_F_DUMP_INTR, and must be
+# restarted): every readback is the device either with or without that peer,
+# never a mix. (Under endless changes both wg and wgns would retry forever.)
+# without_peer KEY: a showconf (stdin) without KEY's [Peer] section.
+without_peer() {
+    awk -v x="PublicKey = $1" '
+        function out(s) { while (blanks > 0) { print ""; blanks-- } print s }
+        $0 == "" { if (skip) skip = 0; else blanks++; next }
+        $0 == "[Peer]" { pending = 1; next }
+        pending { pending = 0; if ($0 == x) { skip = 1; next } out("[Peer]"); out($0); next }
+        skip { next }
+        { out($0) }'
+}
+
+dump_while_changing() { # TOOL
+    dev=$(fresh_dev); wg_new "$dev"; want_conf peers-10000 "$dev"
+    wg setconf "$dev" want.conf
+    x=$(wg genkey | wg pubkey)
+    (i=0; while [ $i -lt 20 ]; do
+        wg set "$dev" peer "$x" allowed-ips 10.255.255.1/32 endpoint 127.0.0.1:1
+        wg set "$dev" peer "$x" remove
+        i=$((i + 1))
+    done) >/dev/null 2>&1 &
+    churn=$!
+    for i in 1 2 3; do
+        "$1" showconf "$dev" >"got.$i" || { kill "$churn"; fail "$1 showconf $dev exited non-zero"; }
+    done
+    wait "$churn" 2>/dev/null || true
+    for i in 1 2 3; do
+        without_peer "$x" <"got.$i" >"stripped.$i"
+        same_file want.conf "stripped.$i" "$1 showconf $dev (read $i, during changes, without the changing peer)"
+    done
+}
+
 wgns_sets_wg_reads() {
     dev=$(fresh_dev); wg_new "$dev"; want_conf "$1" "$dev"
     wgns setconf "$dev" want.conf || fail "wgns setconf $dev $1 exited $?"
@@ -139,6 +174,8 @@ for who in root user; do
     for c in one v6 peers-1000; do
         $run "$who/wgns-show-text/$c" wgns_show_text "$c"
     done
+    [ "$who" = root ] && $run "$who/wg-dump-while-changing" dump_while_changing wg   # the oracle copes too
+    $run "$who/wgns-dump-while-changing" dump_while_changing wgns
     $run "$who/wgns-syncconf" wgns_syncconf
     $run "$who/wgns-addconf" wgns_addconf
     $run "$who/wgns-setconf-replaces" wgns_setconf_replaces
