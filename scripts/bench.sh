@@ -24,7 +24,7 @@ bench_vm() {
     log=$work/console.log
     local t1 t2 ok=yes
     t1=$(date +%s.%N)
-    vm_boot "$work/initrd.cpio" "$log" "${VM_TIMEOUT:-300}" || ok=no
+    vm_boot "$work/initrd.cpio" "$log" "${VM_TIMEOUT:-420}" || ok=no
     t2=$(date +%s.%N)
     cp "$log" "$VM_CACHE/bench-console.log"
     echo

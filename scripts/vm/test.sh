@@ -5,7 +5,7 @@
 # Ends with "N passed, M failed"; exits non-zero if any test failed or the VM
 # did not finish.
 #   scripts/vm/test.sh [PATTERN]   only tests whose names match PATTERN (ERE)
-# Environment: VM_TIMEOUT (whole VM, seconds, default 300), VM_TEST_TIMEOUT
+# Environment: VM_TIMEOUT (whole VM, seconds, default 420), VM_TEST_TIMEOUT
 # (one test, default 120), WGNS_BIN (use this wgns instead of building it).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +27,7 @@ t1=$(date +%s.%N)
 log=$work/console.log
 echo "vm: booting $VM_KVER (console kept in vm-cache/test-console.log)" >&2
 finished=yes
-vm_boot "$work/initrd.cpio" "$log" "${VM_TIMEOUT:-300}" || finished=no
+vm_boot "$work/initrd.cpio" "$log" "${VM_TIMEOUT:-420}" || finished=no
 t2=$(date +%s.%N)
 cp "$log" "$VM_CACHE/test-console.log"
 
