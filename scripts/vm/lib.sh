@@ -103,7 +103,8 @@ vm_initramfs() {
     for tool in $(/bin/busybox --list); do
         [ "$tool" = busybox ] || ln -s busybox "$stage/bin/$tool"
     done
-    # Real tools in /usr/bin (PATH puts them before busybox's applets).
+    # The real tools, in /usr/bin and /usr/sbin. Debian's busybox runs its own
+    # applet of the same name before PATH: guest scripts use these by path.
     vm_copy_binary "$stage" "$(command -v wg)" /usr/bin/wg
     vm_copy_binary "$stage" /usr/bin/unshare /usr/bin/unshare
     vm_copy_binary "$stage" /usr/bin/setpriv /usr/bin/setpriv
@@ -126,7 +127,6 @@ vm_initramfs() {
     printf 'root:x:0:\nuser:x:1000:\n' >"$stage/etc/group"
     printf '127.0.0.1 localhost\n::1 localhost\n' >"$stage/etc/hosts"
     printf 'nameserver 127.0.0.1\n' >"$stage/etc/resolv.conf"
-    chown 1000:1000 "$stage/home/user"
     cp "$VM_GUEST/init" "$stage/init"
     cp "$VM_GUEST/lib.sh" "$VM_GUEST/run-one.sh" "$stage/vm/"
     cp "$main" "$stage/vm/main.sh"
@@ -137,7 +137,7 @@ vm_initramfs() {
     # than QEMU takes to load 30 MB from the host's page cache.
     (cd "$stage" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) >"$out.tmp" \
         || vm_die "cpio of the initramfs failed"
-    # cpio -R 0:0 flattens owners; the user's home is fixed up by /init.
+    # cpio -R 0:0 makes root own everything; /init gives the user its home.
     mv "$out.tmp" "$out"
     rm -rf "$stage"
 }
