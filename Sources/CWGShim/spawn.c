@@ -153,3 +153,22 @@ int CWGShim_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 
 #include <sys/signalfd.h>
 int CWGShim_signalfd(const sigset_t *mask) { return signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK); }
+
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+int CWGShim_tun_open(const char *name, int tap, int persist) {
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
+    ifr.ifr_flags = tap ? (IFF_TAP | IFF_NO_PI) : IFF_TUN;
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0 || (persist && ioctl(fd, TUNSETPERSIST, 1) < 0)) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    return fd;
+}

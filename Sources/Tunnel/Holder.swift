@@ -27,6 +27,11 @@ public enum Holder {
             report(statusFD, "E \(error)")
             _exit(1)
         }
+        // The carrier's tap0, made persistent here so that the carrier's exit
+        // does not wait for the device's removal (about 20 ms of RCU grace
+        // periods): the device goes with the namespace, asynchronously.
+        let tap = CWGShim_tun_open("tap0", 1, 1)
+        if tap >= 0 { close(tap) }
         report(statusFD, "N")
         // The first child is pid 1 of the new pid namespace: when it ends,
         // the kernel kills everything else in there.
@@ -231,8 +236,12 @@ struct NamespaceInit {
         let logPipe = try Pipe()
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer { close(devnull) }
+        // The TUN device is made here, persistent, and handed over
+        // (WG_TUN_FD): wireguard-go's exit then does not wait for its removal.
+        let tun = try sys("create TUN device \(name) (/dev/net/tun)", code: .setup) { CWGShim_tun_open(name, 0, 1) }
+        defer { close(tun) }
         var opts = SpawnOptions()
-        opts.fds = [devnull, logPipe.write.raw, logPipe.write.raw]
+        opts.fds = [devnull, logPipe.write.raw, logPipe.write.raw, tun]
         opts.deathSignal = SIGKILL
         var env: [String] = []
         var e = environ
@@ -241,7 +250,7 @@ struct NamespaceInit {
             if !s.hasPrefix("WG_") && !s.hasPrefix("LOG_LEVEL=") { env.append(s) }
             e += 1
         }
-        env += ["WG_PROCESS_FOREGROUND=1", "LOG_LEVEL=verbose"]
+        env += ["WG_PROCESS_FOREGROUND=1", "LOG_LEVEL=verbose", "WG_TUN_FD=3"]
         opts.environment = env
         let p: ChildProcess
         do { p = try ChildProcess.spawn([path, "-f", name], opts) } catch {

@@ -50,5 +50,8 @@ int CWGShim_pipe2(int fds[2], int flags);
 #include <signal.h>
 #include <sys/signalfd.h>
 int CWGShim_signalfd(const sigset_t *mask);
+/* open /dev/net/tun + TUNSETIFF (IFF_TUN or IFF_TAP, IFF_NO_PI) [+ TUNSETPERSIST]: ioctl is variadic
+ * and struct ifreq is a union. Returns the fd or -1. */
+int CWGShim_tun_open(const char *name, int tap, int persist);
 
 #endif
