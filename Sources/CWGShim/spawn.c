@@ -51,7 +51,9 @@ static void child(const struct CWGShim_spawn_attr *a, pid_t parent, int report_f
     stage = CWGShim_STAGE_PDEATHSIG;
     if (a->pdeathsig > 0) {
         if (prctl(PR_SET_PDEATHSIG, a->pdeathsig, 0, 0, 0) < 0) goto fail;
-        if (getppid() != parent) _exit(127);
+        /* A parent outside the child's pid namespace shows as ppid 0. */
+        pid_t pp = getppid();
+        if (pp != parent && pp != 0) _exit(127);
     }
     stage = CWGShim_STAGE_PGROUP;
     if (a->new_pgroup && setpgid(0, 0) < 0) goto fail;

@@ -181,6 +181,12 @@ struct NamespaceInit {
             fail("\(error)")
         }
 
+        if plan.command.isEmpty {
+            // A named tunnel without a job: up until told otherwise.
+            log.step("tunnel up, no job")
+            Holder.report(status, "R")
+            superviseJob(nil, daemons: &daemons)
+        }
         // The job.
         var opts = SpawnOptions()
         opts.deathSignal = SIGKILL
@@ -284,7 +290,7 @@ struct NamespaceInit {
 
     /// Waits for the job, passing signals on and draining daemon logs; ends
     /// everything when the job ends.
-    func superviseJob(_ job: ChildProcess, daemons: inout [Daemon]) -> Never {
+    func superviseJob(_ job: ChildProcess?, daemons: inout [Daemon]) -> Never {
         var mask = sigset_t()
         sigemptyset(&mask)
         sigaddset(&mask, SIGCHLD)
@@ -297,11 +303,11 @@ struct NamespaceInit {
                 var st: Int32 = 0
                 let pid = waitpid(-1, &st, WNOHANG)
                 if pid <= 0 { break }
-                if pid == job.pid { jobStatus = Termination(waitStatus: st) }
+                if pid == job?.pid { jobStatus = Termination(waitStatus: st) }
                 if let k = daemons.firstIndex(where: { $0.process.pid == pid }) {
                     let d = daemons.remove(at: k)
                     writeStderr("wgns: wireguard-go for \(d.name) exited (\(Termination(waitStatus: st))); ending the job\n")
-                    job.kill(SIGTERM)
+                    if let job { job.kill(SIGTERM) } else { jobStatus = .exited(1) }
                 }
             }
             if jobStatus != nil { break }
@@ -315,7 +321,7 @@ struct NamespaceInit {
                 if n <= 0 { killAllAndExit(1) }  // the supervisor is gone
                 if b[0] == UInt8(ascii: "S") {
                     if n == 1 { _ = read(control, &b[1], 1) }
-                    job.kill(Int32(b[1]))
+                    if let job { job.kill(Int32(b[1])) } else { jobStatus = .exited(0) }
                 }
             }
             if fds[1].revents != 0 { _ = read(sfd, &scratch, scratch.count) }

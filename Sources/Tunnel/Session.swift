@@ -23,6 +23,8 @@ public struct UpOptions: Sendable {
     public var verbose = false
     /// The job; empty runs the user's shell.
     public var command: [String] = []
+    /// `--name`: a long-lived tunnel others can `exec` into, `down` and `list`.
+    public var name: String?
     /// How to start the holder: a program and arguments that end up calling
     /// `Holder.run()` (e.g. the wgns binary with a hidden subcommand).
     public var holderCommand: [String] = []
@@ -136,7 +138,13 @@ public enum Session {
         }
         log.step("endpoints resolved, MTU \(plan.interfaces.map { "\($0.name) \($0.mtu)" }.joined(separator: ", "))")
 
-        if options.command.isEmpty {
+        if let name = options.name {
+            try NamedTunnel.validate(name)
+            plan.name = name
+        }
+        if options.command.isEmpty && options.name != nil {
+            plan.command = []  // no job: the tunnel stays up until `wgns down` or a signal
+        } else if options.command.isEmpty {
             plan.command = [getenv("SHELL").map { String(cString: $0) } ?? "/bin/sh"]
         } else {
             plan.command = options.command
@@ -159,6 +167,8 @@ public enum Session {
         let tty = isatty(0) == 1
         defer { if tty { _ = tcsetpgrp(0, getpgrp()) } }
 
+        let listenFD = try plan.name.map { (n: String) throws(TunnelError) in try NamedTunnel.listen(n) } ?? -1
+        defer { if listenFD >= 0 { close(listenFD) } }
         let ctl = try Pipe()
         let st = try Pipe()
         var opts = SpawnOptions()
@@ -177,6 +187,7 @@ public enum Session {
                 close(ctl.write.raw)
                 close(st.read.raw)
                 close(sfd)
+                if listenFD >= 0 { close(listenFD) }
                 Holder.run(control: ctl.read.raw, status: st.write.raw)
             }
             holder = ChildProcess(pid: pid)
@@ -223,11 +234,39 @@ public enum Session {
         loop: while exitStatus == nil && pendingError == nil {
             var fds = [pollfd(fd: st.read.raw, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)]
-            if let c = carrier, !carrierReady { fds.append(pollfd(fd: c.ready.raw, events: Int16(POLLIN), revents: 0)) }
+            var readyIndex = -1
+            if let c = carrier, !carrierReady {
+                readyIndex = fds.count
+                fds.append(pollfd(fd: c.ready.raw, events: Int16(POLLIN), revents: 0))
+            }
+            if listenFD >= 0 && jobRunning { fds.append(pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)) }
             if poll(&fds, nfds_t(fds.count), -1) < 0 { continue }
+            if let k = fds.firstIndex(where: { $0.fd == listenFD && $0.revents != 0 }), k >= 2 {
+                let conn = accept(listenFD, nil, nil)
+                if conn >= 0 {
+                    var line = LineReader()
+                    var request: String?
+                    if NamedTunnel.peerIsUs(conn) {
+                        var tv = timeval(tv_sec: 2, tv_usec: 0)
+                        setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                        while request == nil, (try? line.fill(from: conn)) == true { request = line.nextLine() }
+                    }
+                    switch request {
+                    case "info":
+                        let reply = Array("\(holder.pid) \(plan.mapUID) \(plan.mapGID)\n".utf8)
+                        _ = reply.withUnsafeBytes { write(conn, $0.baseAddress, $0.count) }
+                        close(conn)
+                    case "down":
+                        // Left open: it closes when this process exits, which is the reply.
+                        send([UInt8(ascii: "S"), UInt8(SIGTERM)])
+                    default:
+                        close(conn)
+                    }
+                }
+            }
 
-            if fds.count > 2 && fds[2].revents != 0 {
-                let n = read(fds[2].fd, &scratch, scratch.count)
+            if readyIndex >= 0 && fds[readyIndex].revents != 0 {
+                let n = read(fds[readyIndex].fd, &scratch, scratch.count)
                 if n > 0 {
                     carrierReady = true
                     log.step("carrier \(plan.carrier.rawValue) ready")

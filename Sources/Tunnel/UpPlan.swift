@@ -33,7 +33,9 @@ public struct UpPlan: Sendable {
     public var forwardUDP: [PortForward] = []
     /// Path of wireguard-go, when the userspace backend may be needed.
     public var wireguardGo: String?
-    /// The job: program and arguments.
+    /// The tunnel's name (`--name`); only the supervisor uses it.
+    public var name: String?
+    /// The job: program and arguments; empty for a named tunnel without a job.
     public var command: [String] = []
     /// Verbose timing lines.
     public var verbose = false

@@ -18,7 +18,14 @@ struct Up: ParsableCommand {
         are passed on. When the command ends, or wgns is killed, everything started for \
         it ends. If the carrier dies during the job, the job gets SIGTERM and wgns exits \
         non-zero. Without COMMAND, runs $SHELL.
+
+        With --name NAME, the tunnel can be entered with `wgns exec NAME -- COMMAND`, \
+        listed with `wgns list` and stopped with `wgns down NAME`; without a COMMAND \
+        it then stays up (in the foreground) until `wgns down NAME` or a signal.
         """)
+
+    @Option(help: "Name the tunnel, for `wgns exec`, `wgns down` and `wgns list`.")
+    var name: String?
 
     @Option(help: "The carrier: slirp4netns or pasta (default: the config's, else whichever is installed).")
     var carrier: CarrierKind?
@@ -61,6 +68,7 @@ struct Up: ParsableCommand {
         options.mapGID = mapGID
         options.hostLoopback = hostLoopback ? true : nil
         options.verbose = verbose
+        options.name = name
         options.command = command
         do {
             let plan = try Session.prepare(options)
@@ -79,5 +87,52 @@ struct HolderCommand: ParsableCommand {
     func run() {
         // Synchronous and first: unshare(CLONE_NEWUSER) needs a single thread.
         Holder.run()
+    }
+}
+
+struct Down: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Stop a named tunnel (`wgns up --name NAME`); returns once it is gone.")
+
+    @Argument(help: "The tunnel's name.")
+    var name: String
+
+    func run() throws {
+        do { try NamedTunnel.down(name) } catch { throw CLIError(error) }
+    }
+}
+
+struct Exec: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a command inside a named tunnel, as its job would run.",
+        discussion: "wgns exec NAME -- COMMAND [ARGS...]")
+
+    @Argument(help: "The tunnel's name.")
+    var name: String
+
+    @Argument(parsing: .captureForPassthrough, help: "-- COMMAND [ARGS...]")
+    var command: [String] = []
+
+    func run() throws {
+        var cmd = command
+        if cmd.first == "--" { cmd.removeFirst() }
+        if cmd.isEmpty { cmd = [String(cString: getenv("SHELL") ?? strdup("/bin/sh"))] }
+        do {
+            // Synchronous on purpose: entering a user namespace needs a single thread.
+            let status = try NamedTunnel.exec(name, cmd)
+            Glibc.exit(status)
+        } catch let e as TunnelError where e.code == .command {
+            fail(e.description, status: 127)
+        } catch {
+            throw CLIError(error)
+        }
+    }
+}
+
+struct List: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List your named tunnels that are up.")
+
+    func run() {
+        for name in NamedTunnel.list() { print(name) }
     }
 }

@@ -1,0 +1,142 @@
+import CWGShim
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Long-lived tunnels with a name (`wgns up --name NAME`): the supervisor
+/// listens on an abstract unix socket `wgns/UID/NAME` in the host's network
+/// namespace. Abstract sockets vanish with their process, so a tunnel killed
+/// even with SIGKILL leaves no file behind; only the same uid may talk to it
+/// (checked with SO_PEERCRED).
+///
+/// Requests, one line each: `info` → `HOLDERPID MAPUID MAPGID`; `down` →
+/// the connection closes when the tunnel is gone.
+public enum NamedTunnel {
+    /// Checks a tunnel name: 1 to 32 of `A-Z a-z 0-9 _ . -`.
+    public static func validate(_ name: String) throws(TunnelError) {
+        let ok = !name.isEmpty && name.count <= 32 && name.utf8.allSatisfy {
+            ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 95 || $0 == 46 || $0 == 45
+        }
+        if !ok { throw TunnelError(.config, "tunnel name '\(name)' must be 1 to 32 letters, digits, '_', '.' or '-'") }
+    }
+
+    static func prefix(uid: uid_t = getuid()) -> String { "wgns/\(uid)/" }
+
+    /// `sockaddr_un` for the abstract name, and its length.
+    static func address(_ name: String) -> (sockaddr_un, socklen_t) {
+        var sa = sockaddr_un()
+        sa.sun_family = sa_family_t(AF_UNIX)
+        let bytes = [UInt8(0)] + Array((prefix() + name).utf8)
+        withUnsafeMutableBytes(of: &sa.sun_path) { p in
+            for (i, b) in bytes.enumerated() where i < p.count { p[i] = b }
+        }
+        let len = MemoryLayout<sa_family_t>.size + bytes.count
+        return (sa, socklen_t(len))
+    }
+
+    /// Binds and listens; fails when a tunnel of that name is up.
+    static func listen(_ name: String) throws(TunnelError) -> Int32 {
+        let fd = try sys("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        var (sa, len) = address(name)
+        let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        if r != 0 {
+            let e = errno
+            close(fd)
+            if e == EADDRINUSE { throw TunnelError(.config, "a tunnel named \(name) is already up") }
+            throw TunnelError(.system, "bind the control socket of \(name)", errno: e)
+        }
+        _ = Glibc.listen(fd, 8)
+        return fd
+    }
+
+    /// Connects to the tunnel `name`.
+    static func connect(_ name: String) throws(TunnelError) -> Int32 {
+        try validate(name)
+        let fd = try sys("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        var (sa, len) = address(name)
+        let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) } }
+        if r != 0 {
+            close(fd)
+            throw TunnelError(.config, "no tunnel named \(name) is up (see `wgns list`)")
+        }
+        return fd
+    }
+
+    /// True when the peer of `fd` runs as our uid.
+    static func peerIsUs(_ fd: Int32) -> Bool {
+        // struct ucred { pid_t pid; uid_t uid; gid_t gid; } (needs _GNU_SOURCE to import).
+        var cred: [UInt32] = [0, 0, 0]
+        var len = socklen_t(12)
+        return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred[1] == getuid()
+    }
+
+    /// Sends one request line and reads the reply until the other side closes.
+    static func request(_ name: String, _ line: String) throws(TunnelError) -> String {
+        let fd = try connect(name)
+        let d = Descriptor(owning: fd)
+        try d.writeAll(Array((line + "\n").utf8))
+        var out: [UInt8] = []
+        while true {
+            let chunk = try d.read(max: 4096)
+            if chunk.isEmpty { break }
+            out += chunk
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    /// Names of this user's tunnels that are up (from /proc/net/unix).
+    public static func list() -> [String] {
+        guard let text = try? FileIO.readAll("/proc/net/unix") else { return [] }
+        let marker = "@" + prefix()
+        var names = Set<String>()
+        for line in String(decoding: text, as: UTF8.self).split(separator: "\n") {
+            guard let path = line.split(separator: " ").last, path.hasPrefix(marker) else { continue }
+            names.insert(String(path.dropFirst(marker.count)))
+        }
+        return names.sorted()
+    }
+
+    /// Stops the tunnel `name` and returns once it is gone.
+    public static func down(_ name: String) throws(TunnelError) {
+        _ = try request(name, "down")
+    }
+
+    /// Runs `command` inside the tunnel `name`, as its MapUid/MapGid, and
+    /// returns its shell-style status. Must run single-threaded (setns into
+    /// a user namespace requires it).
+    public static func exec(_ name: String, _ command: [String]) throws(TunnelError) -> Int32 {
+        let info = try request(name, "info").split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int32($0) }
+        guard info.count == 3 else { throw TunnelError(.setup, "tunnel \(name) did not answer") }
+        let pid = info[0]
+        var cwd = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        let hasCwd = getcwd(&cwd, cwd.count) != nil
+        // Open every namespace first: after the user namespace, /proc paths still work.
+        var fds: [(Int32, Int32)] = []
+        for (ns, flag) in [("user", CWGShim_CLONE_NEWUSER), ("net", CWGShim_CLONE_NEWNET),
+                           ("mnt", CWGShim_CLONE_NEWNS), ("pid_for_children", CWGShim_CLONE_NEWPID)] {
+            let fd = try sys("open namespace \(ns) of tunnel \(name)") { open("/proc/\(pid)/ns/\(ns)", O_RDONLY | O_CLOEXEC) }
+            fds.append((fd, flag))
+        }
+        defer { for (fd, _) in fds { close(fd) } }
+        for (fd, flag) in fds {
+            try sys("enter tunnel \(name)", code: .setup) { CWGShim_setns(fd, flag) }
+        }
+        if hasCwd { _ = chdir(cwd) } else { _ = chdir("/") }
+        var opts = SpawnOptions()
+        opts.deathSignal = SIGKILL
+        let uid = UInt32(bitPattern: info[1]), gid = UInt32(bitPattern: info[2])
+        if uid != 0 || gid != 0 { opts.userNamespaceIDs = (uid, gid) }
+        // The command shares our process group and terminal, so the terminal's
+        // signals reach it; we only wait, as system() does.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGQUIT, SIG_IGN)
+        let child: ChildProcess
+        do { child = try ChildProcess.spawn(command, opts) } catch {
+            if error.isExec {
+                throw TunnelError(.command, "\(command.first ?? ""): " + (error.errno == ENOENT ? "command not found" : String(cString: strerror(error.errno))), errno: 0)
+            }
+            throw TunnelError(.command, "cannot start \(command.first ?? "")", errno: error.errno)
+        }
+        return child.wait().shellStatus
+    }
+}
