@@ -369,3 +369,47 @@ extension UpTests {
         #expect(r.stderr.hasPrefix("wgns: carrier \(carrier) exited (signal 9) during the job; ending the job"), "\(r.stderr)")
     }
 }
+
+extension UpTests {
+    /// `wgns up --name` stays up without a job; `exec` runs inside it as the
+    /// mapped user, `list` shows it, `down` ends it, and nothing is left.
+    @Test func namedTunnelExecListDown() throws {
+        let f = try UpFixture()
+        let name = "t\(f.port)"
+        let r = try f.sh("""
+            "$W" up --name \(name) job.conf > named.out 2>&1 &
+            P=$!
+            for i in $(seq 1 100); do "$W" list | grep -qx \(name) && break; sleep 0.05; done
+            "$W" list | grep -x \(name) && echo listed
+            "$W" up --name \(name) job.conf -- true; echo "second status $?"
+            "$W" exec \(name) -- sh -c 'echo "inside $(id -u) $(readlink /proc/self/ns/net)"; ip -o -4 addr show wg0'
+            echo "outside x $(readlink /proc/self/ns/net)"
+            "$W" exec \(name) -- sh -c 'exit 5'; echo "exec status $?"
+            "$W" exec \(name) -- no-such-command-here; echo "missing status $?"
+            "$W" down \(name); echo "down status $?"
+            kill -0 $P 2>/dev/null && echo "still running"
+            wait $P; echo "up status $?"
+            "$W" list | grep -x \(name) || echo "not listed"
+            "$W" down \(name); echo "down again status $?"
+            """)
+        let out = r.stdout
+        #expect(out.contains("listed\n"), "\(out) \(r.stderr)")
+        #expect(out.contains("second status 1"))
+        #expect(r.stderr.contains("wgns: a tunnel named \(name) is already up\n"))
+        #expect(out.contains("inside \(f.uid) net:["))
+        #expect(out.contains("10.99.0.2/24"))
+        // The exec'd command is in the tunnel's network namespace, not ours.
+        let inside = out.split(separator: "\n").first { $0.hasPrefix("inside") }?.split(separator: " ").last
+        let outside = out.split(separator: "\n").first { $0.hasPrefix("outside") }?.split(separator: " ").last
+        #expect(inside != nil && inside != outside)
+        #expect(out.contains("exec status 5"))
+        #expect(out.contains("missing status 127"))
+        #expect(r.stderr.contains("wgns: no-such-command-here: command not found\n"))
+        #expect(out.contains("down status 0"))
+        #expect(!out.contains("still running"))
+        #expect(out.contains("up status 0"))
+        #expect(out.contains("not listed"))
+        #expect(out.contains("down again status 1"))
+        #expect(r.stderr.contains("wgns: no tunnel named \(name) is up"))
+    }
+}
