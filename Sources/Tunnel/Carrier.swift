@@ -43,7 +43,7 @@ final class Carrier {
 
     /// Starts `kind` for the namespaces of `pid`. Returns at once; readiness
     /// arrives on `ready`.
-    static func start(_ kind: CarrierKind, path: String, pid: pid_t, hostLoopback: Bool,
+    static func start(_ kind: CarrierKind, path: String, pid: pid_t, hostLoopback: Bool, ipv6: Bool = false,
                       forwardTCP: [PortForward], forwardUDP: [PortForward], verbose: Bool) throws(TunnelError) -> Carrier {
         let readyPipe = try Pipe()
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
@@ -60,6 +60,7 @@ final class Carrier {
             let exitPipe = try Pipe()
             var args = [path, "--configure", "--mtu=\(Resolver.carrierMTU)", "--ready-fd=3", "--exit-fd=4"]
             if !hostLoopback { args.append("--disable-host-loopback") }
+            if ipv6 { args.append("--enable-ipv6") }
             args += ["--enable-sandbox", "--enable-seccomp", "\(pid)", "tap0"]
             opts.fds = [devnull, verbose ? 1 : devnull, quietErr, readyPipe.write.raw, exitPipe.read.raw]
             let p: ChildProcess
