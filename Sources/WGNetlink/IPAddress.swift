@@ -35,6 +35,35 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Wraps 4 or 16 raw bytes in network order, as netlink carries them
+    /// (no copy for IPv4).
+    public init?(bytes: UnsafeRawBufferPointer) {
+        switch bytes.count {
+        case 4: self = .v4(bytes[0], bytes[1], bytes[2], bytes[3])
+        case 16: self = .v6(Array(bytes))
+        default: return nil
+        }
+    }
+
+    /// Appends the canonical text (as `description`) to `out` without
+    /// making a `String`: digits for IPv4, `inet_ntop` for IPv6.
+    public func appendText(to out: inout [UInt8]) {
+        switch self {
+        case let .v4(a, b, c, d):
+            appendDecimal(a, to: &out); out.append(46)
+            appendDecimal(b, to: &out); out.append(46)
+            appendDecimal(c, to: &out); out.append(46)
+            appendDecimal(d, to: &out)
+        case let .v6(bytes):
+            var buf = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))  // 48 bytes >= INET6_ADDRSTRLEN
+            withUnsafeMutableBytes(of: &buf) { text in
+                let p = text.baseAddress!.assumingMemoryBound(to: CChar.self)
+                _ = bytes.withUnsafeBytes { inet_ntop(AF_INET6, $0.baseAddress, p, socklen_t(text.count)) }
+                out.append(contentsOf: UnsafeRawBufferPointer(start: text.baseAddress, count: strlen(p)))
+            }
+        }
+    }
+
     /// The address's bytes in network order (4 or 16 of them).
     public var bytes: [UInt8] {
         switch self {
@@ -106,6 +135,13 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
     /// `ADDR/LEN`.
     public var description: String { "\(address)/\(prefixLength)" }
 
+    /// Appends `ADDR/LEN` to `out` without making a `String`.
+    public func appendText(to out: inout [UInt8]) {
+        address.appendText(to: &out)
+        out.append(47)
+        appendDecimal(prefixLength, to: &out)
+    }
+
     /// True when `other` lies inside this prefix.
     public func contains(_ other: IPAddress) -> Bool {
         other.isV6 == address.isV6 && other.masked(to: prefixLength) == address.masked(to: prefixLength)
@@ -132,4 +168,18 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         address.isV6 ? "[\(address)]:\(port)" : "\(address):\(port)"
     }
+}
+
+/// Appends an unsigned number's decimal digits.
+func appendDecimal(_ value: some UnsignedInteger & FixedWidthInteger, to out: inout [UInt8]) {
+    var v = UInt64(value)
+    if v < 10 { out.append(48 + UInt8(v)); return }
+    var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes >= 20 digits
+    let n = withUnsafeMutableBytes(of: &digits) { d -> Int in
+        var i = d.count
+        while v > 0 { i -= 1; d[i] = 48 + UInt8(v % 10); v /= 10 }
+        out.append(contentsOf: d[i...])
+        return 0
+    }
+    _ = n
 }

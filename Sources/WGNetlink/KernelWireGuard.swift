@@ -243,13 +243,12 @@ struct GetDeviceDecoder {
             case WGDEVICE_A_FWMARK.rawValue: device.firewallMark = a.u32
             case WGDEVICE_A_PEERS.rawValue:
                 for p in a.nested {
-                    guard var peer = Self.parsePeer(p) else { continue }
+                    guard let peer = Self.parsePeer(p) else { continue }
                     // A peer whose allowed IPs did not fit continues, same key, at
                     // the start of the next message.
                     if firstPeerInMessage, let last = device.peers.last, last.publicKey == peer.publicKey {
                         device.peers[device.peers.count - 1].allowedIPs.append(contentsOf: peer.allowedIPs)
                     } else {
-                        peer.allowedIPs.reserveCapacity(peer.allowedIPs.count)
                         device.peers.append(peer)
                     }
                     firstPeerInMessage = false
@@ -260,13 +259,16 @@ struct GetDeviceDecoder {
     }
 
     static func parsePeer(_ nest: Attribute) -> Peer? {
-        var key: PublicKey?
-        var peer = Peer(publicKey: .zero)
+        // The public key comes first; finding it first avoids building a
+        // placeholder key for every peer.
+        guard let keyAttr = nest.nested.first(where: { UInt32($0.type) == WGPEER_A_PUBLIC_KEY.rawValue }),
+              let key = try? PublicKey(rawBytes: keyAttr.payload) else { return nil }
+        var peer = Peer(publicKey: key)
         for a in nest.nested {
             switch UInt32(a.type) {
-            case WGPEER_A_PUBLIC_KEY.rawValue: key = try? PublicKey(rawBytes: a.payload)
             case WGPEER_A_PRESHARED_KEY.rawValue:
-                if let k = try? PresharedKey(rawBytes: a.payload), !k.isZero { peer.presharedKey = k }
+                // The kernel always sends one; all zeros means none.
+                if a.payload.contains(where: { $0 != 0 }), let k = try? PresharedKey(rawBytes: a.payload) { peer.presharedKey = k }
             case WGPEER_A_ENDPOINT.rawValue: peer.endpoint = parseEndpoint(a.payload)
             case WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL.rawValue: peer.persistentKeepaliveInterval = a.u16
             case WGPEER_A_LAST_HANDSHAKE_TIME.rawValue:
@@ -297,8 +299,6 @@ struct GetDeviceDecoder {
             default: break
             }
         }
-        guard let key else { return nil }
-        peer.publicKey = key
         return peer
     }
 

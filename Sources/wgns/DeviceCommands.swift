@@ -132,7 +132,7 @@ struct Show: ParsableCommand {
             out.add(",\"endpoint\":"); out.add(p.endpoint.map { "\"\(endpointText($0))\"" } ?? "null")
             out.add(",\"allowedIPs\":[")
             for (j, ip) in p.allowedIPs.enumerated() {
-                out.add(j == 0 ? "\"" : ",\""); out.add(ip.description); out.add("\"")
+                out.add(j == 0 ? "\"" : ",\""); ip.appendText(to: &out.bytes); out.add("\"")
             }
             out.add("],\"latestHandshake\":"); out.add(p.lastHandshake.seconds)
             out.add(",\"transferRx\":"); out.add(p.receiveBytes)
@@ -240,7 +240,7 @@ struct ShowConf: ParsableCommand {
                     out.add("AllowedIPs = ")
                     for (j, ip) in p.allowedIPs.enumerated() {
                         if j > 0 { out.add(", ") }
-                        out.add(ip.description)
+                        ip.appendText(to: &out.bytes)
                     }
                     out.add("\n")
                 }

@@ -289,3 +289,16 @@ func encode(_ config: DeviceConfig, device: String = "wg0", family: UInt16 = 0x1
         }
     }
 }
+
+@Suite struct AddressTextTests {
+    @Test(arguments: ["0.0.0.0/0", "10.0.0.1/32", "255.255.255.255/32", "192.168.100.9/24", "::/0", "fd00::1/128",
+                      "2001:db8:0:1::ab/64", "::ffff:1.2.3.4/128", "fe80::1:2:3:4/10"])
+    func appendTextIsDescription(text: String) {
+        let p = IPPrefix(text)!
+        var out: [UInt8] = []
+        p.appendText(to: &out)
+        #expect(String(decoding: out, as: UTF8.self) == p.description)
+        let raw = p.address.bytes
+        #expect(raw.withUnsafeBytes { IPAddress(bytes: $0) } == p.address)
+    }
+}
