@@ -164,6 +164,32 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         self.scopeID = scopeID
     }
 
+    /// Appends the endpoint as wg prints it (`1.2.3.4:5`, `[fd00::1]:5`,
+    /// `[fe80::1%eth0]:5`) to `out` without making a `String`.
+    public func appendText(to out: inout [UInt8]) {
+        guard address.isV6 else {
+            address.appendText(to: &out)
+            out.append(58)
+            appendDecimal(port, to: &out)
+            return
+        }
+        out.append(91)
+        address.appendText(to: &out)
+        if scopeID != 0 {
+            out.append(37)
+            var name = (UInt64(0), UInt64(0), UInt64(0))  // 24 bytes > IF_NAMESIZE
+            let found = withUnsafeMutableBytes(of: &name) { buf -> Bool in
+                let p = buf.baseAddress!.assumingMemoryBound(to: CChar.self)
+                guard if_indextoname(scopeID, p) != nil else { return false }
+                out.append(contentsOf: UnsafeRawBufferPointer(start: buf.baseAddress, count: strlen(p)))
+                return true
+            }
+            if !found { appendDecimal(scopeID, to: &out) }
+        }
+        out.append(contentsOf: [93, 58])
+        appendDecimal(port, to: &out)
+    }
+
     /// `1.2.3.4:51820` or `[fd00::1]:51820`, as `wg` prints endpoints.
     public var description: String {
         address.isV6 ? "[\(address)]:\(port)" : "\(address):\(port)"
@@ -171,7 +197,7 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
 }
 
 /// Appends an unsigned number's decimal digits.
-func appendDecimal(_ value: some UnsignedInteger & FixedWidthInteger, to out: inout [UInt8]) {
+public func appendDecimal(_ value: some UnsignedInteger & FixedWidthInteger, to out: inout [UInt8]) {
     var v = UInt64(value)
     if v < 10 { out.append(48 + UInt8(v)); return }
     var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes >= 20 digits

@@ -49,7 +49,11 @@ struct Output {
     var bytes: [UInt8] = []
     init(capacity: Int = 4096) { bytes.reserveCapacity(capacity) }
     mutating func add(_ s: String) { bytes.append(contentsOf: s.utf8) }
-    mutating func add(_ n: some BinaryInteger) { bytes.append(contentsOf: String(n).utf8) }
+    mutating func add(_ n: some UnsignedInteger & FixedWidthInteger) { appendDecimal(n, to: &bytes) }
+    mutating func add(_ n: Int64) {
+        if n < 0 { bytes.append(45) }
+        appendDecimal(n.magnitude, to: &bytes)
+    }
     /// Writes everything to stdout, then wipes the buffer (it may hold a key).
     mutating func flush() throws {
         defer { bytes.withUnsafeMutableBytes { if let p = $0.baseAddress { explicit_bzero(p, $0.count) } }; bytes.removeAll(keepingCapacity: true) }
@@ -69,13 +73,9 @@ struct Output {
 
 /// An endpoint as wg prints it: `1.2.3.4:5`, `[fd00::1]:5`, `[fe80::1%eth0]:5`.
 func endpointText(_ e: SocketAddress) -> String {
-    guard e.address.isV6 else { return e.description }
-    var host = e.address.description
-    if e.scopeID != 0 {
-        var name = [CChar](repeating: 0, count: Int(IF_NAMESIZE) + 1)
-        if if_indextoname(e.scopeID, &name) != nil { host += "%" + String(cString: name) } else { host += "%\(e.scopeID)" }
-    }
-    return "[\(host)]:\(e.port)"
+    var out: [UInt8] = []
+    e.appendText(to: &out)
+    return String(decoding: out, as: UTF8.self)
 }
 
 /// `wgns show [IFACE|all] [--json]`.
@@ -129,7 +129,8 @@ struct Show: ParsableCommand {
             out.add(p.publicKey.base64)
             out.add("\",\"hasPresharedKey\":"); out.add(p.presharedKey != nil ? "true" : "false")
             if showKeys { out.add(",\"presharedKey\":"); out.add(p.presharedKey.map { "\"\($0.base64Secret())\"" } ?? "null") }
-            out.add(",\"endpoint\":"); out.add(p.endpoint.map { "\"\(endpointText($0))\"" } ?? "null")
+            out.add(",\"endpoint\":")
+            if let e = p.endpoint { out.add("\""); e.appendText(to: &out.bytes); out.add("\"") } else { out.add("null") }
             out.add(",\"allowedIPs\":[")
             for (j, ip) in p.allowedIPs.enumerated() {
                 out.add(j == 0 ? "\"" : ",\""); ip.appendText(to: &out.bytes); out.add("\"")
@@ -244,7 +245,7 @@ struct ShowConf: ParsableCommand {
                     }
                     out.add("\n")
                 }
-                if let e = p.endpoint { out.add("Endpoint = "); out.add(endpointText(e)); out.add("\n") }
+                if let e = p.endpoint { out.add("Endpoint = "); e.appendText(to: &out.bytes); out.add("\n") }
                 if p.persistentKeepaliveInterval != 0 {
                     out.add("PersistentKeepalive = "); out.add(p.persistentKeepaliveInterval); out.add("\n")
                 }

@@ -302,3 +302,17 @@ func encode(_ config: DeviceConfig, device: String = "wg0", family: UInt16 = 0x1
         #expect(raw.withUnsafeBytes { IPAddress(bytes: $0) } == p.address)
     }
 }
+
+@Suite struct EndpointTextTests {
+    @Test func endpointsAsWgPrintsThem() {
+        func text(_ e: SocketAddress) -> String {
+            var out: [UInt8] = []
+            e.appendText(to: &out)
+            return String(decoding: out, as: UTF8.self)
+        }
+        #expect(text(SocketAddress(address: IPAddress("1.2.3.4")!, port: 51820)) == "1.2.3.4:51820")
+        #expect(text(SocketAddress(address: IPAddress("fd00::1")!, port: 1)) == "[fd00::1]:1")
+        #expect(text(SocketAddress(address: IPAddress("fe80::1")!, port: 65535, scopeID: 1)) == "[fe80::1%lo]:65535")
+        #expect(text(SocketAddress(address: IPAddress("fe80::1")!, port: 0, scopeID: 4_000_000)) == "[fe80::1%4000000]:0")
+    }
+}
