@@ -83,7 +83,7 @@ struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show WireGuard devices in this namespace, as `wg show` (private keys never shown).")
 
-    @Argument(help: "An interface, or `all` (the default).")
+    @Argument(help: "An interface, `all` (the default), or `interfaces` (names only).")
     var interface: String = "all"
 
     @Flag(help: "JSON: one object for an interface, an array for all.")
@@ -95,7 +95,14 @@ struct Show: ParsableCommand {
     func run() throws {
         try reportingErrors {
             var out = Output(capacity: 1 << 20)
-            if interface == "all" {
+            if interface == "interfaces" {
+                let names = try DeviceBackend.all().map(\.0)
+                if json {
+                    out.add("[" + names.map { "\"\(jsonEscaped($0))\"" }.joined(separator: ",") + "]\n")
+                } else if !names.isEmpty {
+                    out.add(names.joined(separator: " ") + "\n")
+                }
+            } else if interface == "all" {
                 let devices = try DeviceBackend.all().map { try $0.1.device($0.0) }
                 if json {
                     out.add("[")

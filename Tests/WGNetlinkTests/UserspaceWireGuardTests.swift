@@ -140,6 +140,7 @@ struct UserspaceWireGuardTests {
             echo "--- json"; "$WGNS" show wgtest0 --json
             echo "--- dump"; wg show wgtest0 dump
             echo "--- pretty"; "$WGNS" show wgtest0
+            echo "--- names"; "$WGNS" show interfaces; wg show interfaces
             echo "--- end"
             """)
         #expect(r.status == 0, "\(r.stderr)")
@@ -168,6 +169,7 @@ struct UserspaceWireGuardTests {
             let k = j["persistentKeepalive"] as? Int ?? -1
             #expect((k == 0 ? "off" : "\(k)") == d[7])
         }
+        #expect(section(r.stdout, "names") == "wgtest0\nwgtest0\n")
         // Secrets stay out of `show`.
         let pretty = section(r.stdout, "pretty")
         #expect(pretty.contains("private key: (hidden)"))
