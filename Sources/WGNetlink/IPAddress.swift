@@ -196,16 +196,14 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     }
 }
 
-/// Appends an unsigned number's decimal digits.
+/// Appends an unsigned number's decimal digits to `out`.
 public func appendDecimal(_ value: some UnsignedInteger & FixedWidthInteger, to out: inout [UInt8]) {
     var v = UInt64(value)
     if v < 10 { out.append(48 + UInt8(v)); return }
     var digits: (UInt64, UInt64, UInt64) = (0, 0, 0)  // 24 bytes >= 20 digits
-    let n = withUnsafeMutableBytes(of: &digits) { d -> Int in
+    withUnsafeMutableBytes(of: &digits) { d in
         var i = d.count
         while v > 0 { i -= 1; d[i] = 48 + UInt8(v % 10); v /= 10 }
         out.append(contentsOf: d[i...])
-        return 0
     }
-    _ = n
 }
