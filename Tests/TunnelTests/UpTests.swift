@@ -411,3 +411,19 @@ extension UpTests {
         #expect(r.stderr.contains("wgns: no tunnel named \(name) is up"))
     }
 }
+
+extension UpTests {
+    /// User namespaces unavailable (here: a limit of 0 set inside an outer
+    /// user namespace, which the host's own sysctl does not feel): one line,
+    /// non-zero, nothing started.
+    @Test func userNamespacesUnavailable() throws {
+        let f = try UpFixture()
+        let r = try f.sh("""
+            unshare -Ur sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && "$W" up job.conf -- echo job ran'
+            echo "status $?"
+            """)
+        #expect(r.stdout == "status 1\n", "\(r.stdout) \(r.stderr)")
+        #expect(r.stderr.hasPrefix("wgns: cannot create a user namespace: user namespaces are disabled or exhausted"))
+        #expect(r.stderr.filter { $0 == "\n" }.count == 1)
+    }
+}
