@@ -57,6 +57,7 @@ struct Up: ParsableCommand {
         } else {
             configs = rest
         }
+        if configs.contains("-h") || configs.contains("--help") { throw CleanExit.helpRequest(self) }
         if let bad = configs.first(where: { $0.hasPrefix("-") && $0 != "-" }) {
             throw CLIError("unknown option \(bad) (options go before the configs; the command goes after --)")
         }
