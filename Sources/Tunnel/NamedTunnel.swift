@@ -1,4 +1,5 @@
 import CWGShim
+import WGNetlink
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -99,6 +100,40 @@ public enum NamedTunnel {
     /// Stops the tunnel `name` and returns once it is gone.
     public static func down(_ name: String) throws(TunnelError) {
         _ = try request(name, "down")
+    }
+
+    /// Moves the calling process into the user, network and mount namespaces
+    /// of tunnel `name`'s holder (root there, so the WireGuard devices can be
+    /// read). The process stays there: call it from a short-lived,
+    /// single-threaded process (setns into a user namespace requires one thread).
+    public static func enterAsHolder(_ name: String) throws(TunnelError) {
+        let info = try request(name, "info").split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int32($0) }
+        guard info.count == 3 else { throw TunnelError(.setup, "tunnel \(name) did not answer") }
+        var fds: [(Int32, Int32)] = []
+        defer { for (fd, _) in fds { close(fd) } }
+        for (ns, flag) in [("user", CWGShim_CLONE_NEWUSER), ("net", CWGShim_CLONE_NEWNET), ("mnt", CWGShim_CLONE_NEWNS)] {
+            let fd = try sys("open namespace \(ns) of tunnel \(name)") { open("/proc/\(info[0])/ns/\(ns)", O_RDONLY | O_CLOEXEC) }
+            fds.append((fd, flag))
+        }
+        for (fd, flag) in fds { try sys("enter tunnel \(name)", code: .setup) { CWGShim_setns(fd, flag) } }
+        _ = chdir("/")
+    }
+
+    /// The WireGuard devices of tunnel `name`, read from inside (both
+    /// backends). Enters the tunnel's namespaces first: see `enterAsHolder`.
+    public static func devices(_ name: String) throws(TunnelError) -> [Device] {
+        try enterAsHolder(name)
+        var out: [Device] = []
+        let user = UserspaceWireGuard(socketDirectory: Namespace.runtimeDirectory() + "/wireguard")
+        do {
+            for d in try user.deviceNames() { out.append(try user.device(d)) }
+            if let kernel = try? KernelWireGuard() {
+                for d in (try? kernel.deviceNames()) ?? [] where !out.contains(where: { $0.name == d }) {
+                    out.append(try kernel.device(d))
+                }
+            }
+        } catch { throw TunnelError(.system, "\(error)") }
+        return out.sorted { $0.name < $1.name }
     }
 
     /// Runs `command` inside the tunnel `name`, as its MapUid/MapGid, and

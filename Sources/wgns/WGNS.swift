@@ -19,7 +19,7 @@ struct WGNS: ParsableCommand {
         subcommands: [
             GenKey.self, PubKey.self, GenPSK.self,
             Check.self, Strip.self,
-            Up.self, HolderCommand.self, Down.self, Exec.self, List.self,
+            Up.self, HolderCommand.self, Down.self, Exec.self, List.self, Status.self,
             VPNCommand.self,
             DoctorCommand.self, ProbeUserNamespace.self,
             Version.self,

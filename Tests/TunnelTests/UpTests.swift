@@ -386,6 +386,7 @@ extension UpTests {
             echo "outside x $(readlink /proc/self/ns/net)"
             "$W" exec \(name) -- sh -c 'exit 5'; echo "exec status $?"
             "$W" exec \(name) -- no-such-command-here; echo "missing status $?"
+            "$W" status \(name)
             "$W" down \(name); echo "down status $?"
             wait $P; echo "up status $?"
             "$W" list | grep -x \(name) || echo "not listed"
@@ -402,6 +403,9 @@ extension UpTests {
         let outside = out.split(separator: "\n").first { $0.hasPrefix("outside") }?.split(separator: " ").last
         #expect(inside != nil && inside != outside)
         #expect(out.contains("exec status 5"))
+        #expect(out.contains("interface: wg0\n  public key: \(f.jobKey.publicKey.base64)\n"))
+        #expect(out.contains("peer: \(f.peerKey.publicKey.base64)\n  endpoint: 10.0.2.2:\(f.port)\n  allowed ips: 10.99.0.0/24\n"))
+        #expect(!out.contains(f.jobKey.base64Secret()))
         #expect(out.contains("missing status 127"))
         #expect(r.stderr.contains("wgns: no-such-command-here: command not found\n"))
         #expect(out.contains("down status 0"))
