@@ -62,7 +62,7 @@ final class Carrier {
             if !hostLoopback { args.append("--disable-host-loopback") }
             if ipv6 { args.append("--enable-ipv6") }
             args += ["--enable-sandbox", "--enable-seccomp", "\(pid)", "tap0"]
-            opts.fds = [devnull, verbose ? 1 : devnull, quietErr, readyPipe.write.raw, exitPipe.read.raw]
+            opts.fds = [devnull, verbose ? 2 : devnull, quietErr, readyPipe.write.raw, exitPipe.read.raw]
             let p: ChildProcess
             do { p = try ChildProcess.spawn(args, opts) } catch {
                 throw TunnelError(.carrier, "cannot start \(path)", errno: error.errno)
@@ -80,7 +80,7 @@ final class Carrier {
             args += ["-T", "none", "-U", "none"]
             if geteuid() == 0 { args += ["--runas", "0"] }
             args += ["--netns", "/proc/\(pid)/ns/net", "--userns", "/proc/\(pid)/ns/user"]
-            opts.fds = [devnull, verbose ? 1 : devnull, quietErr, readyPipe.write.raw]
+            opts.fds = [devnull, verbose ? 2 : devnull, quietErr, readyPipe.write.raw]
             let p: ChildProcess
             do { p = try ChildProcess.spawn(args, opts) } catch {
                 throw TunnelError(.carrier, "cannot start \(path)", errno: error.errno)
