@@ -60,6 +60,12 @@ public enum NamedTunnel {
             close(fd)
             throw TunnelError(.config, "no tunnel named \(name) is up (see `wgns list`)")
         }
+        // Abstract names are open to every user of this network namespace:
+        // talk only to a supervisor that runs as us.
+        if !peerIsUs(fd) {
+            close(fd)
+            throw TunnelError(.config, "the control socket of tunnel \(name) belongs to another user")
+        }
         return fd
     }
 
