@@ -40,6 +40,7 @@ import WGNetlink
         }
         #expect(Set(vpn.hub.peers.map(\.publicKey)).count == 3)
         #expect(vpn.hub.interface.listenPort == 40000)
+        #expect(vpn.hub.interface.mtu == 65440)
         #expect(vpn.hub.namespace.forwardUDP == [PortForward(hostPort: 40000, namespacePort: 40000)])
     }
 

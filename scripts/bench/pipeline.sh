@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The shell pipeline that does by hand what
+#   wgns up --carrier slirp4netns --backend userspace CONF -- COMMAND
+# does: unshare, slirp4netns (readiness by --ready-fd, stop by --exit-fd),
+# wireguard-go on a private /run, wg setconf, ip address/MTU/up, the command,
+# then teardown (ip link del ends wireguard-go). The benchmark's reference.
+#   pipeline.sh WG_CONF ADDRESS MTU COMMAND...
+# WG_CONF is what `wg setconf` reads (wgns strip output).
+set -euo pipefail
+conf=$1 addr=$2 mtu=$3
+shift 3
+d=$(mktemp -d)
+child= slirp=
+trap 'kill $child $slirp 2>/dev/null || true; rm -rf "$d"' EXIT
+mkfifo "$d/ns" "$d/go" "$d/ready" "$d/exit"
+
+unshare -Urnm --propagation private sh -c '
+    echo > "$1/ns"
+    read _ < "$1/go"
+    mount -t tmpfs none /run
+    ip link set lo up
+    wireguard-go wg0 >/dev/null 2>&1
+    wg setconf wg0 "$2"
+    ip address add "$3" dev wg0
+    ip link set wg0 mtu "$4" up
+    shift 4
+    "$@"; status=$?
+    ip link del wg0
+    exit $status' sh "$d" "$conf" "$addr" "$mtu" "$@" &
+child=$!
+
+read -r _ <"$d/ns"               # the namespaces exist now
+exec 5<>"$d/exit"                # held open: slirp4netns runs until it is closed
+slirp4netns --configure --mtu=65520 --disable-host-loopback \
+    --ready-fd=3 --exit-fd=4 "$child" tap0 3>"$d/ready" 4<"$d/exit" 5>&- >/dev/null 2>&1 &
+slirp=$!
+read -r -n 1 _ <"$d/ready"       # slirp4netns writes "1", no newline
+echo go >"$d/go"
+status=0
+wait "$child" || status=$?
+exec 5>&-
+wait "$slirp" || true
+child= slirp=
+exit $status

@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# `wgns up` on the host (userspace backend, as an unprivileged user):
+#  1. bring-up + teardown of `wgns up CONF -- true` against the same work done
+#     by a shell pipeline (scripts/bench/pipeline.sh), slirp4netns and pasta
+#     carriers: wall time (hyperfine) and peak RSS of the largest process;
+#  2. iperf3 TCP throughput from a job to a hub through the tunnel, against
+#     the same two carriers without WireGuard.
+# Prints tables with ratios. Run by `make bench` (scripts/bench.sh).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/host-setup.sh
+swift build -c release >/dev/null
+work=$(mktemp -d /tmp/wgns-bench.XXXXXX)
+chmod 755 "$work"
+trap '[ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"' EXIT
+cp .build/release/wgns scripts/bench/pipeline.sh "$work/"
+chown -R "$TEST_USER" "$work"
+as_user() { (cd "$work" && run_as_test_user "$@"); }
+
+# Peak memory of a whole run, every process together: the high-water mark of
+# a fresh memory cgroup (v2 memory.peak or v1 memory.max_usage_in_bytes); "-"
+# where this machine gives no writable memory cgroup. Page cache already warm
+# from the timed runs is not charged again.
+peak_memory() {
+    local base cg v
+    if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+        base=/sys/fs/cgroup$(awk -F: '$1=="0"{print $3}' /proc/self/cgroup)
+    else
+        base=/sys/fs/cgroup/memory$(awk -F: '$2=="memory"{print $3}' /proc/self/cgroup)
+    fi
+    cg=$base/wgns-bench-$$
+    mkdir "$cg" 2>/dev/null || { echo -; return; }
+    (echo $BASHPID > "$cg/cgroup.procs" && cd "$work" && run_as_test_user sh -c "$1" >/dev/null 2>&1) || true
+    v=$(cat "$cg/memory.peak" 2>/dev/null || cat "$cg/memory.max_usage_in_bytes" 2>/dev/null || echo -)
+    rmdir "$cg" 2>/dev/null || true
+    echo "$v"
+}
+
+port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+as_user ./wgns vpn new vpn --peers 2 --subnet 10.97.0.0/24 --endpoint "127.0.0.1:$port" >/dev/null
+as_user sh -c 'umask 077; ./wgns strip vpn/peer-1.conf > peer-1.wg'
+mtu=65440
+
+if [ -z "${BENCH_SKIP_UP:-}" ]; then
+echo
+echo "wgns up CONF -- true versus the shell pipeline (userspace backend, $(nproc) cores), milliseconds:"
+printf '%-12s %12s %12s %9s %14s %14s\n' carrier pipeline wgns ratio "pipeline mem" "wgns mem"
+for carrier in slirp4netns pasta; do
+    if [ "$carrier" = pasta ]; then
+        # pasta has no --ready-fd/--exit-fd; the pipeline is written for slirp4netns.
+        pipeline_cmd=""
+    else
+        pipeline_cmd="./pipeline.sh peer-1.wg 10.97.0.2/24 $mtu true"
+    fi
+    wgns_cmd="./wgns up --carrier $carrier --backend userspace vpn/peer-1.conf -- true"
+    args=(--warmup 3 --runs "${BENCH_RUNS:-30}" --export-json "$work/$carrier.json" -N)
+    if [ -n "$pipeline_cmd" ]; then
+        as_user hyperfine "${args[@]}" "$pipeline_cmd" "$wgns_cmd" >/dev/null
+    else
+        as_user hyperfine "${args[@]}" "$wgns_cmd" >/dev/null
+    fi
+    python3 - "$work/$carrier.json" "$carrier" "$( [ -n "$pipeline_cmd" ] && peak_memory "$pipeline_cmd" || echo -)" "$(peak_memory "$wgns_cmd")" <<'PY'
+import json, sys
+res = json.load(open(sys.argv[1]))["results"]
+med = [r["median"] * 1000 for r in res]
+pipe, wg = (med[0], med[1]) if len(med) == 2 else (None, med[0])
+fmt = lambda v: "-" if v is None else f"{v:.1f}"
+ratio = "-" if pipe is None else f"{pipe / wg:.2f}x"
+kb = lambda v: "-" if v == "-" else f"{int(v) / 1048576:.1f} MiB"
+print(f"{sys.argv[2]:<12} {fmt(pipe):>12} {fmt(wg):>12} {ratio:>9} {kb(sys.argv[3]):>14} {kb(sys.argv[4]):>14}")
+PY
+done
+echo "(median wall time; ratio = pipeline / wgns: above 1 means wgns is faster;"
+echo " mem = peak memory of every process of the run together: a memory cgroup's high-water mark)"
+fi
+
+# --- throughput ---------------------------------------------------------------
+# Hub: wgns up with pasta forwarding the WireGuard port, iperf3 server inside.
+# Job: wgns up with slirp4netns, iperf3 client to the hub's tunnel address.
+# Raw: the same two carriers without WireGuard: iperf3 server under pasta with
+# the TCP port forwarded, client under slirp4netns reaching it at 10.0.2.2.
+secs=${BENCH_SECONDS:-5}
+iperf_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+client="for i in \$(seq 100); do iperf3 -c %s -p $iperf_port -t $secs -J > %s 2>/dev/null && exit 0; sleep 0.1; done; exit 1"
+
+as_user ./wgns up --carrier pasta --backend userspace vpn/hub.conf -- timeout $((secs + 20)) iperf3 -s -1 -p "$iperf_port" >"$work/hub.log" 2>&1 &
+hub=$!
+as_user ./wgns up --carrier slirp4netns --backend userspace vpn/peer-1.conf -- \
+    sh -c "$(printf "$client" 10.97.0.1 "$work/tunnel.json")" || echo "bench: tunnel iperf3 failed" >&2
+wait $hub || true
+
+as_user mkfifo "$work/raw.ns" "$work/raw.go" "$work/raw.ready" "$work/raw.exit"
+as_user pasta --config-net -q -t "$iperf_port" -u none -T none -U none -- timeout $((secs + 20)) iperf3 -s -1 -p "$iperf_port" >/dev/null 2>&1 &
+raw=$!
+as_user unshare -Urn sh -c "echo \$\$ > '$work/raw.ns'; read _ < '$work/raw.go'; $(printf "$client" 10.0.2.2 "$work/raw.json")" &
+rawc=$!
+read -r ns_pid <"$work/raw.ns"  # the client's namespaces exist now
+exec 7<>"$work/raw.exit"        # slirp4netns runs until this is closed
+as_user slirp4netns --configure --mtu=65520 --ready-fd=3 --exit-fd=4 "$ns_pid" tap0 \
+    3>"$work/raw.ready" 4<"$work/raw.exit" 7>&- >/dev/null 2>&1 &
+slirp=$!
+read -r -n 1 _ <"$work/raw.ready"
+echo go > "$work/raw.go"
+wait $rawc || echo "bench: raw iperf3 failed" >&2
+exec 7>&-
+wait $raw $slirp 2>/dev/null || true
+
+echo
+echo "TCP throughput job -> hub, ${secs} s iperf3 (slirp4netns -> host loopback -> pasta), Gbit/s:"
+python3 - "$work/raw.json" "$work/tunnel.json" <<'PY'
+import json, sys
+def gbps(p):
+    try: return json.load(open(p))["end"]["sum_received"]["bits_per_second"] / 1e9
+    except Exception: return None
+raw, tun = gbps(sys.argv[1]), gbps(sys.argv[2])
+f = lambda v: "failed" if v is None else f"{v:.2f}"
+print(f"{'raw carriers':<28} {f(raw):>8}")
+print(f"{'through the WireGuard tunnel':<28} {f(tun):>8}")
+if raw and tun: print(f"{'tunnel / raw':<28} {tun / raw:>8.2f}")
+PY
