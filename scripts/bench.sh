@@ -63,4 +63,5 @@ bench_vm() {
 # whether all of them worked.
 status=0
 bench_vm || { echo "bench: the VM section failed" >&2; status=1; }
+bash scripts/bench/up.sh || { echo "bench: the wgns up section failed" >&2; status=1; }
 exit "$status"

@@ -12,13 +12,7 @@ case "${1:-}" in
   *) echo "usage: $0 [--host-only|--vm-only]" >&2; exit 2 ;;
 esac
 
-# Rootless scenarios need an unprivileged user (pasta refuses to run as root)
-# and a usable /dev/net/tun. As root, make both; as a normal user, use yourself.
-if [ "$(id -u)" = 0 ]; then
-  id wgns-test >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin wgns-test
-  chmod 0666 /dev/net/tun
-  export WGNS_TEST_USER=wgns-test
-fi
+source scripts/host-setup.sh
 
 if [ "$mode" != vm ]; then
   swift build --build-tests

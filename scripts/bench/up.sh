@@ -77,33 +77,50 @@ fi
 # --- throughput ---------------------------------------------------------------
 # Hub: wgns up with pasta forwarding the WireGuard port, iperf3 server inside.
 # Job: wgns up with slirp4netns, iperf3 client to the hub's tunnel address.
-# Raw: the same two carriers without WireGuard: iperf3 server under pasta with
-# the TCP port forwarded, client under slirp4netns reaching it at 10.0.2.2.
+# Raw: the same two carriers without WireGuard: iperf3 server in a namespace
+# whose TCP port pasta forwards, client under slirp4netns reaching it at
+# 10.0.2.2. The client retries until the server answers (a tunnel's first
+# packet waits for the handshake; iperf3 -J exits 0 even on errors, so its
+# JSON is read); the servers run until they are stopped.
 secs=${BENCH_SECONDS:-5}
 iperf_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-client="for i in \$(seq 100); do iperf3 -c %s -p $iperf_port -t $secs -J > %s 2>/dev/null && exit 0; sleep 0.1; done; exit 1"
+client="for i in \$(seq 100); do iperf3 -c %s -p $iperf_port -t $secs -J > %s 2>/dev/null; grep -q '\"error\"' %s || exit 0; sleep 0.1; done; exit 1"
+# Like as_user, for `( exec_as_user CMD ) REDIRECTIONS &`: the command takes
+# over the subshell, so $! is its pid.
+exec_as_user() {
+    cd "$work"
+    if [ "$(id -u)" = 0 ]; then
+        exec setpriv --reuid="$TEST_USER" --regid="$TEST_USER" --clear-groups env HOME=/tmp "$@"
+    fi
+    exec "$@"
+}
+as_user mkfifo "$work/srv.ns" "$work/cli.ns" "$work/cli.go" "$work/cli.ready" "$work/cli.exit"
 
-as_user ./wgns up --carrier pasta --backend userspace vpn/hub.conf -- timeout $((secs + 20)) iperf3 -s -1 -p "$iperf_port" >"$work/hub.log" 2>&1 &
+(exec_as_user ./wgns up --carrier pasta --backend userspace vpn/hub.conf -- iperf3 -s -p "$iperf_port") >"$work/hub.log" 2>&1 &
 hub=$!
 as_user ./wgns up --carrier slirp4netns --backend userspace vpn/peer-1.conf -- \
-    sh -c "$(printf "$client" 10.97.0.1 "$work/tunnel.json")" || echo "bench: tunnel iperf3 failed" >&2
-wait $hub || true
+    sh -c "$(printf "$client" 10.97.0.1 "$work/tunnel.json" "$work/tunnel.json")" || echo "bench: tunnel iperf3 failed" >&2
+kill -TERM $hub 2>/dev/null || true
+wait $hub 2>/dev/null || true
 
-as_user mkfifo "$work/raw.ns" "$work/raw.go" "$work/raw.ready" "$work/raw.exit"
-as_user pasta --config-net -q -t "$iperf_port" -u none -T none -U none -- timeout $((secs + 20)) iperf3 -s -1 -p "$iperf_port" >/dev/null 2>&1 &
-raw=$!
-as_user unshare -Urn sh -c "echo \$\$ > '$work/raw.ns'; read _ < '$work/raw.go'; $(printf "$client" 10.0.2.2 "$work/raw.json")" &
-rawc=$!
-read -r ns_pid <"$work/raw.ns"  # the client's namespaces exist now
-exec 7<>"$work/raw.exit"        # slirp4netns runs until this is closed
-as_user slirp4netns --configure --mtu=65520 --ready-fd=3 --exit-fd=4 "$ns_pid" tap0 \
-    3>"$work/raw.ready" 4<"$work/raw.exit" 7>&- >/dev/null 2>&1 &
-slirp=$!
-read -r -n 1 _ <"$work/raw.ready"
-echo go > "$work/raw.go"
-wait $rawc || echo "bench: raw iperf3 failed" >&2
+(exec_as_user unshare -Urn sh -c "ip link set lo up; echo \$\$ > '$work/srv.ns'; exec iperf3 -s -p $iperf_port") >/dev/null 2>&1 &
+srv=$!
+read -r srv_pid <"$work/srv.ns"
+(exec_as_user pasta --config-net -q -f -t "$iperf_port" -u none -T none -U none \
+    --netns "/proc/$srv_pid/ns/net" --userns "/proc/$srv_pid/ns/user") >/dev/null 2>&1 &
+pasta=$!
+(exec_as_user unshare -Urn sh -c "echo \$\$ > '$work/cli.ns'; read _ < '$work/cli.go'; $(printf "$client" 10.0.2.2 "$work/raw.json" "$work/raw.json")") &
+cli=$!
+read -r cli_pid <"$work/cli.ns"
+exec 7<>"$work/cli.exit"        # slirp4netns runs until this is closed
+(exec_as_user slirp4netns --configure --mtu=65520 --ready-fd=3 --exit-fd=4 "$cli_pid" tap0) \
+    3>"$work/cli.ready" 4<"$work/cli.exit" 7>&- >/dev/null 2>&1 &
+read -r -n 1 _ <"$work/cli.ready"
+echo go > "$work/cli.go"
+wait $cli || echo "bench: raw iperf3 failed" >&2
 exec 7>&-
-wait $raw $slirp 2>/dev/null || true
+kill $srv $pasta 2>/dev/null || true
+wait 2>/dev/null || true
 
 echo
 echo "TCP throughput job -> hub, ${secs} s iperf3 (slirp4netns -> host loopback -> pasta), Gbit/s:"
