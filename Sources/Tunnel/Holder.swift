@@ -98,6 +98,10 @@ struct NamespaceInit {
             // Unprivileged ping (ICMP datagram sockets) for the one group mapped in here.
             try? Namespace.writeFile("/proc/sys/net/ipv4/ping_group_range", "0 0")
             log.step("lo up")
+            if plan.forwarding {
+                try Hub.enableForwarding()
+                log.step("forwarding on (hub)")
+            }
 
             // Devices: the kernel's when it has WireGuard, else wireguard-go.
             var userspace: [String] = []

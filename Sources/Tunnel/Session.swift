@@ -25,6 +25,10 @@ public struct UpOptions: Sendable {
     public var command: [String] = []
     /// `--name`: a long-lived tunnel others can `exec` into, `down` and `list`.
     public var name: String?
+    /// `wgns hub`: forwarding on inside, no job, up until signalled.
+    public var hub = false
+    /// `--isolate`: the job sees only `lo` and the WireGuard interfaces.
+    public var isolate: Bool?
     /// How to start the holder: a program and arguments that end up calling
     /// `Holder.run()` (e.g. the wgns binary with a hidden subcommand).
     public var holderCommand: [String] = []
@@ -142,7 +146,10 @@ public enum Session {
             try NamedTunnel.validate(name)
             plan.name = name
         }
-        if options.command.isEmpty && options.name != nil {
+        plan.isolate = setting(options.isolate, \.isolate) ?? false
+        if options.hub {
+            try Hub.check(configs, files: options.configFiles, plan: &plan)
+        } else if options.command.isEmpty && options.name != nil {
             plan.command = []  // no job: the tunnel stays up until `wgns down` or a signal
         } else if options.command.isEmpty {
             plan.command = [getenv("SHELL").map { String(cString: $0) } ?? "/bin/sh"]
@@ -327,6 +334,7 @@ public enum Session {
                         } catch { pendingError = error }
                     case "R":
                         jobRunning = true
+                        if let m = plan.readyMessage { writeStdout(m + "\n") }
                         log.step("job running")
                     case "X":
                         var s = Int32(rest) ?? 1

@@ -39,6 +39,13 @@ public struct UpPlan: Sendable {
     public var command: [String] = []
     /// Verbose timing lines.
     public var verbose = false
+    /// A hub: IPv4 and IPv6 forwarding on inside, no job.
+    public var forwarding = false
+    /// Isolation: the job gets a network namespace of its own holding only
+    /// `lo` and the WireGuard interfaces (moved there from the carrier's).
+    public var isolate = false
+    /// Printed on stdout (one line) once the tunnel is up; the hub's "up" line.
+    public var readyMessage: String?
     /// When `wgns up` started (CLOCK_MONOTONIC ns), for timing lines.
     public var startTime: UInt64 = 0
 
@@ -63,6 +70,8 @@ public struct UpPlan: Sendable {
         put("loopback", hostLoopback ? "1" : "0")
         if let w = wireguardGo { put("wggo", w) }
         put("verbose", verbose ? "1" : "0")
+        if forwarding { put("forward", "1") }
+        if isolate { put("isolate", "1") }
         put("t0", "\(startTime)")
         for i in interfaces {
             put("if", i.name)
@@ -110,6 +119,8 @@ public struct UpPlan: Sendable {
             case "loopback": plan.hostLoopback = value == "1"
             case "wggo": plan.wireguardGo = value
             case "verbose": plan.verbose = value == "1"
+            case "forward": plan.forwarding = value == "1"
+            case "isolate": plan.isolate = value == "1"
             case "t0": plan.startTime = UInt64(value) ?? 0
             case "if": pendingName = value
             case "mtu": pendingMTU = UInt32(value) ?? 1420

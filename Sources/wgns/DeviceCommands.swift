@@ -83,7 +83,7 @@ struct Show: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show WireGuard devices in this namespace, as `wg show` (private keys never shown).")
 
-    @Argument(help: "An interface, `all` (the default), or `interfaces` (names only).")
+    @Argument(help: "An interface, `all` (the default), `interfaces` (names only), or a named tunnel or hub (its devices).")
     var interface: String = "all"
 
     @Flag(help: "JSON: one object for an interface, an array for all.")
@@ -104,6 +104,23 @@ struct Show: ParsableCommand {
                 }
             } else if interface == "all" {
                 let devices = try DeviceBackend.all().map { try $0.1.device($0.0) }
+                if json {
+                    out.add("[")
+                    for (i, d) in devices.enumerated() {
+                        if i > 0 { out.add(",") }
+                        appendJSON(d, &out)
+                    }
+                    out.add("]\n")
+                } else {
+                    for (i, d) in devices.enumerated() {
+                        if i > 0 { out.add("\n") }
+                        appendPretty(d, &out)
+                    }
+                }
+            } else if try RouteNetlink().link(interface) == nil && !UserspaceWireGuard().hasDevice(interface)
+                        && NamedTunnel.list().contains(interface) {
+                // Not a device here but a named tunnel or hub: its devices, read from inside.
+                let devices = try NamedTunnel.devices(interface)
                 if json {
                     out.add("[")
                     for (i, d) in devices.enumerated() {

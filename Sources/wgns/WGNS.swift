@@ -20,7 +20,7 @@ struct WGNS: ParsableCommand {
             GenKey.self, PubKey.self, GenPSK.self,
             Check.self, Strip.self,
             Up.self, HolderCommand.self, Down.self, Exec.self, List.self, Status.self,
-            VPNCommand.self,
+            VPNCommand.self, HubCommand.self,
             DoctorCommand.self, ProbeUserNamespace.self,
             Version.self,
             Show.self, ShowConf.self, SetConf.self, AddConf.self, SyncConf.self,
