@@ -13,6 +13,7 @@ struct Up: ParsableCommand {
         abstract: "Run a command in its own rootless namespace whose way out is WireGuard.",
         discussion: """
         wgns up [options] CONFIG [CONFIG...] -- COMMAND [ARGS...]
+        wgns up [options] DIR [--peer K] -- COMMAND [ARGS...]
 
         Each CONFIG becomes one interface (wg0, wg1, ...). Nothing is created when a \
         config is wrong. The command's exit status is wgns's; SIGINT, SIGTERM and SIGHUP \
@@ -23,6 +24,11 @@ struct Up: ParsableCommand {
         With --name NAME, the tunnel can be entered with `wgns exec NAME -- COMMAND`, \
         listed with `wgns list` and stopped with `wgns down NAME`; without a COMMAND \
         it then stays up (in the foreground) until `wgns down NAME` or a signal.
+
+        A directory made by `wgns vpn new` stands for one of its peers: --peer K \
+        picks DIR/peer-K.conf; inside a Slurm step without --peer, K is the task's \
+        rank plus one (SLURM_PROCID 0 is peer-1), so `srun wgns up DIR -- CMD` gives \
+        every task its own address.
         """)
 
     @Option(help: "Name the tunnel, for `wgns exec`, `wgns down` and `wgns list`.")
@@ -43,6 +49,12 @@ struct Up: ParsableCommand {
     @Flag(name: .customLong("host-loopback"), help: "Let the namespace reach the host's loopback at 10.0.2.2.")
     var hostLoopback = false
 
+    @Option(help: "With a VPN directory (`wgns vpn new`) as CONFIG: be peer K (DIR/peer-K.conf). Inside a Slurm step the default is SLURM_PROCID + 1 (task 0 is peer-1).")
+    var peer: Int?
+
+    @Flag(help: "The job's namespace holds only lo and the WireGuard interfaces: it can reach nothing but the tunnel.")
+    var isolate = false
+
     @Flag(name: .shortAndLong, help: "Show each step with its duration.")
     var verbose = false
 
@@ -59,11 +71,33 @@ struct Up: ParsableCommand {
             configs = rest
         }
         if configs.contains("-h") || configs.contains("--help") { throw CleanExit.helpRequest(self) }
+        // `wgns up DIR --peer K [--isolate] -- CMD`: these two may follow the configs.
+        var peer = self.peer, isolate = self.isolate
+        var k = 0
+        while k < configs.count {
+            if configs[k] == "--isolate" { isolate = true; configs.remove(at: k); continue }
+            if configs[k] == "--peer" || configs[k].hasPrefix("--peer=") {
+                let value = configs[k] == "--peer" ? (k + 1 < configs.count ? configs[k + 1] : "") : String(configs[k].dropFirst(7))
+                guard let n = Int(value) else { throw CLIError("--peer needs a number, not '\(value)'") }
+                peer = n
+                configs.removeSubrange(k..<min(configs.count, k + (configs[k] == "--peer" ? 2 : 1)))
+                continue
+            }
+            k += 1
+        }
         if let bad = configs.first(where: { $0.hasPrefix("-") && $0 != "-" }) {
             throw CLIError("unknown option \(bad) (options go before the configs; the command goes after --)")
         }
+        // A directory is a generated VPN: one of its peers.
+        do {
+            let dirs = configs.filter { VPN.isDirectory($0) }
+            if dirs.isEmpty && peer != nil { throw CLIError("--peer needs a VPN directory (`wgns vpn new DIR ...`) as CONFIG") }
+            let rank = getenv("SLURM_PROCID").map { String(cString: $0) }
+            configs = try configs.map { VPN.isDirectory($0) ? try VPN.peerConfigPath(in: $0, peer: peer, slurmProcID: rank) : $0 }
+        } catch let e as TunnelError { throw CLIError(e) }
         var options = UpOptions()
         options.configFiles = configs
+        options.isolate = isolate ? true : nil
         options.carrier = carrier
         options.backend = backend
         options.mapUID = mapUID
