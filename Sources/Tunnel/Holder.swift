@@ -92,7 +92,7 @@ struct NamespaceInit {
             try Namespace.installResolvConf(servers: servers, search: search, in: "\(run)/wgns")
             log.step("mounts: /proc, private \(run), resolv.conf (\(servers.joined(separator: ", ")))")
 
-            let routes: RouteNetlink
+            var routes: RouteNetlink
             do { routes = try RouteNetlink() } catch { throw TunnelError(.setup, "\(error)") }
             do { try routes.setLink("lo", up: true) } catch { throw TunnelError(.setup, "\(error)") }
             // Unprivileged ping (ICMP datagram sockets) for the one group mapped in here.
@@ -125,6 +125,12 @@ struct NamespaceInit {
                 }
             }
             for k in daemons.indices { try waitReady(&daemons[k]) }
+            if plan.isolate {
+                let outer = routes
+                routes = try Isolation.enterOwnNamespace(moving: plan.interfaces.map(\.name), from: outer)
+                outer.close()
+                log.step("isolated: \(plan.interfaces.map(\.name).joined(separator: ", ")) moved into the job's own network namespace")
+            }
             if plan.verbose {
                 let kinds = plan.interfaces.map { "\($0.name): " + (userspace.contains($0.name) ? "userspace (wireguard-go)" : "kernel") }
                 log.step("backend \(kinds.joined(separator: ", "))")
