@@ -145,7 +145,8 @@ public enum Doctor {
 
 extension String {
     func trimmingWhitespace() -> String {
-        String(trim(Substring(self)))
+        var utf8 = Array(self.utf8)
+        return utf8.withUnsafeMutableBufferPointer { str(trimmed(Bytes($0))) }
     }
 
     func replacingOccurrences(of target: String, with replacement: String) -> String {

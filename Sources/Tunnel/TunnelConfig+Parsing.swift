@@ -7,11 +7,25 @@ extension TunnelConfig {
     /// `Address`, `AllowedIPs` and `DNS` repeatable and comma-separated.
     /// `file` is used only to name the file in errors.
     public init(parsing text: String, file: String) throws(ConfigError) {
+        var text = text
+        let result = text.withUTF8 { utf8 in
+            Result { () throws(ConfigError) -> TunnelConfig in try TunnelConfig(parsingUTF8: utf8, file: file) }
+        }
+        self = try result.get()
+    }
+
+    /// Parses UTF-8 text (see `init(parsing:file:)`). The parser works on
+    /// bytes, as wg's does: a 10,000-peer file is read in milliseconds.
+    public init(parsingUTF8 text: UnsafeBufferPointer<UInt8>, file: String) throws(ConfigError) {
         var parser = ConfigParser(file: file)
         var lineNumber = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        var start = 0
+        while start <= text.count {
+            var end = start
+            while end < text.count && text[end] != newline { end += 1 }
             lineNumber += 1
-            try parser.consume(rawLine, line: lineNumber)
+            try parser.consume(UnsafeBufferPointer(rebasing: text[start..<end]), line: lineNumber)
+            start = end + 1
         }
         self = try parser.finish()
     }
@@ -22,10 +36,13 @@ extension TunnelConfig {
         do { bytes = try FileIO.readAll(path) } catch {
             throw ConfigError(file: path, line: 0, "cannot read: \(error)")
         }
-        guard let text = String(validating: bytes, as: UTF8.self) else {
+        guard String(validating: bytes, as: UTF8.self) != nil else {
             throw ConfigError(file: path, line: 0, "not UTF-8 text")
         }
-        try self.init(parsing: text, file: path)
+        let result = bytes.withUnsafeBufferPointer { utf8 in
+            Result { () throws(ConfigError) -> TunnelConfig in try TunnelConfig(parsingUTF8: utf8, file: path) }
+        }
+        self = try result.get()
         resolveKeyFiles(relativeTo: path)
     }
 
@@ -42,51 +59,61 @@ extension TunnelConfig {
     }
 }
 
+typealias Bytes = UnsafeBufferPointer<UInt8>
+
+private let newline = UInt8(ascii: "\n")
+
 enum Section { case none, interface, peer, namespace }
 
-/// Line-by-line state of one parse.
+/// Line-by-line state of one parse. Works on the UTF-8 bytes of each line;
+/// text is made into `String`s only for values kept as text and for errors.
 struct ConfigParser {
     let file: String
     var section = Section.none
     var config = TunnelConfig()
-    /// The peer being filled, the line its `[Peer]` header was on, and
-    /// whether it has had its PublicKey yet (keys may come in any order).
-    var peer: (settings: PeerSettings, line: Int, hasKey: Bool)?
+    /// The peer being filled (keys may come in any order, PublicKey too).
+    var peer: PeerSettings?
+    /// The line of the current `[Peer]` header.
+    var peerLine = 0
+    /// Whether the current peer has had its PublicKey.
+    var peerHasKey = false
 
     init(file: String) { self.file = file }
 
     func error(_ line: Int, _ message: String) -> ConfigError { ConfigError(file: file, line: line, message) }
 
-    mutating func consume(_ raw: Substring, line: Int) throws(ConfigError) {
+    mutating func consume(_ raw: Bytes, line: Int) throws(ConfigError) {
         var text = raw
-        if let hash = text.firstIndex(of: "#") { text = text[..<hash] }
-        text = trim(text)
+        if let hash = text.firstIndex(of: UInt8(ascii: "#")) { text = Bytes(rebasing: text[..<hash]) }
+        text = trimmed(text)
         if text.isEmpty { return }
 
-        if text.first == "[" {
+        if text[0] == UInt8(ascii: "[") {
             try closePeer()
-            switch text.lowercased().filter({ !$0.isWhitespace }) {
+            switch normalized(text) {
             case "[interface]": section = .interface
             case "[peer]":
                 section = .peer
-                peer = (PeerSettings(publicKey: PublicKey.zero), line, false)
+                peer = PeerSettings(publicKey: PublicKey.zero)
+                peerLine = line
+                peerHasKey = false
             case "[namespace]": section = .namespace
             default:
-                throw error(line, "unknown section '\(text)' (expected [Interface], [Peer] or [Namespace])")
+                throw error(line, "unknown section '\(str(text))' (expected [Interface], [Peer] or [Namespace])")
             }
             return
         }
-        guard let eq = text.firstIndex(of: "=") else {
-            throw error(line, "expected 'Key = Value', got '\(text)'")
+        guard let eq = text.firstIndex(of: UInt8(ascii: "=")) else {
+            throw error(line, "expected 'Key = Value', got '\(str(text))'")
         }
-        let key = trim(text[..<eq])
-        let value = trim(text[text.index(after: eq)...])
-        let normalized = key.lowercased().filter { !$0.isWhitespace }
+        let key = trimmed(Bytes(rebasing: text[..<eq]))
+        let value = trimmed(Bytes(rebasing: text[(eq + 1)...]))
+        let k = normalized(key)
         switch section {
-        case .none: throw error(line, "'\(key)' is outside any section (expected [Interface] or [Peer] first)")
-        case .interface: try interfaceKey(normalized, key: key, value: value, line: line)
-        case .peer: try peerKey(normalized, key: key, value: value, line: line)
-        case .namespace: try namespaceKey(normalized, key: key, value: value, line: line)
+        case .none: throw error(line, "'\(str(key))' is outside any section (expected [Interface] or [Peer] first)")
+        case .interface: try interfaceKey(k, key: key, value: value, line: line)
+        case .peer: try peerKey(k, key: key, value: value, line: line)
+        case .namespace: try namespaceKey(k, key: key, value: value, line: line)
         }
     }
 
@@ -98,197 +125,255 @@ struct ConfigParser {
     mutating func closePeer() throws(ConfigError) {
         guard let p = peer else { return }
         peer = nil
-        guard p.hasKey else { throw error(p.line, "[Peer] has no PublicKey") }
-        config.peers.append(p.settings)
+        guard peerHasKey else { throw error(peerLine, "[Peer] has no PublicKey") }
+        config.peers.append(p)
     }
 
     // MARK: [Interface]
 
-    mutating func interfaceKey(_ k: String, key: Substring, value: Substring, line: Int) throws(ConfigError) {
-        var i = config.interface
+    mutating func interfaceKey(_ k: String, key: Bytes, value: Bytes, line: Int) throws(ConfigError) {
         switch k {
         case "privatekey":
-            i.privateKey = .inline(try parseKey(PrivateKey.self, value, name: "PrivateKey", line: line))
+            config.interface.privateKey = .inline(try parseKey(PrivateKey.self, value, name: "PrivateKey", line: line))
         case "privatekeyfile":
-            i.privateKey = .file(String(try nonEmpty(value, "PrivateKeyFile", "a path", line)))
+            config.interface.privateKey = .file(try nonEmpty(value, "PrivateKeyFile", "a path", line))
         case "listenport":
-            i.listenPort = try parsePort(value, name: "ListenPort", line: line, allowZero: true)
+            config.interface.listenPort = try parsePort(value, name: "ListenPort", line: line)
         case "fwmark":
-            i.firewallMark = try parseFwMark(value, line: line)
+            config.interface.firewallMark = try parseFwMark(value, line: line)
         case "address":
             for item in try list(value, "Address", line) {
-                guard let p = IPPrefix(item) else {
-                    throw error(line, "Address '\(item)' is not an IP address with an optional /prefix")
+                guard let p = IPPrefix(utf8: item) else {
+                    throw error(line, "Address '\(str(item))' is not an IP address with an optional /prefix")
                 }
-                i.addresses.append(p)
+                config.interface.addresses.append(p)
             }
         case "dns":
             for item in try list(value, "DNS", line) {
                 // wg-quick's rule: digits and dots, or anything with a colon, is a server.
-                if item.allSatisfy({ $0 == "." || ($0.isASCII && $0.isNumber) }) || item.contains(":") {
-                    guard let a = IPAddress(item) else {
-                        throw error(line, "DNS '\(item)' is not a valid IP address")
+                if item.allSatisfy({ $0 == UInt8(ascii: ".") || isDigit($0) }) || item.contains(UInt8(ascii: ":")) {
+                    guard let a = IPAddress(utf8: item) else {
+                        throw error(line, "DNS '\(str(item))' is not a valid IP address")
                     }
-                    i.dnsServers.append(a)
+                    config.interface.dnsServers.append(a)
                 } else {
-                    guard isDomain(item) else { throw error(line, "DNS '\(item)' is neither an IP address nor a search domain") }
-                    i.dnsSearch.append(String(item))
+                    guard isDomain(item) else {
+                        throw error(line, "DNS '\(str(item))' is neither an IP address nor a search domain")
+                    }
+                    config.interface.dnsSearch.append(str(item))
                 }
             }
         case "mtu":
-            guard let m = UInt32(value), m >= 576, m <= 65535 else {
-                throw error(line, "MTU '\(value)' is not a number from 576 to 65535")
+            guard let m = decimal(value, max: 65535), m >= 576 else {
+                throw error(line, "MTU '\(str(value))' is not a number from 576 to 65535")
             }
-            i.mtu = m
+            config.interface.mtu = UInt32(m)
         case "table":
-            i.table = String(try nonEmpty(value, "Table", "off, auto, a number or a table name", line))
-        case "preup": i.preUp.append(String(value))
-        case "postup": i.postUp.append(String(value))
-        case "predown": i.preDown.append(String(value))
-        case "postdown": i.postDown.append(String(value))
+            config.interface.table = try nonEmpty(value, "Table", "off, auto, a number or a table name", line)
+        case "preup": config.interface.preUp.append(str(value))
+        case "postup": config.interface.postUp.append(str(value))
+        case "predown": config.interface.preDown.append(str(value))
+        case "postdown": config.interface.postDown.append(str(value))
         case "saveconfig":
-            i.saveConfig = try parseBool(value, name: "SaveConfig", line: line)
+            config.interface.saveConfig = try parseBool(value, name: "SaveConfig", line: line)
         default:
-            throw error(line, "unknown key '\(key)' in [Interface] (expected PrivateKey, PrivateKeyFile, ListenPort, FwMark, Address, DNS, MTU, Table, PreUp, PostUp, PreDown, PostDown or SaveConfig)")
+            throw error(line, "unknown key '\(str(key))' in [Interface] (expected PrivateKey, PrivateKeyFile, ListenPort, FwMark, Address, DNS, MTU, Table, PreUp, PostUp, PreDown, PostDown or SaveConfig)")
         }
-        config.interface = i
     }
 
     // MARK: [Peer]
 
-    mutating func peerKey(_ k: String, key: Substring, value: Substring, line: Int) throws(ConfigError) {
-        guard var s = peer?.settings else { return }
+    mutating func peerKey(_ k: String, key: Bytes, value: Bytes, line: Int) throws(ConfigError) {
+        guard peer != nil else { return }
         switch k {
         case "publickey":
-            s.publicKey = try parseKey(PublicKey.self, value, name: "PublicKey", line: line)
-            peer?.hasKey = true
+            peer!.publicKey = try parseKey(PublicKey.self, value, name: "PublicKey", line: line)
+            peerHasKey = true
         case "presharedkey":
-            s.presharedKey = .inline(try parseKey(PresharedKey.self, value, name: "PresharedKey", line: line))
+            peer!.presharedKey = .inline(try parseKey(PresharedKey.self, value, name: "PresharedKey", line: line))
         case "presharedkeyfile":
-            s.presharedKey = .file(String(try nonEmpty(value, "PresharedKeyFile", "a path", line)))
+            peer!.presharedKey = .file(try nonEmpty(value, "PresharedKeyFile", "a path", line))
         case "allowedips":
-            // wg refuses an empty AllowedIPs line; so does wgns.
-            let compact = value.filter { !$0.isWhitespace }
-            if compact.isEmpty { throw error(line, "AllowedIPs is empty (expected a comma-separated list of ADDR[/LEN])") }
-            for item in compact.split(separator: ",", omittingEmptySubsequences: false) {
-                guard let p = IPPrefix(item) else {
-                    throw error(line, "AllowedIPs '\(item)' is not an IP address with an optional /prefix")
+            // wg ignores whitespace anywhere in the value, and refuses an
+            // empty AllowedIPs line; so does wgns.
+            var compact = withoutSpaces(value)
+            guard !compact.isEmpty else {
+                throw error(line, "AllowedIPs is empty (expected a comma-separated list of ADDR[/LEN])")
+            }
+            try compact.withUnsafeMutableBufferPointer { (buffer) throws(ConfigError) in
+                var start = 0
+                let all = Bytes(buffer)
+                while start <= all.count {
+                    var end = start
+                    while end < all.count && all[end] != UInt8(ascii: ",") { end += 1 }
+                    let item = Bytes(rebasing: all[start..<end])
+                    guard let p = IPPrefix(utf8: item) else {
+                        throw error(line, "AllowedIPs '\(str(item))' is not an IP address with an optional /prefix")
+                    }
+                    peer!.allowedIPs.append(p)
+                    start = end + 1
                 }
-                s.allowedIPs.append(p)
             }
         case "endpoint":
-            let v = value.filter { !$0.isWhitespace }
+            let v = String(decoding: withoutSpaces(value), as: UTF8.self)
             guard let e = Endpoint(v) else {
                 throw error(line, "Endpoint '\(v)' is not host:port, 1.2.3.4:port or [v6]:port")
             }
-            s.endpoint = e
+            peer!.endpoint = e
         case "persistentkeepalive":
-            if value.lowercased() == "off" { s.persistentKeepalive = 0; break }
-            guard let n = UInt16(value) else {
-                throw error(line, "PersistentKeepalive '\(value)' is not 'off' or a number of seconds from 0 to 65535")
+            if normalized(value) == "off" { peer!.persistentKeepalive = 0; break }
+            guard let n = decimal(value, max: 65535) else {
+                throw error(line, "PersistentKeepalive '\(str(value))' is not 'off' or a number of seconds from 0 to 65535")
             }
-            s.persistentKeepalive = n
+            peer!.persistentKeepalive = UInt16(n)
         default:
-            throw error(line, "unknown key '\(key)' in [Peer] (expected PublicKey, PresharedKey, PresharedKeyFile, AllowedIPs, Endpoint or PersistentKeepalive)")
+            throw error(line, "unknown key '\(str(key))' in [Peer] (expected PublicKey, PresharedKey, PresharedKeyFile, AllowedIPs, Endpoint or PersistentKeepalive)")
         }
-        peer?.settings = s
     }
 
     // MARK: [Namespace]
 
-    mutating func namespaceKey(_ k: String, key: Substring, value: Substring, line: Int) throws(ConfigError) {
-        var n = config.namespace
+    mutating func namespaceKey(_ k: String, key: Bytes, value: Bytes, line: Int) throws(ConfigError) {
         switch k {
         case "carrier":
-            guard let c = CarrierKind(rawValue: value.lowercased()) else {
-                throw error(line, "Carrier '\(value)' is not slirp4netns or pasta")
+            guard let c = CarrierKind(rawValue: normalized(value)) else {
+                throw error(line, "Carrier '\(str(value))' is not slirp4netns or pasta")
             }
-            n.carrier = c
+            config.namespace.carrier = c
         case "backend":
-            guard let b = BackendKind(rawValue: value.lowercased()) else {
-                throw error(line, "Backend '\(value)' is not auto, kernel or userspace")
+            guard let b = BackendKind(rawValue: normalized(value)) else {
+                throw error(line, "Backend '\(str(value))' is not auto, kernel or userspace")
             }
-            n.backend = b
+            config.namespace.backend = b
         case "mapuid":
-            guard let u = UInt32(value), u != UInt32.max else { throw error(line, "MapUID '\(value)' is not a user id") }
-            n.mapUID = u
+            guard let u = decimal(value, max: UInt64(UInt32.max) - 1) else { throw error(line, "MapUID '\(str(value))' is not a user id") }
+            config.namespace.mapUID = UInt32(u)
         case "mapgid":
-            guard let g = UInt32(value), g != UInt32.max else { throw error(line, "MapGID '\(value)' is not a group id") }
-            n.mapGID = g
+            guard let g = decimal(value, max: UInt64(UInt32.max) - 1) else { throw error(line, "MapGID '\(str(value))' is not a group id") }
+            config.namespace.mapGID = UInt32(g)
         case "isolate":
-            n.isolate = try parseBool(value, name: "Isolate", line: line)
+            config.namespace.isolate = try parseBool(value, name: "Isolate", line: line)
         case "hostloopback":
-            n.hostLoopback = try parseBool(value, name: "HostLoopback", line: line)
+            config.namespace.hostLoopback = try parseBool(value, name: "HostLoopback", line: line)
         case "forwardtcp", "forwardudp":
-            for item in try list(value, String(key), line) {
-                guard let f = PortForward(item) else {
-                    throw error(line, "\(key) '\(item)' is not PORT or HOSTPORT:NSPORT (ports 1 to 65535)")
+            for item in try list(value, str(key), line) {
+                guard let f = PortForward(str(item)) else {
+                    throw error(line, "\(str(key)) '\(str(item))' is not PORT or HOSTPORT:NSPORT (ports 1 to 65535)")
                 }
-                if k == "forwardtcp" { n.forwardTCP.append(f) } else { n.forwardUDP.append(f) }
+                if k == "forwardtcp" { config.namespace.forwardTCP.append(f) } else { config.namespace.forwardUDP.append(f) }
             }
         default:
-            throw error(line, "unknown key '\(key)' in [Namespace] (expected Carrier, Backend, MapUID, MapGID, Isolate, HostLoopback, ForwardTCP or ForwardUDP)")
+            throw error(line, "unknown key '\(str(key))' in [Namespace] (expected Carrier, Backend, MapUID, MapGID, Isolate, HostLoopback, ForwardTCP or ForwardUDP)")
         }
-        config.namespace = n
     }
 
     // MARK: values
 
-    func parseKey<K: WireGuardKey>(_ type: K.Type, _ value: Substring, name: String, line: Int) throws(ConfigError) -> K {
-        do { return try K(base64: String(value.filter { !$0.isWhitespace })) } catch {
-            // The value is not echoed: it may be a mistyped secret.
-            throw self.error(line, "\(name) is not a valid key (expected 44 base64 characters ending in '=')")
+    func parseKey<K: WireGuardKey>(_ type: K.Type, _ value: Bytes, name: String, line: Int) throws(ConfigError) -> K {
+        var compact = withoutSpaces(value)
+        defer { compact.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+        let key: K? = compact.withUnsafeBytes { try? K(base64Bytes: $0) }
+        // The value is not echoed: it may be a mistyped secret.
+        guard let key else {
+            throw error(line, "\(name) is not a valid key (expected 44 base64 characters ending in '=')")
         }
+        return key
     }
 
-    func parsePort(_ value: Substring, name: String, line: Int, allowZero: Bool) throws(ConfigError) -> UInt16 {
-        guard let p = UInt16(value), allowZero || p != 0 else {
-            throw error(line, "\(name) '\(value)' is not a port number from \(allowZero ? 0 : 1) to 65535")
+    func parsePort(_ value: Bytes, name: String, line: Int) throws(ConfigError) -> UInt16 {
+        guard let p = decimal(value, max: 65535) else {
+            throw error(line, "\(name) '\(str(value))' is not a port number from 0 to 65535")
         }
-        return p
+        return UInt16(p)
     }
 
-    func parseFwMark(_ value: Substring, line: Int) throws(ConfigError) -> UInt32 {
-        let v = value.lowercased()
+    func parseFwMark(_ value: Bytes, line: Int) throws(ConfigError) -> UInt32 {
+        let v = normalized(value)
         if v == "off" { return 0 }
-        let parsed: UInt32? = v.hasPrefix("0x") ? UInt32(v.dropFirst(2), radix: 16) : UInt32(v)
+        let parsed: UInt32? = v.hasPrefix("0x") ? UInt32(v.dropFirst(2), radix: 16) : decimal(value, max: UInt64(UInt32.max)).map(UInt32.init)
         guard let mark = parsed else {
-            throw error(line, "FwMark '\(value)' is not 'off' or a 32-bit number (decimal or 0x hex)")
+            throw error(line, "FwMark '\(str(value))' is not 'off' or a 32-bit number (decimal or 0x hex)")
         }
         return mark
     }
 
-    func parseBool(_ value: Substring, name: String, line: Int) throws(ConfigError) -> Bool {
-        switch value.lowercased() {
+    func parseBool(_ value: Bytes, name: String, line: Int) throws(ConfigError) -> Bool {
+        switch normalized(value) {
         case "true", "yes", "on", "1": return true
         case "false", "no", "off", "0": return false
-        default: throw error(line, "\(name) '\(value)' is not true or false")
+        default: throw error(line, "\(name) '\(str(value))' is not true or false")
         }
     }
 
-    func nonEmpty(_ value: Substring, _ name: String, _ expected: String, _ line: Int) throws(ConfigError) -> Substring {
+    func nonEmpty(_ value: Bytes, _ name: String, _ expected: String, _ line: Int) throws(ConfigError) -> String {
         guard !value.isEmpty else { throw error(line, "\(name) is empty (expected \(expected))") }
-        return value
+        return str(value)
     }
 
-    func list(_ value: Substring, _ name: String, _ line: Int) throws(ConfigError) -> [Substring] {
-        let items = value.split(separator: ",", omittingEmptySubsequences: false).map { trim($0) }
-        if items.contains(where: \.isEmpty) {
-            throw error(line, "\(name) has an empty item (expected a comma-separated list)")
+    func list(_ value: Bytes, _ name: String, _ line: Int) throws(ConfigError) -> [Bytes] {
+        var items: [Bytes] = []
+        var start = 0
+        while start <= value.count {
+            var end = start
+            while end < value.count && value[end] != UInt8(ascii: ",") { end += 1 }
+            let item = trimmed(Bytes(rebasing: value[start..<end]))
+            if item.isEmpty { throw error(line, "\(name) has an empty item (expected a comma-separated list)") }
+            items.append(item)
+            start = end + 1
         }
         return items
     }
 }
 
-/// Strips leading and trailing whitespace.
-func trim(_ s: Substring) -> Substring {
-    var t = s
-    while let f = t.first, f.isWhitespace { t = t.dropFirst() }
-    while let l = t.last, l.isWhitespace { t = t.dropLast() }
-    return t
+/// Whitespace as C's `isspace` in the C locale, which is what wg uses.
+@inline(__always) func isSpace(_ c: UInt8) -> Bool { c == 0x20 || (c >= 0x09 && c <= 0x0d) }
+@inline(__always) func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }
+
+/// `b` without leading and trailing whitespace.
+func trimmed(_ b: Bytes) -> Bytes {
+    var lo = 0, hi = b.count
+    while lo < hi && isSpace(b[lo]) { lo += 1 }
+    while hi > lo && isSpace(b[hi - 1]) { hi -= 1 }
+    return Bytes(rebasing: b[lo..<hi])
+}
+
+/// The bytes with all whitespace removed (wg's reading of values).
+func withoutSpaces(_ b: Bytes) -> [UInt8] {
+    var out: [UInt8] = []
+    out.reserveCapacity(b.count)
+    for c in b where !isSpace(c) { out.append(c) }
+    return out
+}
+
+/// Lowercased ASCII with whitespace removed, for matching keys and words.
+func normalized(_ b: Bytes) -> String {
+    var out: [UInt8] = []
+    out.reserveCapacity(b.count)
+    for c in b where !isSpace(c) { out.append(c >= 0x41 && c <= 0x5a ? c | 0x20 : c) }
+    return String(decoding: out, as: UTF8.self)
+}
+
+/// The bytes as text (they are always valid UTF-8 here: slices cut at ASCII).
+func str(_ b: Bytes) -> String { String(decoding: b, as: UTF8.self) }
+
+/// A decimal number of at most `max`, digits only; nil otherwise.
+func decimal(_ b: Bytes, max: UInt64) -> UInt64? {
+    guard !b.isEmpty, b.count <= 20 else { return nil }
+    var v: UInt64 = 0
+    for c in b {
+        guard isDigit(c) else { return nil }
+        let (m, o1) = v.multipliedReportingOverflow(by: 10)
+        let (s, o2) = m.addingReportingOverflow(UInt64(c - UInt8(ascii: "0")))
+        guard !o1, !o2 else { return nil }
+        v = s
+    }
+    return v <= max ? v : nil
 }
 
 /// A DNS search domain: letters, digits, hyphens, underscores and dots.
-func isDomain(_ s: Substring) -> Bool {
-    !s.isEmpty && s.count <= 253 && s.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "." || $0 == "_") }
+func isDomain(_ b: Bytes) -> Bool {
+    !b.isEmpty && b.count <= 253 && b.allSatisfy {
+        isDigit($0) || ($0 | 0x20 >= UInt8(ascii: "a") && $0 | 0x20 <= UInt8(ascii: "z")) || $0 == UInt8(ascii: "-")
+            || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_")
+    }
 }

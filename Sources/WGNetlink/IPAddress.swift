@@ -25,6 +25,51 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
+    /// Parses address text given as UTF-8 bytes, exactly as `inet_pton`
+    /// would (dotted quad without leading zeros, or any IPv6 form), without
+    /// making a `String`: IPv4 is parsed here, IPv6 by `inet_pton`.
+    public init?(utf8 text: UnsafeBufferPointer<UInt8>) {
+        guard !text.isEmpty, text.count <= 45 else { return nil }
+        if !text.contains(UInt8(ascii: ":")) {
+            var octets: (UInt8, UInt8, UInt8, UInt8) = (0, 0, 0, 0)
+            var part = 0, value = 0, digits = 0, first: UInt8 = 0
+            func store() -> Bool {
+                guard digits > 0, value <= 255, !(digits > 1 && first == UInt8(ascii: "0")) else { return false }
+                switch part {
+                case 0: octets.0 = UInt8(value)
+                case 1: octets.1 = UInt8(value)
+                case 2: octets.2 = UInt8(value)
+                default: octets.3 = UInt8(value)
+                }
+                return true
+            }
+            for c in text {
+                if c == UInt8(ascii: ".") {
+                    guard part < 3, store() else { return nil }
+                    part += 1; value = 0; digits = 0
+                } else if c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") {
+                    if digits == 0 { first = c }
+                    digits += 1
+                    guard digits <= 3 else { return nil }
+                    value = value * 10 + Int(c - UInt8(ascii: "0"))
+                } else {
+                    return nil
+                }
+            }
+            guard part == 3, store() else { return nil }
+            self = .v4(octets.0, octets.1, octets.2, octets.3)
+            return
+        }
+        var cstr = [CChar](repeating: 0, count: 64)
+        for (i, c) in text.enumerated() {
+            guard c != 0 else { return nil }
+            cstr[i] = CChar(bitPattern: c)
+        }
+        var v6 = in6_addr()
+        guard inet_pton(AF_INET6, cstr, &v6) == 1 else { return nil }
+        self = .v6(withUnsafeBytes(of: &v6) { Array($0) })
+    }
+
     /// Wraps 4 or 16 raw bytes in network order.
     public init?(bytes: some Collection<UInt8>) {
         let b = Array(bytes)
@@ -113,6 +158,26 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
         guard prefixLength <= address.maxPrefixLength else { return nil }
         self.address = address
         self.prefixLength = prefixLength
+    }
+
+    /// Parses `ADDR/LEN` or a bare `ADDR` (meaning /32 or /128) from
+    /// UTF-8 bytes, without making a `String`.
+    public init?(utf8 text: UnsafeBufferPointer<UInt8>) {
+        guard let slash = text.firstIndex(of: UInt8(ascii: "/")) else {
+            guard let addr = IPAddress(utf8: text) else { return nil }
+            self.init(address: addr, prefixLength: addr.maxPrefixLength)
+            return
+        }
+        guard let addr = IPAddress(utf8: UnsafeBufferPointer(rebasing: text[..<slash])) else { return nil }
+        let lenText = text[(slash + 1)...]
+        guard !lenText.isEmpty, lenText.count <= 3 else { return nil }
+        var len = 0
+        for c in lenText {
+            guard c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") else { return nil }
+            len = len * 10 + Int(c - UInt8(ascii: "0"))
+        }
+        guard len <= 255 else { return nil }
+        self.init(address: addr, prefixLength: UInt8(len))
     }
 
     /// Parses `ADDR/LEN` or a bare `ADDR` (meaning /32 or /128).
