@@ -1,31 +1,85 @@
 #!/usr/bin/env bash
-# The README's main command (`make demo`): what wgns does, on this one machine.
+# The README's main command (`make demo`): on this one machine and with no
+# root anywhere, a per-job private VPN: a hub and three jobs, each in its own
+# rootless namespace, reaching each other through WireGuard. As root, the
+# demo runs as the unprivileged user wgns-test (pasta refuses to run as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-wgns=${WGNS:-$PWD/.build/debug/wgns}
-[ -x "$wgns" ] || swift build
+source scripts/host-setup.sh
+[ -x .build/debug/wgns ] || swift build
 work=$(mktemp -d /tmp/wgns-demo.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+chmod 755 "$work"
+cp .build/debug/wgns "$work/"
+chown -R "$TEST_USER" "$work"
+hub=
+cleanup() {
+    [ -n "$hub" ] && kill "$hub" 2>/dev/null && wait "$hub" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+as_user() { (cd "$work" && run_as_test_user "$@"); }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+n=3
+port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 
 step "keys, exactly as wg makes them"
-umask 077
-"$wgns" genkey > "$work/job.key"
-echo "public key: $("$wgns" pubkey < "$work/job.key")"
-if command -v wg >/dev/null; then echo "wg agrees:  $(wg pubkey < "$work/job.key")"; fi
+as_user sh -c 'umask 077; ./wgns genkey > job.key'
+echo "wgns pubkey: $(as_user sh -c './wgns pubkey < job.key')"
+command -v wg >/dev/null && echo "wg pubkey:   $(as_user sh -c 'wg pubkey < job.key')"
 
-step "a per-job private VPN: a hub and 3 peers"
-"$wgns" vpn new "$work/vpn" --peers 3 --subnet 10.97.0.0/24 --subnet fd97::/64 --endpoint 127.0.0.1:51820 --psk
+step "a private VPN for one job: a hub and $n peers (wgns vpn new), as user $TEST_USER"
+as_user ./wgns vpn new vpn --peers $n --subnet 10.97.0.0/24 --endpoint "127.0.0.1:$port" --psk
 ls -l "$work/vpn"
-echo; sed -n '/^\[Interface\]/,/^$/p' "$work/vpn/peer-2.conf" | grep -v PrivateKey
 
-step "configs are checked before anything is created"
-"$wgns" check "$work/vpn/hub.conf" "$work/vpn/peer-1.conf" && echo "hub.conf and peer-1.conf are valid"
-printf '[Interface]\nListenPort = 99999\n' > "$work/bad.conf"
-"$wgns" check "$work/bad.conf" || true
+step "the hub, in its own rootless namespace; pasta forwards UDP $port from the host to it"
+(cd "$work" && exec setpriv --reuid="$(id -u "$TEST_USER")" --regid="$(id -g "$TEST_USER")" --clear-groups \
+    env HOME=/tmp ./wgns hub vpn --name wgns-demo-hub) >"$work/hub.out" 2>&1 &
+hub=$!
+for _ in $(seq 100); do grep -q "up," "$work/hub.out" 2>/dev/null && break; sleep 0.05; done
+cat "$work/hub.out"
 
-step "what wg setconf reads (wgns strip), secrets elided here"
-"$wgns" strip "$work/vpn/peer-1.conf" | sed -E 's/(Key = ).*/\1(elided)/'
+step "$n jobs, each in its own namespace (wgns up vpn --peer K), pinging each other through the hub"
+mkdir -m 777 "$work/barrier"
+job() {
+    local k=$1 others=""
+    for j in $(seq $n); do [ "$j" = "$k" ] || others="$others $j"; done
+    # Every job waits until all are up, pings the others, then waits until
+    # all are done, so that nobody leaves while others still ping it.
+    as_user ./wgns up vpn --peer "$k" $( [ "$k" = $n ] && echo --isolate ) -- sh -c '
+        k=$1; shift; n=$1; shift; b=$1; shift
+        me=$(ip -4 -br addr show wg0 | awk "{print \$3}")
+        links=$(ip -br link | awk "{print \$1}" | tr "\n" " ")
+        echo "peer-$k: $me, interfaces: $links"
+        touch "$b/up.$k"; while [ "$(ls "$b" | grep -c "^up\.")" -lt "$n" ]; do sleep 0.05; done
+        for j in "$@"; do
+            ip=10.97.0.$((j + 1))
+            if out=$(ping -c 3 -i 0.2 -W 2 "$ip"); then
+                echo "peer-$k -> peer-$j ($ip): $(echo "$out" | grep -o "[0-9]* received") , rtt $(echo "$out" | tail -1 | cut -d/ -f5) ms"
+            else
+                echo "peer-$k -> peer-$j ($ip): UNREACHABLE"
+            fi
+        done
+        touch "$b/done.$k"; while [ "$(ls "$b" | grep -c "^done\.")" -lt "$n" ]; do sleep 0.05; done' \
+        sh "$k" "$n" "$work/barrier" $others
+}
+pids=()
+for k in $(seq $n); do job "$k" >"$work/job-$k.out" 2>&1 & pids+=($!); done
+status=0
+for p in "${pids[@]}"; do wait "$p" || status=1; done
+cat "$work"/job-*.out
+echo "(peer-$n ran with --isolate: its namespace holds only lo and wg0)"
 
-step "this machine"
-"$wgns" doctor || true
+step "what the hub saw (wgns show wgns-demo-hub)"
+as_user ./wgns show wgns-demo-hub | grep -E "^peer|handshake|transfer|allowed"
+
+step "teardown"
+as_user ./wgns down wgns-demo-hub
+wait "$hub" 2>/dev/null || true
+hub=
+left=$(pgrep -u "$TEST_USER" -f "wgns|slirp4netns|pasta|wireguard-go" | wc -l || true)
+echo "processes left behind by the demo: $left"
+if grep -q UNREACHABLE "$work"/job-*.out || [ "$status" != 0 ]; then
+    echo "demo: some peers could not reach each other" >&2
+    exit 1
+fi
+echo "every peer reached every other peer through the VPN"
