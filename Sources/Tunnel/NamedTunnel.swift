@@ -118,7 +118,8 @@ public enum NamedTunnel {
         var fds: [(Int32, Int32)] = []
         defer { for (fd, _) in fds { close(fd) } }
         for (ns, flag) in [("user", CWGShim_CLONE_NEWUSER), ("net", CWGShim_CLONE_NEWNET), ("mnt", CWGShim_CLONE_NEWNS)] {
-            let fd = try sys("open namespace \(ns) of tunnel \(name)") { open("/proc/\(info[0])/ns/\(ns)", O_RDONLY | O_CLOEXEC) }
+            let pid = ns == "net" ? jobNetworkPID(info[0]) : info[0]
+            let fd = try sys("open namespace \(ns) of tunnel \(name)") { open("/proc/\(pid)/ns/\(ns)", O_RDONLY | O_CLOEXEC) }
             fds.append((fd, flag))
         }
         for (fd, flag) in fds { try sys("enter tunnel \(name)", code: .setup) { CWGShim_setns(fd, flag) } }
@@ -142,6 +143,16 @@ public enum NamedTunnel {
         return out.sorted { $0.name < $1.name }
     }
 
+    /// The process whose network namespace is the job's: the holder's child
+    /// (pid 1 of the tunnel's pid namespace), which under isolation lives in
+    /// the job's own network namespace, not the holder's; else the holder.
+    static func jobNetworkPID(_ holder: Int32) -> Int32 {
+        guard let text = try? FileIO.readAll("/proc/\(holder)/task/\(holder)/children"),
+              let first = String(decoding: text, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" }).first,
+              let pid = Int32(first) else { return holder }
+        return pid
+    }
+
     /// Runs `command` inside the tunnel `name`, as its MapUid/MapGid, and
     /// returns its shell-style status. Must run single-threaded (setns into
     /// a user namespace requires it).
@@ -155,7 +166,8 @@ public enum NamedTunnel {
         var fds: [(Int32, Int32)] = []
         for (ns, flag) in [("user", CWGShim_CLONE_NEWUSER), ("net", CWGShim_CLONE_NEWNET),
                            ("mnt", CWGShim_CLONE_NEWNS), ("pid_for_children", CWGShim_CLONE_NEWPID)] {
-            let fd = try sys("open namespace \(ns) of tunnel \(name)") { open("/proc/\(pid)/ns/\(ns)", O_RDONLY | O_CLOEXEC) }
+            let owner = ns == "net" ? jobNetworkPID(pid) : pid
+            let fd = try sys("open namespace \(ns) of tunnel \(name)") { open("/proc/\(owner)/ns/\(ns)", O_RDONLY | O_CLOEXEC) }
             fds.append((fd, flag))
         }
         defer { for (fd, _) in fds { close(fd) } }

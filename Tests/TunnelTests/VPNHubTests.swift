@@ -165,6 +165,26 @@ import TestSupport
         #expect(UpFixture.eventually { Self.processes(under: f.dir).isEmpty }, "\(Self.processes(under: f.dir))")
     }
 
+    /// A named isolated tunnel: `wgns exec` lands in the job's own network
+    /// namespace (lo and wg0 only), and `wgns status` still reads the device.
+    @Test func namedIsolatedTunnelExecSeesOnlyTheTunnel() throws {
+        let f = try UpFixture()
+        let name = "iso\(f.port)"
+        let r = try f.sh("""
+            "$W" vpn new v --peers 1 --subnet 10.97.0.0/24 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 9
+            "$W" up --name \(name) --isolate v --peer 1 > named.out 2>&1 &
+            P=$!
+            for i in $(seq 1 200); do "$W" list | grep -qx \(name) && "$W" exec \(name) -- true 2>/dev/null && break; sleep 0.05; done
+            "$W" exec \(name) -- sh -c 'echo "interfaces $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | sort | tr "\\n" " ")"'
+            "$W" status \(name) | head -1
+            "$W" down \(name); wait $P; echo "up status $?"
+            """)
+        #expect(r.stdout.contains("interfaces lo wg0 \n"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("interface: wg0\n"))
+        #expect(r.stdout.contains("up status 0"))
+        #expect(UpFixture.eventually { Self.processes(under: f.dir).isEmpty }, "\(Self.processes(under: f.dir))")
+    }
+
     /// Inside a Slurm step without --peer, task rank R is peer R+1.
     @Test func slurmRankPicksThePeer() throws {
         let f = try UpFixture()
