@@ -94,6 +94,31 @@ import TestSupport
         #expect(vpn == ["hub.conf", "peer-1.conf", "peer-2.conf", "peer-3.conf"])
     }
 
+    /// A dual-stack VPN: the hub forwards IPv6 between peers too (one of them isolated).
+    @Test func hubForwardsIPv6() throws {
+        let f = try UpFixture()
+        let r = try f.sh("""
+            "$W" vpn new v --peers 2 --subnet 10.97.0.0/24 --subnet fd97::/64 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 9
+            \(Self.startHub())
+            rm -f up; mkfifo up
+            "$W" up v --peer 1 -- sh -c 'echo > up; sleep 30' > job.1.out 2>&1 &
+            J1=$!
+            read x < up
+            "$W" up v --peer 2 --isolate -- sh -c '
+              for t in 1 2 3 4 5; do ping -c1 -W2 fd97::2 > /dev/null 2>&1 && { echo "v6 peer reached"; break; }; done
+              ping -c1 -W2 fd97::1 > /dev/null 2>&1 && echo "v6 hub reached"'
+            kill -TERM $J1; wait $J1
+            kill -HUP $H; wait $H; echo "hub status $?"
+            cat hub.out
+            rm -f up job.1.out
+            """)
+        #expect(r.stdout.contains("wgns hub: up, wg0 10.97.0.1/24, fd97::1/64, UDP port \(f.port) forwarded from the host, 2 peers\n"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("v6 peer reached\n"))
+        #expect(r.stdout.contains("v6 hub reached\n"))
+        #expect(r.stdout.contains("hub status 0"))
+        #expect(UpFixture.eventually { Self.processes(under: f.dir).isEmpty }, "\(Self.processes(under: f.dir))")
+    }
+
     @Test func hubErrorsAreOneLine() throws {
         let f = try UpFixture()
         let r = try f.sh("""
