@@ -11,6 +11,12 @@ import Glibc
 /// in; wireguard-go keeps its sockets in its own process's namespace), and
 /// are then moved into a new namespace of the same user namespace, where the
 /// job runs: its only way anywhere is the tunnel.
+///
+/// This binds a job without capabilities (the default MapUid, the caller's
+/// own uid). A job given root inside (`MapUid = 0`) holds CAP_SYS_ADMIN in the
+/// user namespace that owns both network namespaces: with the userspace
+/// backend it could `setns` into wireguard-go's (visible in its pid
+/// namespace), so isolation there is a guard against mistakes, not a wall.
 enum Isolation {
     /// Makes a new network namespace, moves the links `names` into it with
     /// `outer` (a socket of the namespace they are in), and leaves the calling
