@@ -64,4 +64,5 @@ bench_vm() {
 status=0
 bench_vm || { echo "bench: the VM section failed" >&2; status=1; }
 bash scripts/bench/up.sh || { echo "bench: the wgns up section failed" >&2; status=1; }
+bash scripts/bench/vpn.sh || { echo "bench: the per-job VPN section failed" >&2; status=1; }
 exit "$status"

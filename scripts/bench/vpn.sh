@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# A per-job VPN on the host (userspace backend, as an unprivileged user):
+#  1. bring-up: from starting `wgns hub` to every one of N peers (`wgns up
+#     DIR --peer K`, each in its own namespace) having pinged every other
+#     peer through the hub, for N in $BENCH_VPN_SIZES (default 4 16 64);
+#  2. iperf3 TCP throughput between two peers through the hub, and from a
+#     peer to the hub itself (`wgns exec` into the named hub).
+# WGNS_BIN picks the binary (default: a release build). Prints two tables.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/host-setup.sh
+bin=${WGNS_BIN:-}
+if [ -z "$bin" ]; then swift build -c release >/dev/null; bin=.build/release/wgns; fi
+work=$(mktemp -d /tmp/wgns-bench-vpn.XXXXXX)
+chmod 755 "$work"
+hub= name=
+# A named hub stops with `wgns down NAME` (a background job of a script ignores SIGINT).
+stop_hub() { if [ -n "$hub" ]; then as_user ./wgns down "$name" 2>/dev/null || true; wait "$hub" 2>/dev/null || true; hub=; fi; }
+trap 'stop_hub; [ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"' EXIT
+cp "$bin" "$work/wgns"
+# Peer K: say it is up, wait for all, ping every other peer (retrying while
+# the hub has not yet heard from it), note the time, wait until all are done.
+cat > "$work/peer.sh" <<'EOF'
+k=$1; n=$2
+touch up.$k
+all() { j=1; while [ $j -le $n ]; do [ -e $1.$j ] || return 1; j=$((j+1)); done; }
+until all up; do sleep 0.01; done
+j=1
+while [ $j -le $n ]; do
+  if [ $j != $k ]; then
+    t=0
+    until ping -c1 -W1 10.97.$(( (j+1) / 256 )).$(( (j+1) % 256 )) > /dev/null 2>&1; do
+      t=$((t+1)); [ $t -ge 10 ] && { echo "peer $k: no reply from peer $j" >&2; exit 1; }
+    done
+  fi
+  j=$((j+1))
+done
+date +%s.%N > done.$k.tmp && mv done.$k.tmp done.$k
+until all done; do sleep 0.01; done
+EOF
+chown -R "$TEST_USER" "$work"
+as_user() { (cd "$work" && run_as_test_user "$@"); }
+free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+start_hub() {  # start_hub DIR NAME: returns once the hub says it is up
+    name=$2
+    (cd "$work" && run_as_test_user ./wgns hub --name "$2" "$1" > "$work/hub.out" 2>&1) &
+    hub=$!
+    local i
+    for i in $(seq 1 500); do grep -q '^wgns hub: up' "$work/hub.out" && return 0; kill -0 "$hub" 2>/dev/null || break; sleep 0.01; done
+    echo "bench: the hub did not come up: $(cat "$work/hub.out")" >&2
+    return 1
+}
+
+echo
+echo "Per-job VPN bring-up: wgns hub + N x wgns up DIR --peer K, until every peer has pinged every other through the hub (userspace backend, $(nproc) cores):"
+printf '%-8s %10s %10s %12s\n' peers seconds pings "pings/peer"
+status=0
+for n in ${BENCH_VPN_SIZES:-4 16 64}; do
+    port=$(free_port)
+    as_user rm -rf vpn up.* done.*
+    as_user ./wgns vpn new vpn --peers "$n" --subnet 10.97.0.0/16 --endpoint "127.0.0.1:$port" --force > /dev/null
+    t0=$(date +%s.%N)
+    start_hub vpn "bench-hub-$port" || { status=1; continue; }
+    pids=()
+    for k in $(seq 1 "$n"); do
+        (cd "$work" && run_as_test_user ./wgns up vpn --peer "$k" -- sh peer.sh "$k" "$n" > "$work/job.$k.out" 2>&1) &
+        pids+=($!)
+    done
+    ok=yes
+    for p in "${pids[@]}"; do wait "$p" || ok=no; done
+    [ -n "${BENCH_DEBUG:-}" ] && echo "jobs ended after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }') s" >&2
+    stop_hub
+    if [ $ok = yes ]; then
+        last=$(cat "$work"/done.* | sort -n | tail -1)
+        printf '%-8s %10.3f %10d %12d\n' "$n" "$(awk -v a="$t0" -v b="$last" 'BEGIN { print b - a }')" $((n * (n - 1))) $((n - 1))
+    else
+        printf '%-8s %10s\n' "$n" failed
+        cat "$work"/job.*.out | sort | uniq -c | head -5 >&2
+        status=1
+    fi
+done
+
+echo
+echo "iperf3 TCP throughput through the VPN (5 s each), Gbit/s:"
+port=$(free_port)
+as_user rm -rf vpn up.* done.*
+as_user ./wgns vpn new vpn --peers 2 --subnet 10.97.0.0/24 --endpoint "127.0.0.1:$port" --force > /dev/null
+start_hub vpn "bench-hub-$port"
+gbits() { python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'; }
+as_user rm -f ready; as_user mkfifo ready
+(cd "$work" && run_as_test_user ./wgns up vpn --peer 1 -- sh -c 'iperf3 -s -1 -B 10.97.0.2 > /dev/null 2>&1 & sleep 0.2; echo > ready; wait' > /dev/null 2>&1) &
+server=$!
+read -r _ < "$work/ready"
+p2p=$(as_user ./wgns up vpn --peer 2 -- iperf3 -c 10.97.0.2 -t 5 -J 2>/dev/null | gbits || echo failed)
+wait "$server" || true
+(cd "$work" && run_as_test_user ./wgns exec "$name" -- sh -c 'iperf3 -s -1 -B 10.97.0.1 > /dev/null 2>&1 & sleep 0.2; echo > ready; wait' > /dev/null 2>&1) &
+server=$!
+read -r _ < "$work/ready"
+tohub=$(as_user ./wgns up vpn --peer 2 -- iperf3 -c 10.97.0.1 -t 5 -J 2>/dev/null | gbits || echo failed)
+wait "$server" || true
+stop_hub
+printf '%-34s %8s\n' "peer -> peer (through the hub)" "$p2p" "peer -> hub" "$tohub"
+left=0
+for p in $(pgrep -u "$TEST_USER" || true); do [ "$(readlink "/proc/$p/cwd" 2>/dev/null)" = "$work" ] && left=$((left + 1)); done
+[ "$left" = 0 ] || { echo "bench: $left processes of the benchmark left behind" >&2; status=1; }
+exit "$status"
