@@ -55,20 +55,21 @@ func peerText(_ key: PublicKey, psk: PresharedKey? = nil, allowedIPs: [String] =
     return s
 }
 
-/// Runs `body` (shell) in a fresh user + network + mount namespace with a
-/// private /run and a wireguard-go device `wgtest0` in it.
+/// Runs `body` (shell) in a fresh user + network + mount + pid namespace
+/// with a private /run and a wireguard-go device `wgtest0` in it. The daemon
+/// is stopped by the script's exit trap and, should the shell end without
+/// running it, killed by the kernel with the pid namespace;
+/// `inFreshNamespace` checks that nothing is left.
 func withWireGuardGo(_ body: String) throws -> RunResult {
     try inFreshNamespace("""
         mount -t tmpfs -o mode=0755 tmpfs /run
         mkdir -p /run/wireguard
         WG_PROCESS_FOREGROUND=1 wireguard-go -f wgtest0 >/dev/null 2>&1 &
         wgpid=$!
-        # The daemon must not outlive the script (the runner waits for every
-        # holder of the child's descriptors).
         trap 'kill $wgpid; wait $wgpid 2>/dev/null || true' EXIT
         while [ ! -S /run/wireguard/wgtest0.sock ]; do sleep 0.01; done
         \(body)
-        """, mount: true)
+        """, mount: true, pidNamespace: true)
 }
 
 /// A showconf text with its peer blocks sorted: wireguard-go keeps peers in
@@ -242,6 +243,21 @@ struct UserspaceWireGuardTests {
             peerText(peer, allowedIPs: ["0.0.0.0/0", "::/0"], endpoint: r.stdout.contains("[::1]") ? "[::1]:51820" : "127.0.0.1:51820"),
         ])
         #expect(r.stdout == want)
+    }
+
+    /// A script that ends without stopping its wireguard-go (trap removed,
+    /// as when the shell dies) still leaves no process behind: the daemon
+    /// dies with the script's pid namespace. `inFreshNamespace` records an
+    /// issue for any process of the run that is still alive.
+    @Test func daemonDoesNotOutliveScript() throws {
+        defer { folder.cleanup() }
+        let r = try withWireGuardGo("""
+            kill -0 $wgpid
+            echo "running $wgpid"
+            trap - EXIT
+            """)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix("running "))
     }
 
     /// Errors: one line, naming the device or file, non-zero exit.
