@@ -201,7 +201,7 @@ struct NamespaceInit {
         var opts = SpawnOptions()
         opts.deathSignal = SIGKILL
         opts.newProcessGroup = true
-        if isatty(0) == 1 { opts.foregroundTTY = 0 }
+        if plan.jobControl { opts.foregroundTTY = 0 }
         if plan.mapUID != 0 || plan.mapGID != 0 { opts.userNamespaceIDs = (plan.mapUID, plan.mapGID) }
         let job: ChildProcess
         do {

@@ -171,7 +171,12 @@ public enum Session {
         signal(SIGPIPE, SIG_IGN)
         let sfd = try sys("signalfd") { CWGShim_signalfd(&sigs) }
         defer { close(sfd) }
-        let tty = isatty(0) == 1
+        // Job control only on our own controlling terminal, in the
+        // foreground: tcgetpgrp fails (ENOTTY) on any other terminal, such
+        // as a serial console that is not the session's.
+        let tty = isatty(0) == 1 && tcgetpgrp(0) == getpgrp()
+        var plan = plan
+        plan.jobControl = tty
         defer { if tty { _ = tcsetpgrp(0, getpgrp()) } }
 
         let listenFD = try plan.name.map { (n: String) throws(TunnelError) in try NamedTunnel.listen(n) } ?? -1

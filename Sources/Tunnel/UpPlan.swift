@@ -39,6 +39,12 @@ public struct UpPlan: Sendable {
     public var command: [String] = []
     /// Verbose timing lines.
     public var verbose = false
+    /// Terminal job control: stdin is wgns's controlling terminal and wgns
+    /// is in its foreground process group, so the job is made the
+    /// terminal's foreground group. Otherwise (no terminal, a terminal that
+    /// is not the controlling one, or wgns in the background) the
+    /// descriptors are only passed through. Set by `Session.run`.
+    public var jobControl = false
     /// A hub: IPv4 and IPv6 forwarding on inside, no job.
     public var forwarding = false
     /// Isolation: the job gets a network namespace of its own holding only
@@ -70,6 +76,7 @@ public struct UpPlan: Sendable {
         put("loopback", hostLoopback ? "1" : "0")
         if let w = wireguardGo { put("wggo", w) }
         put("verbose", verbose ? "1" : "0")
+        if jobControl { put("tty", "1") }
         if forwarding { put("forward", "1") }
         if isolate { put("isolate", "1") }
         put("t0", "\(startTime)")
@@ -119,6 +126,7 @@ public struct UpPlan: Sendable {
             case "loopback": plan.hostLoopback = value == "1"
             case "wggo": plan.wireguardGo = value
             case "verbose": plan.verbose = value == "1"
+            case "tty": plan.jobControl = value == "1"
             case "forward": plan.forwarding = value == "1"
             case "isolate": plan.isolate = value == "1"
             case "t0": plan.startTime = UInt64(value) ?? 0
