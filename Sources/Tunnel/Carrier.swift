@@ -1,3 +1,4 @@
+import CWGShim
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,17 +30,59 @@ final class Carrier {
     let ready: Descriptor
     /// slirp4netns's `--exit-fd`: closing it stops slirp4netns.
     var exitFD: Descriptor?
+    /// The carrier's stdout and stderr (non-blocking), captured so that its
+    /// chatter ("sent tapfd=...", seccomp warnings) stays out of the user's
+    /// terminal; -1 with `-v`, where they go to wgns's stderr as they come.
+    let output: Int32
+    /// The last bytes the carrier wrote on `output`.
+    private var said: [UInt8] = []
     /// Whether `stop()` already ran.
     private var stopped = false
 
-    init(kind: CarrierKind, process: ChildProcess, ready: consuming Descriptor, exitFD: consuming Descriptor?) {
+    init(kind: CarrierKind, process: ChildProcess, ready: consuming Descriptor, exitFD: consuming Descriptor?,
+         output: Int32) {
         self.kind = kind
         self.process = process
         self.ready = ready
         self.exitFD = exitFD
+        self.output = output
     }
 
-    deinit { if !stopped { _ = stop() } }
+    /// Reads what the carrier wrote so far (never blocks), keeping the last 4 KiB.
+    func drain() {
+        let fd = output
+        guard fd >= 0 else { return }
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = read(fd, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            said += buf[..<n]
+            if said.count > 4096 { said.removeFirst(said.count - 4096) }
+        }
+    }
+
+    /// Drops what the carrier said so far (its start-up chatter, once it is
+    /// ready), so that a later failure shows only what came after.
+    func forget() {
+        drain()
+        said = []
+    }
+
+    /// The carrier's last few lines of output on one line ("" if none), for
+    /// an error message.
+    func lastWords() -> String {
+        drain()
+        let lines = String(decoding: said, as: UTF8.self).split(whereSeparator: \.isNewline)
+            .map { $0.drop { $0 == " " || $0 == "\t" } }.filter { !$0.isEmpty }
+        let text = lines.suffix(3).joined(separator: "; ")
+        return text.count > 400 ? "..." + String(text.suffix(400)) : text
+    }
+
+    deinit {
+        if !stopped { _ = stop() }
+        if output >= 0 { close(output) }
+    }
 
     /// Starts `kind` for the namespaces of `pid`. Returns at once; readiness
     /// arrives on `ready`.
@@ -51,7 +94,21 @@ final class Carrier {
         var opts = SpawnOptions()
         opts.deathSignal = SIGKILL
         opts.newProcessGroup = true
-        let quietErr: Int32 = verbose ? 2 : devnull
+        // With -v the carrier's output goes to our stderr (never into the
+        // job's stdout); without, into a pipe that `drain` empties.
+        var out: [Int32] = [-1, -1]
+        if !verbose {
+            try sys("pipe2") { CWGShim_pipe2(&out, O_CLOEXEC) }
+            _ = fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK)
+        }
+        // Our copy of the write end goes once the carrier has its own; the
+        // read end goes to the Carrier, or is closed on failure.
+        var handedOver = false
+        defer {
+            if out[1] >= 0 { close(out[1]) }
+            if !handedOver && out[0] >= 0 { close(out[0]) }
+        }
+        let quietErr: Int32 = verbose ? 2 : out[1]
         switch kind {
         case .slirp4netns:
             if !forwardTCP.isEmpty || !forwardUDP.isEmpty {
@@ -62,12 +119,13 @@ final class Carrier {
             if !hostLoopback { args.append("--disable-host-loopback") }
             if ipv6 { args.append("--enable-ipv6") }
             args += ["--enable-sandbox", "--enable-seccomp", "\(pid)", "tap0"]
-            opts.fds = [devnull, verbose ? 2 : devnull, quietErr, readyPipe.write.raw, exitPipe.read.raw]
+            opts.fds = [devnull, quietErr, quietErr, readyPipe.write.raw, exitPipe.read.raw]
             let p: ChildProcess
             do { p = try ChildProcess.spawn(args, opts) } catch {
                 throw TunnelError(.carrier, "cannot start \(path)", errno: error.errno)
             }
-            return Carrier(kind: kind, process: p, ready: readyPipe.read, exitFD: exitPipe.write)
+            handedOver = true
+            return Carrier(kind: kind, process: p, ready: readyPipe.read, exitFD: exitPipe.write, output: out[0])
         case .pasta:
             // pasta stays in the foreground (so that it dies with us) and
             // writes its pid file, a pipe here, once the namespace is configured.
@@ -80,12 +138,13 @@ final class Carrier {
             args += ["-T", "none", "-U", "none"]
             if geteuid() == 0 { args += ["--runas", "0"] }
             args += ["--netns", "/proc/\(pid)/ns/net", "--userns", "/proc/\(pid)/ns/user"]
-            opts.fds = [devnull, verbose ? 2 : devnull, quietErr, readyPipe.write.raw]
+            opts.fds = [devnull, quietErr, quietErr, readyPipe.write.raw]
             let p: ChildProcess
             do { p = try ChildProcess.spawn(args, opts) } catch {
                 throw TunnelError(.carrier, "cannot start \(path)", errno: error.errno)
             }
-            return Carrier(kind: kind, process: p, ready: readyPipe.read, exitFD: nil)
+            handedOver = true
+            return Carrier(kind: kind, process: p, ready: readyPipe.read, exitFD: nil, output: out[0])
         }
     }
 

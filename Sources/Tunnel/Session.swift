@@ -235,6 +235,12 @@ public enum Session {
         }
         log.step("holder started (pid \(holder.pid))")
 
+        /// What a failed carrier said, for the end of the error line (with
+        /// -v it is already on stderr).
+        func said(_ c: Carrier) -> String {
+            let words = c.lastWords()
+            return words.isEmpty ? "" : ": \(words)"
+        }
         var reader = LineReader()
         var jobRunning = false
         var carrierReady = false
@@ -251,8 +257,11 @@ public enum Session {
                 readyIndex = fds.count
                 fds.append(pollfd(fd: c.ready.raw, events: Int16(POLLIN), revents: 0))
             }
+            // The carrier's captured chatter, drained so that it never blocks on it.
+            if let c = carrier, c.output >= 0 { fds.append(pollfd(fd: c.output, events: Int16(POLLIN), revents: 0)) }
             if listenFD >= 0 && jobRunning { fds.append(pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)) }
             if poll(&fds, nfds_t(fds.count), -1) < 0 { continue }
+            if let c = carrier, c.output >= 0, fds.contains(where: { $0.fd == c.output && $0.revents != 0 }) { c.drain() }
             if let k = fds.firstIndex(where: { $0.fd == listenFD && $0.revents != 0 }), k >= 2 {
                 let conn = accept(listenFD, nil, nil)
                 if conn >= 0 {
@@ -281,12 +290,14 @@ public enum Session {
                 let n = read(fds[readyIndex].fd, &scratch, scratch.count)
                 if n > 0 {
                     carrierReady = true
+                    carrier?.forget()
                     log.step("carrier \(plan.carrier.rawValue) ready")
                     send([UInt8(ascii: "G")])
                 } else {
-                    let how = carrier.take()!.stop()
+                    let c = carrier.take()!
+                    let how = c.stop()
                     carrierEnded = how
-                    pendingError = TunnelError(.carrier, "carrier \(plan.carrier.rawValue) failed to start (\(how))" + (plan.verbose ? "" : "; run with -v to see its messages"))
+                    pendingError = TunnelError(.carrier, "carrier \(plan.carrier.rawValue) failed to start (\(how))" + said(c))
                     continue loop
                 }
             }
@@ -301,11 +312,11 @@ public enum Session {
                             carrierEnded = t
                             _ = carrier.take()
                             if jobRunning {
-                                writeStderr("wgns: carrier \(plan.carrier.rawValue) exited (\(t)) during the job; ending the job\n")
+                                writeStderr("wgns: carrier \(plan.carrier.rawValue) exited (\(t)) during the job; ending the job\(said(c))\n")
                                 carrierFailed = true
                                 send([UInt8(ascii: "S"), UInt8(SIGTERM)])
                             } else if !carrierReady {
-                                pendingError = TunnelError(.carrier, "carrier \(plan.carrier.rawValue) failed to start (\(t))" + (plan.verbose ? "" : "; run with -v to see its messages"))
+                                pendingError = TunnelError(.carrier, "carrier \(plan.carrier.rawValue) failed to start (\(t))" + said(c))
                             }
                         }
                     case SIGINT, SIGTERM, SIGHUP, SIGQUIT:

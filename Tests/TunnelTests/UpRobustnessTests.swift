@@ -57,4 +57,33 @@ extension UpTests {
         #expect(r.stdout.contains("passwd-ok\n"), "\(r.stdout)")
         #expect(r.stdout.hasSuffix("outer /etc unchanged\n"), "\(r.stdout)")
     }
+
+    /// The carrier's chatter ("sent tapfd=...", slirp4netns's seccomp
+    /// warning) stays out of the terminal without -v, shows on stderr (never
+    /// stdout) with -v, and a carrier that fails has its last words in the
+    /// error line.
+    @Test func carrierChatterCapturedAndShownOnFailure() throws {
+        let f = try UpFixture()
+        let quiet = try f.sh(#""$W" up job.conf -- echo job-ran"#)
+        #expect(quiet.status == 0, "\(quiet.stderr)")
+        #expect(quiet.stdout == "job-ran\n")
+        #expect(quiet.stderr == "", "\(quiet.stderr)")
+
+        let verbose = try f.sh(#""$W" up -v job.conf -- echo job-ran"#)
+        #expect(verbose.status == 0, "\(verbose.stderr)")
+        #expect(verbose.stdout == "job-ran\n")
+        #expect(verbose.stderr.contains("tapfd="), "\(verbose.stderr)")
+
+        // A carrier that says why it fails, then exits.
+        let broken = try f.sh("""
+            mkdir -p bin
+            printf '#!/bin/sh\\necho "sent tapfd=5 for tap0"\\necho "cannot open tap0: broken on purpose" >&2\\nexit 1\\n' > bin/slirp4netns
+            chmod 755 bin/slirp4netns
+            PATH=$PWD/bin:$PATH "$W" up --carrier slirp4netns job.conf -- echo job-ran
+            """)
+        #expect(broken.status == 1)
+        #expect(broken.stdout == "")
+        #expect(broken.stderr == "wgns: carrier slirp4netns failed to start (exit status 1): sent tapfd=5 for tap0; cannot open tap0: broken on purpose\n",
+                "\(broken.stderr)")
+    }
 }
