@@ -34,6 +34,13 @@ free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
+# The daemons must not inherit the caller's descriptors: a caller that waits
+# for its pipes to close (a test runner) would wait for them forever.
+for fd in /proc/$$/fd/*; do
+  n=${fd##*/}
+  [ "$n" -gt 2 ] 2>/dev/null && eval "exec $n>&-" 2>/dev/null || true
+done
+
 case "$cmd" in
 stop) stop; exit 0 ;;
 start) ;;
@@ -51,7 +58,7 @@ chmod 755 "$dir" "$dir/run"
 chmod 755 "$dir/munge"
 dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
 chmod 400 "$dir/munge/munge.key"
-munged --force --socket="$dir/munge/munge.sock" --key-file="$dir/munge/munge.key" \
+munged </dev/null >/dev/null 2>&1 --force --socket="$dir/munge/munge.sock" --key-file="$dir/munge/munge.key" \
   --pid-file="$dir/run/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/seed"
 
 host=$(hostname)
@@ -93,8 +100,8 @@ chmod 644 "$dir/slurm.conf"
 echo "export SLURM_CONF=$dir/slurm.conf" > "$dir/env"
 
 export SLURM_CONF="$dir/slurm.conf"
-slurmctld -f "$SLURM_CONF"
-for i in $(seq 1 "$nodes"); do slurmd -f "$SLURM_CONF" -N "n$i"; done
+slurmctld -f "$SLURM_CONF" </dev/null >/dev/null 2>&1
+for i in $(seq 1 "$nodes"); do slurmd -f "$SLURM_CONF" -N "n$i" </dev/null >/dev/null 2>&1; done
 
 # Ready when every node is idle (bounded: about 20 s).
 for _ in $(seq 200); do
