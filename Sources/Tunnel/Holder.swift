@@ -339,6 +339,11 @@ struct NamespaceInit {
                 _ = read(fds[k].fd, &scratch, scratch.count)
             }
         }
+        // Everything else in here is killed before the supervisor hears the
+        // status, so that their exits overlap the carrier's stop. (The
+        // longest is wireguard-go's: closing its inotify watch on the UAPI
+        // socket waits for an SRCU grace period, 2-20 ms here.)
+        _ = kill(-1, SIGKILL)
         Holder.report(status, "X \(jobStatus!.shellStatus)")
         killAllAndExit(0)
     }
