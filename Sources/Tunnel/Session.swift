@@ -231,6 +231,13 @@ public enum Session {
             try Descriptor(owning: dup(ctlFD)).writeAll(bytes)
         } catch {
             cleanup()
+            // A holder that failed before reading the plan (no user
+            // namespaces, say) said why on the status pipe: that, not EPIPE.
+            var r = LineReader()
+            _ = try? r.fill(from: st.read.raw)
+            while let line = r.nextLine() {
+                if line.hasPrefix("E ") { throw TunnelError(.setup, String(line.dropFirst(2))) }
+            }
             throw error
         }
         log.step("holder started (pid \(holder.pid))")

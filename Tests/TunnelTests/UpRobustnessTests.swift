@@ -86,4 +86,16 @@ extension UpTests {
         #expect(broken.stderr == "wgns: carrier slirp4netns failed to start (exit status 1): sent tapfd=5 for tap0; cannot open tap0: broken on purpose\n",
                 "\(broken.stderr)")
     }
+
+    /// A holder that fails before reading the plan (no user namespaces)
+    /// races the supervisor's write of the plan: the error is still the
+    /// holder's one line, never "write: Broken pipe" (was 4 runs in 30).
+    @Test func holderFailureBeatsThePlanWrite() throws {
+        let f = try UpFixture()
+        let r = try f.sh("""
+            unshare -Ur sh -c 'echo 0 > /proc/sys/user/max_user_namespaces
+              for i in $(seq 30); do "$W" up job.conf -- echo job ran 2>&1 | cut -c1-40; done' | sort | uniq -c
+            """)
+        #expect(r.stdout.trimmingCharacters(in: .whitespaces) == "30 wgns: cannot create a user namespace: us\n", "\(r.stdout) \(r.stderr)")
+    }
 }
