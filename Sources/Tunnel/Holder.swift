@@ -86,24 +86,10 @@ struct NamespaceInit {
             try Namespace.overlayRuntimeDirectory(run)
             try sys("mkdir \(run)/wireguard", code: .setup) { mkdir("\(run)/wireguard", 0o700) }
             try sys("mkdir \(run)/wgns", code: .setup) { mkdir("\(run)/wgns", 0o755) }
-            var servers = plan.interfaces.flatMap { $0.config.interface.dnsServers.map(\.description) }
-            let search = plan.interfaces.flatMap { $0.config.interface.dnsSearch }
-            if servers.isEmpty { servers = ["10.0.2.3"] }
-            try Namespace.installResolvConf(servers: servers, search: search, in: "\(run)/wgns")
-            log.step("mounts: /proc, private \(run), resolv.conf (\(servers.joined(separator: ", ")))")
-
             var routes: RouteNetlink
             do { routes = try RouteNetlink() } catch { throw TunnelError(.setup, "\(error)") }
-            do { try routes.setLink("lo", up: true) } catch { throw TunnelError(.setup, "\(error)") }
-            // Unprivileged ping (ICMP datagram sockets) for the one group mapped in here.
-            try? Namespace.writeFile("/proc/sys/net/ipv4/ping_group_range", "0 0")
-            log.step("lo up")
-            if plan.forwarding {
-                try Hub.enableForwarding()
-                log.step("forwarding on (hub)")
-            }
-
-            // Devices: the kernel's when it has WireGuard, else wireguard-go.
+            // Devices: the kernel's when it has WireGuard, else wireguard-go,
+            // started first so that its start-up (3-5 ms) overlaps the rest.
             var userspace: [String] = []
             for i in plan.interfaces {
                 var useKernel = plan.backend != .userspace
@@ -124,6 +110,22 @@ struct NamespaceInit {
                     userspace.append(i.name)
                 }
             }
+            log.step("devices created" + (userspace.isEmpty ? "" : ", wireguard-go starting for \(userspace.joined(separator: ", "))"))
+            var servers = plan.interfaces.flatMap { $0.config.interface.dnsServers.map(\.description) }
+            let search = plan.interfaces.flatMap { $0.config.interface.dnsSearch }
+            if servers.isEmpty { servers = ["10.0.2.3"] }
+            try Namespace.installResolvConf(servers: servers, search: search, in: "\(run)/wgns")
+            log.step("mounts: /proc, private \(run), resolv.conf (\(servers.joined(separator: ", ")))")
+
+            do { try routes.setLink("lo", up: true) } catch { throw TunnelError(.setup, "\(error)") }
+            // Unprivileged ping (ICMP datagram sockets) for the one group mapped in here.
+            try? Namespace.writeFile("/proc/sys/net/ipv4/ping_group_range", "0 0")
+            log.step("lo up")
+            if plan.forwarding {
+                try Hub.enableForwarding()
+                log.step("forwarding on (hub)")
+            }
+
             for k in daemons.indices { try waitReady(&daemons[k]) }
             if plan.isolate {
                 let outer = routes
