@@ -103,43 +103,31 @@ struct Show: ParsableCommand {
                     out.add(names.joined(separator: " ") + "\n")
                 }
             } else if interface == "all" {
-                let devices = try DeviceBackend.all().map { try $0.1.device($0.0) }
-                if json {
-                    out.add("[")
-                    for (i, d) in devices.enumerated() {
-                        if i > 0 { out.add(",") }
-                        appendJSON(d, &out)
-                    }
-                    out.add("]\n")
-                } else {
-                    for (i, d) in devices.enumerated() {
-                        if i > 0 { out.add("\n") }
-                        appendPretty(d, &out)
-                    }
-                }
+                appendDevices(try DeviceBackend.all().map { try $0.1.device($0.0) }, json: json, &out)
             } else if try RouteNetlink().link(interface) == nil && !UserspaceWireGuard().hasDevice(interface)
                         && NamedTunnel.list().contains(interface) {
                 // Not a device here but a named tunnel or hub: its devices, read from inside.
-                let devices = try NamedTunnel.devices(interface)
-                if json {
-                    out.add("[")
-                    for (i, d) in devices.enumerated() {
-                        if i > 0 { out.add(",") }
-                        appendJSON(d, &out)
-                    }
-                    out.add("]\n")
-                } else {
-                    for (i, d) in devices.enumerated() {
-                        if i > 0 { out.add("\n") }
-                        appendPretty(d, &out)
-                    }
-                }
+                appendDevices(try NamedTunnel.devices(interface), json: json, &out)
             } else {
                 let d = try DeviceBackend.open(interface).device(interface)
                 if json { appendJSON(d, &out); out.add("\n") } else { appendPretty(d, &out) }
             }
             try out.flush()
         }
+    }
+
+    /// Several devices: a JSON array, or `wg show` blocks separated by blank lines.
+    func appendDevices(_ devices: [Device], json: Bool, _ out: inout Output) {
+        for (i, d) in devices.enumerated() {
+            if json {
+                out.add(i == 0 ? "[" : ",")
+                appendJSON(d, &out)
+            } else {
+                if i > 0 { out.add("\n") }
+                appendPretty(d, &out)
+            }
+        }
+        if json { out.add(devices.isEmpty ? "[]\n" : "]\n") }
     }
 
     func appendJSON(_ d: Device, _ out: inout Output) {
