@@ -53,3 +53,9 @@ func decodeBase64(_ text: UnsafeRawBufferPointer, into out: UnsafeMutableRawBuff
 
 /// The version of the libsodium wgns runs with (`sodium_version_string`).
 public var libsodiumVersion: String { String(cString: sodium_version_string()) }
+
+/// Overwrites a buffer that held secret text with zeros (`sodium_memzero`,
+/// which the compiler may not elide).
+public func wipe(_ bytes: inout [UInt8]) {
+    sodium_memzero(&bytes, bytes.count)
+}

@@ -271,7 +271,7 @@ struct ConfigParser {
 
     func parseKey<K: WireGuardKey>(_ type: K.Type, _ value: Bytes, name: String, line: Int) throws(ConfigError) -> K {
         var compact = withoutSpaces(value)
-        defer { compact.withUnsafeMutableBytes { $0.initializeMemory(as: UInt8.self, repeating: 0) } }
+        defer { wipe(&compact) }
         let key: K? = compact.withUnsafeBytes { try? K(base64Bytes: $0) }
         // The value is not echoed: it may be a mistyped secret.
         guard let key else {
