@@ -5,15 +5,17 @@
 #     carriers: wall time (hyperfine) and peak RSS of the largest process;
 #  2. iperf3 TCP throughput from a job to a hub through the tunnel, against
 #     the same two carriers without WireGuard.
-# Prints tables with ratios. Run by `make bench` (scripts/bench.sh).
+# Prints tables with ratios. Run by `make bench` (scripts/bench.sh), which
+# sets WGNS_BIN to the static release build; alone it builds a release binary.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/host-setup.sh
-swift build -c release >/dev/null
+bin=${WGNS_BIN:-}
+if [ -z "$bin" ]; then swift build -c release >/dev/null; bin=.build/release/wgns; fi
 work=$(mktemp -d /tmp/wgns-bench.XXXXXX)
 chmod 755 "$work"
 trap '[ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"' EXIT
-cp .build/release/wgns scripts/bench/pipeline.sh "$work/"
+cp "$bin" scripts/bench/pipeline.sh "$work/"
 chown -R "$TEST_USER" "$work"
 as_user() { (cd "$work" && run_as_test_user "$@"); }
 
