@@ -111,7 +111,11 @@ final class UpFixture {
             b = c.recv(65536)
             if not b: break
             h.update(b); n += len(b)
-        c.sendall(("%d %s\\n" % (n, h.hexdigest())).encode()); c.close()
+        c.sendall(("%d %s\\n" % (n, h.hexdigest())).encode()); c.shutdown(socket.SHUT_WR)
+        # Wait for the client to close: it has the reply then. Exiting at
+        # once would end this job, and the tunnel with it, while the reply
+        # may still be in flight.
+        c.settimeout(30); c.recv(1); c.close()
         print("server got", n, h.hexdigest(), flush=True)
         """
 
