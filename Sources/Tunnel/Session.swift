@@ -250,6 +250,10 @@ public enum Session {
         }
         var reader = LineReader()
         var jobRunning = false
+        // A signal that arrives after the holder was told to start the job
+        // but before it says the job runs (the job may already be running:
+        // it starts before the holder's "R" line is read) is passed on then.
+        var pendingSignal: Int32?
         var carrierReady = false
         var carrierFailed = false
         var pendingError: TunnelError?
@@ -329,6 +333,8 @@ public enum Session {
                     case SIGINT, SIGTERM, SIGHUP, SIGQUIT:
                         if jobRunning {
                             send([UInt8(ascii: "S"), UInt8(signo)])
+                        } else if carrierReady && pendingError == nil {
+                            pendingSignal = signo
                         } else {
                             cleanup()
                             return 128 + signo
@@ -357,6 +363,10 @@ public enum Session {
                         } catch { pendingError = error }
                     case "R":
                         jobRunning = true
+                        if let signo = pendingSignal {
+                            pendingSignal = nil
+                            send([UInt8(ascii: "S"), UInt8(signo)])
+                        }
                         if let m = plan.readyMessage { writeStdout(m + "\n") }
                         log.step("job running")
                     case "X":

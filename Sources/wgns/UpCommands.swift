@@ -184,26 +184,9 @@ struct Status: ParsableCommand {
         let devices: [Device]
         // Synchronous on purpose: entering a user namespace needs a single thread.
         do { devices = try NamedTunnel.devices(name) } catch { throw CLIError(error) }
-        for (i, d) in devices.enumerated() {
-            if i > 0 { print("") }
-            print("interface: \(d.name)")
-            if let k = d.publicKey { print("  public key: \(k.base64)") }
-            print("  listening port: \(d.listenPort)")
-            if d.firewallMark != 0 { print("  fwmark: 0x\(String(d.firewallMark, radix: 16))") }
-            for p in d.peers {
-                print("")
-                print("peer: \(p.publicKey.base64)")
-                if let e = p.endpoint { print("  endpoint: \(e)") }
-                print("  allowed ips: " + (p.allowedIPs.isEmpty ? "(none)" : p.allowedIPs.map(\.description).joined(separator: ", ")))
-                if p.lastHandshake.seconds != 0 {
-                    let ago = Int64(time(nil)) - p.lastHandshake.seconds
-                    print("  latest handshake: \(ago) seconds ago")
-                }
-                if p.receiveBytes != 0 || p.transmitBytes != 0 {
-                    print("  transfer: \(p.receiveBytes) B received, \(p.transmitBytes) B sent")
-                }
-                if p.persistentKeepaliveInterval != 0 { print("  persistent keepalive: every \(p.persistentKeepaliveInterval) seconds") }
-            }
-        }
+        // The same text as `wgns show`, from the same code.
+        var out = Output(capacity: 4096 + devices.reduce(0) { $0 + $1.peers.count * 256 })
+        Show().appendDevices(devices, json: false, &out)
+        do { try out.flush() } catch { throw CLIError(error) }
     }
 }
