@@ -54,7 +54,7 @@ public enum Doctor {
         out.append(userns)
 
         // Carriers.
-        let slirp = which("slirp4netns"), pasta = which("pasta")
+        let slirp = findExecutable("slirp4netns"), pasta = findExecutable("pasta")
         for (name, path, package) in [("slirp4netns", slirp, "slirp4netns"), ("pasta", pasta, "passt")] {
             if let path {
                 out.append(Finding(status: .ok, what: name, detail: "\(path) \(version(of: path))"))
@@ -66,7 +66,7 @@ public enum Doctor {
 
         // WireGuard: the kernel's, else wireguard-go (which needs /dev/net/tun).
         let kernel = kernelWireGuard()
-        let wggo = which("wireguard-go")
+        let wggo = findExecutable("wireguard-go")
         out.append(Finding(status: kernel.available ? .ok : (wggo == nil ? .fail : .warn), what: "kernel WireGuard",
                            detail: kernel.detail,
                            fix: kernel.available ? nil : "load it (sudo modprobe wireguard) or use the userspace backend"))
@@ -90,7 +90,7 @@ public enum Doctor {
         // Libraries wgns is linked with (present, or this binary would not start).
         out.append(Finding(status: .ok, what: "libsodium", detail: libsodiumVersion))
         out.append(Finding(status: .ok, what: "libmnl", detail: "linked"))
-        if let wg = which("wg") {
+        if let wg = findExecutable("wg") {
             out.append(Finding(status: .ok, what: "wg (optional)", detail: "\(wg) \(version(of: wg))"))
         }
         return out
@@ -112,28 +112,23 @@ public enum Doctor {
 
     /// The first line a program prints for `--version`.
     static func version(of path: String) -> String {
-        let quoted = "'" + path.replacingOccurrences(of: "'", with: "'\\''") + "'"
-        guard let f = popen("\(quoted) --version 2>&1 </dev/null", "r") else { return "" }
-        defer { pclose(f) }
-        var buf = [CChar](repeating: 0, count: 256)
-        guard fgets(&buf, Int32(buf.count), f) != nil else { return "" }
-        let line = String(cString: buf).trimmingWhitespace()
+        let line = firstLine(of: [path, "--version"]).line
         return line.isEmpty ? "" : "(\(line))"
+    }
+
+    /// Runs a program (`popen`, stdin from /dev/null, stderr with stdout)
+    /// and returns the first line it prints, trimmed, and its wait status.
+    public static func firstLine(of argv: [String]) -> (line: String, status: Int32) {
+        let quoted = argv.map { "'" + $0.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'" }
+        guard let f = popen(quoted.joined(separator: " ") + " 2>&1 </dev/null", "r") else { return ("", -1) }
+        var buf = [CChar](repeating: 0, count: 256)
+        let line = fgets(&buf, Int32(buf.count), f) != nil ? String(cString: buf).trimmingWhitespace() : ""
+        return (line, pclose(f))
     }
 
     static func readTrimmed(_ path: String) -> String? {
         guard let bytes = try? FileIO.readAll(path) else { return nil }
         return String(decoding: bytes, as: UTF8.self).trimmingWhitespace()
-    }
-
-    /// Full path of `name` on PATH, or nil.
-    public static func which(_ name: String) -> String? {
-        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
-        for dir in path.split(separator: ":") where !dir.isEmpty {
-            let candidate = "\(dir)/\(name)"
-            if access(candidate, X_OK) == 0 { return candidate }
-        }
-        return nil
     }
 
     /// Tries `unshare(CLONE_NEWUSER | CLONE_NEWNET)` in this process. Call only
@@ -147,9 +142,5 @@ extension String {
     func trimmingWhitespace() -> String {
         var utf8 = Array(self.utf8)
         return utf8.withUnsafeMutableBufferPointer { str(trimmed(Bytes($0))) }
-    }
-
-    func replacingOccurrences(of target: String, with replacement: String) -> String {
-        split(separator: Character(target), omittingEmptySubsequences: false).joined(separator: replacement)
     }
 }

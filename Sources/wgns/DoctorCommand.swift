@@ -25,12 +25,8 @@ struct DoctorCommand: ParsableCommand {
         let n = readlink("/proc/self/exe", &exe, exe.count - 1)
         guard n > 0 else { return "cannot find the wgns binary" }
         let path = String(decoding: exe[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let quoted = "'" + path.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
-        guard let f = popen("\(quoted) _probe-userns 2>&1", "r") else { return "cannot start a probe process" }
-        var buf = [CChar](repeating: 0, count: 256)
-        let line = fgets(&buf, Int32(buf.count), f) != nil ? String(cString: buf) : ""
-        let status = pclose(f)
-        return status == 0 ? nil : (line.isEmpty ? "probe failed" : String(line.dropLast(line.hasSuffix("\n") ? 1 : 0)))
+        let (line, status) = Doctor.firstLine(of: [path, "_probe-userns"])
+        return status == 0 ? nil : (line.isEmpty ? "probe failed" : line)
     }
 }
 
