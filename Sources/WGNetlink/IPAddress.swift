@@ -206,11 +206,6 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
         out.append(47)
         appendDecimal(prefixLength, to: &out)
     }
-
-    /// True when `other` lies inside this prefix.
-    public func contains(_ other: IPAddress) -> Bool {
-        other.isV6 == address.isV6 && other.masked(to: prefixLength) == address.masked(to: prefixLength)
-    }
 }
 
 /// A UDP endpoint: an IP address and a port.

@@ -44,12 +44,14 @@ import WGNetlink
         #expect(vpn.hub.namespace.forwardUDP == [PortForward(hostPort: 40000, namespacePort: 40000)])
     }
 
-    @Test func refusesWhatCannotWork() {
+    @Test func refusesWhatCannotWork() throws {
         let ep = Endpoint(host: "h", port: 1)
         #expect(throws: VPNError.self) { try VPN.generate(peerCount: 0, subnets: [IPPrefix("10.0.0.0/24")!], endpoint: ep, presharedKeys: false) }
         #expect(throws: VPNError.self) { try VPN.generate(peerCount: 254, subnets: [IPPrefix("10.0.0.0/24")!], endpoint: ep, presharedKeys: false) }
         #expect(throws: VPNError.self) { try VPN.generate(peerCount: 2, subnets: [IPPrefix("10.0.0.0/24")!, IPPrefix("10.1.0.0/24")!], endpoint: ep, presharedKeys: false) }
-        _ = try? VPN.generate(peerCount: 253, subnets: [IPPrefix("10.0.0.0/24")!], endpoint: ep, presharedKeys: false)
+        // The largest VPN a /24 holds: the hub and 253 peers.
+        let full = try VPN.generate(peerCount: 253, subnets: [IPPrefix("10.0.0.0/24")!], endpoint: ep, presharedKeys: false)
+        #expect(full.peers.last?.interface.addresses.first?.description == "10.0.0.254/24")
     }
 
     @Test func writtenFilesArePrivateParseAndAreNotReplaced() throws {
