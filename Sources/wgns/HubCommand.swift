@@ -38,13 +38,8 @@ struct HubCommand: ParsableCommand {
         options.verbose = verbose
         options.name = name
         options.hub = true
-        do {
-            let plan = try Session.prepare(options)
-            let status = try Session.run(plan, holderCommand: ["/proc/self/exe", "_holder"])
-            // Ended by a signal: that is how a hub is meant to stop.
-            Glibc.exit(status == 128 + SIGINT || status == 128 + SIGTERM || status == 128 + SIGHUP ? 0 : status)
-        } catch {
-            throw CLIError(error)
-        }
+        let status = try runSession(options)
+        // Ended by a signal: that is how a hub is meant to stop.
+        Glibc.exit(status == 128 + SIGINT || status == 128 + SIGTERM || status == 128 + SIGHUP ? 0 : status)
     }
 }

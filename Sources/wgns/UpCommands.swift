@@ -106,13 +106,19 @@ struct Up: ParsableCommand {
         options.verbose = verbose
         options.name = name
         options.command = command
-        do {
-            let plan = try Session.prepare(options)
-            let status = try Session.run(plan, holderCommand: ["/proc/self/exe", "_holder"])
-            Glibc.exit(status)
-        } catch {
-            throw CLIError(error)
-        }
+        Glibc.exit(try runSession(options))
+    }
+}
+
+/// Validates `options`, brings the namespace up with this binary's hidden
+/// `_holder` as the holder when one must be exec'd, and returns the job's
+/// status. Shared by `wgns up` and `wgns hub`.
+func runSession(_ options: UpOptions) throws -> Int32 {
+    do {
+        let plan = try Session.prepare(options)
+        return try Session.run(plan, holderCommand: ["/proc/self/exe", HolderCommand.configuration.commandName!])
+    } catch {
+        throw CLIError(error)
     }
 }
 
