@@ -21,6 +21,16 @@ TEST_UID=1000
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# as_user COMMAND...: run as uid $TEST_UID with no terminal (as in CI).
+as_user() { $SETPRIV --reuid=$TEST_UID --regid=$TEST_UID --clear-groups env HOME=/home/user "$@" </dev/null; }
+
+# no_leftovers WHAT: fails if any process of uid $TEST_UID is still there.
+no_leftovers() {
+    sleep 0.2
+    left=$(ps -o pid,user,args | awk '$2 == "user" || $2 == "1000"' | grep -v -e ' ps ' -e ' awk ' || true)
+    [ -z "$left" ] || { echo "$left"; fail "processes left after $1 ended"; }
+}
+
 # same_file EXPECTED ACTUAL WHAT: byte-identical, or the first differences.
 same_file() {
     if ! cmp -s "$1" "$2"; then

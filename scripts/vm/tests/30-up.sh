@@ -31,14 +31,6 @@ EOF
     chown "$TEST_UID:$TEST_UID" job.conf . && chmod 0600 job.conf
 }
 
-# as_user COMMAND...: run as uid 1000 with no terminal (as in CI).
-as_user() { $SETPRIV --reuid=$TEST_UID --regid=$TEST_UID --clear-groups env HOME=/home/user "$@" </dev/null; }
-
-no_leftovers() {
-    sleep 0.2
-    left=$(ps -o pid,user,args | awk '$2 == "user" || $2 == "1000"' | grep -v -e ' ps ' -e ' awk ' || true)
-    [ -z "$left" ] || { echo "$left"; fail "processes left after wgns up ended"; }
-}
 
 # up_tunnel CARRIER MAPUID N
 up_tunnel() {
@@ -64,7 +56,7 @@ up_tunnel() {
     wait "$listener" || true
     [ "$(md5sum <payload)" = "$(md5sum <received)" ] || fail "payload changed in transit"
     wg show "$hub" latest-handshakes | awk '$2 == 0 { exit 1 }' || fail "no handshake on $hub"
-    no_leftovers
+    no_leftovers "wgns up"
 }
 
 # A command that does not exist: one line, non-zero, nothing left.
@@ -74,7 +66,7 @@ up_missing_command() {
         fail "wgns up of a missing command succeeded"
     fi
     [ "$(wc -l <err)" = 1 ] || { cat err; fail "expected one error line"; }
-    no_leftovers
+    no_leftovers "wgns up"
 }
 
 if command -v slirp4netns >/dev/null; then
