@@ -1,16 +1,15 @@
-import ArgumentParser
 import Tunnel
+#if canImport(Glibc)
+import Glibc
+#endif
 
-struct Check: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Validate config files; one line per error, exit 1 if any is invalid.")
+struct Check {
+    static let command = Command(
+        name: "check", abstract: "Validate config files; one line per error, exit 1 if any is invalid.",
+        arguments: [Argument("CONFIG", .oneOrMore, "Config files (wg-quick format, with an optional [Namespace] section).")]
+    ) { a in try Check(files: a.positionals).run() }
 
-    @Argument(help: "Config files (wg-quick format, with an optional [Namespace] section).")
     var files: [String]
-
-    func validate() throws {
-        if files.isEmpty { throw ValidationError("give at least one config file") }
-    }
 
     func run() throws {
         var bad = false
@@ -23,15 +22,16 @@ struct Check: ParsableCommand {
                 bad = true
             }
         }
-        if bad { throw ExitCode(1) }
+        if bad { exit(1) }
     }
 }
 
-struct Strip: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Print only what `wg setconf` reads, as `wg-quick strip`.")
+struct Strip {
+    static let command = Command(
+        name: "strip", abstract: "Print only what `wg setconf` reads, as `wg-quick strip`.",
+        arguments: [Argument("CONFIG", "A config file.")]
+    ) { a in try Strip(file: a.positionals[0]).run() }
 
-    @Argument(help: "A config file.")
     var file: String
 
     func run() throws {

@@ -1,4 +1,3 @@
-import ArgumentParser
 import KeyStore
 import Tunnel
 import WGNetlink
@@ -44,33 +43,6 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     catch let e as KeyStoreError { throw CLIError("\(e)") }
 }
 
-/// Output built in one byte buffer and written with as few `write`s as possible.
-struct Output {
-    var bytes: [UInt8] = []
-    init(capacity: Int = 4096) { bytes.reserveCapacity(capacity) }
-    mutating func add(_ s: String) { bytes.append(contentsOf: s.utf8) }
-    mutating func add(_ n: some UnsignedInteger & FixedWidthInteger) { appendDecimal(n, to: &bytes) }
-    mutating func add(_ n: Int64) {
-        if n < 0 { bytes.append(45) }
-        appendDecimal(n.magnitude, to: &bytes)
-    }
-    /// Writes everything to stdout, then wipes the buffer (it may hold a key).
-    mutating func flush() throws {
-        defer { bytes.withUnsafeMutableBytes { if let p = $0.baseAddress { explicit_bzero(p, $0.count) } }; bytes.removeAll(keepingCapacity: true) }
-        try bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = write(STDOUT_FILENO, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw CLIError("cannot write output: \(String(cString: strerror(errno)))")
-                }
-                offset += n
-            }
-        }
-    }
-}
-
 /// An endpoint as wg prints it: `1.2.3.4:5`, `[fd00::1]:5`, `[fe80::1%eth0]:5`.
 func endpointText(_ e: SocketAddress) -> String {
     var out: [UInt8] = []
@@ -79,17 +51,21 @@ func endpointText(_ e: SocketAddress) -> String {
 }
 
 /// `wgns show [IFACE|all] [--json]`.
-struct Show: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Show WireGuard devices in this namespace, as `wg show` (private keys never shown).")
+struct Show {
+    static let command = Command(
+        name: "show", abstract: "Show WireGuard devices in this namespace, as `wg show` (private keys never shown).",
+        options: [
+            .flag("json", "JSON: one object for an interface, an array for all."),
+            .flag("show-keys", "Include preshared keys in the JSON (never private keys)."),
+        ],
+        arguments: [Argument("INTERFACE", .optional,
+                             "An interface, `all` (the default), `interfaces` (names only), or a named tunnel or hub (its devices).")]
+    ) { a in
+        try Show(interface: a.positionals.first ?? "all", json: a.flag("json"), showKeys: a.flag("show-keys")).run()
+    }
 
-    @Argument(help: "An interface, `all` (the default), `interfaces` (names only), or a named tunnel or hub (its devices).")
-    var interface: String = "all"
-
-    @Flag(help: "JSON: one object for an interface, an array for all.")
+    var interface = "all"
     var json = false
-
-    @Flag(help: "Include preshared keys in the JSON (never private keys).")
     var showKeys = false
 
     func run() throws {
@@ -230,14 +206,13 @@ func jsonEscaped(_ s: String) -> String {
 }
 
 /// `wgns showconf IFACE`: the device's configuration exactly as `wg showconf` prints it.
-struct ShowConf: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "showconf", abstract: "Print a device's configuration, as `wg showconf` (includes the private key).")
+enum ShowConf {
+    static let command = Command(
+        name: "showconf", abstract: "Print a device's configuration, as `wg showconf` (includes the private key).",
+        arguments: [Argument("INTERFACE", "The interface.")]
+    ) { a in try run(interface: a.positionals[0]) }
 
-    @Argument(help: "The interface.")
-    var interface: String
-
-    func run() throws {
+    static func run(interface: String) throws {
         try reportingErrors {
             let d = try DeviceBackend.open(interface).device(interface)
             var out = Output(capacity: 256 + d.peers.count * 160)
@@ -274,6 +249,13 @@ struct ShowConf: ParsableCommand {
 enum ConfApplier {
     enum Mode { case set, add, sync }
 
+    /// The command for `mode`: `wgns NAME IFACE FILE`.
+    static func command(_ mode: Mode, _ name: String, _ abstract: String) -> Command {
+        Command(name: name, abstract: abstract,
+                arguments: [Argument("INTERFACE", "The interface."), Argument("FILE", "A config file in wg (or wg-quick) format.")]
+        ) { a in try apply(mode, interface: a.positionals[0], file: a.positionals[1]) }
+    }
+
     static func apply(_ mode: Mode, interface: String, file: String) throws {
         try reportingErrors {
             let parsed = try TunnelConfig(contentsOf: file)
@@ -288,31 +270,19 @@ enum ConfApplier {
 }
 
 /// `wgns setconf IFACE FILE`.
-struct SetConf: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "setconf", abstract: "Set a device's whole configuration from a file, as `wg setconf`.")
-    @Argument(help: "The interface.") var interface: String
-    @Argument(help: "A config file in wg (or wg-quick) format.") var file: String
-    func run() throws { try ConfApplier.apply(.set, interface: interface, file: file) }
+enum SetConf {
+    static let command = ConfApplier.command(.set, "setconf", "Set a device's whole configuration from a file, as `wg setconf`.")
 }
 
 /// `wgns addconf IFACE FILE`.
-struct AddConf: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "addconf", abstract: "Add a file's peers and settings to a device, as `wg addconf`.")
-    @Argument(help: "The interface.") var interface: String
-    @Argument(help: "A config file in wg (or wg-quick) format.") var file: String
-    func run() throws { try ConfApplier.apply(.add, interface: interface, file: file) }
+enum AddConf {
+    static let command = ConfApplier.command(.add, "addconf", "Add a file's peers and settings to a device, as `wg addconf`.")
 }
 
 /// `wgns syncconf IFACE FILE`.
-struct SyncConf: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "syncconf",
-        abstract: "Make a device match a file without disturbing unchanged peers, as `wg syncconf`.")
-    @Argument(help: "The interface.") var interface: String
-    @Argument(help: "A config file in wg (or wg-quick) format.") var file: String
-    func run() throws { try ConfApplier.apply(.sync, interface: interface, file: file) }
+enum SyncConf {
+    static let command = ConfApplier.command(
+        .sync, "syncconf", "Make a device match a file without disturbing unchanged peers, as `wg syncconf`.")
 }
 
 /// `wgns _rtnl STEP...`: hidden, for tests. Runs rtnetlink steps in this
@@ -322,18 +292,17 @@ struct SyncConf: ParsableCommand {
 ///   `route-add PREFIX DEV [TABLE]`, `route-del PREFIX DEV [TABLE]`,
 ///   `rule-add not-fwmark MARK TABLE v4|v6`, `rule-add suppress TABLE v4|v6` (and `rule-del`),
 ///   `links`, `index NAME`, `route-get ADDR`, `move NAME NETNS-PATH`.
-struct RouteNetlinkSteps: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "_rtnl", abstract: "Run rtnetlink steps (for tests).", shouldDisplay: false)
-
-    @Argument(help: "Steps, each one argument with space-separated words.")
-    var steps: [String]
-
-    func run() throws {
-        do { try runSteps() } catch let e as NetlinkError { throw CLIError(e.message) }
+enum RouteNetlinkSteps {
+    static let command = Command(
+        name: "_rtnl", abstract: "Run rtnetlink steps (for tests).", hidden: true,
+        arguments: [Argument("STEP", .oneOrMore, "Steps, each one argument with space-separated words.")]
+    ) { a in
+        var out = Output()
+        defer { try? out.flush() }
+        do { try runSteps(a.positionals, &out) } catch let e as NetlinkError { throw CLIError(e.message) }
     }
 
-    private func runSteps() throws {
+    private static func runSteps(_ steps: [String], _ out: inout Output) throws {
         let rt = try RouteNetlink()
         for step in steps {
             let w = step.split(separator: " ").map(String.init)
@@ -370,13 +339,13 @@ struct RouteNetlinkSteps: ParsableCommand {
             case ("rule-del", _): try rt.removeRule(rule(w.dropFirst()))
             case ("links", 1):
                 for l in try rt.links() {
-                    print("\(l.index) \(l.name) \(l.kind ?? "-") \(l.mtu) \(l.isUp ? "up" : "down")")
+                    out.add("\(l.index) \(l.name) \(l.kind ?? "-") \(l.mtu) \(l.isUp ? "up" : "down")\n")
                 }
-            case ("index", 2): print(try rt.linkIndex(w[1]).map { "\($0)" } ?? "none")
+            case ("index", 2): out.add((try rt.linkIndex(w[1]).map { "\($0)" } ?? "none") + "\n")
             case ("route-get", 2):
                 guard let a = IPAddress(w[1]) else { throw CLIError("step \"\(step)\": bad address") }
                 let r = try rt.routeGet(a)
-                print("dev \(r.device) via \(r.gateway.map { "\($0)" } ?? "-") src \(r.preferredSource.map { "\($0)" } ?? "-") mtu \(r.mtu)")
+                out.add("dev \(r.device) via \(r.gateway.map { "\($0)" } ?? "-") src \(r.preferredSource.map { "\($0)" } ?? "-") mtu \(r.mtu)\n")
             case ("move", 3):
                 let fd = open(w[2], O_RDONLY | O_CLOEXEC)
                 guard fd >= 0 else { throw CLIError("cannot open \(w[2]): \(String(cString: strerror(errno)))") }

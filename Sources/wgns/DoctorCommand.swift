@@ -1,26 +1,27 @@
-import ArgumentParser
 import Tunnel
 #if canImport(Glibc)
 import Glibc
 #endif
 
-struct DoctorCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "doctor",
-        abstract: "Check what `wgns up` needs on this machine and say how to fix what is missing.")
+enum DoctorCommand {
+    static let command = Command(
+        name: "doctor",
+        abstract: "Check what `wgns up` needs on this machine and say how to fix what is missing.") { _ in try run() }
 
-    func run() throws {
+    static func run() throws {
         let findings = Doctor.run(probeUserNamespace: probeInFreshProcess)
+        var out = Output()
         for f in findings {
-            print("\(f.status.rawValue.padding(4)) \(f.what): \(f.detail)")
-            if let fix = f.fix, f.status != .ok { print("     fix: \(fix)") }
+            out.add("\(f.status.rawValue.padding(4)) \(f.what): \(f.detail)\n")
+            if let fix = f.fix, f.status != .ok { out.add("     fix: \(fix)\n") }
         }
-        if findings.contains(where: { $0.status == .fail }) { throw ExitCode(1) }
+        try out.flush()
+        if findings.contains(where: { $0.status == .fail }) { exit(1) }
     }
 
     /// Runs `wgns _probe-userns` (a fresh, single-threaded process) and
     /// returns nil if it could create a user namespace, else why not.
-    func probeInFreshProcess() -> String? {
+    static func probeInFreshProcess() -> String? {
         var exe = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &exe, exe.count - 1)
         guard n > 0 else { return "cannot find the wgns binary" }
@@ -31,13 +32,12 @@ struct DoctorCommand: ParsableCommand {
 }
 
 /// Hidden: tries to create a user + network namespace, first thing.
-struct ProbeUserNamespace: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "_probe-userns", shouldDisplay: false)
-    func run() throws {
+enum ProbeUserNamespace {
+    static let command = Command(name: "_probe-userns", abstract: "Try to create a user namespace (for doctor).", hidden: true) { _ in
         let err = Doctor.probeUserNamespaceHere()
         if err != 0 {
-            print(String(cString: strerror(err)))
-            throw ExitCode(1)
+            try Output.write(String(cString: strerror(err)) + "\n")
+            exit(1)
         }
     }
 }

@@ -1,12 +1,11 @@
-import ArgumentParser
 import Tunnel
 #if canImport(Glibc)
 import Glibc
 #endif
 
-struct HubCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "hub",
+struct HubCommand {
+    static let command = Command(
+        name: "hub",
         abstract: "Run the hub of a per-job VPN (`wgns vpn new`) in a rootless namespace of its own.",
         discussion: """
         pasta forwards the hub's UDP ListenPort from the host into the namespace, and \
@@ -14,18 +13,21 @@ struct HubCommand: ParsableCommand {
         Prints one line once up, and runs until SIGINT, SIGTERM or SIGHUP (or \
         `wgns down NAME` with --name); then everything it started is gone. \
         `wgns show NAME` and `wgns status NAME` read a named hub's WireGuard state.
-        """)
+        """,
+        options: [
+            .option("name", "NAME", "Name the hub, for `wgns show`, `wgns status`, `wgns down` and `wgns list`."),
+            .option("backend", "auto|kernel|userspace", "The WireGuard backend."),
+            .flag("verbose", short: "v", "Show each step with its duration."),
+        ],
+        arguments: [Argument("CONFIG", "The hub's config (DIR/hub.conf from `wgns vpn new`), or the VPN's directory.")]
+    ) { a in
+        try HubCommand(name: a.value("name"), backend: a.choice("backend"), verbose: a.flag("verbose"),
+                       config: a.positionals[0]).run()
+    }
 
-    @Option(help: "Name the hub, for `wgns show`, `wgns status`, `wgns down` and `wgns list`.")
     var name: String?
-
-    @Option(help: "The WireGuard backend: auto, kernel or userspace.")
     var backend: BackendKind?
-
-    @Flag(name: .shortAndLong, help: "Show each step with its duration.")
     var verbose = false
-
-    @Argument(help: "The hub's config (DIR/hub.conf from `wgns vpn new`), or the VPN's directory.")
     var config: String
 
     func run() throws {

@@ -1,34 +1,35 @@
-import ArgumentParser
 import KeyStore
 import CSodium
 #if canImport(Glibc)
 import Glibc
 #endif
 
-struct GenKey: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "genkey", abstract: "Print a new private key (base64), as `wg genkey`.")
-    func run() throws { try writeSecret(PrivateKey.generate().base64Secret()) }
+enum GenKey {
+    static let command = Command(name: "genkey", abstract: "Print a new private key (base64), as `wg genkey`.") { _ in
+        try writeSecret(PrivateKey.generate().base64Secret())
+    }
 }
 
-struct GenPSK: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "genpsk", abstract: "Print a new preshared key (base64), as `wg genpsk`.")
-    func run() throws { try writeSecret(PresharedKey.generate().base64Secret()) }
+enum GenPSK {
+    static let command = Command(name: "genpsk", abstract: "Print a new preshared key (base64), as `wg genpsk`.") { _ in
+        try writeSecret(PresharedKey.generate().base64Secret())
+    }
 }
 
-struct PubKey: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "pubkey", abstract: "Read a private key on stdin, print its public key, as `wg pubkey`.")
-    func run() throws {
+enum PubKey {
+    static let command = Command(
+        name: "pubkey", abstract: "Read a private key on stdin, print its public key, as `wg pubkey`.") { _ in try run() }
+
+    static func run() throws {
         var input = readStdin(limit: 4096)
         defer { sodium_memzero(&input, input.count) }
+        let key: PublicKey
         do {
-            let key = try KeyFile.parse(PrivateKey.self, from: input)
-            print(key.publicKey.base64)
+            key = try KeyFile.parse(PrivateKey.self, from: input).publicKey
         } catch {
             throw CLIError("stdin: \(error.message)")
         }
+        try Output.write(key.base64 + "\n")
     }
 }
 

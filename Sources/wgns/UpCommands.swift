@@ -1,15 +1,12 @@
-import ArgumentParser
 import Tunnel
 import WGNetlink
 #if canImport(Glibc)
 import Glibc
 #endif
 
-extension CarrierKind: ExpressibleByArgument {}
-extension BackendKind: ExpressibleByArgument {}
-
-struct Up: ParsableCommand {
-    static let configuration = CommandConfiguration(
+struct Up {
+    static let command = Command(
+        name: "up",
         abstract: "Run a command in its own rootless namespace whose way out is WireGuard.",
         discussion: """
         wgns up [options] CONFIG [CONFIG...] -- COMMAND [ARGS...]
@@ -29,65 +26,41 @@ struct Up: ParsableCommand {
         picks DIR/peer-K.conf; inside a Slurm step without --peer, K is the task's \
         rank plus one (SLURM_PROCID 0 is peer-1), so `srun wgns up DIR -- CMD` gives \
         every task its own address.
-        """)
+        """,
+        options: [
+            .option("name", "NAME", "Name the tunnel, for `wgns exec`, `wgns down` and `wgns list`."),
+            .option("carrier", "slirp4netns|pasta", "The carrier (default: the config's, else whichever is installed)."),
+            .option("backend", "auto|kernel|userspace", "The WireGuard backend."),
+            .option("map-uid", "UID", "The job's uid inside (default: your own; 0 gives it root inside)."),
+            .option("map-gid", "GID", "The job's gid inside (default: your own)."),
+            .flag("host-loopback", "Let the namespace reach the host's loopback at 10.0.2.2."),
+            .option("peer", "K", "With a VPN directory (`wgns vpn new`) as CONFIG: be peer K (DIR/peer-K.conf). Inside a Slurm step the default is SLURM_PROCID + 1 (task 0 is peer-1)."),
+            .flag("isolate", "The job's namespace holds only lo and the WireGuard interfaces: it can reach nothing but the tunnel."),
+            .flag("verbose", short: "v", "Show each step with its duration."),
+        ],
+        arguments: [Argument("CONFIG", .any, "wg-quick configs (one interface each), or a VPN directory from `wgns vpn new`.")],
+        passthrough: "COMMAND [ARGS...]"
+    ) { a in
+        try Up(name: a.value("name"), carrier: a.choice("carrier"), backend: a.choice("backend"),
+               mapUID: a.number("map-uid"), mapGID: a.number("map-gid"), hostLoopback: a.flag("host-loopback"),
+               peer: a.number("peer"), isolate: a.flag("isolate"), verbose: a.flag("verbose"),
+               configs: a.positionals, command: a.passthrough).run()
+    }
 
-    @Option(help: "Name the tunnel, for `wgns exec`, `wgns down` and `wgns list`.")
     var name: String?
-
-    @Option(help: "The carrier: slirp4netns or pasta (default: the config's, else whichever is installed).")
     var carrier: CarrierKind?
-
-    @Option(help: "The WireGuard backend: auto, kernel or userspace.")
     var backend: BackendKind?
-
-    @Option(name: .customLong("map-uid"), help: "The job's uid inside (default: your own; 0 gives it root inside).")
     var mapUID: UInt32?
-
-    @Option(name: .customLong("map-gid"), help: "The job's gid inside (default: your own).")
     var mapGID: UInt32?
-
-    @Flag(name: .customLong("host-loopback"), help: "Let the namespace reach the host's loopback at 10.0.2.2.")
     var hostLoopback = false
-
-    @Option(help: "With a VPN directory (`wgns vpn new`) as CONFIG: be peer K (DIR/peer-K.conf). Inside a Slurm step the default is SLURM_PROCID + 1 (task 0 is peer-1).")
     var peer: Int?
-
-    @Flag(help: "The job's namespace holds only lo and the WireGuard interfaces: it can reach nothing but the tunnel.")
     var isolate = false
-
-    @Flag(name: .shortAndLong, help: "Show each step with its duration.")
     var verbose = false
-
-    @Argument(parsing: .captureForPassthrough, help: "CONFIG... -- COMMAND [ARGS...]")
-    var rest: [String] = []
+    var configs: [String] = []
+    var command: [String] = []
 
     func run() throws {
-        var configs: [String] = []
-        var command: [String] = []
-        if let dash = rest.firstIndex(of: "--") {
-            configs = Array(rest[..<dash])
-            command = Array(rest[(dash + 1)...])
-        } else {
-            configs = rest
-        }
-        if configs.contains("-h") || configs.contains("--help") { throw CleanExit.helpRequest(self) }
-        // `wgns up DIR --peer K [--isolate] -- CMD`: these two may follow the configs.
-        var peer = self.peer, isolate = self.isolate
-        var k = 0
-        while k < configs.count {
-            if configs[k] == "--isolate" { isolate = true; configs.remove(at: k); continue }
-            if configs[k] == "--peer" || configs[k].hasPrefix("--peer=") {
-                let value = configs[k] == "--peer" ? (k + 1 < configs.count ? configs[k + 1] : "") : String(configs[k].dropFirst(7))
-                guard let n = Int(value) else { throw CLIError("--peer needs a number, not '\(value)'") }
-                peer = n
-                configs.removeSubrange(k..<min(configs.count, k + (configs[k] == "--peer" ? 2 : 1)))
-                continue
-            }
-            k += 1
-        }
-        if let bad = configs.first(where: { $0.hasPrefix("-") && $0 != "-" }) {
-            throw CLIError("unknown option \(bad) (options go before the configs; the command goes after --)")
-        }
+        var configs = configs
         // A directory is a generated VPN: one of its peers.
         do {
             let dirs = configs.filter { VPN.isDirectory($0) }
@@ -116,48 +89,39 @@ struct Up: ParsableCommand {
 func runSession(_ options: UpOptions) throws -> Int32 {
     do {
         let plan = try Session.prepare(options)
-        return try Session.run(plan, holderCommand: ["/proc/self/exe", HolderCommand.configuration.commandName!])
+        return try Session.run(plan, holderCommand: ["/proc/self/exe", HolderCommand.command.name])
     } catch {
         throw CLIError(error)
     }
 }
 
 /// Internal: the namespace holder that `wgns up` starts (see Tunnel.Holder).
-struct HolderCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "_holder", shouldDisplay: false)
-
-    func run() {
+enum HolderCommand {
+    static let command = Command(name: "_holder", abstract: "The namespace holder `wgns up` starts.", hidden: true) { _ in
         // Synchronous and first: unshare(CLONE_NEWUSER) needs a single thread.
         Holder.run()
     }
 }
 
-struct Down: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Stop a named tunnel (`wgns up --name NAME`); returns once it is gone.")
-
-    @Argument(help: "The tunnel's name.")
-    var name: String
-
-    func run() throws {
-        do { try NamedTunnel.down(name) } catch { throw CLIError(error) }
+enum Down {
+    static let command = Command(
+        name: "down", abstract: "Stop a named tunnel (`wgns up --name NAME`); returns once it is gone.",
+        arguments: [Argument("NAME", "The tunnel's name.")]
+    ) { a in
+        do { try NamedTunnel.down(a.positionals[0]) } catch { throw CLIError(error) }
     }
 }
 
-struct Exec: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Run a command inside a named tunnel, as its job would run.",
-        discussion: "wgns exec NAME -- COMMAND [ARGS...]")
+enum Exec {
+    static let command = Command(
+        name: "exec", abstract: "Run a command inside a named tunnel, as its job would run.",
+        discussion: "Without COMMAND, runs $SHELL. The `--` may be left out: everything after NAME is the command.",
+        arguments: [Argument("NAME", "The tunnel's name.")],
+        passthrough: "COMMAND [ARGS...]"
+    ) { a in try run(name: a.positionals[0], command: a.passthrough) }
 
-    @Argument(help: "The tunnel's name.")
-    var name: String
-
-    @Argument(parsing: .captureForPassthrough, help: "-- COMMAND [ARGS...]")
-    var command: [String] = []
-
-    func run() throws {
+    static func run(name: String, command: [String]) throws {
         var cmd = command
-        if cmd.first == "--" { cmd.removeFirst() }
         if cmd.isEmpty { cmd = [String(cString: getenv("SHELL") ?? strdup("/bin/sh"))] }
         do {
             // Synchronous on purpose: entering a user namespace needs a single thread.
@@ -171,28 +135,27 @@ struct Exec: ParsableCommand {
     }
 }
 
-struct List: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List your named tunnels that are up.")
-
-    func run() {
-        for name in NamedTunnel.list() { print(name) }
+enum List {
+    static let command = Command(name: "list", abstract: "List your named tunnels that are up.") { _ in
+        var out = Output()
+        for name in NamedTunnel.list() { out.add(name + "\n") }
+        try out.flush()
     }
 }
 
-struct Status: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Show the WireGuard state of a named tunnel, read from inside it (as `wg show`).")
+enum Status {
+    static let command = Command(
+        name: "status", abstract: "Show the WireGuard state of a named tunnel, read from inside it (as `wg show`).",
+        arguments: [Argument("NAME", "The tunnel's name.")]
+    ) { a in try run(name: a.positionals[0]) }
 
-    @Argument(help: "The tunnel's name.")
-    var name: String
-
-    func run() throws {
+    static func run(name: String) throws {
         let devices: [Device]
         // Synchronous on purpose: entering a user namespace needs a single thread.
         do { devices = try NamedTunnel.devices(name) } catch { throw CLIError(error) }
         // The same text as `wgns show`, from the same code.
         var out = Output(capacity: 4096 + devices.reduce(0) { $0 + $1.peers.count * 256 })
-        Show().appendDevices(devices, json: false, &out)
+        Show(interface: name).appendDevices(devices, json: false, &out)
         do { try out.flush() } catch { throw CLIError(error) }
     }
 }

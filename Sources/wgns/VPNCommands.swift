@@ -1,41 +1,42 @@
-import ArgumentParser
 import Tunnel
 import WGNetlink
 
-struct VPNCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "vpn",
+enum VPNCommand {
+    static let command = Command(
+        name: "vpn",
         abstract: "Per-job private VPNs: a hub and N peers.",
-        subcommands: [VPNNew.self])
+        subcommands: [VPNNew.command])
 }
 
-struct VPNNew: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "new",
+struct VPNNew {
+    static let command = Command(
+        name: "new",
         abstract: "Write DIR/hub.conf and DIR/peer-1.conf ... DIR/peer-N.conf with fresh keys.",
         discussion: """
         In subnet 10.97.0.0/24 the hub is 10.97.0.1 and peer K is 10.97.0.(K+1). Every peer \
         points at the hub's --endpoint and keeps the path open (PersistentKeepalive = 25). \
         An endpoint on the host's loopback is written as 10.0.2.2 with HostLoopback = true, \
         the address at which a namespace reaches the host.
-        """)
+        """,
+        options: [
+            .option("peers", "N", "Number of peers.", required: true),
+            .option("subnet", "CIDR", "Subnet CIDR; give one IPv4 and optionally one IPv6 subnet, each with its own --subnet (default: 10.97.0.0/24)."),
+            .option("endpoint", "HOST:PORT", "Where peers reach the hub: HOST:PORT or [v6]:PORT.", required: true),
+            .flag("psk", "Give every peer a preshared key with the hub."),
+            .flag("force", "Replace a VPN already in DIR."),
+        ],
+        arguments: [Argument("DIR", "Folder to write into (created mode 0700).")]
+    ) { a in
+        let subnets = a.values("subnet")
+        try VPNNew(dir: a.positionals[0], peers: a.number("peers")!, subnet: subnets.isEmpty ? ["10.97.0.0/24"] : subnets,
+                   endpoint: a.value("endpoint")!, psk: a.flag("psk"), force: a.flag("force")).run()
+    }
 
-    @Argument(help: "Folder to write into (created mode 0700).")
     var dir: String
-
-    @Option(help: "Number of peers.")
     var peers: Int
-
-    @Option(help: "Subnet CIDR; give one IPv4 and optionally one IPv6 subnet.")
-    var subnet: [String] = ["10.97.0.0/24"]
-
-    @Option(help: "Where peers reach the hub: HOST:PORT or [v6]:PORT.")
+    var subnet: [String]
     var endpoint: String
-
-    @Flag(help: "Give every peer a preshared key with the hub.")
     var psk = false
-
-    @Flag(help: "Replace a VPN already in DIR.")
     var force = false
 
     func run() throws {
@@ -52,9 +53,9 @@ struct VPNNew: ParsableCommand {
         do {
             let vpn = try VPN.generate(peerCount: peers, subnets: subnets, endpoint: ep, presharedKeys: psk)
             try vpn.write(to: dir, overwrite: force)
-            print("wrote \(VPN.hubPath(dir)) and \(peers) peer configs (peer-1.conf ... peer-\(peers).conf)")
         } catch {
             throw CLIError("\(error)")
         }
+        try Output.write("wrote \(VPN.hubPath(dir)) and \(peers) peer configs (peer-1.conf ... peer-\(peers).conf)\n")
     }
 }

@@ -1,4 +1,3 @@
-import ArgumentParser
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -7,9 +6,9 @@ import Glibc
 let wgnsVersion = "0.1.0"
 
 @main
-struct WGNS: ParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "wgns",
+enum WGNS {
+    static let command = Command(
+        name: "wgns",
         abstract: "Rootless WireGuard tunnels: run a job in its own private network namespace.",
         discussion: """
         wgns gives a job its own user and network namespace whose way out is a \
@@ -17,35 +16,66 @@ struct WGNS: ParsableCommand {
         No root needed. Keys are wg-compatible: `wgns genkey | wgns pubkey`.
         """,
         subcommands: [
-            GenKey.self, PubKey.self, GenPSK.self,
-            Check.self, Strip.self,
-            Up.self, HolderCommand.self, Down.self, Exec.self, List.self, Status.self,
-            VPNCommand.self, HubCommand.self,
-            DoctorCommand.self, ProbeUserNamespace.self,
-            Version.self,
-            Show.self, ShowConf.self, SetConf.self, AddConf.self, SyncConf.self,
-            RouteNetlinkSteps.self,
-        ]
-    )
+            GenKey.command, PubKey.command, GenPSK.command,
+            Check.command, Strip.command,
+            Up.command, HolderCommand.command, Down.command, Exec.command, List.command, Status.command,
+            VPNCommand.command, HubCommand.command,
+            DoctorCommand.command, ProbeUserNamespace.command,
+            Version.command,
+            Show.command, ShowConf.command, SetConf.command, AddConf.command, SyncConf.command,
+            RouteNetlinkSteps.command,
+        ])
 
-    /// Runs the command; errors become one line on stderr and exit status 1.
+    /// Finds the command the arguments name and runs it; errors become one
+    /// line on stderr and exit status 1 (64 for a mistake on the command line).
     static func main() {
         do {
-            var command = try parseAsRoot()
-            try command.run()
+            try run(CommandLine.arguments.dropFirst())
         } catch let error as CLIError {
-            fail(error.message)
-        } catch let error as ExitCode {
-            Glibc.exit(error.rawValue)
+            fail(error.message, status: error.status)
         } catch {
-            exit(withError: error)
+            fail("\(error)")
         }
+    }
+
+    static func run(_ args: ArraySlice<String>) throws {
+        var command = WGNS.command, path = "wgns", args = args
+        while !command.subcommands.isEmpty {
+            guard let word = args.first else {
+                // A group without its command: say what there is, as an error.
+                var out = Output()
+                out.add(command.help(path: path))
+                try? out.flush(to: STDERR_FILENO)
+                exit(64)
+            }
+            args = args.dropFirst()
+            if word == "-h" || word == "--help" {
+                return try Output.write(command.help(path: path))
+            }
+            if word == "help" && path == "wgns" {
+                guard let named = command.find(args) else {
+                    throw CLIError.usage("no command '\(args.joined(separator: " "))' (see 'wgns --help')")
+                }
+                return try Output.write(named.help(path: (["wgns"] + args).joined(separator: " ")))
+            }
+            guard let next = command.subcommands.first(where: { $0.name == word }) else {
+                throw CLIError.usage((word.hasPrefix("-") ? "unknown option \(word)" : "unknown command '\(word)'")
+                                     + " (see '\(path) --help')")
+            }
+            command = next
+            path += " " + word
+        }
+        let parsed = try command.parse(args, path: path)
+        if parsed.wantsHelp { return try Output.write(command.help(path: path)) }
+        try command.run?(parsed)
     }
 }
 
 /// An error the command line reports as one line, `wgns: MESSAGE`.
 struct CLIError: Error {
     var message: String
+    /// The exit status: 1, or 64 (EX_USAGE) for a mistake on the command line.
+    var status: Int32 = 1
     init(_ message: String) { self.message = message }
     init(_ error: any Error) { self.message = "\(error)" }
 }
@@ -62,7 +92,8 @@ func printError(_ message: String) {
     line.withUnsafeBytes { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
 }
 
-struct Version: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Print the version.")
-    func run() { print("wgns \(wgnsVersion)") }
+enum Version {
+    static let command = Command(name: "version", abstract: "Print the version.") { _ in
+        try Output.write("wgns \(wgnsVersion)\n")
+    }
 }
