@@ -11,7 +11,6 @@ let package = Package(
         .library(name: "Tunnel", targets: ["Tunnel"]),
     ],
     dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.4.0"),
     ],
     targets: [
@@ -31,8 +30,7 @@ let package = Package(
                 dependencies: ["KeyStore", "WGNetlink", "CWGShim",
                                .product(name: "SystemPackage", package: "swift-system")]),
         .executableTarget(name: "wgns",
-                          dependencies: ["KeyStore", "WGNetlink", "Tunnel",
-                                         .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+                          dependencies: ["KeyStore", "WGNetlink", "Tunnel"]),
         // Helpers shared by the test targets: running processes, finding the binary.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KeyStoreTests", dependencies: ["KeyStore", "TestSupport"]),
