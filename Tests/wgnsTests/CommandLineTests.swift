@@ -1,0 +1,152 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// wgns's own command-line parser, through the real binary: option forms,
+/// `--` passthrough, usage errors (one line naming the mistake, exit 64,
+/// nothing on stdout) and help.
+@Suite struct CommandLineTests {
+    func tempDir() -> String { NSTemporaryDirectory() + "wgns-cli-\(UUID().uuidString)" }
+
+    /// A usage error: status 64, nothing on stdout, one `wgns: ` line on stderr containing `needle`.
+    func expectUsageError(_ args: [String], _ needle: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+        let r = try run(wgnsBinary, args)
+        #expect(r.status == 64, "\(args): \(r.stderr)", sourceLocation: sourceLocation)
+        #expect(r.stdout.isEmpty, "\(args)", sourceLocation: sourceLocation)
+        #expect(r.stderr.hasPrefix("wgns: "), "\(args): \(r.stderr)", sourceLocation: sourceLocation)
+        #expect(r.stderr.filter { $0 == "\n" }.count == 1, "\(args): \(r.stderr)", sourceLocation: sourceLocation)
+        #expect(r.stderr.contains(needle), "\(args): \(r.stderr)", sourceLocation: sourceLocation)
+    }
+
+    /// `--opt value` and `--opt=value` give the same result; repeated
+    /// options add up; options may come before or after the argument.
+    @Test func bothOptionFormsAndRepeats() throws {
+        let a = tempDir(), b = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: a); try? FileManager.default.removeItem(atPath: b) }
+        let spaced = try run(wgnsBinary, ["vpn", "new", a, "--peers", "2", "--subnet", "10.96.0.0/24",
+                                          "--subnet", "fd96::/64", "--endpoint", "127.0.0.1:5000", "--psk"])
+        let joined = try run(wgnsBinary, ["vpn", "new", "--peers=2", "--subnet=10.96.0.0/24", "--subnet=fd96::/64",
+                                          "--endpoint=127.0.0.1:5000", "--psk", b])
+        #expect(spaced.status == 0, "\(spaced.stderr)")
+        #expect(joined.status == 0, "\(joined.stderr)")
+        for dir in [a, b] {
+            let peer = try String(contentsOfFile: dir + "/peer-2.conf", encoding: .utf8)
+            #expect(peer.contains("Address = 10.96.0.3/24, fd96::3/64"), "\(peer)")
+            #expect(peer.contains("Endpoint = 10.0.2.2:5000"), "\(peer)")
+            #expect(peer.contains("PresharedKey"))
+        }
+        // The default subnet when none is given.
+        let c = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: c) }
+        #expect(try run(wgnsBinary, ["vpn", "new", c, "--peers", "1", "--endpoint", "h:1"]).status == 0)
+        #expect(try String(contentsOfFile: c + "/peer-1.conf", encoding: .utf8).contains("Address = 10.97.0.2/24"))
+    }
+
+    /// After `--`, nothing is parsed: option-looking words reach the command
+    /// as given. `wgns up` with a bad config fails on the config, which shows
+    /// that every option before it, in either form, and after it, was taken.
+    @Test func dashDashPassesEverythingOn() throws {
+        let r = try run(wgnsBinary, ["up", "--name=x", "-v", "--map-uid", "0", "--isolate", "/nonexistent/job.conf",
+                                     "--backend=userspace", "--", "--foo", "-h", "--help", "--name"])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.hasPrefix("wgns: /nonexistent/job.conf"), "\(r.stderr)")
+        // Without `--` the same words are wgns's own.
+        try expectUsageError(["up", "/nonexistent/job.conf", "--foo"], "unknown option --foo")
+        // exec: everything after NAME is the command, with or without `--`.
+        for args in [["exec", "nosuch-tunnel", "--", "--foo", "--help"], ["exec", "nosuch-tunnel", "--foo", "--help"]] {
+            let e = try run(wgnsBinary, args)
+            #expect(e.status == 1, "\(e.stderr)")
+            #expect(e.stderr.contains("no tunnel named nosuch-tunnel"), "\(e.stderr)")
+        }
+        // A command without passthrough: `--` makes what follows arguments even if they start with -.
+        let check = try run(wgnsBinary, ["check", "--", "--not-an-option.conf"])
+        #expect(check.status == 1)
+        #expect(check.stderr.contains("--not-an-option.conf"), "\(check.stderr)")
+    }
+
+    @Test func usageErrorsNameTheMistake() throws {
+        try expectUsageError(["up", "--foo", "job.conf"], "unknown option --foo")
+        try expectUsageError(["up", "--name"], "--name needs a value")
+        try expectUsageError(["up", "--name", "--isolate", "job.conf"], "--name needs a value")
+        try expectUsageError(["up", "--map-uid", "abc", "job.conf"], "invalid value 'abc' for --map-uid")
+        try expectUsageError(["up", "--map-uid=-1", "job.conf"], "invalid value '-1' for --map-uid")
+        try expectUsageError(["up", "--backend", "nope", "job.conf"], "expected one of auto, kernel, userspace")
+        try expectUsageError(["up", "--carrier=nope", "job.conf"], "expected one of slirp4netns, pasta")
+        try expectUsageError(["up", "job.conf", "--peer", "x", "--", "true"], "invalid value 'x' for --peer")
+        try expectUsageError(["nosuch"], "unknown command 'nosuch'")
+        try expectUsageError(["--nosuch"], "unknown option --nosuch")
+        try expectUsageError(["vpn", "nosuch"], "unknown command 'nosuch'")
+        try expectUsageError(["down"], "missing NAME")
+        try expectUsageError(["exec"], "missing NAME")
+        try expectUsageError(["check"], "missing CONFIG")
+        try expectUsageError(["setconf", "wg0"], "missing FILE")
+        try expectUsageError(["show", "a", "b"], "unexpected argument 'b'")
+        try expectUsageError(["show", "--json=yes"], "--json takes no value")
+        try expectUsageError(["version", "extra"], "unexpected argument 'extra'")
+        try expectUsageError(["vpn", "new", "d", "--peers", "2"], "missing --endpoint")
+        try expectUsageError(["vpn", "new", "d", "--peers", "two", "--endpoint", "h:1"], "invalid value 'two' for --peers")
+        try expectUsageError(["help", "nosuch"], "nosuch")
+    }
+
+    /// No command, or a group without its command: the usage on stderr, exit 64.
+    @Test func noCommandPrintsUsage() throws {
+        for args in [[], ["vpn"]] {
+            let r = try run(wgnsBinary, args)
+            #expect(r.status == 64)
+            #expect(r.stdout.isEmpty)
+            #expect(r.stderr.hasPrefix("Usage: wgns"), "\(r.stderr)")
+        }
+    }
+
+    @Test func rootHelpListsCommandsButNotHiddenOnes() throws {
+        for args in [["--help"], ["-h"], ["help"]] {
+            let r = try run(wgnsBinary, args)
+            #expect(r.status == 0)
+            #expect(r.stderr.isEmpty)
+            #expect(r.stdout.hasPrefix("Usage: wgns COMMAND"))
+            let listed = r.stdout.split(separator: "\n").filter { $0.hasPrefix("  ") && !$0.hasPrefix("   ") }
+                .map { String($0.split(separator: " ")[0]) }
+            #expect(listed == ["genkey", "pubkey", "genpsk", "check", "strip", "up", "down", "exec", "list", "status",
+                               "vpn", "hub", "doctor", "version", "show", "showconf", "setconf", "addconf", "syncconf", "help"],
+                    "\(listed)")
+            for hidden in ["_holder", "_probe-userns", "_rtnl"] { #expect(!r.stdout.contains(hidden)) }
+        }
+    }
+
+    @Test func commandHelp() throws {
+        let up = try run(wgnsBinary, ["up", "--help"])
+        #expect(up.status == 0)
+        #expect(up.stdout.hasPrefix("Usage: wgns up [OPTIONS] [CONFIG...] [-- COMMAND [ARGS...]]\n"), "\(up.stdout)")
+        for option in ["--name NAME", "--carrier slirp4netns|pasta", "--backend auto|kernel|userspace", "--map-uid UID",
+                       "--map-gid GID", "--host-loopback", "--peer K", "--isolate", "-v, --verbose", "-h, --help"] {
+            // A long one has its help on the next line.
+            #expect(up.stdout.contains("\n  \(option) ") || up.stdout.contains("\n  \(option)\n"), "\(option)")
+        }
+        // -h, `help CMD`, and help asked for among the configs all print the same.
+        #expect(try run(wgnsBinary, ["up", "-h"]).stdout == up.stdout)
+        #expect(try run(wgnsBinary, ["help", "up"]).stdout == up.stdout)
+        #expect(try run(wgnsBinary, ["up", "job.conf", "--help", "--", "true"]).stdout == up.stdout)
+        let new = try run(wgnsBinary, ["help", "vpn", "new"])
+        #expect(new.status == 0)
+        #expect(new.stdout.hasPrefix("Usage: wgns vpn new [OPTIONS] --peers N --endpoint HOST:PORT DIR\n"), "\(new.stdout)")
+        #expect(new.stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ").contains("(default: 10.97.0.0/24)"))
+        #expect(try run(wgnsBinary, ["vpn", "new", "--help"]).stdout == new.stdout)
+        let vpn = try run(wgnsBinary, ["vpn", "--help"])
+        #expect(vpn.stdout.contains("\n  new "))
+        // Every help line fits in 80 columns, except an option whose name is longer than its column.
+        for args in [["--help"], ["up", "--help"], ["vpn", "new", "--help"], ["show", "--help"], ["hub", "--help"]] {
+            let text = try run(wgnsBinary, args).stdout
+            #expect(text.split(separator: "\n").allSatisfy { $0.count <= 80 || $0.hasPrefix("Usage:") }, "\(args)")
+        }
+        // Hidden commands still run and have help.
+        #expect(try run(wgnsBinary, ["_rtnl", "--help"]).stdout.hasPrefix("Usage: wgns _rtnl STEP..."))
+    }
+
+    @Test func shortFlag() throws {
+        let long = try run(wgnsBinary, ["hub", "--verbose", "/nonexistent/hub.conf"])
+        let short = try run(wgnsBinary, ["hub", "-v", "/nonexistent/hub.conf"])
+        #expect(long.status == 1 && short.status == 1)
+        #expect(long.stderr == short.stderr)
+        try expectUsageError(["hub", "-x", "/nonexistent/hub.conf"], "unknown option -x")
+    }
+}
