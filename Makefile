@@ -13,9 +13,10 @@ build:
 release:
 	$(SWIFT) build -c release
 
-# One binary with the Swift runtime linked in (libsodium, libmnl and glibc stay shared).
+# One binary with the Swift runtime, libstdc++ and libgcc linked in (libsodium,
+# libmnl and glibc stay shared); scripts/build-static.sh holds the flags.
 static:
-	$(SWIFT) build -c release --static-swift-stdlib
+	bash scripts/build-static.sh
 
 deps:
 	bash scripts/deps.sh

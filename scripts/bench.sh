@@ -62,11 +62,10 @@ bench_vm() {
 # Each section runs even if an earlier one failed; the exit status says
 # whether all of them worked.
 status=0
-# Every section measures the binary users are told to install: a release
-# build with the Swift runtime linked in (--static-swift-stdlib), built once.
+# Every section measures the binary users are told to install: the portable
+# release build (scripts/build-static.sh), built once.
 if [ -z "${WGNS_BIN:-}" ]; then
-    swift build -c release --static-swift-stdlib --scratch-path .build-vm >/dev/null
-    WGNS_BIN=$PWD/$(swift build -c release --static-swift-stdlib --scratch-path .build-vm --show-bin-path | sed "s|^$PWD/||")/wgns
+    WGNS_BIN=$(bash scripts/build-static.sh --scratch-path .build-vm)
 fi
 export WGNS_BIN
 bench_vm || { echo "bench: the VM section failed" >&2; status=1; }

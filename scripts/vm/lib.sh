@@ -4,7 +4,7 @@
 # serial console. Sourced by scripts/vm/test.sh and scripts/bench.sh.
 #
 #   vm_kernel                 sets VM_KVER, VM_VMLINUZ, VM_MODULES
-#   vm_build_wgns             sets VM_WGNS (release, --static-swift-stdlib; or $WGNS_BIN)
+#   vm_build_wgns             sets VM_WGNS (scripts/build-static.sh; or $WGNS_BIN)
 #   vm_initramfs OUT MAIN [DATA_DIR]
 #                             a cpio (newc) whose /init runs MAIN (a guest script)
 #   vm_boot INITRAMFS LOG [TIMEOUT_S]   (VM_APPEND: more kernel parameters; NAME=VALUE
@@ -65,7 +65,8 @@ vm_kernel() {
     [ -f "$VM_VMLINUZ" ] || vm_die "no kernel at $VM_VMLINUZ"
 }
 
-# The wgns binary the guest runs: Swift runtime linked in, C libraries shared.
+# The wgns binary the guest runs: the portable static build
+# (scripts/build-static.sh: Swift runtime, libstdc++ and libgcc linked in).
 # WGNS_BIN=path uses a binary built elsewhere instead.
 vm_build_wgns() {
     if [ -n "${WGNS_BIN:-}" ]; then
@@ -73,10 +74,8 @@ vm_build_wgns() {
         VM_WGNS=$WGNS_BIN
         return
     fi
-    (cd "$VM_ROOT" && swift build -c release --static-swift-stdlib --scratch-path "$VM_SCRATCH" >&2) \
-        || vm_die "swift build -c release --static-swift-stdlib failed"
-    VM_WGNS=$(cd "$VM_ROOT" && swift build -c release --static-swift-stdlib --scratch-path "$VM_SCRATCH" --show-bin-path)/wgns
-    [ -x "$VM_WGNS" ] || vm_die "no wgns binary at $VM_WGNS"
+    VM_WGNS=$(bash "$VM_ROOT/scripts/build-static.sh" --scratch-path "$VM_SCRATCH") \
+        || vm_die "scripts/build-static.sh failed"
 }
 
 # Copies binary $1 to $stage/$2 and every shared library ldd lists for it
