@@ -11,6 +11,9 @@ cd "$(dirname "$0")/.."
 # and `wgns show --json` against `wg show all dump` on one 10,000-peer device
 # (5 runs each), and `wgns check` of the two big configs (parsing alone, no
 # wg counterpart). Figures are the median run; ratio = wgns / wg (below 1: wgns faster).
+# Then `wgns up --backend kernel --carrier slirp4netns CONF -- true` against
+# scripts/bench/pipeline-kernel.sh (the same by hand), as an unprivileged user,
+# 15 runs each (BENCH_UP_REPS), and wgns up -v's step timings once.
 bench_vm() {
     source scripts/vm/lib.sh
     mkdir -p "$VM_CACHE"
@@ -38,20 +41,38 @@ bench_vm() {
         /^@@VM-BOOTED/ { booted = substr($2, 8) }
         /^@@BENCH / {
             if (!($2 in seen)) { seen[$2] = 1; order[++ncase] = $2 }
+            if ($3 == "pipeline") up[$2] = 1
             if ($5 == "failed") failed[$2, $3] = 1
             else runs[$2, $3] = runs[$2, $3] " " ($5 / 1000)
         }
         /^@@BENCH-ERR / || /^@@BENCH-NOTE / { sub(/^@@BENCH-[A-Z]+ /, "  "); if (!($0 in noted)) { noted[$0] = 1; notes = notes $0 "\n" } }
+        /^@@BENCH-STEP / { sub(/^@@BENCH-STEP /, "  "); steps = steps $0 "\n" }
+        # cell(CASE, TOOL): the median, "failed" or "-"; sets m[TOOL]
+        function cell(c, t) {
+            m[t] = ((c, t) in runs && !((c, t) in failed)) ? median(runs[c, t]) : ""
+            return ((c, t) in failed) ? "failed" : (m[t] == "" ? "-" : sprintf("%.1f", m[t]))
+        }
         END {
             printf "%-28s %10s %10s %8s\n", "case", "wg", "wgns", "wgns/wg"
             for (i = 1; i <= ncase; i++) {
                 c = order[i]
-                w = ((c, "wg") in runs && !((c, "wg") in failed)) ? median(runs[c, "wg"]) : ""
-                n = ((c, "wgns") in runs && !((c, "wgns") in failed)) ? median(runs[c, "wgns"]) : ""
-                ws = ((c, "wg") in failed) ? "failed" : (w == "" ? "-" : sprintf("%.1f", w))
-                ns = ((c, "wgns") in failed) ? "failed" : (n == "" ? "-" : sprintf("%.1f", n))
-                printf "%-28s %10s %10s %8s\n", c, ws, ns, (w != "" && n != "" && w > 0 ? sprintf("%.2f", n / w) : "-")
+                if (c in up) continue
+                ws = cell(c, "wg"); ns = cell(c, "wgns")
+                printf "%-28s %10s %10s %8s\n", c, ws, ns, (m["wg"] != "" && m["wgns"] != "" && m["wg"] > 0 ? sprintf("%.2f", m["wgns"] / m["wg"]) : "-")
             }
+            # wgns up against the shell pipeline, in the host section'"'"'s style.
+            for (i = 1; i <= ncase; i++) {
+                c = order[i]
+                if (!(c in up)) continue
+                if (!header++) {
+                    printf "\nwgns up CONF -- true versus the shell pipeline (kernel backend, as uid 1000 in the VM), median ms:\n"
+                    printf "%-28s %10s %10s %8s %6s\n", "case", "pipeline", "wgns", "ratio", "runs"
+                }
+                ps = cell(c, "pipeline"); ns = cell(c, "wgns")
+                printf "%-28s %10s %10s %8s %6d\n", c, ps, ns, (m["pipeline"] != "" && m["wgns"] != "" && m["wgns"] > 0 ? sprintf("%.2fx", m["pipeline"] / m["wgns"]) : "-"), split(runs[c, "wgns"], tmp, " ")
+            }
+            if (header) print "(ratio = pipeline / wgns: above 1 means wgns is faster)"
+            if (steps != "") printf "wgns up -v, one run (kernel backend, slirp4netns):\n%s", steps
             printf "%s", notes
             printf "VM: booted in %ss (guest uptime), whole VM run %ss\n", booted, wall
             if (ok != "yes") print "VM: did not finish (see the console log)"

@@ -117,6 +117,10 @@ vm_initramfs() {
     done
     vm_copy_binary "$stage" "$VM_WGNS" /usr/bin/wgns
     strip "$stage/usr/bin/wgns" 2>/dev/null || true
+    # The benchmark's timer (guest/elapsed.c), static, with the C compiler
+    # that comes with Swift.
+    "$(dirname "$(command -v swiftc)")/clang" -O2 -static -o "$stage/usr/bin/elapsed" "$VM_GUEST/elapsed.c" \
+        || vm_die "cannot compile $VM_GUEST/elapsed.c"
     local i=0 m
     for m in "${VM_MODULES[@]}"; do
         i=$((i + 1))
@@ -127,7 +131,7 @@ vm_initramfs() {
     printf '127.0.0.1 localhost\n::1 localhost\n' >"$stage/etc/hosts"
     printf 'nameserver 127.0.0.1\n' >"$stage/etc/resolv.conf"
     cp "$VM_GUEST/init" "$stage/init"
-    cp "$VM_GUEST/lib.sh" "$VM_GUEST/run-one.sh" "$stage/vm/"
+    cp "$VM_GUEST/lib.sh" "$VM_GUEST/run-one.sh" "$VM_ROOT/scripts/bench/pipeline-kernel.sh" "$stage/vm/"
     cp "$main" "$stage/vm/main.sh"
     cp "$VM_ROOT"/scripts/vm/tests/* "$stage/vm/tests/" 2>/dev/null || true
     [ -n "$data" ] && cp -r "$data"/. "$stage/vm/data/"
