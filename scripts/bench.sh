@@ -84,9 +84,10 @@ bench_vm() {
 # whether all of them worked.
 status=0
 # Every section measures the binary users are told to install: the portable
-# release build (scripts/build-static.sh), built once.
+# release build (scripts/build-static.sh, scratch path $VM_SCRATCH or
+# .build-vm), built once.
 if [ -z "${WGNS_BIN:-}" ]; then
-    WGNS_BIN=$(bash scripts/build-static.sh --scratch-path .build-vm)
+    WGNS_BIN=$(bash scripts/build-static.sh --scratch-path "${VM_SCRATCH:-.build-vm}")
 fi
 export WGNS_BIN
 bench_vm || { echo "bench: the VM section failed" >&2; status=1; }
