@@ -127,10 +127,10 @@ struct NamespaceInit {
             }
 
             for k in daemons.indices { try waitReady(&daemons[k]) }
+            // The namespace where tap0 and WireGuard's UDP socket are.
+            let carrierSide = routes
             if plan.isolate {
-                let outer = routes
-                routes = try Isolation.enterOwnNamespace(moving: plan.interfaces.map(\.name), from: outer)
-                outer.close()
+                routes = try Isolation.enterOwnNamespace(moving: plan.interfaces.map(\.name), from: carrierSide)
                 log.step("isolated: \(plan.interfaces.map(\.name).joined(separator: ", ")) moved into the job's own network namespace")
             }
             if plan.verbose {
@@ -175,6 +175,11 @@ struct NamespaceInit {
                 if b == UInt8(ascii: "S") { _ = read(control, &b, 1); killAllAndExit(128 + Int32(b)) }
             }
             log.mark()
+            if plan.carrier == .slirp4netns && plan.interfaces.contains(where: { $0.config.peers.contains { $0.endpoint?.address?.isV6 == true } }) {
+                try Self.addCarrierIPv6(carrierSide)
+                log.step("tap0: \(Self.slirpAddress6), default route via \(Self.slirpGateway6)")
+            }
+            if plan.isolate { carrierSide.close() }
             for i in plan.interfaces {
                 var dc = DeviceConfig(replacePeers: true)
                 do {
@@ -222,6 +227,23 @@ struct NamespaceInit {
         log.step("job started: \(plan.command.first ?? "")")
         Holder.report(status, "R")
         superviseJob(job, daemons: &daemons)
+    }
+
+    /// slirp4netns's IPv6 network: it answers as the gateway (and the host,
+    /// with host loopback) at fd00::2.
+    static let slirpAddress6 = IPPrefix(address: IPAddress("fd00::100")!, prefixLength: 64)!
+    static let slirpGateway6 = IPAddress("fd00::2")!
+
+    /// slirp4netns configures only IPv4 on tap0; IPv6 would wait for its
+    /// router advertisement and duplicate address detection (about 3 s, so
+    /// that the first handshake to an IPv6 endpoint is lost and the next
+    /// comes 5 s later). A fixed address without DAD and a default route are
+    /// usable at once.
+    static func addCarrierIPv6(_ routes: RouteNetlink) throws(TunnelError) {
+        do {
+            try routes.addAddress(slirpAddress6, to: "tap0", noDAD: true)
+            try routes.addRoute(IPPrefix(address: IPAddress("::")!, prefixLength: 0)!, device: "tap0", gateway: slirpGateway6)
+        } catch { throw TunnelError(.setup, "carrier IPv6: \(error)") }
     }
 
     /// Routes for every AllowedIPs entry into the tunnel table, and the two

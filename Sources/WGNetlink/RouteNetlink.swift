@@ -232,8 +232,11 @@ public final class RouteNetlink {
 
     /// Adds an address with its prefix length to `name` (`RTM_NEWADDR`), as
     /// `ip address add PREFIX dev NAME`.
-    public func addAddress(_ prefix: IPPrefix, to name: String) throws(NetlinkError) {
-        try address(RTM_NEWADDR, prefix, name, flags: NLM_F_CREATE | NLM_F_EXCL, verb: "add address \(prefix) to \(name)")
+    /// `noDAD`: an IPv6 address usable at once, without duplicate address
+    /// detection (`ip address add ... nodad`).
+    public func addAddress(_ prefix: IPPrefix, to name: String, noDAD: Bool = false) throws(NetlinkError) {
+        try address(RTM_NEWADDR, prefix, name, flags: NLM_F_CREATE | NLM_F_EXCL,
+                    addressFlags: noDAD ? UInt8(IFA_F_NODAD) : 0, verb: "add address \(prefix) to \(name)")
     }
 
     /// Removes an address from `name` (`RTM_DELADDR`).
@@ -241,7 +244,8 @@ public final class RouteNetlink {
         try address(RTM_DELADDR, prefix, name, flags: 0, verb: "remove address \(prefix) from \(name)")
     }
 
-    private func address(_ type: Int, _ prefix: IPPrefix, _ name: String, flags: Int32, verb: String) throws(NetlinkError) {
+    private func address(_ type: Int, _ prefix: IPPrefix, _ name: String, flags: Int32, addressFlags: UInt8 = 0,
+                         verb: String) throws(NetlinkError) {
         guard let index = try linkIndex(name) else {
             throw NetlinkError(.noSuchDevice, errno: ENODEV, "cannot \(verb): no such device \(name)")
         }
@@ -250,6 +254,7 @@ public final class RouteNetlink {
         ifa.pointee.ifa_family = UInt8(prefix.address.family)
         ifa.pointee.ifa_prefixlen = prefix.prefixLength
         ifa.pointee.ifa_index = index
+        ifa.pointee.ifa_flags = addressFlags
         putAddress(IFA_LOCAL, prefix.address)
         putAddress(IFA_ADDRESS, prefix.address)
         try socket.request(buffer, operation: verb, device: name)
@@ -268,8 +273,9 @@ public final class RouteNetlink {
 
     /// Adds a route to `prefix` through the link `device` (`RTM_NEWROUTE`),
     /// in the main table or `table`, as `ip route add PREFIX dev DEVICE [table T]`.
-    public func addRoute(_ prefix: IPPrefix, device: String, table: UInt32? = nil) throws(NetlinkError) {
-        try route(add: true, prefix, device: device, table: table)
+    /// With `gateway`: `ip route add PREFIX via GATEWAY dev DEVICE`.
+    public func addRoute(_ prefix: IPPrefix, device: String, gateway: IPAddress? = nil, table: UInt32? = nil) throws(NetlinkError) {
+        try route(add: true, prefix, device: device, gateway: gateway, table: table)
     }
 
     /// Removes such a route (`RTM_DELROUTE`).
@@ -277,8 +283,9 @@ public final class RouteNetlink {
         try route(add: false, prefix, device: device, table: table)
     }
 
-    private func route(add: Bool, _ prefix: IPPrefix, device: String, table: UInt32?) throws(NetlinkError) {
-        let verb = "\(add ? "add" : "remove") route \(prefix.network) dev \(device)" + (table.map { " table \($0)" } ?? "")
+    private func route(add: Bool, _ prefix: IPPrefix, device: String, gateway: IPAddress? = nil, table: UInt32?) throws(NetlinkError) {
+        let verb = "\(add ? "add" : "remove") route \(prefix.network)" + (gateway.map { " via \($0)" } ?? "")
+            + " dev \(device)" + (table.map { " table \($0)" } ?? "")
         guard let index = try linkIndex(device) else {
             throw NetlinkError(.noSuchDevice, errno: ENODEV, "cannot \(verb): no such device \(device)")
         }
@@ -294,11 +301,12 @@ public final class RouteNetlink {
             rtm.pointee.rtm_protocol = UInt8(RTPROT_BOOT)
             rtm.pointee.rtm_type = UInt8(RTN_UNICAST)
             // As iproute2: a gateway-less IPv4 route is link-scoped, IPv6 ignores scope.
-            rtm.pointee.rtm_scope = isV6 ? UInt8(RT_SCOPE_UNIVERSE.rawValue) : UInt8(RT_SCOPE_LINK.rawValue)
+            rtm.pointee.rtm_scope = isV6 || gateway != nil ? UInt8(RT_SCOPE_UNIVERSE.rawValue) : UInt8(RT_SCOPE_LINK.rawValue)
         } else {
             rtm.pointee.rtm_scope = UInt8(RT_SCOPE_NOWHERE.rawValue)
         }
         if prefix.prefixLength > 0 { putAddress(RTA_DST.rawValue, prefix.network.address) }
+        if let gateway { putAddress(RTA_GATEWAY.rawValue, gateway) }
         buffer.put(RTA_OIF.rawValue, u32: index)
         if t >= 256 { buffer.put(RTA_TABLE.rawValue, u32: t) }
         try socket.request(buffer, operation: verb, device: device)
