@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The shell pipeline that does by hand what
-#   wgns up --carrier slirp4netns --backend userspace CONF -- COMMAND
-# does: unshare, slirp4netns (readiness by --ready-fd, stop by --exit-fd),
+#   wgns up --carrier CARRIER --backend userspace CONF -- COMMAND
+# does: unshare, the carrier (slirp4netns: readiness by --ready-fd, stop by
+# --exit-fd; pasta: it returns once the namespace is set up, stop by kill),
 # wireguard-go on a private /run, wg setconf, ip address/MTU/up, the command,
 # then teardown (ip link del ends wireguard-go). The benchmark's reference.
-#   pipeline.sh WG_CONF ADDRESS MTU COMMAND...
+#   pipeline.sh [--carrier slirp4netns|pasta] WG_CONF ADDRESS MTU COMMAND...
 # WG_CONF is what `wg setconf` reads (wgns strip output).
 set -euo pipefail
+carrier=slirp4netns
+if [ "${1:-}" = --carrier ]; then carrier=$2; shift 2; fi
 conf=$1 addr=$2 mtu=$3
 shift 3
 d=$(mktemp -d)
@@ -30,6 +33,20 @@ unshare -Urnm --propagation private sh -c '
 child=$!
 
 read -r _ <"$d/ns"               # the namespaces exist now
+if [ "$carrier" = pasta ]; then
+    # The options wgns gives pasta; without --foreground it returns once
+    # the namespace is configured, leaving itself in the background.
+    pasta --config-net --quiet -a 10.0.2.100 -n 24 -g 10.0.2.2 --ns-ifname tap0 \
+        --mtu 65520 --dns-forward 10.0.2.3 --no-map-gw -t none -u none -T none -U none \
+        --netns "/proc/$child/ns/net" --userns "/proc/$child/ns/user" -P "$d/pasta.pid" >/dev/null 2>&1
+    slirp=$(cat "$d/pasta.pid")
+    echo go >"$d/go"
+    status=0
+    wait "$child" || status=$?
+    kill "$slirp" 2>/dev/null || true
+    child= slirp=
+    exit $status
+fi
 exec 5<>"$d/exit"                # held open: slirp4netns runs until it is closed
 slirp4netns --configure --mtu=65520 --disable-host-loopback \
     --ready-fd=3 --exit-fd=4 "$child" tap0 3>"$d/ready" 4<"$d/exit" 5>&- >/dev/null 2>&1 &

@@ -48,26 +48,16 @@ echo
 echo "wgns up CONF -- true versus the shell pipeline (userspace backend, $(nproc) cores), milliseconds:"
 printf '%-12s %12s %12s %9s %14s %14s\n' carrier pipeline wgns ratio "pipeline mem" "wgns mem"
 for carrier in slirp4netns pasta; do
-    if [ "$carrier" = pasta ]; then
-        # pasta has no --ready-fd/--exit-fd; the pipeline is written for slirp4netns.
-        pipeline_cmd=""
-    else
-        pipeline_cmd="./pipeline.sh peer-1.wg 10.97.0.2/24 $mtu true"
-    fi
+    pipeline_cmd="./pipeline.sh --carrier $carrier peer-1.wg 10.97.0.2/24 $mtu true"
     wgns_cmd="./wgns up --carrier $carrier --backend userspace vpn/peer-1.conf -- true"
     args=(--warmup 3 --runs "${BENCH_RUNS:-30}" --export-json "$work/$carrier.json" -N)
-    if [ -n "$pipeline_cmd" ]; then
-        as_user hyperfine "${args[@]}" "$pipeline_cmd" "$wgns_cmd" >/dev/null
-    else
-        as_user hyperfine "${args[@]}" "$wgns_cmd" >/dev/null
-    fi
-    python3 - "$work/$carrier.json" "$carrier" "$( [ -n "$pipeline_cmd" ] && peak_memory "$pipeline_cmd" || echo -)" "$(peak_memory "$wgns_cmd")" <<'PY'
+    as_user hyperfine "${args[@]}" "$pipeline_cmd" "$wgns_cmd" >/dev/null
+    python3 - "$work/$carrier.json" "$carrier" "$(peak_memory "$pipeline_cmd")" "$(peak_memory "$wgns_cmd")" <<'PY'
 import json, sys
 res = json.load(open(sys.argv[1]))["results"]
-med = [r["median"] * 1000 for r in res]
-pipe, wg = (med[0], med[1]) if len(med) == 2 else (None, med[0])
-fmt = lambda v: "-" if v is None else f"{v:.1f}"
-ratio = "-" if pipe is None else f"{pipe / wg:.2f}x"
+pipe, wg = (r["median"] * 1000 for r in res)
+fmt = lambda v: f"{v:.1f}"
+ratio = f"{pipe / wg:.2f}x"
 kb = lambda v: "-" if v == "-" else f"{int(v) / 1048576:.1f} MiB"
 print(f"{sys.argv[2]:<12} {fmt(pipe):>12} {fmt(wg):>12} {ratio:>9} {kb(sys.argv[3]):>14} {kb(sys.argv[4]):>14}")
 PY
