@@ -10,8 +10,14 @@
 #   -static-libgcc takes libgcc_eh.a instead of libgcc_s.so.
 # - glibc, libm, libsodium and libmnl stay shared (`ldd` lists them): Debian
 #   ships no libmnl.a, and glibc is not meant to be linked in.
-# Measured on `wgns showconf` of a peerless device: start-up drops from 4.5
-# to 3.6 ms natively, and by 3 to 10 ms (of about 150) in the QEMU TCG VM.
+# Measured (`wgns showconf` of a peerless device, median; in the VM with
+# scripts/vm/startup-bench.sh): with libstdc++/libgcc shared 3.0 ms natively,
+# 101 ms in the QEMU TCG VM (21 ms with ASLR off); linked in: 2.0, 85 (17) ms.
+# Also linking libsodium.a in saves 0 ms natively and 3 ms in the VM; it would
+# need its directory searched before /usr/lib/x86_64-linux-gnu, which the
+# package's pkg-config flags put first. Linking without PIE (-no-pie) gives
+# 1.7 ms natively and 54 (16) ms in the VM, the VM figure only because QEMU
+# translates code again at every new address; not done: it gives up ASLR.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 scratch=.build
