@@ -56,6 +56,9 @@ public struct PublicKey: WireGuardKey, CustomStringConvertible {
     /// The key in base64, as `wg` prints it.
     public var base64: String { encodeBase64(storage.bytes) }
     public var description: String { base64 }
+
+    /// Appends the key in base64 to `out` (no `String` made).
+    public func appendBase64(to out: inout [UInt8]) { KeyStore.appendBase64(storage.bytes, to: &out) }
 }
 
 /// A Curve25519 private key, wiped from memory when dropped. Its

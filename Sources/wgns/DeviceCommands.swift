@@ -114,7 +114,7 @@ struct Show {
         out.add(",\"peers\":[")
         for (i, p) in d.peers.enumerated() {
             out.add(i == 0 ? "{\"publicKey\":\"" : ",{\"publicKey\":\"")
-            out.add(p.publicKey.base64)
+            p.publicKey.appendBase64(to: &out.bytes)
             out.add("\",\"hasPresharedKey\":"); out.add(p.presharedKey != nil ? "true" : "false")
             if showKeys { out.add(",\"presharedKey\":"); out.add(p.presharedKey.map { "\"\($0.base64Secret())\"" } ?? "null") }
             out.add(",\"endpoint\":")
@@ -222,7 +222,7 @@ enum ShowConf {
             if let k = d.privateKey { out.add("PrivateKey = "); out.add(k.base64Secret()); out.add("\n") }
             out.add("\n")
             for (i, p) in d.peers.enumerated() {
-                out.add("[Peer]\nPublicKey = "); out.add(p.publicKey.base64); out.add("\n")
+                out.add("[Peer]\nPublicKey = "); p.publicKey.appendBase64(to: &out.bytes); out.add("\n")
                 if let k = p.presharedKey { out.add("PresharedKey = "); out.add(k.base64Secret()); out.add("\n") }
                 if !p.allowedIPs.isEmpty {
                     out.add("AllowedIPs = ")
