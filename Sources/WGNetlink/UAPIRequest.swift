@@ -60,11 +60,13 @@ struct UAPIRequest {
         try reply.withUnsafeBufferPointer { (buf) throws(NetlinkError) in
             var start = 0
             while start < buf.count {
-                var end = start
-                while end < buf.count && buf[end] != 10 { end += 1 }
+                let base = UnsafeRawPointer(buf.baseAddress!)
+                var end = buf.count
+                if let nl = memchr(base + start, 10, buf.count - start) { end = UnsafeRawPointer(nl) - base }
                 defer { start = end + 1 }
                 if end == start { continue }
-                guard let eq = (start..<end).first(where: { buf[$0] == 61 }) else { throw bad(reply[start..<end]) }
+                guard let eqp = memchr(base + start, 61, end - start) else { throw bad(reply[start..<end]) }
+                let eq = UnsafeRawPointer(eqp) - base
                 let field = UnsafeBufferPointer(rebasing: buf[start..<eq])
                 let value = UnsafeBufferPointer(rebasing: buf[(eq + 1)..<end])
                 func number<T: FixedWidthInteger>(_: T.Type) throws(NetlinkError) -> T {
@@ -174,8 +176,6 @@ func appendHex<K: WireGuardKey>(_ key: K, to out: inout [UInt8]) {
 /// Decodes 64 hex digits into a key; nil for anything else.
 func decodeHexKey<K: WireGuardKey>(_: K.Type, _ text: UnsafeRawBufferPointer) -> K? {
     guard text.count == 64 else { return nil }
-    var raw = [UInt8](repeating: 0, count: 32)
-    defer { wipe(&raw) }
     func nibble(_ c: UInt8) -> UInt8? {
         switch c {
         case 48...57: return c - 48
@@ -184,9 +184,13 @@ func decodeHexKey<K: WireGuardKey>(_: K.Type, _ text: UnsafeRawBufferPointer) ->
         default: return nil
         }
     }
-    for i in 0..<32 {
-        guard let h = nibble(text[2 * i]), let l = nibble(text[2 * i + 1]) else { return nil }
-        raw[i] = h << 4 | l
+    // On the stack, wiped after: it may be a private or preshared key.
+    return withUnsafeTemporaryAllocation(byteCount: 32, alignment: 16) { raw -> K? in
+        defer { explicit_bzero(raw.baseAddress!, 32) }
+        for i in 0..<32 {
+            guard let h = nibble(text[2 * i]), let l = nibble(text[2 * i + 1]) else { return nil }
+            raw[i] = h << 4 | l
+        }
+        return try? K(rawBytes: UnsafeRawBufferPointer(raw))
     }
-    return raw.withUnsafeBytes { try? K(rawBytes: $0) }
 }
