@@ -91,7 +91,9 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// Appends the canonical text (as `description`) to `out` without
-    /// making a `String`: digits for IPv4, `inet_ntop` for IPv6.
+    /// making a `String`, exactly as glibc's `inet_ntop` writes it (which
+    /// `wg` uses), but without its `sprintf` per group: a dump of 10,000
+    /// peers prints tens of thousands of addresses.
     public func appendText(to out: inout [UInt8]) {
         switch self {
         case let .v4(a, b, c, d):
@@ -100,12 +102,49 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
             appendDecimal(c, to: &out); out.append(46)
             appendDecimal(d, to: &out)
         case let .v6(bytes):
-            var buf = (UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0), UInt64(0))  // 48 bytes >= INET6_ADDRSTRLEN
-            withUnsafeMutableBytes(of: &buf) { text in
-                let p = text.baseAddress!.assumingMemoryBound(to: CChar.self)
-                _ = bytes.withUnsafeBytes { inet_ntop(AF_INET6, $0.baseAddress, p, socklen_t(text.count)) }
-                out.append(contentsOf: UnsafeRawBufferPointer(start: text.baseAddress, count: strlen(p)))
+            IPAddress.appendIPv6(bytes, to: &out)
+        }
+    }
+
+    /// IPv6 text: lowercase hex groups without leading zeros; the longest
+    /// run of two or more zero groups (the first of equals) written `::`;
+    /// the last 32 bits as a dotted quad when the first 96 bits are zero
+    /// (`::1.2.3.4`, except for `::` and `::1`-style short runs) or are
+    /// `::ffff` (mapped IPv4).
+    private static func appendIPv6(_ b: [UInt8], to out: inout [UInt8]) {
+        let group = { (i: Int) -> Int in Int(b[2 * i]) << 8 | Int(b[2 * i + 1]) }
+        var bestStart = -1, bestLength = 0, runStart = -1
+        for i in 0...8 {
+            if i < 8 && group(i) == 0 {
+                if runStart < 0 { runStart = i }
+            } else if runStart >= 0 {
+                if i - runStart > bestLength { bestStart = runStart; bestLength = i - runStart }
+                runStart = -1
             }
+        }
+        if bestLength < 2 { bestStart = -1 }
+        let hex: [UInt8] = Array("0123456789abcdef".utf8)
+        var i = 0
+        while i < 8 {
+            if i == bestStart {
+                out.append(58)
+                i += bestLength
+                if i == 8 { out.append(58) }
+                continue
+            }
+            if i != 0 { out.append(58) }
+            if i == 6 && bestStart == 0 && (bestLength == 6 || (bestLength == 5 && group(5) == 0xffff)) {
+                appendDecimal(b[12], to: &out); out.append(46)
+                appendDecimal(b[13], to: &out); out.append(46)
+                appendDecimal(b[14], to: &out); out.append(46)
+                appendDecimal(b[15], to: &out)
+                return
+            }
+            let g = group(i)
+            var shift = 12
+            while shift > 0 && (g >> shift) & 15 == 0 { shift -= 4 }
+            while shift >= 0 { out.append(hex[(g >> shift) & 15]); shift -= 4 }
+            i += 1
         }
     }
 
@@ -126,12 +165,12 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     /// The longest prefix length for this family: 32 or 128.
     public var maxPrefixLength: UInt8 { isV6 ? 128 : 32 }
 
-    /// Canonical text (`inet_ntop`): `10.0.0.1`, `fd00::1`.
+    /// Canonical text (as `inet_ntop`): `10.0.0.1`, `fd00::1`.
     public var description: String {
-        var buf = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
-        let b = bytes
-        _ = b.withUnsafeBytes { inet_ntop(family, $0.baseAddress, &buf, socklen_t(buf.count)) }
-        return String(cString: buf)
+        var out: [UInt8] = []
+        out.reserveCapacity(46)
+        appendText(to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// The address with every bit past `prefixLength` cleared.
