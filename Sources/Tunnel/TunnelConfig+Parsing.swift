@@ -215,8 +215,10 @@ struct ConfigParser {
                 }
             }
         case "endpoint":
-            let v = String(decoding: withoutSpaces(value), as: UTF8.self)
-            guard let e = Endpoint(v) else {
+            let compact = value.contains(where: isSpace) ? withoutSpaces(value) : nil
+            let e = compact.map { c in c.withUnsafeBufferPointer { Endpoint(utf8: $0) } } ?? Endpoint(utf8: value)
+            guard let e else {
+                let v = String(decoding: compact ?? Array(value), as: UTF8.self)
                 throw error(line, "Endpoint '\(v)' is not host:port, 1.2.3.4:port or [v6]:port")
             }
             peer!.endpoint = e
@@ -347,10 +349,11 @@ func withoutSpaces(_ b: Bytes) -> [UInt8] {
 
 /// Lowercased ASCII with whitespace removed, for matching keys and words.
 func normalized(_ b: Bytes) -> String {
-    var out: [UInt8] = []
-    out.reserveCapacity(b.count)
-    for c in b where !isSpace(c) { out.append(c >= 0x41 && c <= 0x5a ? c | 0x20 : c) }
-    return String(decoding: out, as: UTF8.self)
+    String(unsafeUninitializedCapacity: b.count) { out in
+        var n = 0
+        for c in b where !isSpace(c) { out[n] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c; n += 1 }
+        return n
+    }
 }
 
 /// The bytes as text (they are always valid UTF-8 here: slices cut at ASCII).

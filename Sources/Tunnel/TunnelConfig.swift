@@ -94,26 +94,39 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses `host:port`, `1.2.3.4:port` or `[v6]:port`; nil otherwise.
     public init?(_ text: some StringProtocol) {
-        let s = Substring(text)
-        let hostPart: Substring
-        let portPart: Substring
-        if s.hasPrefix("[") {
-            guard let close = s.firstIndex(of: "]") else { return nil }
-            hostPart = s[s.index(after: s.startIndex)..<close]
-            let after = s[s.index(after: close)...]
-            guard after.hasPrefix(":") else { return nil }
-            portPart = after.dropFirst()
-            guard !hostPart.isEmpty, IPAddress(hostPart.split(separator: "%", maxSplits: 1)[0])?.isV6 == true else { return nil }
+        var s = String(text)
+        guard let e = s.withUTF8({ Endpoint(utf8: $0) }) else { return nil }
+        self = e
+    }
+
+    /// The same from UTF-8 bytes (the config parser's form): a bracketed
+    /// IPv6 address (with an optional `%zone`), or a host or IPv4 address
+    /// without any `:`, then `:` and a port of at most 5 digits.
+    public init?(utf8 s: UnsafeBufferPointer<UInt8>) {
+        let colon = UInt8(ascii: ":")
+        let host: Slice<UnsafeBufferPointer<UInt8>>
+        let port: Slice<UnsafeBufferPointer<UInt8>>
+        if s.first == UInt8(ascii: "[") {
+            guard let close = s.firstIndex(of: UInt8(ascii: "]")), close + 1 < s.count, s[close + 1] == colon else { return nil }
+            host = s[1..<close]
+            port = s[(close + 2)...]
+            let address = host.firstIndex(of: UInt8(ascii: "%")).map { host[..<$0] } ?? host
+            guard !host.isEmpty, IPAddress(utf8: UnsafeBufferPointer(rebasing: address))?.isV6 == true else { return nil }
         } else {
-            guard let colon = s.lastIndex(of: ":") else { return nil }
-            hostPart = s[..<colon]
-            portPart = s[s.index(after: colon)...]
+            guard let last = s.lastIndex(of: colon) else { return nil }
+            host = s[..<last]
+            port = s[(last + 1)...]
             // An IPv6 address must be bracketed.
-            guard !hostPart.isEmpty, !hostPart.contains(":") else { return nil }
+            guard !host.isEmpty, !host.contains(colon) else { return nil }
         }
-        guard !portPart.isEmpty, portPart.count <= 5, portPart.allSatisfy({ $0.isASCII && $0.isNumber }),
-              let port = UInt16(portPart) else { return nil }
-        self.init(host: String(hostPart), port: port)
+        guard !port.isEmpty, port.count <= 5 else { return nil }
+        var value = 0
+        for c in port {
+            guard c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int(c - UInt8(ascii: "0"))
+        }
+        guard value <= 65535 else { return nil }
+        self.init(host: String(decoding: UnsafeBufferPointer(rebasing: host), as: UTF8.self), port: UInt16(value))
     }
 
     /// The host as an IP address, when it is one.

@@ -133,3 +133,21 @@ let exampleConfigs: [String] = (try? FileManager.default.contentsOfDirectory(atP
         }
     }
 }
+
+@Suite struct EndpointParsing {
+    /// What `Endpoint = ...` accepts: host or IPv4 with a port, or a
+    /// bracketed IPv6 address (with an optional zone); ports 0 to 65535.
+    @Test(arguments: [
+        ("vpn.example.org:51820", "vpn.example.org", 51820), ("1.2.3.4:1", "1.2.3.4", 1), ("h:0", "h", 0),
+        ("h:65535", "h", 65535), ("[fd00::1]:443", "fd00::1", 443), ("[fe80::1%eth0]:5", "fe80::1%eth0", 5),
+        ("[::ffff:1.2.3.4]:7", "::ffff:1.2.3.4", 7), ("h:00080", "h", 80),
+    ])
+    func accepted(text: String, host: String, port: Int) {
+        let e = Endpoint(text)
+        #expect(e?.host == host && e.map { Int($0.port) } == port, "\(text)")
+    }
+
+    @Test(arguments: ["fd00::1:51820", "[fd00::1]:99999", "h:65536", "h:123456", "[]:5", "[1.2.3.4]:5", ":5", "h:",
+                      "h:+1", "h:-1", "[fd00::1]5", "[fd00::1", "[fd00::1]:", "a:b:c", "h", "", "[%eth0]:5", "h:1 "])
+    func refused(text: String) { #expect(Endpoint(text) == nil, "\(text)") }
+}
