@@ -196,13 +196,13 @@ struct ConfigParser {
         case "allowedips":
             // wg ignores whitespace anywhere in the value, and refuses an
             // empty AllowedIPs line; so does wgns.
-            var compact = withoutSpaces(value)
-            guard !compact.isEmpty else {
+            // (Copied without spaces only when it has any.)
+            let compact = value.contains(where: isSpace) ? withoutSpaces(value) : nil
+            guard !(compact?.isEmpty ?? value.isEmpty) else {
                 throw error(line, "AllowedIPs is empty (expected a comma-separated list of ADDR[/LEN])")
             }
-            try compact.withUnsafeMutableBufferPointer { (buffer) throws(ConfigError) in
+            func each(_ all: Bytes) throws(ConfigError) {
                 var start = 0
-                let all = Bytes(buffer)
                 while start <= all.count {
                     var end = start
                     while end < all.count && all[end] != UInt8(ascii: ",") { end += 1 }
@@ -213,6 +213,11 @@ struct ConfigParser {
                     peer!.allowedIPs.append(p)
                     start = end + 1
                 }
+            }
+            if let compact {
+                try compact.withUnsafeBufferPointer { (all) throws(ConfigError) in try each(all) }
+            } else {
+                try each(value)
             }
         case "endpoint":
             let compact = value.contains(where: isSpace) ? withoutSpaces(value) : nil
