@@ -130,7 +130,10 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     }
 
     /// The host as an IP address, when it is one.
-    public var address: IPAddress? { IPAddress(host) }
+    public var address: IPAddress? {
+        var h = host
+        return h.withUTF8 { IPAddress(utf8: $0) }
+    }
 
     /// `host:port`, bracketing IPv6.
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
