@@ -43,7 +43,9 @@ if [ "$carrier" = pasta ]; then
     echo go >"$d/go"
     status=0
     wait "$child" || status=$?
+    # pasta is not our child: wait for it to be gone, as wgns waits for its carrier.
     kill "$slirp" 2>/dev/null || true
+    while kill -0 "$slirp" 2>/dev/null; do sleep 0.001; done
     child= slirp=
     exit $status
 fi

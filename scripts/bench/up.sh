@@ -30,11 +30,12 @@ peak_memory() {
     else
         base=/sys/fs/cgroup/memory$(awk -F: '$2=="memory"{print $3}' /proc/self/cgroup)
     fi
-    cg=$base/wgns-bench-$$
+    cg=$base/wgns-bench-$$-$RANDOM
     mkdir "$cg" 2>/dev/null || { echo -; return; }
     (echo $BASHPID > "$cg/cgroup.procs" && cd "$work" && run_as_test_user sh -c "$1" >/dev/null 2>&1) || true
     v=$(cat "$cg/memory.peak" 2>/dev/null || cat "$cg/memory.max_usage_in_bytes" 2>/dev/null || echo -)
-    rmdir "$cg" 2>/dev/null || true
+    # A process still exiting keeps the cgroup busy for a moment.
+    for _ in $(seq 100); do rmdir "$cg" 2>/dev/null && break; sleep 0.01; done
     echo "$v"
 }
 
