@@ -139,7 +139,7 @@ public struct VPN: Sendable {
         if host == "localhost" { return true }
         switch IPAddress(host) {
         case .v4(127, _, _, _)?: return true
-        case .v6(let b)?: return b == [UInt8](repeating: 0, count: 15) + [1]
+        case .v6(let b)?: return b.withUnsafeBytes { Array($0) } == [UInt8](repeating: 0, count: 15) + [1]
         default: return false
         }
     }

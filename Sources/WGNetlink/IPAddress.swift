@@ -7,7 +7,7 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     /// 4 bytes, network order.
     case v4(UInt8, UInt8, UInt8, UInt8)
     /// 16 bytes, network order.
-    case v6([UInt8])
+    case v6(IPv6Bytes)
 
     /// Parses dotted-quad IPv4 or any IPv6 text form (`inet_pton`).
     /// Returns nil for anything else, including host names.
@@ -17,7 +17,7 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
         let s = String(text)
         if s.contains(":") {
             guard inet_pton(AF_INET6, s, &v6) == 1 else { return nil }
-            self = .v6(withUnsafeBytes(of: &v6) { Array($0) })
+            self = .v6(withUnsafeBytes(of: &v6) { IPv6Bytes($0) })
         } else {
             guard inet_pton(AF_INET, s, &v4) == 1 else { return nil }
             let b = withUnsafeBytes(of: &v4) { Array($0) }
@@ -60,14 +60,18 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
             self = .v4(octets.0, octets.1, octets.2, octets.3)
             return
         }
-        var cstr = [CChar](repeating: 0, count: 64)
-        for (i, c) in text.enumerated() {
-            guard c != 0 else { return nil }
-            cstr[i] = CChar(bitPattern: c)
-        }
         var v6 = in6_addr()
-        guard inet_pton(AF_INET6, cstr, &v6) == 1 else { return nil }
-        self = .v6(withUnsafeBytes(of: &v6) { Array($0) })
+        // NUL-terminated on the stack for inet_pton (at most 45 + 1 bytes).
+        let ok = withUnsafeTemporaryAllocation(of: CChar.self, capacity: 64) { cstr -> Bool in
+            for (i, c) in text.enumerated() {
+                guard c != 0 else { return false }
+                cstr[i] = CChar(bitPattern: c)
+            }
+            cstr[text.count] = 0
+            return inet_pton(AF_INET6, cstr.baseAddress!, &v6) == 1
+        }
+        guard ok else { return nil }
+        self = .v6(withUnsafeBytes(of: &v6) { IPv6Bytes($0) })
     }
 
     /// Wraps 4 or 16 raw bytes in network order.
@@ -75,7 +79,7 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
         let b = Array(bytes)
         switch b.count {
         case 4: self = .v4(b[0], b[1], b[2], b[3])
-        case 16: self = .v6(b)
+        case 16: self = .v6(b.withUnsafeBytes { IPv6Bytes($0) })
         default: return nil
         }
     }
@@ -85,7 +89,7 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     public init?(bytes: UnsafeRawBufferPointer) {
         switch bytes.count {
         case 4: self = .v4(bytes[0], bytes[1], bytes[2], bytes[3])
-        case 16: self = .v6(Array(bytes))
+        case 16: self = .v6(IPv6Bytes(bytes))
         default: return nil
         }
     }
@@ -111,7 +115,7 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     /// the last 32 bits as a dotted quad when the first 96 bits are zero
     /// (`::1.2.3.4`, except for `::` and `::1`-style short runs) or are
     /// `::ffff` (mapped IPv4).
-    private static func appendIPv6(_ b: [UInt8], to out: inout [UInt8]) {
+    private static func appendIPv6(_ b: IPv6Bytes, to out: inout [UInt8]) {
         let group = { (i: Int) -> Int in Int(b[2 * i]) << 8 | Int(b[2 * i + 1]) }
         var bestStart = -1, bestLength = 0, runStart = -1
         for i in 0...8 {
@@ -152,7 +156,7 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     public var bytes: [UInt8] {
         switch self {
         case let .v4(a, b, c, d): return [a, b, c, d]
-        case let .v6(b): return b
+        case let .v6(b): return b.withUnsafeBytes { Array($0) }
         }
     }
 
@@ -175,12 +179,15 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// The address with every bit past `prefixLength` cleared.
     public func masked(to prefixLength: UInt8) -> IPAddress {
-        var b = bytes
-        for i in 0..<b.count {
-            let bitsHere = max(0, min(8, Int(prefixLength) - i * 8))
-            b[i] &= bitsHere == 0 ? 0 : UInt8(truncatingIfNeeded: 0xff << (8 - bitsHere))
+        switch self {
+        case let .v4(a, b, c, d):
+            let v = UInt32(a) << 24 | UInt32(b) << 16 | UInt32(c) << 8 | UInt32(d)
+            let r = v & (prefixLength == 0 ? 0 : prefixLength >= 32 ? ~0 : ~0 << (32 - UInt32(prefixLength)))
+            return .v4(UInt8(r >> 24), UInt8(truncatingIfNeeded: r >> 16), UInt8(truncatingIfNeeded: r >> 8),
+                       UInt8(truncatingIfNeeded: r))
+        case let .v6(b):
+            return .v6(b.masked(to: prefixLength))
         }
-        return IPAddress(bytes: b)!
     }
 }
 
@@ -305,4 +312,36 @@ public func appendDecimal(_ value: some UnsignedInteger & FixedWidthInteger, to 
         while v > 0 { i -= 1; d[i] = 48 + UInt8(v % 10); v /= 10 }
         out.append(contentsOf: d[i...])
     }
+}
+
+/// The 16 bytes of an IPv6 address, network order, held inline: a dump of
+/// 10,000 peers makes tens of thousands of addresses, none on the heap.
+public struct IPv6Bytes: Sendable, Hashable {
+    private var storage: (UInt64, UInt64)
+
+    /// Copies exactly 16 bytes.
+    public init(_ raw: UnsafeRawBufferPointer) {
+        precondition(raw.count == 16)
+        storage = (raw.loadUnaligned(as: UInt64.self), raw.loadUnaligned(fromByteOffset: 8, as: UInt64.self))
+    }
+
+    /// Calls `body` with the 16 bytes.
+    public func withUnsafeBytes<R>(_ body: (UnsafeRawBufferPointer) throws -> R) rethrows -> R {
+        try Swift.withUnsafeBytes(of: storage, body)
+    }
+
+    /// The address with every bit past `prefixLength` cleared.
+    func masked(to prefixLength: UInt8) -> IPv6Bytes {
+        func mask(_ bits: Int) -> UInt64 { bits <= 0 ? 0 : bits >= 64 ? ~0 : ~0 << UInt64(64 - bits) }
+        var m = self
+        let n = Int(prefixLength)
+        m.storage = ((UInt64(bigEndian: storage.0) & mask(n)).bigEndian, (UInt64(bigEndian: storage.1) & mask(n - 64)).bigEndian)
+        return m
+    }
+
+    /// Byte `i` (0 to 15).
+    public subscript(i: Int) -> UInt8 { withUnsafeBytes { $0[i] } }
+
+    public static func == (a: Self, b: Self) -> Bool { a.storage == b.storage }
+    public func hash(into hasher: inout Hasher) { hasher.combine(storage.0); hasher.combine(storage.1) }
 }

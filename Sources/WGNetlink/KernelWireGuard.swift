@@ -203,7 +203,7 @@ struct SetDeviceEncoder {
             sin6.sin6_family = sa_family_t(AF_INET6)
             sin6.sin6_port = e.port.bigEndian
             sin6.sin6_scope_id = e.scopeID
-            withUnsafeMutableBytes(of: &sin6.sin6_addr) { $0.copyBytes(from: bytes) }
+            withUnsafeMutableBytes(of: &sin6.sin6_addr) { dst in bytes.withUnsafeBytes { dst.copyMemory(from: $0) } }
             return buffer.put(WGPEER_A_ENDPOINT.rawValue, value: sin6)
         }
     }

@@ -337,6 +337,25 @@ func encode(_ config: DeviceConfig, device: String = "wg0", family: UInt16 = 0x1
         // And the text reads back as the same address.
         for b in cases.prefix(1000) { #expect(IPAddress(ours(b))?.bytes == b) }
     }
+
+    /// Masking against a byte-by-byte reference, every prefix length.
+    @Test func maskedClearsHostBits() {
+        func reference(_ b: [UInt8], _ n: Int) -> [UInt8] {
+            b.enumerated().map { i, x in
+                let bits = max(0, min(8, n - i * 8))
+                return bits == 0 ? 0 : x & UInt8(truncatingIfNeeded: 0xff << (8 - bits))
+            }
+        }
+        for _ in 0..<200 {
+            for size in [4, 16] {
+                let b = (0..<size).map { _ in UInt8.random(in: 0...255) }
+                let a = b.withUnsafeBytes { IPAddress(bytes: $0)! }
+                for n in 0...(size * 8) {
+                    #expect(a.masked(to: UInt8(n)).bytes == reference(b, n), "\(a)/\(n)")
+                }
+            }
+        }
+    }
 }
 
 @Suite struct EndpointTextTests {
