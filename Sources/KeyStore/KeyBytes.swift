@@ -1,6 +1,7 @@
 import CSodium
 
-/// Storage behind every key type; not meant to be used directly.
+/// Storage behind the secret key types (private and preshared); not meant
+/// to be used directly.
 /// 32 bytes of key material in their own heap allocation, wiped with
 /// `sodium_memzero` when the last reference goes away. Immutable after
 /// creation, so sharing it across threads is safe.
@@ -27,13 +28,4 @@ public final class KeyBytes: @unchecked Sendable {
     }
 
     var bytes: UnsafeRawBufferPointer { UnsafeRawBufferPointer(pointer) }
-
-    /// Constant-time comparison (`sodium_memcmp`).
-    func equals(_ other: KeyBytes) -> Bool {
-        self === other || sodium_memcmp(pointer.baseAddress, other.pointer.baseAddress, keyLength) == 0
-    }
-
-    var isZero: Bool { sodium_is_zero(pointer.baseAddress!.assumingMemoryBound(to: UInt8.self), keyLength) == 1 }
-
-    func hash(into hasher: inout Hasher) { hasher.combine(bytes: bytes) }
 }

@@ -3,10 +3,10 @@ import CSodium
 /// What the three WireGuard key kinds share: 32 bytes, base64 as `wg`
 /// writes it, constant-time equality.
 public protocol WireGuardKey: Sendable, Hashable {
-    /// Wraps already-validated storage. Not public API.
-    init(storage: KeyBytes)
-    /// The key's storage. Not public API.
-    var storage: KeyBytes { get }
+    /// A key whose 32 bytes `fill` writes (already validated). Not public API.
+    init<E: Error>(filling fill: (UnsafeMutableRawBufferPointer) throws(E) -> Void) throws(E)
+    /// Calls `body` with the key's 32 raw bytes; do not let them escape.
+    func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R
 }
 
 extension WireGuardKey {
@@ -22,7 +22,7 @@ extension WireGuardKey {
     /// Decodes a key from base64 bytes, without making a `String` of them
     /// (so that a secret read from a file can be wiped afterwards).
     public init(base64Bytes text: UnsafeRawBufferPointer) throws(KeyStoreError) {
-        self.init(storage: try KeyBytes { (out) throws(KeyStoreError) in try decodeBase64(text, into: out) })
+        try self.init { (out: UnsafeMutableRawBufferPointer) throws(KeyStoreError) in try decodeBase64(text, into: out) }
     }
 
     /// Wraps exactly 32 raw bytes.
@@ -30,40 +30,64 @@ extension WireGuardKey {
         guard rawBytes.count == keyLength else {
             throw KeyStoreError(.malformedKey, "key is \(rawBytes.count) bytes, expected \(keyLength)")
         }
-        self.init(storage: KeyBytes { $0.copyMemory(from: rawBytes) })
-    }
-
-    /// Calls `body` with the key's 32 raw bytes; do not let them escape.
-    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
-        try body(storage.bytes)
+        self.init { (out: UnsafeMutableRawBufferPointer) in out.copyMemory(from: rawBytes) }
     }
 
     /// True when all 32 bytes are zero (`wg` uses the zero key to mean "none").
-    public var isZero: Bool { storage.isZero }
+    public var isZero: Bool {
+        withUnsafeBytes { sodium_is_zero($0.baseAddress!.assumingMemoryBound(to: UInt8.self), keyLength) == 1 }
+    }
 
-    public static func == (a: Self, b: Self) -> Bool { a.storage.equals(b.storage) }
-    public func hash(into hasher: inout Hasher) { storage.hash(into: &hasher) }
+    /// Constant-time comparison (`sodium_memcmp`).
+    public static func == (a: Self, b: Self) -> Bool {
+        a.withUnsafeBytes { x in b.withUnsafeBytes { y in sodium_memcmp(x.baseAddress, y.baseAddress, keyLength) == 0 } }
+    }
+    public func hash(into hasher: inout Hasher) { withUnsafeBytes { hasher.combine(bytes: $0) } }
 }
 
-/// A Curve25519 public key. Not secret: printing it is fine.
+/// The key kinds that are secrets keep their bytes in a `KeyBytes`: one
+/// heap buffer, wiped when the last copy goes.
+protocol SecretKey: WireGuardKey {
+    init(storage: KeyBytes)
+    var storage: KeyBytes { get }
+}
+
+extension SecretKey {
+    public init<E: Error>(filling fill: (UnsafeMutableRawBufferPointer) throws(E) -> Void) throws(E) {
+        self.init(storage: try KeyBytes(fill))
+    }
+    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try body(storage.bytes)
+    }
+}
+
+/// A Curve25519 public key. Not secret: printing it is fine. Its bytes are
+/// held inline (a device dump holds one per peer: no heap, no wiping).
 public struct PublicKey: WireGuardKey, CustomStringConvertible {
-    public let storage: KeyBytes
-    public init(storage: KeyBytes) { self.storage = storage }
+    private var words: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+
+    public init<E: Error>(filling fill: (UnsafeMutableRawBufferPointer) throws(E) -> Void) throws(E) {
+        try Swift.withUnsafeMutableBytes(of: &words) { (raw) throws(E) in try fill(raw) }
+    }
+    public func withUnsafeBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try Swift.withUnsafeBytes(of: words) { (raw) throws(E) in try body(raw) }
+    }
 
     /// The all-zero key, a placeholder that no real peer has.
-    public static var zero: PublicKey { PublicKey(storage: KeyBytes { _ in }) }
+    public static var zero: PublicKey { PublicKey() }
+    private init() {}
 
     /// The key in base64, as `wg` prints it.
-    public var base64: String { encodeBase64(storage.bytes) }
+    public var base64: String { withUnsafeBytes { encodeBase64($0) } }
     public var description: String { base64 }
 
     /// Appends the key in base64 to `out` (no `String` made).
-    public func appendBase64(to out: inout [UInt8]) { KeyStore.appendBase64(storage.bytes, to: &out) }
+    public func appendBase64(to out: inout [UInt8]) { withUnsafeBytes { KeyStore.appendBase64($0, to: &out) } }
 }
 
 /// A Curve25519 private key, wiped from memory when dropped. Its
 /// `description` never shows the key; use `base64Secret()` deliberately.
-public struct PrivateKey: WireGuardKey, CustomStringConvertible, CustomDebugStringConvertible {
+public struct PrivateKey: SecretKey, CustomStringConvertible, CustomDebugStringConvertible {
     public let storage: KeyBytes
     public init(storage: KeyBytes) { self.storage = storage }
 
@@ -82,11 +106,11 @@ public struct PrivateKey: WireGuardKey, CustomStringConvertible, CustomDebugStri
     /// clamps its input exactly as WireGuard does).
     public var publicKey: PublicKey {
         _ = sodiumReady
-        return PublicKey(storage: KeyBytes { out in
+        return PublicKey { (out: UnsafeMutableRawBufferPointer) in
             _ = crypto_scalarmult_curve25519_base(
                 out.baseAddress!.assumingMemoryBound(to: UInt8.self),
                 storage.pointer.baseAddress!.assumingMemoryBound(to: UInt8.self))
-        })
+        }
     }
 
     /// The key in base64. The name is long on purpose: this is a secret.
@@ -96,7 +120,7 @@ public struct PrivateKey: WireGuardKey, CustomStringConvertible, CustomDebugStri
 }
 
 /// A 32-byte preshared key, wiped from memory when dropped.
-public struct PresharedKey: WireGuardKey, CustomStringConvertible, CustomDebugStringConvertible {
+public struct PresharedKey: SecretKey, CustomStringConvertible, CustomDebugStringConvertible {
     public let storage: KeyBytes
     public init(storage: KeyBytes) { self.storage = storage }
 
