@@ -39,7 +39,9 @@ done
 libdir=$scratch/static-libs
 mkdir -p "$libdir"
 ln -sfn "$libstdcxx" "$libdir/libstdc++.a"
-flags=(-c release --static-swift-stdlib --scratch-path "$scratch"
+# No $ORIGIN runpath: nothing is bundled next to the binary, and with it the
+# loader first looks for each library in a dozen folders there.
+flags=(-c release --static-swift-stdlib --disable-local-rpath --scratch-path "$scratch"
        -Xswiftc "-L$libdir" -Xswiftc -Xclang-linker -Xswiftc -static-libgcc)
 swift build "${flags[@]}" >&2
 bin=$(swift build "${flags[@]}" --show-bin-path)/wgns
