@@ -43,9 +43,11 @@ if [ "$carrier" = pasta ]; then
     echo go >"$d/go"
     status=0
     wait "$child" || status=$?
-    # pasta is not our child: wait for it to be gone, as wgns waits for its carrier.
-    kill "$slirp" 2>/dev/null || true
-    while kill -0 "$slirp" 2>/dev/null; do sleep 0.001; done
+    # Stopped as wgns stops it, with SIGKILL, and waited for as wgns waits for
+    # its carrier: until it has exited. It is not our child, so that is when
+    # it is a zombie or gone (this host's init reaps orphans seconds late).
+    kill -KILL "$slirp" 2>/dev/null || true
+    while read -r _ _ state _ 2>/dev/null <"/proc/$slirp/stat" && [ "$state" != Z ]; do :; done
     child= slirp=
     exit $status
 fi
