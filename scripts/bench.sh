@@ -8,8 +8,8 @@ cd "$(dirname "$0")/.."
 # One QEMU (TCG) boot; in it, showconf of a peerless device (start-up plus one
 # round trip, 5 runs each), setconf of 10,000 peers and of one peer with
 # 10,000 allowed IPs into fresh devices (wg and wgns alternating, 3 runs each),
-# and `wgns show --json` against `wg show all dump` on one 10,000-peer device
-# (5 runs each), and `wgns check` of the two big configs (parsing alone, no
+# and `wgns show --json` (and `wgns show all dump`) against `wg show all dump`
+# on one 10,000-peer device (5 runs each), and `wgns check` of the two big configs (parsing alone, no
 # wg counterpart). Figures are the median run; ratio = wgns / wg (below 1: wgns faster).
 # Then `wgns up --backend kernel --carrier slirp4netns CONF -- true` against
 # scripts/bench/pipeline-kernel.sh (the same by hand), as an unprivileged user,

@@ -53,6 +53,7 @@ protocol SecretKey: WireGuardKey {
 }
 
 extension SecretKey {
+
     public init<E: Error>(filling fill: (UnsafeMutableRawBufferPointer) throws(E) -> Void) throws(E) {
         self.init(storage: try KeyBytes(fill))
     }
@@ -115,6 +116,8 @@ public struct PrivateKey: SecretKey, CustomStringConvertible, CustomDebugStringC
 
     /// The key in base64. The name is long on purpose: this is a secret.
     public func base64Secret() -> String { encodeBase64(storage.bytes) }
+    /// The same appended to `out`, with no `String` left behind (the caller wipes `out`).
+    public func appendBase64Secret(to out: inout [UInt8]) { appendBase64(storage.bytes, to: &out) }
     public var description: String { "(private key)" }
     public var debugDescription: String { "PrivateKey(redacted)" }
 }
@@ -135,6 +138,8 @@ public struct PresharedKey: SecretKey, CustomStringConvertible, CustomDebugStrin
 
     /// The key in base64. The name is long on purpose: this is a secret.
     public func base64Secret() -> String { encodeBase64(storage.bytes) }
+    /// The same appended to `out`, with no `String` left behind (the caller wipes `out`).
+    public func appendBase64Secret(to out: inout [UInt8]) { appendBase64(storage.bytes, to: &out) }
     public var description: String { "(preshared key)" }
     public var debugDescription: String { "PresharedKey(redacted)" }
 }

@@ -50,23 +50,41 @@ func endpointText(_ e: SocketAddress) -> String {
     return String(decoding: out, as: UTF8.self)
 }
 
-/// `wgns show [IFACE|all] [--json]`.
+/// `wgns show [IFACE|all] [FIELD] [--json]`.
 struct Show {
     static let command = Command(
-        name: "show", abstract: "Show WireGuard devices in this namespace, as `wg show` (private keys never shown).",
+        name: "show", abstract: "Show WireGuard devices in this namespace, as `wg show`.",
+        discussion: """
+        Without FIELD: as `wg show` (keys hidden) or, with --json, one object per device.         With FIELD, exactly what `wg show IFACE FIELD` prints, one of: \(fields.joined(separator: ", ")).         Like wg's, `private-key`, `preshared-keys` and `dump` print secrets.
+        """,
         options: [
             .flag("json", "JSON: one object for an interface, an array for all."),
             .flag("show-keys", "Include preshared keys in the JSON (never private keys)."),
         ],
         arguments: [Argument("INTERFACE", .optional,
-                             "An interface, `all` (the default), `interfaces` (names only), or a named tunnel or hub (its devices).")]
+                             "An interface, `all` (the default), `interfaces` (names only), or a named tunnel or hub (its devices)."),
+                    Argument("FIELD", .optional, "One field, as `wg show IFACE FIELD` (see above).")]
     ) { a in
-        try Show(interface: a.positionals.first ?? "all", json: a.flag("json"), showKeys: a.flag("show-keys")).run()
+        var show = Show(interface: a.positionals.first ?? "all", json: a.flag("json"), showKeys: a.flag("show-keys"))
+        if a.positionals.count > 1 {
+            show.field = a.positionals[1]
+            guard fields.contains(show.field!) else {
+                throw CLIError.usage("unknown field '\(show.field!)' (expected one of \(fields.joined(separator: ", ")))")
+            }
+            if show.json { throw CLIError.usage("--json cannot be combined with a field") }
+        }
+        try show.run()
     }
+
+    /// The single fields of `wg show IFACE FIELD`.
+    static let fields = ["public-key", "private-key", "listen-port", "fwmark", "peers", "preshared-keys", "endpoints",
+                         "allowed-ips", "latest-handshakes", "transfer", "persistent-keepalive", "dump"]
 
     var interface = "all"
     var json = false
     var showKeys = false
+    /// One of `fields`, or nil for the whole device.
+    var field: String?
 
     func run() throws {
         try reportingErrors {
@@ -78,6 +96,12 @@ struct Show {
                 } else if !names.isEmpty {
                     out.add(names.joined(separator: " ") + "\n")
                 }
+            } else if let field {
+                // As wg: with `all` every line starts with the interface name.
+                let all = interface == "all"
+                let devices = try all ? DeviceBackend.all().map { try $0.1.device($0.0) }
+                                      : [DeviceBackend.open(interface).device(interface)]
+                for d in devices { appendField(field, d, withName: all, &out) }
             } else if interface == "all" {
                 appendDevices(try DeviceBackend.all().map { try $0.1.device($0.0) }, json: json, &out)
             } else if try RouteNetlink().link(interface) == nil && !UserspaceWireGuard().hasDevice(interface)
@@ -89,6 +113,58 @@ struct Show {
                 if json { appendJSON(d, &out); out.add("\n") } else { appendPretty(d, &out) }
             }
             try out.flush()
+        }
+    }
+
+    /// One field of a device, in `wg show IFACE FIELD`'s tab-separated form.
+    func appendField(_ field: String, _ d: Device, withName: Bool, _ out: inout Output) {
+        func name() { if withName { out.add(d.name); out.add("\t") } }
+        func fwmark() {
+            if d.firewallMark == 0 { out.add("off") } else { out.add("0x\(String(d.firewallMark, radix: 16))") }
+        }
+        func publicKey() { if let k = d.publicKey { k.appendBase64(to: &out.bytes) } else { out.add("(none)") } }
+        func privateKey() { if let k = d.privateKey { k.appendBase64Secret(to: &out.bytes) } else { out.add("(none)") } }
+        func endpoint(_ p: Peer) { if let e = p.endpoint { e.appendText(to: &out.bytes) } else { out.add("(none)") } }
+        func presharedKey(_ p: Peer) {
+            if let k = p.presharedKey { k.appendBase64Secret(to: &out.bytes) } else { out.add("(none)") }
+        }
+        func allowedIPs(_ p: Peer, separator: String) {
+            if p.allowedIPs.isEmpty { out.add("(none)"); return }
+            for (j, ip) in p.allowedIPs.enumerated() {
+                if j > 0 { out.add(separator) }
+                ip.appendText(to: &out.bytes)
+            }
+        }
+        func keepalive(_ p: Peer) {
+            if p.persistentKeepaliveInterval == 0 { out.add("off") } else { out.add(p.persistentKeepaliveInterval) }
+        }
+        switch field {
+        case "public-key": name(); publicKey(); out.add("\n")
+        case "private-key": name(); privateKey(); out.add("\n")
+        case "listen-port": name(); out.add(d.listenPort); out.add("\n")
+        case "fwmark": name(); fwmark(); out.add("\n")
+        case "dump":
+            name(); privateKey(); out.add("\t"); publicKey(); out.add("\t"); out.add(d.listenPort); out.add("\t")
+            fwmark(); out.add("\n")
+        default: break
+        }
+        for p in d.peers {
+            func key() { name(); p.publicKey.appendBase64(to: &out.bytes) }
+            switch field {
+            case "peers": key()
+            case "preshared-keys": key(); out.add("\t"); presharedKey(p)
+            case "endpoints": key(); out.add("\t"); endpoint(p)
+            case "allowed-ips": key(); out.add("\t"); allowedIPs(p, separator: " ")
+            case "latest-handshakes": key(); out.add("\t"); out.add(p.lastHandshake.seconds)
+            case "transfer": key(); out.add("\t"); out.add(p.receiveBytes); out.add("\t"); out.add(p.transmitBytes)
+            case "persistent-keepalive": key(); out.add("\t"); keepalive(p)
+            case "dump":
+                key(); out.add("\t"); presharedKey(p); out.add("\t"); endpoint(p); out.add("\t")
+                allowedIPs(p, separator: ","); out.add("\t"); out.add(p.lastHandshake.seconds); out.add("\t")
+                out.add(p.receiveBytes); out.add("\t"); out.add(p.transmitBytes); out.add("\t"); keepalive(p)
+            default: continue
+            }
+            out.add("\n")
         }
     }
 

@@ -179,6 +179,45 @@ struct UserspaceWireGuardTests {
         #expect(!section(r.stdout, "json").contains(psk.base64Secret()))
     }
 
+    /// `wgns show IFACE FIELD` prints what `wg show IFACE FIELD` prints, for
+    /// every field, for one device and for `all` (lines compared sorted:
+    /// wireguard-go lists peers in hash-map order).
+    @Test func everyFieldAsWgPrintsIt() throws {
+        defer { folder.cleanup() }
+        let peers = [
+            peerText(PrivateKey.generate().publicKey, psk: .generate(), allowedIPs: ["10.0.0.2/32", "fd00::2/128"],
+                     endpoint: "[fd00::1]:51821", keepalive: 25),
+            peerText(PrivateKey.generate().publicKey, allowedIPs: ["0.0.0.0/0"], endpoint: "192.0.2.1:1"),
+            peerText(PrivateKey.generate().publicKey),
+        ]
+        let file = try folder.write("want.conf", showconfText(privateKey: .generate(), listenPort: 4500, fwmark: 0x1234, peers: peers))
+        let fields = ["public-key", "private-key", "listen-port", "fwmark", "peers", "preshared-keys", "endpoints",
+                      "allowed-ips", "latest-handshakes", "transfer", "persistent-keepalive", "dump"]
+        var script = "wg setconf wgtest0 \(file)\n"
+        for f in fields {
+            for i in ["wgtest0", "all"] {
+                script += "echo '--- wg \(i) \(f)'; wg show \(i) \(f)\necho '--- wgns \(i) \(f)'; \"$WGNS\" show \(i) \(f)\n"
+            }
+        }
+        script += "echo '--- bad'; \"$WGNS\" show wgtest0 bogus || echo \"status $?\"\necho '--- end'\n"
+        let r = try withWireGuardGo(script)
+        #expect(r.status == 0, "\(r.stderr)")
+        func lines(_ s: String) -> [String] { s.split(separator: "\n").map(String.init).sorted() }
+        for f in fields {
+            for i in ["wgtest0", "all"] {
+                var want = lines(section(r.stdout, "wg \(i) \(f)"))
+                // Debian 12's wg (1.0.20210914) names the interface only on the
+                // first line of `wg show all endpoints`; later wg, and wgns,
+                // on every line.
+                if i == "all" && f == "endpoints" { want = want.map { $0.hasPrefix("wgtest0\t") ? $0 : "wgtest0\t" + $0 }.sorted() }
+                #expect(lines(section(r.stdout, "wgns \(i) \(f)")) == want, "\(i) \(f)")
+                #expect(!want.isEmpty, "\(i) \(f)")
+            }
+        }
+        #expect(section(r.stdout, "bad").hasSuffix("status 64\n"))
+        #expect(r.stderr.contains("wgns: unknown field 'bogus'"))
+    }
+
     /// syncconf removes peers not in the file and clears what the file
     /// dropped; addconf adds; setconf replaces; result judged by `wg showconf`.
     @Test func syncAddAndReplace() throws {

@@ -65,7 +65,8 @@ done
 echo 2 >/proc/sys/kernel/randomize_va_space
 
 # Show: one device with 10,000 peers, alone in this network namespace, so that
-# `wg show all dump` and `wgns show --json` read the same thing.
+# `wg show all dump` and `wgns show --json` (the issue's pair) or
+# `wgns show all dump` read the same thing.
 dev=$(fresh_dev b); wg_new "$dev"
 with_port "$DATA/peers-10000.conf" 39999 >show.conf
 wg setconf "$dev" show.conf
@@ -73,6 +74,9 @@ i=1
 while [ "$i" -le $((REPS + 2)) ]; do
     timed show-10000-peers wg "$i" wg show all dump
     timed show-10000-peers wgns "$i" wgns show --json
+    # The same output format on both sides.
+    timed show-dump-10000-peers wg "$i" wg show all dump
+    timed show-dump-10000-peers wgns "$i" wgns show all dump
     i=$((i + 1))
 done
 # Parsing alone (no wg counterpart): where wgns setconf spends its time.

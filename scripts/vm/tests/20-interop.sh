@@ -22,6 +22,9 @@ wg_sets_wgns_reads() {
     same_file want.conf wg.out "wg showconf $dev (the oracle itself)"
     wgns showconf "$dev" >wgns.out || fail "wgns showconf $dev exited $?"
     same_file want.conf wgns.out "wgns showconf $dev"
+    wg show "$dev" dump >wg.dump
+    wgns show "$dev" dump >wgns.dump || fail "wgns show $dev dump exited $?"
+    same_file wg.dump wgns.dump "wgns show $dev dump"
     dump_without_private_key "$dev" >dump.want
     wgns show "$dev" --json --show-keys >show.json || fail "wgns show $dev --json --show-keys exited $?"
     json_to_dump show.json >dump.out || fail "wgns show $dev --json is not the expected JSON"
@@ -45,6 +48,13 @@ wgns_show_text() {
     wg show "$dev" >wg.out
     wgns show "$dev" >wgns.out || fail "wgns show $dev exited $?"
     same_file wg.out wgns.out "wgns show $dev (text)"
+    # And each field alone, as `wg show DEV FIELD`.
+    for f in public-key private-key listen-port fwmark peers preshared-keys endpoints allowed-ips \
+             latest-handshakes transfer persistent-keepalive dump; do
+        wg show "$dev" "$f" >wg.out
+        wgns show "$dev" "$f" >wgns.out || fail "wgns show $dev $f exited $?"
+        same_file wg.out wgns.out "wgns show $dev $f"
+    done
 }
 
 # Reading a 10,000-peer device while another process adds and removes one
