@@ -119,13 +119,7 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
             // An IPv6 address must be bracketed.
             guard !host.isEmpty, !host.contains(colon) else { return nil }
         }
-        guard !port.isEmpty, port.count <= 5 else { return nil }
-        var value = 0
-        for c in port {
-            guard c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") else { return nil }
-            value = value * 10 + Int(c - UInt8(ascii: "0"))
-        }
-        guard value <= 65535 else { return nil }
+        guard let value = parseDecimal(port, maxDigits: 5, max: 65535) else { return nil }
         self.init(host: String(decoding: UnsafeBufferPointer(rebasing: host), as: UTF8.self), port: UInt16(value))
     }
 

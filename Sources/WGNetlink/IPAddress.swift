@@ -215,14 +215,7 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
             return
         }
         guard let addr = IPAddress(utf8: UnsafeBufferPointer(rebasing: text[..<slash])) else { return nil }
-        let lenText = text[(slash + 1)...]
-        guard !lenText.isEmpty, lenText.count <= 3 else { return nil }
-        var len = 0
-        for c in lenText {
-            guard c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") else { return nil }
-            len = len * 10 + Int(c - UInt8(ascii: "0"))
-        }
-        guard len <= 255 else { return nil }
+        guard let len = parseDecimal(text[(slash + 1)...], maxDigits: 3, max: 255) else { return nil }
         self.init(address: addr, prefixLength: UInt8(len))
     }
 
@@ -300,6 +293,18 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         address.isV6 ? "[\(address)]:\(port)" : "\(address):\(port)"
     }
+}
+
+/// A number written in 1 to `maxDigits` ASCII digits (leading zeros
+/// allowed) that is at most `max`; nil for anything else.
+public func parseDecimal(_ digits: some Collection<UInt8>, maxDigits: Int, max: Int) -> Int? {
+    guard !digits.isEmpty, digits.count <= maxDigits else { return nil }
+    var value = 0
+    for c in digits {
+        guard c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") else { return nil }
+        value = value * 10 + Int(c - UInt8(ascii: "0"))
+    }
+    return value <= max ? value : nil
 }
 
 /// Appends an unsigned number's decimal digits to `out`.

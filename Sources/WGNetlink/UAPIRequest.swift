@@ -140,14 +140,8 @@ struct UAPIRequest {
 
     /// `1.2.3.4:5` or `[v6%scope]:5`.
     static func parseEndpoint(_ value: UnsafeBufferPointer<UInt8>) -> SocketAddress? {
-        guard let colon = value.lastIndex(of: UInt8(ascii: ":")), colon + 1 < value.count,
-              value.count - colon - 1 <= 5 else { return nil }
-        var port = 0
-        for c in value[(colon + 1)...] {
-            guard c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") else { return nil }
-            port = port * 10 + Int(c - UInt8(ascii: "0"))
-        }
-        guard port <= 65535 else { return nil }
+        guard let colon = value.lastIndex(of: UInt8(ascii: ":")),
+              let port = parseDecimal(value[(colon + 1)...], maxDigits: 5, max: 65535) else { return nil }
         var host = value[..<colon]
         if host.first == UInt8(ascii: "[") && host.last == UInt8(ascii: "]") { host = host.dropFirst().dropLast() }
         var scope: UInt32 = 0
