@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The shell pipeline that does by hand what
 #   wgns up --carrier CARRIER --backend userspace CONF -- COMMAND
-# does: unshare, the carrier (slirp4netns: readiness by --ready-fd, stop by
-# --exit-fd; pasta: it returns once the namespace is set up, stop by kill),
+# does: unshare, the carrier with the options wgns gives it (slirp4netns:
+# sandbox and seccomp on, readiness by --ready-fd, stop by --exit-fd; pasta:
+# it returns once the namespace is set up, stop by kill),
 # wireguard-go on a private /run, wg setconf, ip address/MTU/up, the command,
 # then teardown (ip link del ends wireguard-go). The benchmark's reference.
 #   pipeline.sh [--carrier slirp4netns|pasta] WG_CONF ADDRESS MTU COMMAND...
@@ -52,7 +53,7 @@ if [ "$carrier" = pasta ]; then
     exit $status
 fi
 exec 5<>"$d/exit"                # held open: slirp4netns runs until it is closed
-slirp4netns --configure --mtu=65520 --disable-host-loopback \
+slirp4netns --configure --mtu=65520 --disable-host-loopback --enable-sandbox --enable-seccomp \
     --ready-fd=3 --exit-fd=4 "$child" tap0 3>"$d/ready" 4<"$d/exit" 5>&- >/dev/null 2>&1 &
 slirp=$!
 read -r -n 1 _ <"$d/ready"       # slirp4netns writes "1", no newline
