@@ -297,6 +297,7 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
 
 /// A number written in 1 to `maxDigits` ASCII digits (leading zeros
 /// allowed) that is at most `max`; nil for anything else.
+@inlinable
 public func parseDecimal(_ digits: some Collection<UInt8>, maxDigits: Int, max: Int) -> Int? {
     guard !digits.isEmpty, digits.count <= maxDigits else { return nil }
     var value = 0
