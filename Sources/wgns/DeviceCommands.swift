@@ -88,7 +88,7 @@ struct Show {
 
     func run() throws {
         try reportingErrors {
-            var out = Output(capacity: 1 << 20)
+            var out = Output(streamingTo: STDOUT_FILENO)
             if interface == "interfaces" {
                 let names = try DeviceBackend.all().map(\.0)
                 if json {
@@ -165,6 +165,7 @@ struct Show {
             default: continue
             }
             out.add("\n")
+            out.spill()
         }
     }
 
@@ -204,6 +205,7 @@ struct Show {
             out.add(",\"transferTx\":"); out.add(p.transmitBytes)
             out.add(",\"persistentKeepalive\":"); out.add(p.persistentKeepaliveInterval)
             out.add("}")
+            out.spill()
         }
         out.add("]}")
     }
@@ -240,6 +242,7 @@ struct Show {
                 out.add("  persistent keepalive: every \(durationText(UInt64(p.persistentKeepaliveInterval)))\n")
             }
             if i + 1 < peers.count { out.add("\n") }
+            out.spill()
         }
     }
 }
