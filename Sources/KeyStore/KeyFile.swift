@@ -70,7 +70,7 @@ public enum KeyFile {
         let fd = try sys("cannot create a temporary file next to \(path)") {
             template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
         }
-        let tmp = String(cString: template)
+        let tmp = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         var ok = false
         defer {
             close(fd)

@@ -122,7 +122,7 @@ public enum Doctor {
         let quoted = argv.map { "'" + $0.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'" }
         guard let f = popen(quoted.joined(separator: " ") + " 2>&1 </dev/null", "r") else { return ("", -1) }
         var buf = [CChar](repeating: 0, count: 256)
-        let line = fgets(&buf, Int32(buf.count), f) != nil ? String(cString: buf).trimmingWhitespace() : ""
+        let line = fgets(&buf, Int32(buf.count), f) != nil ? buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }.trimmingWhitespace() : ""
         return (line, pclose(f))
     }
 

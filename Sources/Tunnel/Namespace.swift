@@ -88,7 +88,7 @@ enum Namespace {
             case S_IFLNK:
                 var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
                 let n = readlinkat(old, name, &buf, buf.count - 1)
-                if n > 0 { _ = symlink(String(cString: buf), target) }
+                if n > 0 { _ = buf.withUnsafeBufferPointer { symlink($0.baseAddress!, target) } }
             default:
                 let fd = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0o600)
                 if fd >= 0 { close(fd) } else { continue }
@@ -101,7 +101,7 @@ enum Namespace {
     static func runtimeDirectory() -> String {
         var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         guard realpath("/var/run", &buf) != nil else { return "/run" }
-        return String(cString: buf)
+        return buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
     /// Writes a resolv.conf for this namespace and bind-mounts it over

@@ -122,14 +122,13 @@ enum Exec {
 
     static func run(name: String, command: [String]) throws {
         var cmd = command
-        if cmd.isEmpty { cmd = [String(cString: getenv("SHELL") ?? strdup("/bin/sh"))] }
+        if cmd.isEmpty { cmd = [getenv("SHELL").map { String(cString: $0) } ?? "/bin/sh"] }
         do {
             // Synchronous on purpose: entering a user namespace needs a single thread.
             let status = try NamedTunnel.exec(name, cmd)
             Glibc.exit(status)
-        } catch let e as TunnelError where e.code == .command {
-            fail(e.description, status: 127)
         } catch {
+            if error.code == .command { fail(error.description, status: 127) }
             throw CLIError(error)
         }
     }
