@@ -193,7 +193,10 @@ struct Show {
             out.add(i == 0 ? "{\"publicKey\":\"" : ",{\"publicKey\":\"")
             p.publicKey.appendBase64(to: &out.bytes)
             out.add("\",\"hasPresharedKey\":"); out.add(p.presharedKey != nil ? "true" : "false")
-            if showKeys { out.add(",\"presharedKey\":"); out.add(p.presharedKey.map { "\"\($0.base64Secret())\"" } ?? "null") }
+            if showKeys {
+                out.add(",\"presharedKey\":")
+                if let k = p.presharedKey { out.add("\""); k.appendBase64Secret(to: &out.bytes); out.add("\"") } else { out.add("null") }
+            }
             out.add(",\"endpoint\":")
             if let e = p.endpoint { out.add("\""); e.appendText(to: &out.bytes); out.add("\"") } else { out.add("null") }
             out.add(",\"allowedIPs\":[")
@@ -298,11 +301,11 @@ enum ShowConf {
             out.add("[Interface]\n")
             if d.listenPort != 0 { out.add("ListenPort = "); out.add(d.listenPort); out.add("\n") }
             if d.firewallMark != 0 { out.add("FwMark = 0x\(String(d.firewallMark, radix: 16))\n") }
-            if let k = d.privateKey { out.add("PrivateKey = "); out.add(k.base64Secret()); out.add("\n") }
+            if let k = d.privateKey { out.add("PrivateKey = "); k.appendBase64Secret(to: &out.bytes); out.add("\n") }
             out.add("\n")
             for (i, p) in d.peers.enumerated() {
                 out.add("[Peer]\nPublicKey = "); p.publicKey.appendBase64(to: &out.bytes); out.add("\n")
-                if let k = p.presharedKey { out.add("PresharedKey = "); out.add(k.base64Secret()); out.add("\n") }
+                if let k = p.presharedKey { out.add("PresharedKey = "); k.appendBase64Secret(to: &out.bytes); out.add("\n") }
                 if !p.allowedIPs.isEmpty {
                     out.add("AllowedIPs = ")
                     for (j, ip) in p.allowedIPs.enumerated() {

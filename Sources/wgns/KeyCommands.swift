@@ -6,13 +6,13 @@ import Glibc
 
 enum GenKey {
     static let command = Command(name: "genkey", abstract: "Print a new private key (base64), as `wg genkey`.") { _ in
-        try writeSecret(PrivateKey.generate().base64Secret())
+        try writeSecret { PrivateKey.generate().appendBase64Secret(to: &$0) }
     }
 }
 
 enum GenPSK {
     static let command = Command(name: "genpsk", abstract: "Print a new preshared key (base64), as `wg genpsk`.") { _ in
-        try writeSecret(PresharedKey.generate().base64Secret())
+        try writeSecret { PresharedKey.generate().appendBase64Secret(to: &$0) }
     }
 }
 
@@ -36,12 +36,22 @@ enum PubKey {
 /// Writes a secret and a newline to stdout, warning (as `wg` does) when
 /// stdout is a file that others can read.
 func writeSecret(_ text: String) throws {
+    try writeSecret(capacity: text.utf8.count + 1) { $0.append(contentsOf: text.utf8) }
+}
+
+/// The same for a secret that `append` writes into the (wiped) buffer.
+func writeSecret(capacity: Int = 64, _ append: (inout [UInt8]) -> Void) throws {
     var st = stat()
     if fstat(STDOUT_FILENO, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG, st.st_mode & 0o077 != 0 {
         printError("warning: writing a secret key to a file others can read")
     }
-    var line = Array((text + "\n").utf8)
+    // One buffer big enough from the start (no copies left behind by
+    // growing), wiped after.
+    var line: [UInt8] = []
+    line.reserveCapacity(capacity)
     defer { sodium_memzero(&line, line.count) }
+    append(&line)
+    line.append(10)
     var off = 0
     while off < line.count {
         let n = line.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress! + off, $0.count - off) }
