@@ -96,24 +96,32 @@ struct Show {
                 } else if !names.isEmpty {
                     out.add(names.joined(separator: " ") + "\n")
                 }
-            } else if let field {
-                // As wg: with `all` every line starts with the interface name.
-                let all = interface == "all"
-                let devices = try all ? DeviceBackend.all().map { try $0.1.device($0.0) }
-                                      : [DeviceBackend.open(interface).device(interface)]
-                for d in devices { appendField(field, d, withName: all, &out) }
-            } else if interface == "all" {
-                appendDevices(try DeviceBackend.all().map { try $0.1.device($0.0) }, json: json, &out)
-            } else if try RouteNetlink().link(interface) == nil && !UserspaceWireGuard().hasDevice(interface)
-                        && NamedTunnel.list().contains(interface) {
-                // Not a device here but a named tunnel or hub: its devices, read from inside.
-                appendDevices(try NamedTunnel.devices(interface), json: json, &out)
-            } else {
-                let d = try DeviceBackend.open(interface).device(interface)
-                if json { appendJSON(d, &out); out.add("\n") } else { appendPretty(d, &out) }
+            } else if let (devices, several) = try devices() {
+                if let field {
+                    // As wg: with `all` every line starts with the interface name.
+                    for d in devices { appendField(field, d, withName: several, &out) }
+                } else if several {
+                    appendDevices(devices, json: json, &out)
+                } else if json {
+                    appendJSON(devices[0], &out); out.add("\n")
+                } else {
+                    appendPretty(devices[0], &out)
+                }
             }
             try out.flush()
         }
+    }
+
+    /// The devices `interface` names, and whether it names a set of them
+    /// (`all`, or a named tunnel or hub, whose devices are read from inside)
+    /// rather than one device.
+    func devices() throws -> (devices: [Device], several: Bool)? {
+        if interface == "all" { return (try DeviceBackend.all().map { try $0.1.device($0.0) }, true) }
+        if try RouteNetlink().link(interface) == nil && !UserspaceWireGuard().hasDevice(interface)
+            && NamedTunnel.list().contains(interface) {
+            return (try NamedTunnel.devices(interface), true)
+        }
+        return ([try DeviceBackend.open(interface).device(interface)], false)
     }
 
     /// One field of a device, in `wg show IFACE FIELD`'s tab-separated form.

@@ -412,6 +412,7 @@ extension UpTests {
             "$W" exec \(name) -- sh -c 'exit 5'; echo "exec status $?"
             "$W" exec \(name) -- no-such-command-here; echo "missing status $?"
             "$W" status \(name)
+            "$W" show \(name) endpoints
             "$W" down \(name); echo "down status $?"
             wait $P; echo "up status $?"
             "$W" list | grep -x \(name) || echo "not listed"
@@ -430,6 +431,8 @@ extension UpTests {
         #expect(out.contains("exec status 5"))
         #expect(out.contains("interface: wg0\n  public key: \(f.jobKey.publicKey.base64)\n"))
         #expect(out.contains("peer: \(f.peerKey.publicKey.base64)\n  endpoint: 10.0.2.2:\(f.port)\n  allowed ips: 10.99.0.0/24\n"))
+        // One field of the tunnel's devices, named as `wg show all FIELD` names them.
+        #expect(out.contains("wg0\t\(f.peerKey.publicKey.base64)\t10.0.2.2:\(f.port)\n"), "\(out)")
         #expect(!out.contains(f.jobKey.base64Secret()))
         #expect(out.contains("missing status 127"))
         #expect(r.stderr.contains("wgns: no-such-command-here: command not found\n"))
