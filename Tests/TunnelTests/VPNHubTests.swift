@@ -47,6 +47,16 @@ import TestSupport
         }
     }
 
+    /// Expects that every process of the run in `dir` is gone (they may take
+    /// a moment after the script ends); names those left if not.
+    static func expectNothingRunning(under dir: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        #expect(UpFixture.eventually { processes(under: dir).isEmpty }, "\(processes(under: dir))", sourceLocation: sourceLocation)
+    }
+
+    /// A shell command that prints the job's network interfaces, sorted, on
+    /// one line ("interfaces lo wg0 ").
+    static let listInterfaces = #"echo "interfaces $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | sort | tr "\n" " ")""#
+
     @Test func hubAndThreePeersReachEachOther() throws {
         let f = try UpFixture()
         try f.write("peer.sh", Self.peerScript, mode: 0o644)
@@ -85,7 +95,7 @@ import TestSupport
         #expect(out.contains("hub status 0"))
         #expect(out.contains("hub gone"))
         // Nothing left: no process, mount or file of the run.
-        #expect(UpFixture.eventually { Self.processes(under: f.dir).isEmpty }, "\(Self.processes(under: f.dir))")
+        Self.expectNothingRunning(under: f.dir)
         let mountsAfter = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n").count
         #expect(mountsAfter == mountsBefore)
         let files = try FileManager.default.contentsOfDirectory(atPath: f.dir).sorted()
@@ -116,7 +126,7 @@ import TestSupport
         #expect(r.stdout.contains("v6 peer reached\n"))
         #expect(r.stdout.contains("v6 hub reached\n"))
         #expect(r.stdout.contains("hub status 0"))
-        #expect(UpFixture.eventually { Self.processes(under: f.dir).isEmpty }, "\(Self.processes(under: f.dir))")
+        Self.expectNothingRunning(under: f.dir)
     }
 
     @Test func hubErrorsAreOneLine() throws {
@@ -160,7 +170,7 @@ import TestSupport
             "$W" up v --peer 1 -- sh peer.sh 1 2 > job.1.out 2>&1 &
             J1=$!
             "$W" up v --peer 2 \(isolate) -- sh -c '
-              echo "interfaces $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | sort | tr "\\n" " ")"
+              \(Self.listInterfaces)
               echo "sysfs $(ls /sys/class/net | tr "\\n" " ")"
               echo "host loopback $(python3 probe.py 10.0.2.2 \(tcp))"
               echo "outside $(python3 probe.py 192.0.2.1 80)"
@@ -187,7 +197,7 @@ import TestSupport
         #expect(out.contains("control host loopback connected\n"))
         #expect(out.contains("job 1 status 0"))
         #expect(out.contains("hub status 0"))
-        #expect(UpFixture.eventually { Self.processes(under: f.dir).isEmpty }, "\(Self.processes(under: f.dir))")
+        Self.expectNothingRunning(under: f.dir)
     }
 
     /// A named isolated tunnel: `wgns exec` lands in the job's own network
@@ -200,14 +210,14 @@ import TestSupport
             "$W" up --name \(name) --isolate v --peer 1 > named.out 2>&1 &
             P=$!
             for i in $(seq 1 200); do "$W" list | grep -qx \(name) && "$W" exec \(name) -- true 2>/dev/null && break; sleep 0.05; done
-            "$W" exec \(name) -- sh -c 'echo "interfaces $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | sort | tr "\\n" " ")"'
+            "$W" exec \(name) -- sh -c '\(Self.listInterfaces)'
             "$W" status \(name) | head -1
             "$W" down \(name); wait $P; echo "up status $?"
             """)
         #expect(r.stdout.contains("interfaces lo wg0 \n"), "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("interface: wg0\n"))
         #expect(r.stdout.contains("up status 0"))
-        #expect(UpFixture.eventually { Self.processes(under: f.dir).isEmpty }, "\(Self.processes(under: f.dir))")
+        Self.expectNothingRunning(under: f.dir)
     }
 
     /// Inside a Slurm step without --peer, task rank R is peer R+1.
