@@ -175,7 +175,7 @@ struct NamespaceInit {
                 if b == UInt8(ascii: "S") { _ = read(control, &b, 1); killAllAndExit(128 + Int32(b)) }
             }
             log.mark()
-            if plan.carrier == .slirp4netns && plan.interfaces.contains(where: { $0.config.peers.contains { $0.endpoint?.address?.isV6 == true } }) {
+            if plan.carrier == .slirp4netns && plan.hasIPv6Endpoint {
                 try Self.addCarrierIPv6(carrierSide)
                 log.step("tap0: \(Self.slirpAddress6), default route via \(Self.slirpGateway6)")
             }

@@ -358,7 +358,7 @@ public enum Session {
                         }
                         do {
                             carrier = try Carrier.start(plan.carrier, path: path, pid: holder.pid, hostLoopback: plan.hostLoopback,
-                                                        ipv6: plan.interfaces.contains { $0.config.peers.contains { $0.endpoint?.address?.isV6 == true } },
+                                                        ipv6: plan.hasIPv6Endpoint,
                                                         forwardTCP: plan.forwardTCP, forwardUDP: plan.forwardUDP, verbose: plan.verbose)
                         } catch { pendingError = error }
                     case "R":

@@ -18,6 +18,10 @@ public struct UpPlan: Sendable {
 
     /// The interfaces, one per CONFIG.
     public var interfaces: [Interface] = []
+    /// Some peer's endpoint is an IPv6 address (so the carrier must carry IPv6).
+    var hasIPv6Endpoint: Bool {
+        interfaces.contains { $0.config.peers.contains { $0.endpoint?.address?.isV6 == true } }
+    }
     /// slirp4netns or pasta.
     public var carrier: CarrierKind = .slirp4netns
     /// kernel, userspace, or auto.
