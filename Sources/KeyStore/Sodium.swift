@@ -30,18 +30,11 @@ func appendBase64(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
 
 /// Encodes exactly 32 bytes as standard padded base64 (`sodium_bin2base64`).
 func encodeBase64(_ bytes: UnsafeRawBufferPointer) -> String {
-    _ = sodiumReady
-    precondition(bytes.count == keyLength)
-    // sodium_base64_ENCODED_LEN(32, ORIGINAL) == 45 including the NUL.
-    var out = [CChar](repeating: 0, count: keyBase64Length + 1)
-    _ = out.withUnsafeMutableBufferPointer { o in
-        sodium_bin2base64(o.baseAddress!, o.count,
-                          bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), bytes.count,
-                          sodium_base64_VARIANT_ORIGINAL)
-    }
-    let s = String(decoding: out.prefix(keyBase64Length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    sodium_memzero(&out, out.count)
-    return s
+    var out: [UInt8] = []
+    out.reserveCapacity(keyBase64Length + 1)
+    defer { sodium_memzero(&out, out.count) }
+    appendBase64(bytes, to: &out)
+    return String(decoding: out, as: UTF8.self)
 }
 
 /// Decodes a 44-character key the way `wg` does: exactly 44 characters, the

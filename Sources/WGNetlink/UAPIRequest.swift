@@ -10,7 +10,7 @@ struct UAPIRequest {
     var bytes: [UInt8]
 
     /// Wipes the request (it may hold private and preshared keys).
-    mutating func wipe() { WGNetlink.wipe(&bytes) }
+    mutating func wipe() { KeyStore.wipe(&bytes) }
 
     /// `set=1` for `config`, ending with the blank line.
     static func set(_ config: DeviceConfig) -> UAPIRequest {

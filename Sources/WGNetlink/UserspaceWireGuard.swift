@@ -130,8 +130,3 @@ public struct UserspaceWireGuard: WireGuardControl, Sendable {
         }
     }
 }
-
-/// Overwrites bytes that may have held a secret.
-func wipe(_ bytes: inout [UInt8]) {
-    bytes.withUnsafeMutableBytes { if let p = $0.baseAddress { explicit_bzero(p, $0.count) } }
-}
