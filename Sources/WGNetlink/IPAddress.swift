@@ -12,17 +12,9 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
     /// Parses dotted-quad IPv4 or any IPv6 text form (`inet_pton`).
     /// Returns nil for anything else, including host names.
     public init?(_ text: some StringProtocol) {
-        var v4 = in_addr()
-        var v6 = in6_addr()
-        let s = String(text)
-        if s.contains(":") {
-            guard inet_pton(AF_INET6, s, &v6) == 1 else { return nil }
-            self = .v6(withUnsafeBytes(of: &v6) { IPv6Bytes($0) })
-        } else {
-            guard inet_pton(AF_INET, s, &v4) == 1 else { return nil }
-            let b = withUnsafeBytes(of: &v4) { Array($0) }
-            self = .v4(b[0], b[1], b[2], b[3])
-        }
+        var s = String(text)
+        guard let a = s.withUTF8({ IPAddress(utf8: $0) }) else { return nil }
+        self = a
     }
 
     /// Parses address text given as UTF-8 bytes, exactly as `inet_pton`
@@ -76,12 +68,8 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
 
     /// Wraps 4 or 16 raw bytes in network order.
     public init?(bytes: some Collection<UInt8>) {
-        let b = Array(bytes)
-        switch b.count {
-        case 4: self = .v4(b[0], b[1], b[2], b[3])
-        case 16: self = .v6(b.withUnsafeBytes { IPv6Bytes($0) })
-        default: return nil
-        }
+        guard let a = Array(bytes).withUnsafeBytes({ IPAddress(bytes: $0) }) else { return nil }
+        self = a
     }
 
     /// Wraps 4 or 16 raw bytes in network order, as netlink carries them
@@ -127,7 +115,6 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
             }
         }
         if bestLength < 2 { bestStart = -1 }
-        let hex: [UInt8] = Array("0123456789abcdef".utf8)
         var i = 0
         while i < 8 {
             if i == bestStart {
@@ -147,7 +134,11 @@ public enum IPAddress: Sendable, Hashable, CustomStringConvertible {
             let g = group(i)
             var shift = 12
             while shift > 0 && (g >> shift) & 15 == 0 { shift -= 4 }
-            while shift >= 0 { out.append(hex[(g >> shift) & 15]); shift -= 4 }
+            while shift >= 0 {
+                let d = UInt8((g >> shift) & 15)
+                out.append(d < 10 ? 48 + d : 87 + d)  // 0-9, a-f
+                shift -= 4
+            }
             i += 1
         }
     }
@@ -221,16 +212,9 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
 
     /// Parses `ADDR/LEN` or a bare `ADDR` (meaning /32 or /128).
     public init?(_ text: some StringProtocol) {
-        let parts = text.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
-        guard let addr = IPAddress(parts[0]) else { return nil }
-        if parts.count == 2 {
-            let lenText = parts[1]
-            guard !lenText.isEmpty, lenText.count <= 3, lenText.allSatisfy({ $0.isASCII && $0.isNumber }),
-                  let len = UInt8(lenText) else { return nil }
-            self.init(address: addr, prefixLength: len)
-        } else {
-            self.init(address: addr, prefixLength: addr.maxPrefixLength)
-        }
+        var s = String(text)
+        guard let p = s.withUTF8({ IPPrefix(utf8: $0) }) else { return nil }
+        self = p
     }
 
     /// The network this prefix names, host bits cleared.
@@ -289,9 +273,12 @@ public struct SocketAddress: Sendable, Hashable, CustomStringConvertible {
         appendDecimal(port, to: &out)
     }
 
-    /// `1.2.3.4:51820` or `[fd00::1]:51820`, as `wg` prints endpoints.
+    /// `1.2.3.4:51820`, `[fd00::1]:51820` or `[fe80::1%eth0]:51820`, as
+    /// `wg` prints endpoints (`appendText`).
     public var description: String {
-        address.isV6 ? "[\(address)]:\(port)" : "\(address):\(port)"
+        var out: [UInt8] = []
+        appendText(to: &out)
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

@@ -43,13 +43,6 @@ func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     catch let e as KeyStoreError { throw CLIError("\(e)") }
 }
 
-/// An endpoint as wg prints it: `1.2.3.4:5`, `[fd00::1]:5`, `[fe80::1%eth0]:5`.
-func endpointText(_ e: SocketAddress) -> String {
-    var out: [UInt8] = []
-    e.appendText(to: &out)
-    return String(decoding: out, as: UTF8.self)
-}
-
 /// `wgns show [IFACE|all] [FIELD] [--json]`.
 struct Show {
     static let command = Command(
@@ -236,7 +229,7 @@ struct Show {
         for (i, p) in peers.enumerated() {
             out.add("peer: \(p.publicKey.base64)\n")
             if p.presharedKey != nil { out.add("  preshared key: (hidden)\n") }
-            if let e = p.endpoint { out.add("  endpoint: \(endpointText(e))\n") }
+            if let e = p.endpoint { out.add("  endpoint: "); e.appendText(to: &out.bytes); out.add("\n") }
             out.add("  allowed ips: ")
             out.add(p.allowedIPs.isEmpty ? "(none)" : p.allowedIPs.map(\.description).joined(separator: ", "))
             out.add("\n")
