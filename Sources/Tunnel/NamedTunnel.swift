@@ -113,17 +113,34 @@ public enum NamedTunnel {
     /// read). The process stays there: call it from a short-lived,
     /// single-threaded process (setns into a user namespace requires one thread).
     public static func enterAsHolder(_ name: String) throws(TunnelError) {
-        let info = try request(name, "info").split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int32($0) }
-        guard info.count == 3 else { throw TunnelError(.setup, "tunnel \(name) did not answer") }
+        try enter(name, holder: info(name).holder,
+                  [("user", CWGShim_CLONE_NEWUSER), ("net", CWGShim_CLONE_NEWNET), ("mnt", CWGShim_CLONE_NEWNS)])
+        _ = chdir("/")
+    }
+
+    /// Tunnel `name`'s answer to `info`: its holder's pid and the job's uid and gid.
+    static func info(_ name: String) throws(TunnelError) -> (holder: Int32, uid: UInt32, gid: UInt32) {
+        let fields = try request(name, "info").split(whereSeparator: { $0 == " " || $0 == "\n" })
+        guard fields.count == 3, let pid = Int32(fields[0]), let uid = UInt32(fields[1]), let gid = UInt32(fields[2]) else {
+            throw TunnelError(.setup, "tunnel \(name) did not answer")
+        }
+        return (pid, uid, gid)
+    }
+
+    /// Moves the calling process into the namespaces `which` (name under
+    /// /proc/PID/ns, CLONE_ flag) of tunnel `name`, whose holder is `holder`:
+    /// the network namespace is the job's (see `jobNetworkPID`). Every one is
+    /// opened before any is entered: after the user namespace, /proc paths
+    /// may no longer open.
+    static func enter(_ name: String, holder: Int32, _ which: [(String, Int32)]) throws(TunnelError) {
         var fds: [(Int32, Int32)] = []
         defer { for (fd, _) in fds { close(fd) } }
-        for (ns, flag) in [("user", CWGShim_CLONE_NEWUSER), ("net", CWGShim_CLONE_NEWNET), ("mnt", CWGShim_CLONE_NEWNS)] {
-            let pid = ns == "net" ? jobNetworkPID(info[0]) : info[0]
-            let fd = try sys("open namespace \(ns) of tunnel \(name)") { open("/proc/\(pid)/ns/\(ns)", O_RDONLY | O_CLOEXEC) }
+        for (ns, flag) in which {
+            let owner = ns == "net" ? jobNetworkPID(holder) : holder
+            let fd = try sys("open namespace \(ns) of tunnel \(name)") { open("/proc/\(owner)/ns/\(ns)", O_RDONLY | O_CLOEXEC) }
             fds.append((fd, flag))
         }
         for (fd, flag) in fds { try sys("enter tunnel \(name)", code: .setup) { CWGShim_setns(fd, flag) } }
-        _ = chdir("/")
     }
 
     /// The WireGuard devices of tunnel `name`, read from inside (both
@@ -157,27 +174,14 @@ public enum NamedTunnel {
     /// returns its shell-style status. Must run single-threaded (setns into
     /// a user namespace requires it).
     public static func exec(_ name: String, _ command: [String]) throws(TunnelError) -> Int32 {
-        let info = try request(name, "info").split(whereSeparator: { $0 == " " || $0 == "\n" }).compactMap { Int32($0) }
-        guard info.count == 3 else { throw TunnelError(.setup, "tunnel \(name) did not answer") }
-        let pid = info[0]
+        let (pid, uid, gid) = try info(name)
         var cwd = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let hasCwd = getcwd(&cwd, cwd.count) != nil
-        // Open every namespace first: after the user namespace, /proc paths still work.
-        var fds: [(Int32, Int32)] = []
-        for (ns, flag) in [("user", CWGShim_CLONE_NEWUSER), ("net", CWGShim_CLONE_NEWNET),
-                           ("mnt", CWGShim_CLONE_NEWNS), ("pid_for_children", CWGShim_CLONE_NEWPID)] {
-            let owner = ns == "net" ? jobNetworkPID(pid) : pid
-            let fd = try sys("open namespace \(ns) of tunnel \(name)") { open("/proc/\(owner)/ns/\(ns)", O_RDONLY | O_CLOEXEC) }
-            fds.append((fd, flag))
-        }
-        defer { for (fd, _) in fds { close(fd) } }
-        for (fd, flag) in fds {
-            try sys("enter tunnel \(name)", code: .setup) { CWGShim_setns(fd, flag) }
-        }
+        try enter(name, holder: pid, [("user", CWGShim_CLONE_NEWUSER), ("net", CWGShim_CLONE_NEWNET),
+                                      ("mnt", CWGShim_CLONE_NEWNS), ("pid_for_children", CWGShim_CLONE_NEWPID)])
         if hasCwd { _ = chdir(cwd) } else { _ = chdir("/") }
         var opts = SpawnOptions()
         opts.deathSignal = SIGKILL
-        let uid = UInt32(bitPattern: info[1]), gid = UInt32(bitPattern: info[2])
         if uid != 0 || gid != 0 { opts.userNamespaceIDs = (uid, gid) }
         // The command shares our process group and terminal, so the terminal's
         // signals reach it; we only wait, as system() does.
