@@ -48,7 +48,9 @@ struct Show {
     static let command = Command(
         name: "show", abstract: "Show WireGuard devices in this namespace, as `wg show`.",
         discussion: """
-        Without FIELD: as `wg show` (keys hidden) or, with --json, one object per device.         With FIELD, exactly what `wg show IFACE FIELD` prints, one of: \(fields.joined(separator: ", ")).         Like wg's, `private-key`, `preshared-keys` and `dump` print secrets.
+        Without FIELD: as `wg show` (keys hidden) or, with --json, one object per device. \
+        With FIELD, exactly what `wg show IFACE FIELD` prints, one of: \(fields.joined(separator: ", ")). \
+        Like wg's, `private-key`, `preshared-keys` and `dump` print secrets.
         """,
         options: [
             .flag("json", "JSON: one object for an interface, an array for all."),
