@@ -86,7 +86,7 @@ final class Carrier {
 
     /// Starts `kind` for the namespaces of `pid`. Returns at once; readiness
     /// arrives on `ready`.
-    static func start(_ kind: CarrierKind, path: String, pid: pid_t, hostLoopback: Bool, ipv6: Bool = false,
+    static func start(_ kind: CarrierKind, path: String, pid: pid_t, hostLoopback: Bool, ipv6: Bool,
                       forwardTCP: [PortForward], forwardUDP: [PortForward], verbose: Bool) throws(TunnelError) -> Carrier {
         let readyPipe = try Pipe()
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)

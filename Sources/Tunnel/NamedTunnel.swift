@@ -21,7 +21,7 @@ public enum NamedTunnel {
         if !ok { throw TunnelError(.config, "tunnel name '\(name)' must be 1 to 32 letters, digits, '_', '.' or '-'") }
     }
 
-    static func prefix(uid: uid_t = getuid()) -> String { "wgns/\(uid)/" }
+    static func prefix() -> String { "wgns/\(getuid())/" }
 
     /// `sockaddr_un` for the abstract name, and its length.
     static func address(_ name: String) -> (sockaddr_un, socklen_t) {
