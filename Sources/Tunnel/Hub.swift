@@ -53,8 +53,3 @@ public enum Hub {
         }
     }
 }
-
-func writeStdout(_ s: String) {
-    let b = Array(s.utf8)
-    b.withUnsafeBytes { _ = write(STDOUT_FILENO, $0.baseAddress, $0.count) }
-}

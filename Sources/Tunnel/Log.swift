@@ -32,7 +32,12 @@ struct StepLog {
 }
 
 /// Writes a string to stderr in one `write`.
-func writeStderr(_ s: String) {
+func writeStderr(_ s: String) { write(s, to: STDERR_FILENO) }
+
+/// Writes a string to stdout in one `write`.
+func writeStdout(_ s: String) { write(s, to: STDOUT_FILENO) }
+
+private func write(_ s: String, to fd: Int32) {
     let b = Array(s.utf8)
-    b.withUnsafeBytes { _ = write(STDERR_FILENO, $0.baseAddress, $0.count) }
+    b.withUnsafeBytes { _ = write(fd, $0.baseAddress, $0.count) }
 }
