@@ -19,13 +19,9 @@ extension TunnelConfig {
     public init(parsingUTF8 text: UnsafeBufferPointer<UInt8>, file: String) throws(ConfigError) {
         var parser = ConfigParser(file: file)
         var lineNumber = 0
-        var start = 0
-        while start <= text.count {
-            var end = start
-            while end < text.count && text[end] != newline { end += 1 }
+        try forEachPiece(of: text, separatedBy: newline) { (line) throws(ConfigError) in
             lineNumber += 1
-            try parser.consume(UnsafeBufferPointer(rebasing: text[start..<end]), line: lineNumber)
-            start = end + 1
+            try parser.consume(line, line: lineNumber)
         }
         self = try parser.finish()
     }
@@ -202,16 +198,11 @@ struct ConfigParser {
                 throw error(line, "AllowedIPs is empty (expected a comma-separated list of ADDR[/LEN])")
             }
             func each(_ all: Bytes) throws(ConfigError) {
-                var start = 0
-                while start <= all.count {
-                    var end = start
-                    while end < all.count && all[end] != UInt8(ascii: ",") { end += 1 }
-                    let item = Bytes(rebasing: all[start..<end])
+                try forEachPiece(of: all, separatedBy: UInt8(ascii: ",")) { (item) throws(ConfigError) in
                     guard let p = IPPrefix(utf8: item) else {
                         throw error(line, "AllowedIPs '\(str(item))' is not an IP address with an optional /prefix")
                     }
                     peer!.allowedIPs.append(p)
-                    start = end + 1
                 }
             }
             if let compact {
@@ -319,14 +310,10 @@ struct ConfigParser {
 
     func list(_ value: Bytes, _ name: String, _ line: Int) throws(ConfigError) -> [Bytes] {
         var items: [Bytes] = []
-        var start = 0
-        while start <= value.count {
-            var end = start
-            while end < value.count && value[end] != UInt8(ascii: ",") { end += 1 }
-            let item = trimmed(Bytes(rebasing: value[start..<end]))
+        try forEachPiece(of: value, separatedBy: UInt8(ascii: ",")) { (piece) throws(ConfigError) in
+            let item = trimmed(piece)
             if item.isEmpty { throw error(line, "\(name) has an empty item (expected a comma-separated list)") }
             items.append(item)
-            start = end + 1
         }
         return items
     }
@@ -335,6 +322,19 @@ struct ConfigParser {
 /// Whitespace as C's `isspace` in the C locale, which is what wg uses.
 @inline(__always) func isSpace(_ c: UInt8) -> Bool { c == 0x20 || (c >= 0x09 && c <= 0x0d) }
 @inline(__always) func isDigit(_ c: UInt8) -> Bool { c >= UInt8(ascii: "0") && c <= UInt8(ascii: "9") }
+
+/// Calls `body` with each piece of `b` between `separator`s, in order,
+/// empty pieces included (so "" is one empty piece and "a," two).
+@inline(__always)
+func forEachPiece(of b: Bytes, separatedBy separator: UInt8, _ body: (Bytes) throws(ConfigError) -> Void) throws(ConfigError) {
+    var start = 0
+    while start <= b.count {
+        var end = start
+        while end < b.count && b[end] != separator { end += 1 }
+        try body(Bytes(rebasing: b[start..<end]))
+        start = end + 1
+    }
+}
 
 /// `b` without leading and trailing whitespace.
 func trimmed(_ b: Bytes) -> Bytes {
