@@ -24,6 +24,21 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 # as_user COMMAND...: run as uid $TEST_UID with no terminal (as in CI).
 as_user() { $SETPRIV --reuid=$TEST_UID --regid=$TEST_UID --clear-groups env HOME=/home/user "$@" </dev/null; }
 
+# job_conf ENDPOINT: on stdout, a job's config with a fresh key, address
+# 10.97.0.2/24 and one peer (another fresh key) at ENDPOINT for 10.97.0.0/24.
+job_conf() {
+    cat <<EOF
+[Interface]
+PrivateKey = $(wg genkey)
+Address = 10.97.0.2/24
+
+[Peer]
+PublicKey = $(wg genkey | wg pubkey)
+Endpoint = $1
+AllowedIPs = 10.97.0.0/24
+EOF
+}
+
 # no_leftovers WHAT: fails if any process of uid $TEST_UID is still there.
 no_leftovers() {
     sleep 0.2

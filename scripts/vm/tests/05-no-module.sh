@@ -7,19 +7,9 @@ no_module() {
     rmmod wireguard || fail "cannot unload wireguard (a device already exists?)"
     rc=0
     if $IP link add wgnomod type wireguard 2>/dev/null; then rc=1; fi
-    cat >job.conf <<EOF2
-[Interface]
-PrivateKey = $(wg genkey)
-Address = 10.97.0.2/24
-
-[Peer]
-PublicKey = $(wg genkey | wg pubkey)
-Endpoint = 127.0.0.1:51820
-AllowedIPs = 10.97.0.0/24
-EOF2
+    job_conf 127.0.0.1:51820 >job.conf
     chown "$TEST_UID:$TEST_UID" . job.conf && chmod 0600 job.conf
-    $SETPRIV --reuid=$TEST_UID --regid=$TEST_UID --clear-groups env HOME=/home/user \
-        wgns up --backend kernel "$PWD/job.conf" -- true </dev/null >out 2>err && up=0 || up=$?
+    as_user wgns up --backend kernel "$PWD/job.conf" -- true >out 2>err && up=0 || up=$?
     insmod /modules/*-wireguard.ko || fail "cannot load wireguard again"
     [ "$rc" = 0 ] || fail "ip link add type wireguard worked without the module"
     [ "$up" != 0 ] || fail "wgns up --backend kernel succeeded without the module"

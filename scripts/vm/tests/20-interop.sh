@@ -167,7 +167,7 @@ wgns_permission_denied() {
     chmod 0755 . && chmod 0644 want.conf   # the file is readable: only the kernel says no
     for cmd in "showconf $dev" "show $dev --json" "show" "setconf $dev $PWD/want.conf" "syncconf $dev $PWD/want.conf"; do
         # shellcheck disable=SC2086
-        one_line_error "permission denied" $SETPRIV --reuid=$TEST_UID --regid=$TEST_UID --clear-groups wgns $cmd
+        one_line_error "permission denied" as_user wgns $cmd
     done
     wg showconf "$dev" >wg.out
     same_file want.conf wg.out "wg showconf $dev after refused changes"
