@@ -6,14 +6,16 @@ cd "$(dirname "$0")/.."
 
 # --- Kernel WireGuard in a VM: wgns against wireguard-tools -----------------
 # One QEMU (TCG) boot; in it, showconf of a peerless device (start-up plus one
-# round trip, 5 runs each), setconf of 10,000 peers and of one peer with
-# 10,000 allowed IPs into fresh devices (wg and wgns alternating, 3 runs each),
-# and `wgns show --json` (and `wgns show all dump`) against `wg show all dump`
-# on one 10,000-peer device (5 runs each), and `wgns check` of the two big configs (parsing alone, no
-# wg counterpart). Figures are the median run; ratio = wgns / wg (below 1: wgns faster).
-# Then `wgns up --backend kernel --carrier slirp4netns CONF -- true` against
-# scripts/bench/pipeline-kernel.sh (the same by hand), as an unprivileged user,
-# 15 runs each (BENCH_UP_REPS), and wgns up -v's step timings once.
+# round trip, BENCH_REPS + 2 runs each), setconf of 10,000 peers and of one peer with
+# 10,000 allowed IPs into fresh devices (wg and wgns alternating, BENCH_REPS
+# runs each, default 3), and `wgns show --json` (and `wgns show all dump`)
+# against `wg show all dump` on one 10,000-peer device (BENCH_REPS + 2 runs
+# each), and `wgns check` of the two big configs (parsing alone,
+# no wg counterpart). Figures are the median run; ratio = wgns / wg (below 1:
+# wgns faster). Then `wgns up --backend kernel --carrier slirp4netns CONF --
+# true` against scripts/bench/pipeline-kernel.sh (the same by hand), as an
+# unprivileged user, BENCH_UP_REPS runs each (default 15), and wgns up -v's
+# step timings once.
 bench_vm() {
     source scripts/vm/lib.sh
     mkdir -p "$VM_CACHE"
@@ -25,6 +27,8 @@ bench_vm() {
     bash scripts/vm/gen-configs.sh "$work/data"
     vm_initramfs "$work/initrd.cpio" "$VM_GUEST/bench.sh" "$work/data"
     log=$work/console.log
+    # The run counts reach the guest script as environment (see vm_boot).
+    local VM_APPEND="${VM_APPEND:-}${BENCH_REPS:+ BENCH_REPS=$BENCH_REPS}${BENCH_UP_REPS:+ BENCH_UP_REPS=$BENCH_UP_REPS}"
     local t1 t2 ok=yes
     t1=$(date +%s.%N)
     vm_boot "$work/initrd.cpio" "$log" "${VM_TIMEOUT:-420}" || ok=no
