@@ -44,24 +44,23 @@ set_case() {
 dev=$(fresh_dev b); wg_new "$dev"
 with_port "$DATA/zero.conf" 39998 >zero.conf
 wg setconf "$dev" zero.conf
-i=1
-while [ "$i" -le $((REPS + 2)) ]; do
-    timed showconf-0-peers wg "$i" wg showconf "$dev"
-    timed showconf-0-peers wgns "$i" wgns showconf "$dev"
-    i=$((i + 1))
-done
+# showconf_case CASE: REPS + 2 runs each.
+showconf_case() {
+    i=1
+    while [ "$i" -le $((REPS + 2)) ]; do
+        timed "$1" wg "$i" wg showconf "$dev"
+        timed "$1" wgns "$i" wgns showconf "$dev"
+        i=$((i + 1))
+    done
+}
+showconf_case showconf-0-peers
 # The same with address-space randomisation off. QEMU TCG translates guest
 # code again wherever it runs at a new address, so with randomisation every
 # run pays for translating all the code it executes (most of the figure
 # above); without it, runs after the first reuse the translations, which is
 # closer to what the work itself costs.
 echo 0 >/proc/sys/kernel/randomize_va_space
-i=1
-while [ "$i" -le $((REPS + 2)) ]; do
-    timed showconf-0-peers-no-aslr wg "$i" wg showconf "$dev"
-    timed showconf-0-peers-no-aslr wgns "$i" wgns showconf "$dev"
-    i=$((i + 1))
-done
+showconf_case showconf-0-peers-no-aslr
 echo 2 >/proc/sys/kernel/randomize_va_space
 
 # Show: one device with 10,000 peers, alone in this network namespace, so that
@@ -98,18 +97,7 @@ set_case setconf-10000-allowed-ips aips-10000
 up=$(mktemp -d /tmp/up.XXXXXX)
 chown "$TEST_UID:$TEST_UID" "$up"
 cd "$up" || exit 1
-wg genkey >job.key
-cat >job.conf <<EOF
-[Interface]
-PrivateKey = $(cat job.key)
-Address = 10.97.0.2/24
-
-[Peer]
-PublicKey = $(wg genkey | wg pubkey)
-Endpoint = 192.0.2.1:51820
-AllowedIPs = 10.97.0.0/24
-EOF
-rm -f job.key
+job_conf 192.0.2.1:51820 >job.conf
 wgns strip job.conf >job.wg
 chown "$TEST_UID:$TEST_UID" job.conf job.wg && chmod 0600 job.conf job.wg
 pipeline="sh /vm/pipeline-kernel.sh $up/job.wg 10.97.0.2/24 1420 10.97.0.0/24 true"
