@@ -32,8 +32,7 @@ as_user ./wgns vpn new vpn --peers $n --subnet 10.97.0.0/24 --endpoint "127.0.0.
 ls -l "$work/vpn"
 
 step "the hub, in its own rootless namespace; pasta forwards UDP $port from the host to it"
-(cd "$work" && exec setpriv --reuid="$(id -u "$TEST_USER")" --regid="$(id -g "$TEST_USER")" --clear-groups \
-    env HOME=/tmp ./wgns hub vpn --name wgns-demo-hub) >"$work/hub.out" 2>&1 &
+(cd "$work" && exec_as_test_user ./wgns hub vpn --name wgns-demo-hub) >"$work/hub.out" 2>&1 &
 hub=$!
 for _ in $(seq 100); do grep -q "up," "$work/hub.out" 2>/dev/null && break; sleep 0.05; done
 cat "$work/hub.out"
