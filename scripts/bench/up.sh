@@ -80,13 +80,7 @@ iperf_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0
 client="for i in \$(seq 100); do iperf3 -c %s -p $iperf_port -t $secs -J > %s 2>/dev/null; grep -q '\"error\"' %s || exit 0; sleep 0.1; done; exit 1"
 # Like as_user, for `( exec_as_user CMD ) REDIRECTIONS &`: the command takes
 # over the subshell, so $! is its pid.
-exec_as_user() {
-    cd "$work"
-    if [ "$(id -u)" = 0 ]; then
-        exec setpriv --reuid="$TEST_USER" --regid="$TEST_USER" --clear-groups env HOME=/tmp "$@"
-    fi
-    exec "$@"
-}
+exec_as_user() { cd "$work" && exec_as_test_user "$@"; }
 as_user mkfifo "$work/srv.ns" "$work/cli.ns" "$work/cli.go" "$work/cli.ready" "$work/cli.exit"
 
 (exec_as_user ./wgns up --carrier pasta --backend userspace vpn/hub.conf -- iperf3 -s -p "$iperf_port") >"$work/hub.log" 2>&1 &
