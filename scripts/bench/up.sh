@@ -6,12 +6,12 @@
 #  2. iperf3 TCP throughput from a job to a hub through the tunnel, against
 #     the same two carriers without WireGuard.
 # Prints tables with ratios. Run by `make bench` (scripts/bench.sh), which
-# sets WGNS_BIN to the static release build; alone it builds a release binary.
+# sets WGNS_BIN to the portable release build; alone it builds that the same
+# way (scripts/build-static.sh, scratch path $VM_SCRATCH or .build-vm).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/host-setup.sh
-bin=${WGNS_BIN:-}
-if [ -z "$bin" ]; then swift build -c release >/dev/null; bin=.build/release/wgns; fi
+bin=${WGNS_BIN:-$(bash scripts/build-static.sh --scratch-path "${VM_SCRATCH:-.build-vm}")}
 work=$(mktemp -d /tmp/wgns-bench.XXXXXX)
 chmod 755 "$work"
 trap '[ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"' EXIT

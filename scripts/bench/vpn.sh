@@ -5,12 +5,12 @@
 #     peer through the hub, for N in $BENCH_VPN_SIZES (default 4 16 64);
 #  2. iperf3 TCP throughput between two peers through the hub, and from a
 #     peer to the hub itself (`wgns exec` into the named hub).
-# WGNS_BIN picks the binary (default: a release build). Prints two tables.
+# WGNS_BIN picks the binary (default: the portable release build, as up.sh
+# makes it). Prints two tables.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/host-setup.sh
-bin=${WGNS_BIN:-}
-if [ -z "$bin" ]; then swift build -c release >/dev/null; bin=.build/release/wgns; fi
+bin=${WGNS_BIN:-$(bash scripts/build-static.sh --scratch-path "${VM_SCRATCH:-.build-vm}")}
 work=$(mktemp -d /tmp/wgns-bench-vpn.XXXXXX)
 chmod 755 "$work"
 hub= name=
