@@ -70,7 +70,6 @@ for n in ${BENCH_VPN_SIZES:-4 16 64}; do
     done
     ok=yes
     for p in "${pids[@]}"; do wait "$p" || ok=no; done
-    [ -n "${BENCH_DEBUG:-}" ] && echo "jobs ended after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { print b - a }') s" >&2
     stop_hub
     if [ $ok = yes ]; then
         last=$(cat "$work"/done.* | sort -n | tail -1)
