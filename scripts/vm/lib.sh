@@ -109,7 +109,6 @@ vm_initramfs() {
     vm_copy_binary "$stage" /usr/bin/setpriv /usr/bin/setpriv
     vm_copy_binary "$stage" "$(command -v jq)" /usr/bin/jq
     vm_copy_binary "$stage" /usr/bin/nsenter /usr/bin/nsenter
-    vm_copy_binary "$stage" /usr/bin/date /usr/bin/date   # GNU date: %N for the benchmark
     [ -x /sbin/ip ] && vm_copy_binary "$stage" /sbin/ip /usr/sbin/ip
     local carrier
     for carrier in slirp4netns pasta; do
