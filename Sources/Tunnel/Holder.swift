@@ -84,8 +84,6 @@ struct NamespaceInit {
             try Namespace.prepareMounts()
             let run = Namespace.runtimeDirectory()
             try Namespace.overlayRuntimeDirectory(run)
-            try sys("mkdir \(run)/wireguard", code: .setup) { mkdir("\(run)/wireguard", 0o700) }
-            try sys("mkdir \(run)/wgns", code: .setup) { mkdir("\(run)/wgns", 0o755) }
             var routes: RouteNetlink
             do { routes = try RouteNetlink() } catch { throw TunnelError(.setup, "\(error)") }
             // Devices: the kernel's when it has WireGuard, else wireguard-go,
