@@ -21,6 +21,8 @@
 #endif
 
 int CWGShim_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); }
+int CWGShim_set_undumpable(void) { return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }
+int CWGShim_set_dumpable(int on) { return prctl(PR_SET_DUMPABLE, on ? 1 : 0, 0, 0, 0); }
 
 static int write_all(int fd, const char *s, size_t n) {
     while (n > 0) {
@@ -144,9 +146,12 @@ pid_t CWGShim_fork_with_pdeathsig(int sig) {
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
-        /* A parent outside our pid namespace shows as ppid 0. */
+        /* The death signal first, then the check: a parent that died in
+         * between would otherwise go unnoticed. A parent outside our pid
+         * namespace shows as ppid 0. */
+        if (prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) < 0) _exit(127);
         pid_t pp = getppid();
-        if (prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) < 0 || (pp != parent && pp != 0)) _exit(127);
+        if (pp != parent && pp != 0) _exit(127);
     }
     return pid;
 }
@@ -173,4 +178,238 @@ int CWGShim_tun_open(const char *name, int tap, int persist) {
         return -1;
     }
     return fd;
+}
+
+/* ---- The job's sandbox: its pid 1 (see Sources/Tunnel/JobSandbox.swift). ---- */
+#include <sys/mount.h>
+#include <sys/socket.h>
+
+static int send_fds(int sock, const char *text, const int *fds, int n) {
+    char cbuf[CMSG_SPACE(sizeof(int) * 8)];
+    if (n > 8) { errno = EINVAL; return -1; }
+    struct iovec iov = { .iov_base = (void *)text, .iov_len = strlen(text) };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (n > 0) {
+        memset(cbuf, 0, sizeof cbuf);
+        m.msg_control = cbuf;
+        m.msg_controllen = CMSG_SPACE(sizeof(int) * n);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&m);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * n);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * n);
+    }
+    ssize_t r;
+    do { r = sendmsg(sock, &m, MSG_NOSIGNAL); } while (r < 0 && errno == EINTR);
+    return r < 0 ? -1 : 0;
+}
+
+int CWGShim_send_fds(int sock, const char *text, const int *fds, int count) {
+    return send_fds(sock, text, fds, count);
+}
+
+ssize_t CWGShim_recv_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *count) {
+    char cbuf[CMSG_SPACE(sizeof(int) * 8)];
+    struct iovec iov = { .iov_base = buf, .iov_len = len };
+    struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf };
+    *count = 0;
+    ssize_t r;
+    do { r = recvmsg(sock, &m, MSG_CMSG_CLOEXEC); } while (r < 0 && errno == EINTR);
+    if (r < 0) return -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int n = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *got = (int *)CMSG_DATA(c);
+        for (int i = 0; i < n; i++) {
+            if (*count < max_fds) fds[(*count)++] = got[i];
+            else close(got[i]);
+        }
+    }
+    return r;
+}
+
+/* Opens /proc/self/ns/NAME for each of `names`; -1 on the first failure. */
+static int open_own_namespaces(const char *const *names, int n, int *out) {
+    char path[64];
+    for (int i = 0; i < n; i++) {
+        snprintf(path, sizeof path, "/proc/self/ns/%s", names[i]);
+        out[i] = open(path, O_RDONLY | O_CLOEXEC);
+        if (out[i] < 0) { int e = errno; while (i-- > 0) close(out[i]); errno = e; return -1; }
+    }
+    return 0;
+}
+
+int CWGShim_send_own_namespaces(int sock, const char *text) {
+    static const char *const names[] = { "user", "mnt", "net" };
+    int fds[3];
+    if (open_own_namespaces(names, 3, fds) < 0) return -1;
+    int r = send_fds(sock, text, fds, 3);
+    int e = errno;
+    for (int i = 0; i < 3; i++) close(fds[i]);
+    errno = e;
+    return r;
+}
+
+static int shell_status(int st) {
+    if (WIFEXITED(st)) return WEXITSTATUS(st);
+    if (WIFSIGNALED(st)) return 128 + WTERMSIG(st);
+    return 1;
+}
+
+static void fail_report(int report_fd, int stage) {
+    int report[2] = { stage, errno };
+    write_all(report_fd, (const char *)report, sizeof report);
+    _exit(127);
+}
+
+/* Pid 1 of the job's pid namespace. Never returns. */
+static void sandbox_init(const struct CWGShim_spawn_attr *job, const struct CWGShim_sandbox_attr *sb, int report_fd) {
+    /* The signals it passes on, and SIGCHLD: blocked, taken with sigwaitinfo. */
+    sigset_t wait_set;
+    sigemptyset(&wait_set);
+    static const int passed[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM };
+    for (size_t i = 0; i < sizeof passed / sizeof passed[0]; i++) sigaddset(&wait_set, passed[i]);
+    sigaddset(&wait_set, SIGCHLD);
+    sigprocmask(SIG_BLOCK, &wait_set, NULL);
+
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail_report(report_fd, CWGShim_STAGE_PDEATHSIG);
+    /* Undumpable, as its parent, makes /proc/self root's: writing its own
+     * uid_map needs it to be ours for a moment (see below). */
+    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    /* Nothing of the parent's but the job's descriptors and the two channels. */
+    for (int fd = 3; fd < 1024; fd++) {
+        if (fd == report_fd || fd == sb->channel_fd) continue;
+        int keep = 0;
+        for (int i = 0; job && i < job->fd_count; i++) if (job->fd_map[i] == fd) keep = 1;
+        if (!keep) close(fd);
+    }
+
+    /* A mount namespace of the namespace's user namespace: its own /proc
+     * (this pid namespace's), without the control sockets' folder. */
+    if (unshare(CLONE_NEWNS) < 0) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
+    for (int i = 0; i < sb->detach_count; i++) {
+        if (umount2(sb->detach[i], MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
+    }
+    if (sb->nested_userns) {
+        /* A user namespace of its own, owning a mount namespace of its own:
+         * whatever its uid, it holds no capability over the namespaces that
+         * hold the tunnel, and the mounts it inherits are locked (read-only
+         * stays read-only, nothing hidden can be uncovered). */
+        char line[64];
+        uid_t outer_uid = geteuid();
+        gid_t outer_gid = getegid();
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) < 0) fail_report(report_fd, CWGShim_STAGE_USERNS);
+        if (write_file("/proc/self/setgroups", "deny") < 0) fail_report(report_fd, CWGShim_STAGE_USERNS);
+        snprintf(line, sizeof line, "%u %u 1\n", sb->inner_uid, (unsigned)outer_uid);
+        if (write_file("/proc/self/uid_map", line) < 0) fail_report(report_fd, CWGShim_STAGE_USERNS);
+        snprintf(line, sizeof line, "%u %u 1\n", sb->inner_gid, (unsigned)outer_gid);
+        if (write_file("/proc/self/gid_map", line) < 0) fail_report(report_fd, CWGShim_STAGE_USERNS);
+    }
+    /* Its memory is a copy of the namespace's pid 1, which read the keys:
+     * nobody may ptrace it or read /proc/1/mem, root of the job included. */
+    prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    if (sb->channel_fd >= 0) {
+        static const char *const names[] = { "user", "mnt", "net", "pid" };
+        int fds[4];
+        if (open_own_namespaces(names, 4, fds) < 0) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
+        if (send_fds(sb->channel_fd, sb->channel_text, fds, 4) < 0) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
+        for (int i = 0; i < 4; i++) close(fds[i]);
+        close(sb->channel_fd);
+    }
+
+    pid_t job_pid = -1;
+    if (job) {
+        int rep[2];
+        if (pipe2(rep, O_CLOEXEC) < 0) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
+        job_pid = fork();
+        if (job_pid == 0) {
+            close(rep[0]);
+            close(report_fd);
+            child(job, 1, rep[1]);
+        }
+        if (job_pid < 0) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
+        close(rep[1]);
+        int got[2];
+        ssize_t n;
+        do { n = read(rep[0], got, sizeof got); } while (n < 0 && errno == EINTR);
+        close(rep[0]);
+        if (n == (ssize_t)sizeof got) {
+            while (waitpid(job_pid, NULL, 0) < 0 && errno == EINTR) {}
+            write_all(report_fd, (const char *)got, sizeof got);
+            _exit(127);
+        }
+    }
+    close(report_fd);
+    /* It holds nothing now: not even the job's terminal. */
+    for (int fd = 0; fd < 3; fd++) close(fd);
+    for (;;) {
+        siginfo_t si;
+        int sig = sigwaitinfo(&wait_set, &si);
+        if (sig < 0) continue;
+        if (sig != SIGCHLD) {
+            if (job_pid > 0) kill(job_pid, sig);
+            else if (sig == SIGTERM || sig == SIGINT || sig == SIGHUP || sig == SIGQUIT) _exit(0);
+            continue;
+        }
+        int st;
+        pid_t p;
+        while ((p = waitpid(-1, &st, WNOHANG)) > 0) {
+            if (p != job_pid) continue;
+            /* The job ended: so does everything it left in here. */
+            kill(-1, SIGKILL);
+            while (waitpid(-1, NULL, 0) > 0 || errno == EINTR) {}
+            _exit(shell_status(st));
+        }
+    }
+}
+
+pid_t CWGShim_spawn_sandboxed(const struct CWGShim_spawn_attr *job, const struct CWGShim_sandbox_attr *sb,
+                              int *stage_out, int *errno_out) {
+    *stage_out = CWGShim_STAGE_SANDBOX;
+    int own_pidns = open("/proc/self/ns/pid", O_RDONLY | O_CLOEXEC);
+    if (own_pidns < 0) { *errno_out = errno; return -1; }
+    int report[2];
+    if (pipe2(report, O_CLOEXEC) < 0) { *errno_out = errno; close(own_pidns); return -1; }
+    if (unshare(CLONE_NEWPID) < 0) {
+        *errno_out = errno;
+        close(own_pidns); close(report[0]); close(report[1]);
+        return -1;
+    }
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(report[0]);
+        close(own_pidns);
+        sandbox_init(job, sb, report[1]);
+    }
+    int fork_errno = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    /* Later children of the caller go back into its own pid namespace. */
+    int back = setns(own_pidns, CLONE_NEWPID);
+    int back_errno = errno;
+    close(own_pidns);
+    close(report[1]);
+    if (pid < 0 || back < 0) {
+        if (pid > 0) { kill(pid, SIGKILL); while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {} }
+        close(report[0]);
+        *errno_out = pid < 0 ? fork_errno : back_errno;
+        return -1;
+    }
+    int got[2];
+    ssize_t n;
+    do { n = read(report[0], got, sizeof got); } while (n < 0 && errno == EINTR);
+    close(report[0]);
+    if (n == (ssize_t)sizeof got) {
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+        *stage_out = got[0];
+        *errno_out = got[1];
+        errno = got[1];
+        return -1;
+    }
+    *stage_out = 0;
+    *errno_out = 0;
+    return pid;
 }

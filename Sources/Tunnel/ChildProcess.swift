@@ -61,16 +61,25 @@ struct ChildProcess {
 
     /// Starts `arguments[0]` (searched in PATH when it has no `/`).
     static func spawn(_ arguments: [String], _ options: SpawnOptions = .init()) throws(Failure) -> ChildProcess {
+        var stage: Int32 = 0
+        var err: Int32 = 0
+        let pid = withSpawnAttributes(arguments, options) { CWGShim_spawn($0, &stage, &err) }
+        if pid < 0 { throw Failure(stage: stage, errno: err) }
+        return ChildProcess(pid: pid)
+    }
+
+    /// Calls `body` with C spawn attributes for `arguments` and `options`,
+    /// valid only during the call.
+    static func withSpawnAttributes(_ arguments: [String], _ options: SpawnOptions,
+                                    _ body: (UnsafePointer<CWGShim_spawn_attr>) -> pid_t) -> pid_t {
         var cargs: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         var cenv: [UnsafeMutablePointer<CChar>?]? = options.environment.map { $0.map { strdup($0) } + [nil] }
         defer {
             for p in cargs { free(p) }
             if let e = cenv { for p in e { free(p) } }
         }
-        var stage: Int32 = 0
-        var err: Int32 = 0
         let fds = options.fds
-        let pid: pid_t = fds.withUnsafeBufferPointer { fdp in
+        return fds.withUnsafeBufferPointer { fdp in
             cargs.withUnsafeMutableBufferPointer { argp in
                 func go(_ envp: UnsafePointer<UnsafeMutablePointer<CChar>?>?) -> pid_t {
                     var attr = CWGShim_spawn_attr()
@@ -88,7 +97,7 @@ struct ChildProcess {
                         attr.inner_gid = ids.gid
                     }
                     attr.cwd = nil
-                    return CWGShim_spawn(&attr, &stage, &err)
+                    return body(&attr)
                 }
                 if cenv != nil {
                     return cenv!.withUnsafeMutableBufferPointer { ep in go(UnsafePointer(ep.baseAddress)) }
@@ -96,8 +105,6 @@ struct ChildProcess {
                 return go(nil)
             }
         }
-        if pid < 0 { throw Failure(stage: stage, errno: err) }
-        return ChildProcess(pid: pid)
     }
 
     /// Sends `signal`; ignores a child that is already gone.

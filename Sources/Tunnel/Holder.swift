@@ -6,14 +6,30 @@ import Glibc
 #endif
 
 /// The holder: the process that makes the namespaces and holds them for the
-/// job. `wgns up` (the supervisor) starts it as a re-exec of its own binary
-/// with descriptor 3 = control pipe (plan, "go", signals) and 4 = status pipe.
+/// job. `wgns up` (the supervisor) forks it (or, when the supervisor has
+/// threads, starts it as `wgns _holder`) with descriptor 3 = control pipe
+/// (plan, "go", signals) and 4 = status channel (a SOCK_SEQPACKET socket, one
+/// message per line, some carrying descriptors).
 ///
 /// Status lines to the supervisor: `N` namespaces exist (start the carrier),
-/// `R` job started, `X STATUS` job ended with that shell status,
-/// `E MESSAGE` set-up failed, `C STATUS MESSAGE` the command could not start.
-/// Control bytes from the supervisor: `G` carrier ready, `S` + signal number.
+/// `F admin` / `F job` with descriptors of the tunnel's and of the job
+/// sandbox's namespaces (`HolderMessage`), `R` job started, `X STATUS` job
+/// ended with that shell status, `E MESSAGE` set-up failed, `C STATUS
+/// MESSAGE` the command could not start. Control bytes from the supervisor:
+/// `G` carrier ready, `S` + signal number. SIGUSR1 from the supervisor, once
+/// the carrier has opened the holder's namespaces, makes the holder
+/// undumpable (its memory is a copy of the supervisor's, keys included).
 public enum Holder {
+    /// The `F` messages of the status channel.
+    enum Message {
+        /// With descriptors of the tunnel's user, mnt and net namespaces
+        /// (where wg0 is): what `wgns show NAME` enters.
+        static let adminNamespaces = "F admin\n"
+        /// With descriptors of the job sandbox's user, mnt, net and pid
+        /// namespaces: what `wgns exec NAME` enters.
+        static let jobNamespaces = "F job\n"
+    }
+
     /// The routing table and firewall mark of tunnel routes (as wg-quick: 51820).
     static let table: UInt32 = 51820
 
@@ -21,6 +37,10 @@ public enum Holder {
     /// command: the unshare needs a single-threaded process.
     public static func run(control: Int32 = 3, status: Int32 = 4) -> Never {
         let statusFD = status
+        // The supervisor is undumpable, and so is its fork: but writing our
+        // own uid_map needs /proc/self to be ours (undumpable makes it
+        // root's). Undumpable again on SIGUSR1, once the carrier is in.
+        _ = CWGShim_set_dumpable(1)
         do {
             try Namespace.enter()
         } catch {
@@ -41,9 +61,20 @@ public enum Holder {
             _exit(1)
         }
         if pid == 0 { NamespaceInit(control: control, status: statusFD).run() }
-        var st: Int32 = 0
-        while waitpid(pid, &st, 0) < 0 && errno == EINTR {}
-        _exit(Termination(waitStatus: st).shellStatus)
+        // Wait for pid 1; on SIGUSR1 (blocked since the supervisor's fork),
+        // become undumpable.
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGUSR1)
+        sigaddset(&set, SIGCHLD)
+        sigprocmask(SIG_BLOCK, &set, nil)
+        while true {
+            var st: Int32 = 0
+            let r = waitpid(pid, &st, WNOHANG)
+            if r == pid { _exit(Termination(waitStatus: st).shellStatus) }
+            if r < 0 && errno != EINTR { _exit(1) }
+            if sigwaitinfo(&set, nil) == SIGUSR1 { _ = CWGShim_set_undumpable() }
+        }
     }
 
     static func report(_ fd: Int32, _ line: String) {
@@ -68,6 +99,8 @@ struct NamespaceInit {
     }
 
     func run() -> Never {
+        // It reads the keys: nobody may ptrace it or read its memory.
+        _ = CWGShim_set_undumpable()
         var sigs = sigset_t()
         sigemptyset(&sigs)
         sigaddset(&sigs, SIGCHLD)
@@ -111,13 +144,15 @@ struct NamespaceInit {
             log.step("devices created" + (userspace.isEmpty ? "" : ", wireguard-go starting for \(userspace.joined(separator: ", "))"))
             var servers = plan.interfaces.flatMap { $0.config.interface.dnsServers.map(\.description) }
             let search = plan.interfaces.flatMap { $0.config.interface.dnsSearch }
-            if servers.isEmpty { servers = ["10.0.2.3"] }
-            try Namespace.installResolvConf(servers: servers, search: search, in: "\(run)/wgns")
-            log.step("mounts: /proc, private \(run), resolv.conf (\(servers.joined(separator: ", ")))")
+            // A split tunnel may use the carrier's resolver; a full tunnel
+            // never: its DNS goes through the tunnel or nowhere.
+            if servers.isEmpty && !plan.fullTunnel { servers = ["10.0.2.3"] }
+            try Namespace.installResolvConf(servers: servers, search: search, in: "\(run)/\(Namespace.generatedFolder)")
+            log.step("mounts: /proc, private \(run), read-only resolv.conf (" + (servers.isEmpty
+                ? "no DNS server: a full tunnel never uses the carrier's; add DNS = ... to [Interface]" : servers.joined(separator: ", ")) + ")")
 
             do { try routes.setLink("lo", up: true) } catch { throw TunnelError(.setup, "\(error)") }
-            // Unprivileged ping (ICMP datagram sockets) for the one group mapped in here.
-            try? Namespace.writeFile("/proc/sys/net/ipv4/ping_group_range", "0 0")
+            Namespace.openNetworkToJob()
             log.step("lo up")
             if plan.forwarding {
                 try Hub.enableForwarding()
@@ -196,21 +231,29 @@ struct NamespaceInit {
             fail("\(error)")
         }
 
-        if plan.command.isEmpty {
-            // A named tunnel without a job: up until told otherwise.
-            log.step("tunnel up, no job")
-            Holder.report(status, "R")
-            superviseJob(nil, daemons: &daemons)
-        }
-        // The job.
+        // The job, in its sandbox (JobSandbox); with no command, an idle
+        // sandbox that `wgns exec` enters.
         var opts = SpawnOptions()
         opts.deathSignal = SIGKILL
         opts.newProcessGroup = true
         if plan.jobControl { opts.foregroundTTY = 0 }
-        if plan.mapUID != 0 || plan.mapGID != 0 { opts.userNamespaceIDs = (plan.mapUID, plan.mapGID) }
+        let run = Namespace.runtimeDirectory()
+        var sandbox = JobSandbox()
+        sandbox.ownUserNamespace = !plan.netAdmin
+        sandbox.uid = plan.mapUID
+        sandbox.gid = plan.mapGID
+        sandbox.detach = ["\(run)/\(Namespace.generatedFolder)"]
+        // A job with network administration may manage its tunnel: it keeps
+        // wireguard-go's sockets.
+        if !plan.netAdmin { sandbox.detach.append("\(run)/\(Namespace.socketFolder)") }
+        sandbox.channel = status
+        sandbox.channelText = Holder.Message.jobNamespaces
+        if CWGShim_send_own_namespaces(status, Holder.Message.adminNamespaces) != 0 {
+            fail("cannot pass the tunnel's namespaces to the supervisor: \(String(cString: strerror(errno)))")
+        }
         let job: ChildProcess
         do {
-            job = try ChildProcess.spawn(plan.command, opts)
+            job = try sandbox.start(plan.command.isEmpty ? nil : plan.command, opts)
         } catch {
             let name = plan.command.first ?? ""
             if error.isExec {
@@ -218,11 +261,11 @@ struct NamespaceInit {
                 let why = error.errno == ENOENT ? "command not found" : String(cString: strerror(error.errno))
                 Holder.report(status, "C \(code) \(name): \(why)")
             } else {
-                Holder.report(status, "C 126 cannot start \(name): \(String(cString: strerror(error.errno)))")
+                Holder.report(status, "C 126 cannot start the job's sandbox for \(name): \(String(cString: strerror(error.errno)))")
             }
             killAllAndExit(1)
         }
-        log.step("job started: \(plan.command.first ?? "")")
+        log.step(plan.command.isEmpty ? "tunnel up, no job (an idle sandbox for wgns exec)" : "job started: \(plan.command.first ?? "")")
         Holder.report(status, "R")
         superviseJob(job, daemons: &daemons)
     }
@@ -322,7 +365,7 @@ struct NamespaceInit {
 
     /// Waits for the job, passing signals on and draining daemon logs; ends
     /// everything when the job ends.
-    func superviseJob(_ job: ChildProcess?, daemons: inout [Daemon]) -> Never {
+    func superviseJob(_ job: ChildProcess, daemons: inout [Daemon]) -> Never {
         var mask = sigset_t()
         sigemptyset(&mask)
         sigaddset(&mask, SIGCHLD)
@@ -335,11 +378,11 @@ struct NamespaceInit {
                 var st: Int32 = 0
                 let pid = waitpid(-1, &st, WNOHANG)
                 if pid <= 0 { break }
-                if pid == job?.pid { jobStatus = Termination(waitStatus: st) }
+                if pid == job.pid { jobStatus = Termination(waitStatus: st) }
                 if let k = daemons.firstIndex(where: { $0.process.pid == pid }) {
                     let d = daemons.remove(at: k)
                     writeStderr("wgns: wireguard-go for \(d.name) exited (\(Termination(waitStatus: st))); ending the job\n")
-                    if let job { job.kill(SIGTERM) } else { jobStatus = .exited(1) }
+                    job.kill(SIGTERM)
                 }
             }
             if jobStatus != nil { break }
@@ -353,7 +396,7 @@ struct NamespaceInit {
                 if n <= 0 { killAllAndExit(1) }  // the supervisor is gone
                 if b[0] == UInt8(ascii: "S") {
                     if n == 1 { _ = read(control, &b[1], 1) }
-                    if let job { job.kill(Int32(b[1])) } else { jobStatus = .exited(0) }
+                    job.kill(Int32(b[1]))
                 }
             }
             if fds[1].revents != 0 { _ = read(sfd, &scratch, scratch.count) }

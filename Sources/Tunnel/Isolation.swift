@@ -12,11 +12,10 @@ import Glibc
 /// are then moved into a new namespace of the same user namespace, where the
 /// job runs: its only way anywhere is the tunnel.
 ///
-/// This binds a job without capabilities (the default MapUid, the caller's
-/// own uid). A job given root inside (`MapUid = 0`) holds CAP_SYS_ADMIN in the
-/// user namespace that owns both network namespaces: with the userspace
-/// backend it could `setns` into wireguard-go's (visible in its pid
-/// namespace), so isolation there is a guard against mistakes, not a wall.
+/// The job itself runs in a user namespace of its own (`JobSandbox`), so
+/// that even as MapUid 0 it holds no capability over either network
+/// namespace and cannot `setns` into the carrier's; only a job given
+/// network administration (`NetAdmin`) could leave.
 enum Isolation {
     /// Makes a new network namespace, moves the links `names` into it with
     /// `outer` (a socket of the namespace they are in), and leaves the calling
@@ -32,7 +31,7 @@ enum Isolation {
             routes = try RouteNetlink()
             try routes.setLink("lo", up: true)
         } catch { throw TunnelError(.setup, "isolation: \(error)") }
-        try? Namespace.writeFile("/proc/sys/net/ipv4/ping_group_range", "0 0")
+        Namespace.openNetworkToJob()
         // A sysfs of this namespace, so that /sys/class/net lists what the job
         // really has (best effort: the host's /sys stays if this is refused).
         try? Namespace.mount("sysfs", "/sys", "sysfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC))

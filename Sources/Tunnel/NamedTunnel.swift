@@ -7,11 +7,18 @@ import Glibc
 /// Long-lived tunnels with a name (`wgns up --name NAME`): the supervisor
 /// listens on an abstract unix socket `wgns/UID/NAME` in the host's network
 /// namespace. Abstract sockets vanish with their process, so a tunnel killed
-/// even with SIGKILL leaves no file behind; only the same uid may talk to it
-/// (checked with SO_PEERCRED).
+/// even with SIGKILL leaves no file behind. Anyone may bind an abstract name,
+/// so both ends check the other's uid (SO_PEERCRED), and a name that another
+/// user holds is not ours: `up` then binds `wgns/UID/NAME/RANDOM` instead,
+/// and clients look for the ones that answer as us.
 ///
-/// Requests, one line each: `info` → `HOLDERPID MAPUID MAPGID`; `down` →
-/// the connection closes when the tunnel is gone.
+/// Requests, one line each, answered with descriptors (SCM_RIGHTS) that the
+/// supervisor got from the holder: `admin` → `ok` with the tunnel's user,
+/// mnt and net namespaces (where wg0 and wireguard-go's sockets are);
+/// `exec` → `ok UID GID` with the tunnel's user namespace and the job
+/// sandbox's user, mnt, net and pid namespaces; `down` → the connection
+/// closes when the tunnel is gone. Nobody, the supervisor included, opens
+/// the holder's /proc entries after the carrier has: they are undumpable.
 public enum NamedTunnel {
     /// Checks a tunnel name: 1 to 32 of `A-Z a-z 0-9 _ . -`.
     public static func validate(_ name: String) throws(TunnelError) {
@@ -35,37 +42,49 @@ public enum NamedTunnel {
         return (sa, socklen_t(len))
     }
 
-    /// Binds and listens; fails when a tunnel of that name is up.
+    /// Binds and listens; fails when a tunnel of that name is up. A name
+    /// squatted by another user gets a random suffix (see the type's doc).
     static func listen(_ name: String) throws(TunnelError) -> Int32 {
-        let fd = try sys("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
-        var (sa, len) = address(name)
-        let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
-        if r != 0 {
+        if !(try candidates(name)).isEmpty { throw TunnelError(.config, "a tunnel named \(name) is already up") }
+        var suffix = ""
+        while true {
+            let fd = try sys("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+            var (sa, len) = address(name + suffix)
+            let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+            if r == 0 {
+                _ = Glibc.listen(fd, 8)
+                return fd
+            }
             let e = errno
             close(fd)
-            if e == EADDRINUSE { throw TunnelError(.config, "a tunnel named \(name) is already up") }
-            throw TunnelError(.system, "bind the control socket of \(name)", errno: e)
+            guard e == EADDRINUSE else { throw TunnelError(.system, "bind the control socket of \(name)", errno: e) }
+            // Held, and not by us (candidates() found none of ours): squatted.
+            suffix = "/" + String(UInt64.random(in: 1...UInt64.max), radix: 16)
         }
-        _ = Glibc.listen(fd, 8)
-        return fd
     }
 
-    /// Connects to the tunnel `name`.
-    static func connect(_ name: String) throws(TunnelError) -> Int32 {
+    /// Connected sockets of this user's tunnels named `name`: the plain
+    /// name, then any suffixed one (squatting), each checked with SO_PEERCRED.
+    static func candidates(_ name: String) throws(TunnelError) -> [Int32] {
         try validate(name)
-        let fd = try sys("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
-        var (sa, len) = address(name)
-        let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) } }
-        if r != 0 {
-            close(fd)
-            throw TunnelError(.config, "no tunnel named \(name) is up (see `wgns list`)")
+        var names = [name]
+        names += boundNames().filter { $0.hasPrefix(name + "/") }
+        var out: [Int32] = []
+        for n in names {
+            let fd = try sys("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+            var (sa, len) = address(n)
+            let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) } }
+            if r == 0 && peerIsUs(fd) { out.append(fd) } else { close(fd) }
         }
-        // Abstract names are open to every user of this network namespace:
-        // talk only to a supervisor that runs as us.
-        if !peerIsUs(fd) {
-            close(fd)
-            throw TunnelError(.config, "the control socket of tunnel \(name) belongs to another user")
-        }
+        return out
+    }
+
+    /// Connects to the tunnel `name` (one that runs as us).
+    static func connect(_ name: String) throws(TunnelError) -> Int32 {
+        var found = try candidates(name)
+        guard !found.isEmpty else { throw TunnelError(.config, "no tunnel named \(name) is up (see `wgns list`)") }
+        let fd = found.removeFirst()
+        for other in found { close(other) }
         return fd
     }
 
@@ -75,6 +94,88 @@ public enum NamedTunnel {
         var cred: [UInt32] = [0, 0, 0]
         var len = socklen_t(12)
         return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred[1] == getuid()
+    }
+
+    /// Descriptors of a tunnel's namespaces, as the supervisor holds them
+    /// for `wgns show NAME` and `wgns exec NAME`.
+    public struct Namespaces {
+        /// The tunnel's user, mnt and net namespaces.
+        var admin: [Int32] = []
+        /// The job sandbox's user, mnt, net and pid namespaces.
+        var job: [Int32] = []
+        /// The job's ids there, for `exec`'s reply.
+        var uid: UInt32 = 0
+        var gid: UInt32 = 0
+
+        /// Takes the descriptors of an `F` message (`admin` or `job`).
+        mutating func take(_ kind: String, _ fds: [Int32]) {
+            switch (kind, fds.count) {
+            case ("admin", 3): admin.forEach { Glibc.close($0) }; admin = fds
+            case ("job", 4): job.forEach { Glibc.close($0) }; job = fds
+            default: fds.forEach { Glibc.close($0) }
+            }
+        }
+
+        /// Closes every descriptor held.
+        mutating func close() {
+            (admin + job).forEach { Glibc.close($0) }
+            admin = []
+            job = []
+        }
+    }
+
+    /// What a served request asks of the supervisor.
+    enum Served { case handled, down }
+
+    /// Accepts one connection on `listenFD` and answers it (see the type's
+    /// doc). A peer of another uid gets nothing.
+    static func serve(_ listenFD: Int32, namespaces: Namespaces) -> Served {
+        let conn = accept(listenFD, nil, nil)
+        guard conn >= 0 else { return .handled }
+        _ = fcntl(conn, F_SETFD, FD_CLOEXEC)
+        var request: String?
+        if peerIsUs(conn) {
+            var tv = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            var line = LineReader()
+            while request == nil, (try? line.fill(from: conn)) == true { request = line.nextLine() }
+        }
+        switch request {
+        case "admin" where namespaces.admin.count == 3:
+            _ = CWGShim_send_fds(conn, "ok\n", namespaces.admin, 3)
+        case "exec" where namespaces.admin.count == 3 && namespaces.job.count == 4:
+            let fds = [namespaces.admin[0]] + namespaces.job
+            _ = CWGShim_send_fds(conn, "ok \(namespaces.uid) \(namespaces.gid)\n", fds, Int32(fds.count))
+        case "admin", "exec":
+            _ = CWGShim_send_fds(conn, "not ready: the tunnel is starting or ending\n", nil, 0)
+        case "down":
+            // Left open: it closes when this process exits, which is the reply.
+            return .down
+        default: break
+        }
+        close(conn)
+        return .handled
+    }
+
+    /// Sends `line` and reads the one-line reply with its descriptors;
+    /// throws unless the reply starts with `ok`.
+    static func ask(_ name: String, _ line: String) throws(TunnelError) -> (reply: [Substring], fds: [Int32]) {
+        let d = Descriptor(owning: try connect(name))
+        try d.writeAll(Array((line + "\n").utf8))
+        var reader = LineReader()
+        var fds: [Int32] = []
+        while true {
+            guard let got = try reader.receive(from: d.raw) else { break }
+            fds += got
+            if reader.buffer.contains(10) { break }
+        }
+        let text = reader.nextLine() ?? ""
+        let words = text.split(separator: " ")
+        guard words.first == "ok" else {
+            fds.forEach { close($0) }
+            throw TunnelError(.setup, "tunnel \(name): " + (text.isEmpty ? "no answer" : text))
+        }
+        return (Array(words.dropFirst()), fds)
     }
 
     /// Sends one request line and reads the reply until the other side closes.
@@ -91,8 +192,9 @@ public enum NamedTunnel {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// Names of this user's tunnels that are up (from /proc/net/unix).
-    public static func list() -> [String] {
+    /// Abstract names bound under this user's prefix (from /proc/net/unix),
+    /// without the prefix; whoever bound them.
+    static func boundNames() -> [String] {
         guard let text = try? FileIO.readAll("/proc/net/unix") else { return [] }
         let marker = "@" + prefix()
         var names = Set<String>()
@@ -103,43 +205,39 @@ public enum NamedTunnel {
         return names.sorted()
     }
 
+    /// Names of this user's tunnels that are up: bound names whose
+    /// supervisor answers as us (another user's squatting ones are not listed).
+    public static func list() -> [String] {
+        var out = Set<String>()
+        for n in boundNames() {
+            let base = String(n.split(separator: "/", maxSplits: 1).first ?? "")
+            guard !out.contains(base), let fds = try? candidates(base), !fds.isEmpty else { continue }
+            fds.forEach { close($0) }
+            out.insert(base)
+        }
+        return out.sorted()
+    }
+
     /// Stops the tunnel `name` and returns once it is gone.
     public static func down(_ name: String) throws(TunnelError) {
         _ = try request(name, "down")
     }
 
     /// Moves the calling process into the user, network and mount namespaces
-    /// of tunnel `name`'s holder (root there, so the WireGuard devices can be
-    /// read). The process stays there: call it from a short-lived,
-    /// single-threaded process (setns into a user namespace requires one thread).
+    /// of tunnel `name` (root there, so the WireGuard devices can be read,
+    /// wireguard-go's sockets included). The process stays there: call it
+    /// from a short-lived, single-threaded process (setns into a user
+    /// namespace requires one thread).
     public static func enterAsHolder(_ name: String) throws(TunnelError) {
-        try enter(name, holder: info(name).holder,
-                  [("user", CWGShim_CLONE_NEWUSER), ("net", CWGShim_CLONE_NEWNET), ("mnt", CWGShim_CLONE_NEWNS)])
+        let (_, fds) = try ask(name, "admin")
+        defer { fds.forEach { close($0) } }
+        guard fds.count == 3 else { throw TunnelError(.setup, "tunnel \(name) passed \(fds.count) namespaces, not 3") }
+        try enter(name, [(fds[0], CWGShim_CLONE_NEWUSER), (fds[2], CWGShim_CLONE_NEWNET), (fds[1], CWGShim_CLONE_NEWNS)])
         _ = chdir("/")
     }
 
-    /// Tunnel `name`'s answer to `info`: its holder's pid and the job's uid and gid.
-    static func info(_ name: String) throws(TunnelError) -> (holder: Int32, uid: UInt32, gid: UInt32) {
-        let fields = try request(name, "info").split(whereSeparator: { $0 == " " || $0 == "\n" })
-        guard fields.count == 3, let pid = Int32(fields[0]), let uid = UInt32(fields[1]), let gid = UInt32(fields[2]) else {
-            throw TunnelError(.setup, "tunnel \(name) did not answer")
-        }
-        return (pid, uid, gid)
-    }
-
-    /// Moves the calling process into the namespaces `which` (name under
-    /// /proc/PID/ns, CLONE_ flag) of tunnel `name`, whose holder is `holder`:
-    /// the network namespace is the job's (see `jobNetworkPID`). Every one is
-    /// opened before any is entered: after the user namespace, /proc paths
-    /// may no longer open.
-    static func enter(_ name: String, holder: Int32, _ which: [(String, Int32)]) throws(TunnelError) {
-        var fds: [(Int32, Int32)] = []
-        defer { for (fd, _) in fds { close(fd) } }
-        for (ns, flag) in which {
-            let owner = ns == "net" ? jobNetworkPID(holder) : holder
-            let fd = try sys("open namespace \(ns) of tunnel \(name)") { open("/proc/\(owner)/ns/\(ns)", O_RDONLY | O_CLOEXEC) }
-            fds.append((fd, flag))
-        }
+    /// setns into each of `fds` in order.
+    static func enter(_ name: String, _ fds: [(Int32, Int32)]) throws(TunnelError) {
         for (fd, flag) in fds { try sys("enter tunnel \(name)", code: .setup) { CWGShim_setns(fd, flag) } }
     }
 
@@ -160,29 +258,24 @@ public enum NamedTunnel {
         return out.sorted { $0.name < $1.name }
     }
 
-    /// The process whose network namespace is the job's: the holder's child
-    /// (pid 1 of the tunnel's pid namespace), which under isolation lives in
-    /// the job's own network namespace, not the holder's; else the holder.
-    static func jobNetworkPID(_ holder: Int32) -> Int32 {
-        guard let text = try? FileIO.readAll("/proc/\(holder)/task/\(holder)/children"),
-              let first = String(decoding: text, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" }).first,
-              let pid = Int32(first) else { return holder }
-        return pid
-    }
-
     /// Runs `command` inside the tunnel `name`, as its MapUid/MapGid, and
     /// returns its shell-style status. Must run single-threaded (setns into
     /// a user namespace requires it).
     public static func exec(_ name: String, _ command: [String]) throws(TunnelError) -> Int32 {
-        let (pid, uid, gid) = try info(name)
         var cwd = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
         let hasCwd = getcwd(&cwd, cwd.count) != nil
-        try enter(name, holder: pid, [("user", CWGShim_CLONE_NEWUSER), ("net", CWGShim_CLONE_NEWNET),
-                                      ("mnt", CWGShim_CLONE_NEWNS), ("pid_for_children", CWGShim_CLONE_NEWPID)])
+        // Exactly the job's containment: the tunnel's user namespace only
+        // long enough to join the sandbox's network and pid namespaces, then
+        // the sandbox's mount and user namespaces. Without them (the
+        // sandbox is not up) it fails: never a fallback to the tunnel's own.
+        let (_, fds) = try ask(name, "exec")
+        defer { fds.forEach { close($0) } }
+        guard fds.count == 5 else { throw TunnelError(.setup, "tunnel \(name) passed \(fds.count) namespaces, not 5") }
+        try enter(name, [(fds[0], CWGShim_CLONE_NEWUSER), (fds[3], CWGShim_CLONE_NEWNET), (fds[4], CWGShim_CLONE_NEWPID),
+                         (fds[2], CWGShim_CLONE_NEWNS), (fds[1], CWGShim_CLONE_NEWUSER)])
         if hasCwd { _ = chdir(cwd) } else { _ = chdir("/") }
         var opts = SpawnOptions()
         opts.deathSignal = SIGKILL
-        if uid != 0 || gid != 0 { opts.userNamespaceIDs = (uid, gid) }
         // The command shares our process group and terminal, so the terminal's
         // signals reach it; we only wait, as system() does.
         signal(SIGINT, SIG_IGN)

@@ -25,6 +25,16 @@ enum Namespace {
         try writeFile("/proc/self/gid_map", "0 \(gid) 1\n")
     }
 
+    /// The network namespace's sysctls for a job without capabilities there:
+    /// ICMP datagram sockets (`ping`) for the one group mapped in, and every
+    /// port bindable (root of the job's own user namespace is no root here,
+    /// so `MapUid = 0` could not otherwise bind a port below 1024). Best
+    /// effort: an older kernel without a knob keeps its default.
+    static func openNetworkToJob() {
+        try? writeFile("/proc/sys/net/ipv4/ping_group_range", "0 0")
+        try? writeFile("/proc/sys/net/ipv4/ip_unprivileged_port_start", "0")
+    }
+
     /// Writes `text` to an existing file (no create, no truncate: for /proc files).
     static func writeFile(_ path: String, _ text: String) throws(TunnelError) {
         let fd = try sys("open \(path)", code: .setup) { open(path, O_WRONLY | O_CLOEXEC) }

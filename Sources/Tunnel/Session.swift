@@ -27,8 +27,12 @@ public struct UpOptions: Sendable {
     public var name: String?
     /// `wgns hub`: forwarding on inside, no job, up until signalled.
     public var hub = false
-    /// `--isolate`: the job sees only `lo` and the WireGuard interfaces.
+    /// `--isolate` / `--no-isolate`: the job sees only `lo` and the
+    /// WireGuard interfaces (default: only for a full tunnel).
     public var isolate: Bool?
+    /// `--net-admin`: the job runs as root of the tunnel's own user namespace
+    /// and can change and leave its tunnel.
+    public var netAdmin: Bool?
     /// How to start the holder: a program and arguments that end up calling
     /// `Holder.run()` (e.g. the wgns binary with a hidden subcommand).
     public var holderCommand: [String] = []
@@ -58,6 +62,9 @@ public enum Session {
 
     /// Validates everything and builds the plan; creates nothing.
     public static func prepare(_ options: UpOptions) throws(TunnelError) -> UpPlan {
+        // The keys are read below: no process of this user may ptrace us or
+        // read our memory (the carriers never need our /proc entries).
+        _ = CWGShim_set_undumpable()
         var log = StepLog(enabled: options.verbose, start: monotonicNanos())
         var plan = UpPlan()
         plan.startTime = log.start
@@ -89,8 +96,15 @@ public enum Session {
         plan.forwardTCP = forwardTCP
         plan.forwardUDP = forwardUDP
         plan.hostLoopback = setting(options.hostLoopback, \.hostLoopback) ?? false
-        plan.mapUID = setting(options.mapUID, \.mapUID) ?? getuid()
-        plan.mapGID = setting(options.mapGID, \.mapGID) ?? getgid()
+        plan.netAdmin = setting(options.netAdmin, \.netAdmin) ?? false
+        // The tunnel's user namespace maps one id, its root: a job with
+        // network administration runs there, so as uid 0.
+        let defaultUID = plan.netAdmin ? 0 : getuid(), defaultGID = plan.netAdmin ? 0 : getgid()
+        plan.mapUID = setting(options.mapUID, \.mapUID) ?? defaultUID
+        plan.mapGID = setting(options.mapGID, \.mapGID) ?? defaultGID
+        if plan.netAdmin && (plan.mapUID != 0 || plan.mapGID != 0) {
+            throw TunnelError(.config, "NetAdmin (--net-admin) runs the job as root of the tunnel's user namespace: MapUID and MapGID must be 0 or unset (got \(plan.mapUID):\(plan.mapGID))")
+        }
 
         // Carrier.
         if let c = setting(options.carrier, \.carrier) {
@@ -146,7 +160,9 @@ public enum Session {
             try NamedTunnel.validate(name)
             plan.name = name
         }
-        plan.isolate = setting(options.isolate, \.isolate) ?? false
+        // A full tunnel is a kill switch unless asked otherwise.
+        plan.isolate = setting(options.isolate, \.isolate) ?? plan.fullTunnel
+        log.step(containment(plan))
         if options.hub {
             try Hub.check(configs, files: options.configFiles, plan: &plan)
         } else if options.command.isEmpty && options.name != nil {
@@ -159,6 +175,21 @@ public enum Session {
         return plan
     }
 
+    /// The containment in effect, in one line (`wgns up -v`).
+    static func containment(_ plan: UpPlan) -> String {
+        var parts: [String] = []
+        if plan.isolate {
+            parts.append("isolated (the job sees only lo and the tunnel\(plan.fullTunnel ? ", full tunnel" : ""))")
+        } else {
+            parts.append("not isolated (split tunnel: the job also reaches the network through the carrier)")
+        }
+        parts.append("host loopback \(plan.hostLoopback ? "on (10.0.2.2 is the host's 127.0.0.1)" : "off")")
+        parts.append("job uid \(plan.mapUID) gid \(plan.mapGID)")
+        parts.append(plan.netAdmin ? "network admin: YES (the job can change and leave its tunnel)"
+                                   : "network admin: none (own user namespace)")
+        return "containment: " + parts.joined(separator: ", ")
+    }
+
     /// Runs a prepared plan to the end; returns the exit status for wgns
     /// (the job's, as a shell reports it). Everything started is gone when
     /// it returns.
@@ -166,7 +197,9 @@ public enum Session {
         var log = StepLog(enabled: plan.verbose, start: plan.startTime)
         var sigs = sigset_t()
         sigemptyset(&sigs)
-        for s in [SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGTTOU, SIGTTIN, SIGQUIT] { sigaddset(&sigs, s) }
+        // SIGUSR1 too: the holder inherits it blocked and takes it with
+        // sigwaitinfo (its "become undumpable").
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGTTOU, SIGTTIN, SIGQUIT, SIGUSR1] { sigaddset(&sigs, s) }
         sigprocmask(SIG_BLOCK, &sigs, nil)
         signal(SIGPIPE, SIG_IGN)
         let sfd = try sys("signalfd") { CWGShim_signalfd(&sigs) }
@@ -182,7 +215,7 @@ public enum Session {
         let listenFD = try plan.name.map { (n: String) throws(TunnelError) in try NamedTunnel.listen(n) } ?? -1
         defer { if listenFD >= 0 { close(listenFD) } }
         let ctl = try Pipe()
-        let st = try Pipe()
+        let st = try Pipe.messageChannel()
         var opts = SpawnOptions()
         opts.fds = [0, 1, 2, ctl.read.raw, st.write.raw]
         opts.deathSignal = SIGKILL
@@ -249,6 +282,10 @@ public enum Session {
             return words.isEmpty ? "" : ": \(words)"
         }
         var reader = LineReader()
+        var namespaces = NamedTunnel.Namespaces()
+        namespaces.uid = plan.mapUID
+        namespaces.gid = plan.mapGID
+        defer { namespaces.close() }
         var jobRunning = false
         // A signal that arrives after the holder was told to start the job
         // but before it says the job runs (the job may already be running:
@@ -274,26 +311,8 @@ public enum Session {
             if poll(&fds, nfds_t(fds.count), -1) < 0 { continue }
             if let c = carrier, c.output >= 0, fds.contains(where: { $0.fd == c.output && $0.revents != 0 }) { c.drain() }
             if let k = fds.firstIndex(where: { $0.fd == listenFD && $0.revents != 0 }), k >= 2 {
-                let conn = accept(listenFD, nil, nil)
-                if conn >= 0 {
-                    var line = LineReader()
-                    var request: String?
-                    if NamedTunnel.peerIsUs(conn) {
-                        var tv = timeval(tv_sec: 2, tv_usec: 0)
-                        setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-                        while request == nil, (try? line.fill(from: conn)) == true { request = line.nextLine() }
-                    }
-                    switch request {
-                    case "info":
-                        let reply = Array("\(holder.pid) \(plan.mapUID) \(plan.mapGID)\n".utf8)
-                        _ = reply.withUnsafeBytes { write(conn, $0.baseAddress, $0.count) }
-                        close(conn)
-                    case "down":
-                        // Left open: it closes when this process exits, which is the reply.
-                        send([UInt8(ascii: "S"), UInt8(SIGTERM)])
-                    default:
-                        close(conn)
-                    }
+                if NamedTunnel.serve(listenFD, namespaces: namespaces) == .down {
+                    send([UInt8(ascii: "S"), UInt8(SIGTERM)])
                 }
             }
 
@@ -302,6 +321,9 @@ public enum Session {
                 if n > 0 {
                     carrierReady = true
                     carrier?.forget()
+                    // The carrier has opened the holder's namespaces: from
+                    // now on nobody needs its /proc entries.
+                    holder.kill(SIGUSR1)
                     log.step("carrier \(plan.carrier.rawValue) ready")
                     send([UInt8(ascii: "G")])
                 } else {
@@ -344,8 +366,9 @@ public enum Session {
                 }
             }
             if fds[0].revents != 0 {
-                let more: Bool
-                do { more = try reader.fill(from: st.read.raw) } catch { more = false }
+                var passed: [Int32]?
+                do { passed = try reader.receive(from: st.read.raw) } catch { passed = nil }
+                let more = passed != nil
                 while let line = reader.nextLine() {
                     let kind = line.first
                     let rest = String(line.dropFirst(min(2, line.count)))
@@ -379,9 +402,13 @@ public enum Session {
                         exitStatus = Int32(parts.first ?? "127") ?? 127
                     case "E":
                         pendingError = TunnelError(.setup, rest)
+                    case "F":
+                        namespaces.take(rest, passed ?? [])
+                        passed = nil
                     default: break
                     }
                 }
+                for fd in passed ?? [] { close(fd) }
                 if !more && exitStatus == nil && pendingError == nil {
                     let t = holderEnded ?? holder.wait()
                     holderEnded = t

@@ -251,6 +251,8 @@ struct ConfigParser {
             config.namespace.mapGID = UInt32(g)
         case "isolate":
             config.namespace.isolate = try parseBool(value, name: "Isolate", line: line)
+        case "netadmin":
+            config.namespace.netAdmin = try parseBool(value, name: "NetAdmin", line: line)
         case "hostloopback":
             config.namespace.hostLoopback = try parseBool(value, name: "HostLoopback", line: line)
         case "forwardtcp", "forwardudp":
@@ -261,7 +263,7 @@ struct ConfigParser {
                 if k == "forwardtcp" { config.namespace.forwardTCP.append(f) } else { config.namespace.forwardUDP.append(f) }
             }
         default:
-            throw error(line, "unknown key '\(str(key))' in [Namespace] (expected Carrier, Backend, MapUID, MapGID, Isolate, HostLoopback, ForwardTCP or ForwardUDP)")
+            throw error(line, "unknown key '\(str(key))' in [Namespace] (expected Carrier, Backend, MapUID, MapGID, Isolate, NetAdmin, HostLoopback, ForwardTCP or ForwardUDP)")
         }
     }
 

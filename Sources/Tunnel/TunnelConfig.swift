@@ -197,6 +197,9 @@ public struct NamespaceSettings: Sendable, Hashable {
     public var mapGID: UInt32?
     /// `Isolate = true|false`: the job sees only `lo` and the tunnel.
     public var isolate: Bool?
+    /// `NetAdmin = true|false`: the job runs in the tunnel's own user
+    /// namespace, as its root, and so can change and leave its tunnel.
+    public var netAdmin: Bool?
     /// `HostLoopback = true|false`: reach the host's loopback at 10.0.2.2.
     public var hostLoopback: Bool?
     /// `ForwardTCP =`: host TCP ports forwarded into the namespace.

@@ -54,6 +54,13 @@ public struct UpPlan: Sendable {
     /// Isolation: the job gets a network namespace of its own holding only
     /// `lo` and the WireGuard interfaces (moved there from the carrier's).
     public var isolate = false
+    /// The job runs in the tunnel's own user namespace as its root (NetAdmin):
+    /// it can change and leave its tunnel.
+    public var netAdmin = false
+    /// Some interface's AllowedIPs cover all of IPv4 or of IPv6.
+    var fullTunnel: Bool {
+        interfaces.contains { Containment.isFullTunnel($0.config.peers.flatMap(\.allowedIPs)) }
+    }
     /// Printed on stdout (one line) once the tunnel is up; the hub's "up" line.
     public var readyMessage: String?
     /// When `wgns up` started (CLOCK_MONOTONIC ns), for timing lines.
@@ -83,6 +90,7 @@ public struct UpPlan: Sendable {
         if jobControl { put("tty", "1") }
         if forwarding { put("forward", "1") }
         if isolate { put("isolate", "1") }
+        if netAdmin { put("netadmin", "1") }
         put("t0", "\(startTime)")
         for i in interfaces {
             put("if", i.name)
@@ -133,6 +141,7 @@ public struct UpPlan: Sendable {
             case "tty": plan.jobControl = value == "1"
             case "forward": plan.forwarding = value == "1"
             case "isolate": plan.isolate = value == "1"
+            case "netadmin": plan.netAdmin = value == "1"
             case "t0": plan.startTime = UInt64(value) ?? 0
             case "if": pendingName = value
             case "mtu": pendingMTU = UInt32(value) ?? 1420

@@ -34,8 +34,11 @@ struct Up {
             .option("map-uid", "UID", "The job's uid inside (default: your own; 0 gives it root inside)."),
             .option("map-gid", "GID", "The job's gid inside (default: your own)."),
             .flag("host-loopback", "Let the namespace reach the host's loopback at 10.0.2.2."),
+            .flag("no-host-loopback", "Do not let the namespace reach the host's loopback (overrides HostLoopback = true)."),
             .option("peer", "K", "With a VPN directory (`wgns vpn new`) as CONFIG: be peer K (DIR/peer-K.conf). Inside a Slurm step the default is SLURM_PROCID + 1 (task 0 is peer-1)."),
-            .flag("isolate", "The job's namespace holds only lo and the WireGuard interfaces: it can reach nothing but the tunnel."),
+            .flag("isolate", "The job's namespace holds only lo and the WireGuard interfaces: it can reach nothing but the tunnel (the default for a full tunnel, AllowedIPs covering 0.0.0.0/0 or ::/0)."),
+            .flag("no-isolate", "Let the job also reach the network through the carrier, even with a full tunnel (overrides Isolate = true)."),
+            .flag("net-admin", "Run the job as root of the tunnel's own user namespace, with network administration there: the job CAN change and leave its tunnel (`wg`, `ip`). Off by default: the job cannot even read its tunnel's keys."),
             .flag("verbose", short: "v", "Show each step with its duration."),
         ],
         arguments: [Argument("CONFIG", .any, "wg-quick configs (one interface each), or a VPN directory from `wgns vpn new`.")],
@@ -43,7 +46,9 @@ struct Up {
     ) { a in
         try Up(name: a.value("name"), carrier: a.choice("carrier"), backend: a.choice("backend"),
                mapUID: a.number("map-uid"), mapGID: a.number("map-gid"), hostLoopback: a.flag("host-loopback"),
-               peer: a.number("peer"), isolate: a.flag("isolate"), verbose: a.flag("verbose"),
+               noHostLoopback: a.flag("no-host-loopback"), peer: a.number("peer"),
+               isolate: a.flag("isolate"), noIsolate: a.flag("no-isolate"), netAdmin: a.flag("net-admin"),
+               verbose: a.flag("verbose"),
                configs: a.positionals, command: a.passthrough).run()
     }
 
@@ -53,8 +58,11 @@ struct Up {
     var mapUID: UInt32?
     var mapGID: UInt32?
     var hostLoopback = false
+    var noHostLoopback = false
     var peer: Int?
     var isolate = false
+    var noIsolate = false
+    var netAdmin = false
     var verbose = false
     var configs: [String] = []
     var command: [String] = []
@@ -70,16 +78,30 @@ struct Up {
         } catch let e as TunnelError { throw CLIError(e) }
         var options = UpOptions()
         options.configFiles = configs
-        options.isolate = isolate ? true : nil
+        options.isolate = try Self.either(isolate, "isolate", noIsolate, "no-isolate")
+        options.netAdmin = netAdmin ? true : nil
         options.carrier = carrier
         options.backend = backend
         options.mapUID = mapUID
         options.mapGID = mapGID
-        options.hostLoopback = hostLoopback ? true : nil
+        options.hostLoopback = try Self.either(hostLoopback, "host-loopback", noHostLoopback, "no-host-loopback")
         options.verbose = verbose
         options.name = name
         options.command = command
         Glibc.exit(try runSession(options))
+    }
+}
+
+extension Up {
+    /// A yes/no flag pair: true, false, or nil when neither was given (the
+    /// config decides); both at once is a usage error.
+    static func either(_ yes: Bool, _ yesName: String, _ no: Bool, _ noName: String) throws -> Bool? {
+        if yes && no {
+            var e = CLIError("--\(yesName) and --\(noName) contradict each other: give one")
+            e.status = 64
+            throw e
+        }
+        return yes ? true : no ? false : nil
     }
 }
 

@@ -24,6 +24,7 @@ size_t CWGShim_NLA_HDRLEN(void);
 enum {
     CWGShim_STAGE_PDEATHSIG = 1, CWGShim_STAGE_PGROUP = 2, CWGShim_STAGE_FDS = 3,
     CWGShim_STAGE_USERNS = 4, CWGShim_STAGE_CWD = 5, CWGShim_STAGE_EXEC = 6,
+    CWGShim_STAGE_SANDBOX = 7,
 };
 struct CWGShim_spawn_attr {
     const char *path;          /* searched in PATH when it has no '/' */
@@ -42,6 +43,34 @@ struct CWGShim_spawn_attr {
 pid_t CWGShim_spawn(const struct CWGShim_spawn_attr *attr, int *stage, int *err);
 /* fork(); the child gets PR_SET_PDEATHSIG(sig) and continues in the caller's code. */
 pid_t CWGShim_fork_with_pdeathsig(int sig);
+/* The job's sandbox: a fork that is pid 1 of a new pid namespace, in a mount
+ * namespace of its own (its /proc, `detach` unmounted) and, with
+ * nested_userns, a user namespace of its own mapping inner_uid/gid to the
+ * caller's ids. It sends `channel_text` with descriptors of its user, mnt, net
+ * and pid namespaces on channel_fd (if >= 0), starts `job` (NULL: none) as its
+ * child, passes signals on, and exits with the job's shell status once the job
+ * ends, killing whatever the job left. */
+struct CWGShim_sandbox_attr {
+    int nested_userns;
+    unsigned inner_uid, inner_gid;
+    const char *const *detach;
+    int detach_count;
+    int channel_fd;
+    const char *channel_text;
+};
+/* Returns the sandbox's pid, or -1 with the failing stage and errno. */
+pid_t CWGShim_spawn_sandboxed(const struct CWGShim_spawn_attr *job, const struct CWGShim_sandbox_attr *sandbox,
+                              int *stage, int *err);
+/* sendmsg of `text` with SCM_RIGHTS `fds` (at most 8). */
+int CWGShim_send_fds(int sock, const char *text, const int *fds, int count);
+/* sendmsg of `text` with descriptors of the caller's user, mnt and net namespaces. */
+int CWGShim_send_own_namespaces(int sock, const char *text);
+/* recvmsg into buf; received descriptors (close-on-exec) into fds, their number in *count. */
+ssize_t CWGShim_recv_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *count);
+/* prctl(PR_SET_DUMPABLE, 0): no ptrace, no /proc/PID/mem for anyone without CAP_SYS_PTRACE. */
+int CWGShim_set_undumpable(void);
+/* prctl(PR_SET_DUMPABLE, on). */
+int CWGShim_set_dumpable(int on);
 /* prctl(PR_SET_PDEATHSIG) (prctl is variadic). */
 int CWGShim_set_pdeathsig(int sig);
 /* pipe2 (needs _GNU_SOURCE). */

@@ -1,0 +1,112 @@
+#!/bin/sh
+# Run as the job inside `wgns up`: tries every way a job could read or change
+# its own tunnel, or leave it. One line per attack:
+#   ATTACK NAME blocked [detail]   the way is closed
+#   ATTACK NAME OPEN detail        the job got through
+# and INFO lines. Needs: sh, wg, ip, nsenter, python3, timeout.
+#   attack.sh HOSTPORT   (a TCP port listening on the host's 127.0.0.1)
+port=${1:-0}
+say() { echo "ATTACK $*"; }
+info() { echo "INFO $*"; }
+info "uid $(id -u) gid $(id -g)"
+info "links $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | tr '\n' ' ')"
+
+# 1. wireguard-go's UAPI: any unix socket reachable by a path.
+socks=$(find /run /var/run /tmp /var/tmp /dev/shm "$HOME" -maxdepth 4 -type s 2>/dev/null | sort -u)
+info "sockets $(echo $socks | wc -w) wireguard-dir $(ls /run/wireguard 2>/dev/null | wc -l)"
+hit=""
+for s in $socks; do
+  r=$(timeout 2 python3 -c '
+import socket, sys
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); c.settimeout(1)
+c.connect(sys.argv[1]); c.sendall(b"get=1\n\n"); print(c.recv(4096).decode(errors="replace"))' "$s" 2>/dev/null)
+  case "$r" in *private_key*|*errno=*) hit="$hit $s" ;; esac
+  r=$(timeout 2 python3 -c '
+import socket, sys
+c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); c.settimeout(1)
+c.connect(sys.argv[1]); c.sendall(b"set=1\nlisten_port=1\n\n"); print(c.recv(4096).decode(errors="replace"))' "$s" 2>/dev/null)
+  case "$r" in *errno=0*) hit="$hit set:$s" ;; esac
+done
+if [ -z "$hit" ]; then say uapi blocked; else say uapi OPEN "$hit"; fi
+
+# 2. wg itself (netlink on the kernel backend, sockets on wireguard-go).
+if wg showconf wg0 2>/dev/null | grep -q PrivateKey; then say wg-showconf OPEN; else say wg-showconf blocked; fi
+if wg set wg0 listen-port 1 2>/dev/null; then say wg-set OPEN; else say wg-set blocked; fi
+
+# 3. The interface, its addresses and routes.
+if ip link set wg0 down 2>/dev/null; then say ip-link OPEN; ip link set wg0 up 2>/dev/null; else say ip-link blocked; fi
+if ip addr add 10.123.45.67/32 dev wg0 2>/dev/null; then say ip-addr OPEN; else say ip-addr blocked; fi
+if ip route add 10.123.0.0/16 dev wg0 2>/dev/null; then say ip-route OPEN; else say ip-route blocked; fi
+
+# 4. The files wgns wrote for the namespace.
+if (echo "nameserver 192.0.2.1" >> /etc/resolv.conf) 2>/dev/null; then say resolv-write OPEN; else say resolv-write blocked; fi
+if mount -o remount,rw,bind /etc/resolv.conf 2>/dev/null && (echo x >> /etc/resolv.conf) 2>/dev/null; then say resolv-remount OPEN
+else say resolv-remount blocked; fi
+if umount /etc/resolv.conf 2>/dev/null; then say resolv-umount OPEN; else say resolv-umount blocked; fi
+
+# 5. Other namespaces: every /proc/*/ns/net (and user, mnt) the job can see.
+own_net=$(readlink /proc/self/ns/net)
+own_user=$(readlink /proc/self/ns/user)
+own_mnt=$(readlink /proc/self/ns/mnt)
+hit=""
+for d in /proc/[0-9]*; do
+  p=${d#/proc/}
+  for ns in net user mnt; do
+    [ -e "$d/ns/$ns" ] || continue
+    # Entering it and landing anywhere but where we are is a way out.
+    got=$(timeout 2 nsenter --$ns="$d/ns/$ns" readlink /proc/self/ns/$ns 2>/dev/null) || continue
+    case $ns in net) own=$own_net ;; user) own=$own_user ;; mnt) own=$own_mnt ;; esac
+    [ "$got" = "$own" ] || hit="$hit $p:$ns"
+  done
+done
+if [ -z "$hit" ]; then say setns blocked; else say setns OPEN "$hit"; fi
+
+# 6. Processes the job can see: no wgns supervisor/holder, no daemon, no carrier.
+hit=""
+for d in /proc/[0-9]*; do
+  c=$(cat "$d/comm" 2>/dev/null)
+  case "$c" in wireguard-go|slirp4netns|pasta|pasta.avx2|passt) hit="$hit ${d#/proc/}:$c" ;; esac
+  # Anything not in our own user namespace that we can still read is someone else's.
+  u=$(readlink "$d/ns/user" 2>/dev/null) && [ "$u" != "$own_user" ] && hit="$hit ${d#/proc/}:foreign-userns"
+done
+info "processes $(ls -d /proc/[0-9]* | wc -l)"
+if [ -z "$hit" ]; then say processes blocked; else say processes OPEN "$hit"; fi
+
+# 7. Memory and environment of pid 1 and any other process not ours.
+hit=""
+for d in /proc/[0-9]*; do
+  p=${d#/proc/}
+  [ "$p" = "$$" ] && continue
+  [ "$(cat $d/comm 2>/dev/null)" = "wgns" ] || continue
+  if head -c 1 "$d/environ" >/dev/null 2>&1 && [ -s "$d/environ" ]; then hit="$hit $p:environ"; fi
+  if python3 -c '
+import sys
+f = open(sys.argv[1] + "/maps"); line = f.readline(); a = int(line.split("-")[0], 16)
+m = open(sys.argv[1] + "/mem", "rb"); m.seek(a); m.read(16)' "$d" 2>/dev/null; then hit="$hit $p:mem"; fi
+done
+if [ -z "$hit" ]; then say memory blocked; else say memory OPEN "$hit"; fi
+
+# 8. The host's loopback through the carrier (10.0.2.2 is the host's 127.0.0.1 when allowed).
+if [ "$port" != 0 ] && timeout 3 python3 -c '
+import socket, sys
+socket.create_connection(("10.0.2.2", int(sys.argv[1])), timeout=2).close()' "$port" 2>/dev/null; then
+  say host-loopback OPEN
+else say host-loopback blocked; fi
+
+# 9. The carrier's device directly (SO_BINDTODEVICE), and its resolver.
+if timeout 3 python3 -c '
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"tap0")
+s.sendto(b"x", ("10.0.2.3", 53))' 2>/dev/null; then say bind-tap0 OPEN; else say bind-tap0 blocked; fi
+info "resolv $(grep -c '^nameserver' /etc/resolv.conf) $(grep '^nameserver' /etc/resolv.conf | tr '\n' ' ')"
+
+# What root inside its own user namespace can still do (MapUid 0).
+if python3 -c '
+import socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 80))' 2>/dev/null; then
+  info "low-port ok"; else info "low-port refused"; fi
+if ping -c 1 -W 2 127.0.0.1 >/dev/null 2>&1; then info "ping ok"; else info "ping refused"; fi
+if touch /tmp/.wgns-attack-$$ 2>/dev/null && chown 0:0 /tmp/.wgns-attack-$$ 2>/dev/null; then info "chown ok"; else info "chown refused"; fi
+rm -f /tmp/.wgns-attack-$$
+echo "DONE"
