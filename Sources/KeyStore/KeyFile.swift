@@ -22,12 +22,24 @@ public enum KeyFile {
     }
 
     /// Reads a key file. A private or preshared key file that group or others
-    /// can read is refused, naming the file and the fix.
+    /// can read, or that belongs to another user, is refused, naming the file
+    /// and the fix; so is anything but a regular file (a FIFO would hang the
+    /// read, a directory or device is a mistake).
     public static func read<K: WireGuardKey>(_ type: K.Type, path: String, secret: Bool = true) throws(KeyStoreError) -> K {
-        let fd = try sys("cannot open key file \(path)") { open(path, O_RDONLY | O_CLOEXEC) }
+        // O_NONBLOCK: opening a FIFO must not wait for a writer.
+        let fd = try sys("cannot open key file \(path)") { open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) }
         defer { close(fd) }
         var st = stat()
         _ = try sys("cannot stat key file \(path)") { fstat(fd, &st) }
+        let kind = st.st_mode & S_IFMT
+        guard kind == S_IFREG else {
+            let what = kind == S_IFIFO ? "a FIFO" : kind == S_IFDIR ? "a directory" : kind == S_IFSOCK ? "a socket" : "a device"
+            throw KeyStoreError(.malformedKey, "key file \(path) is \(what), not a regular file")
+        }
+        if secret, st.st_uid != geteuid() {
+            throw KeyStoreError(.insecurePermissions,
+                "key file \(path) belongs to uid \(st.st_uid), not to you (uid \(geteuid())): use a key file of your own")
+        }
         let perm = st.st_mode & 0o777
         if secret, perm & 0o077 != 0 {
             throw KeyStoreError(.insecurePermissions,

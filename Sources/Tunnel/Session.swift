@@ -74,6 +74,7 @@ public enum Session {
         for file in options.configFiles {
             var c: TunnelConfig
             do { c = try TunnelConfig(contentsOf: file) } catch { throw TunnelError(.config, "\(error)") }
+            if let w = c.exposureWarning(file: file) { writeStderr("wgns: \(w)\n") }
             guard let key = c.interface.privateKey else {
                 throw TunnelError(.config, "\(file): [Interface] has no PrivateKey or PrivateKeyFile")
             }

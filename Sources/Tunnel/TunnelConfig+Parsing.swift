@@ -1,5 +1,8 @@
 import KeyStore
 import WGNetlink
+#if canImport(Glibc)
+import Glibc
+#endif
 
 extension TunnelConfig {
     /// Parses wg-quick text the way wireguard-tools reads it: section names
@@ -28,18 +31,37 @@ extension TunnelConfig {
 
     /// Reads and parses a file.
     public init(contentsOf path: String) throws(ConfigError) {
-        let bytes: [UInt8]
+        var bytes: [UInt8]
         do { bytes = try FileIO.readAll(path) } catch {
             throw ConfigError(file: path, line: 0, "cannot read: \(error)")
         }
-        guard String(validating: bytes, as: UTF8.self) != nil else {
-            throw ConfigError(file: path, line: 0, "not UTF-8 text")
+        // The text may hold keys: wiped, and checked without a String copy.
+        defer { KeyStore.wipe(&bytes) }
+        var iterator = bytes.makeIterator()
+        var decoder = UTF8()
+        decoding: while true {
+            switch decoder.decode(&iterator) {
+            case .scalarValue: continue
+            case .emptyInput: break decoding
+            case .error: throw ConfigError(file: path, line: 0, "not UTF-8 text")
+            }
         }
         let result = bytes.withUnsafeBufferPointer { utf8 in
             Result { () throws(ConfigError) -> TunnelConfig in try TunnelConfig(parsingUTF8: utf8, file: path) }
         }
         self = try result.get()
         resolveKeyFiles(relativeTo: path)
+    }
+
+    /// The warning wg-quick gives for a config that holds a key inline and
+    /// that group or others can read (nil when there is nothing to say).
+    public func exposureWarning(file: String) -> String? {
+        var inline = false
+        if case .inline = interface.privateKey { inline = true }
+        for p in peers { if case .inline = p.presharedKey { inline = true } }
+        var st = stat()
+        guard inline, stat(file, &st) == 0, st.st_mode & 0o077 != 0 else { return nil }
+        return "warning: \(file) holds a key and is readable by others (mode \(String(st.st_mode & 0o777, radix: 8))); run: chmod 600 \(file)"
     }
 
     /// Makes relative `PrivateKeyFile`/`PresharedKeyFile` paths relative to
@@ -95,18 +117,18 @@ struct ConfigParser {
                 peerHasKey = false
             case "[namespace]": section = .namespace
             default:
-                throw error(line, "unknown section '\(str(text))' (expected [Interface], [Peer] or [Namespace])")
+                throw error(line, "unknown section '\(quoted(text))' (expected [Interface], [Peer] or [Namespace])")
             }
             return
         }
         guard let eq = text.firstIndex(of: UInt8(ascii: "=")) else {
-            throw error(line, "expected 'Key = Value', got '\(str(text))'")
+            throw error(line, "expected 'Key = Value', got '\(quoted(text))'")
         }
         let key = trimmed(Bytes(rebasing: text[..<eq]))
         let value = trimmed(Bytes(rebasing: text[(eq + 1)...]))
         let k = normalized(key)
         switch section {
-        case .none: throw error(line, "'\(str(key))' is outside any section (expected [Interface] or [Peer] first)")
+        case .none: throw error(line, "'\(quoted(key))' is outside any section (expected [Interface] or [Peer] first)")
         case .interface: try interfaceKey(k, key: key, value: value, line: line)
         case .peer: try peerKey(k, key: key, value: value, line: line)
         case .namespace: try namespaceKey(k, key: key, value: value, line: line)
@@ -173,7 +195,7 @@ struct ConfigParser {
         case "saveconfig":
             config.interface.saveConfig = try parseBool(value, name: "SaveConfig", line: line)
         default:
-            throw error(line, "unknown key '\(str(key))' in [Interface] (expected PrivateKey, PrivateKeyFile, ListenPort, FwMark, Address, DNS, MTU, Table, PreUp, PostUp, PreDown, PostDown or SaveConfig)")
+            throw error(line, "unknown key '\(quoted(key))' in [Interface] (expected PrivateKey, PrivateKeyFile, ListenPort, FwMark, Address, DNS, MTU, Table, PreUp, PostUp, PreDown, PostDown or SaveConfig)")
         }
     }
 
@@ -225,7 +247,7 @@ struct ConfigParser {
             }
             peer!.persistentKeepalive = UInt16(n)
         default:
-            throw error(line, "unknown key '\(str(key))' in [Peer] (expected PublicKey, PresharedKey, PresharedKeyFile, AllowedIPs, Endpoint or PersistentKeepalive)")
+            throw error(line, "unknown key '\(quoted(key))' in [Peer] (expected PublicKey, PresharedKey, PresharedKeyFile, AllowedIPs, Endpoint or PersistentKeepalive)")
         }
     }
 
@@ -263,7 +285,7 @@ struct ConfigParser {
                 if k == "forwardtcp" { config.namespace.forwardTCP.append(f) } else { config.namespace.forwardUDP.append(f) }
             }
         default:
-            throw error(line, "unknown key '\(str(key))' in [Namespace] (expected Carrier, Backend, MapUID, MapGID, Isolate, NetAdmin, HostLoopback, ForwardTCP or ForwardUDP)")
+            throw error(line, "unknown key '\(quoted(key))' in [Namespace] (expected Carrier, Backend, MapUID, MapGID, Isolate, NetAdmin, HostLoopback, ForwardTCP or ForwardUDP)")
         }
     }
 
@@ -361,6 +383,17 @@ func normalized(_ b: Bytes) -> String {
         for c in b where !isSpace(c) { out[n] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c; n += 1 }
         return n
     }
+}
+
+/// A line or key that did not parse, as an error may quote it: only up to
+/// its first separator (space, tab, ':', '=', ',') and at most 12
+/// characters, with "..." when cut. A mistyped key line (`PrivateKey: KEY`,
+/// a bare key) must not put the key into an error that ends up in a batch
+/// job's output file.
+func quoted(_ b: Bytes) -> String {
+    let cut = b.firstIndex { $0 == 0x20 || $0 == 0x09 || $0 == 0x3a || $0 == 0x3d || $0 == 0x2c } ?? b.endIndex
+    let head = b[b.startIndex..<min(cut, b.startIndex + 12)]
+    return String(decoding: head, as: UTF8.self) + (head.count < b.count ? "..." : "")
 }
 
 /// The bytes as text (they are always valid UTF-8 here: slices cut at ASCII).

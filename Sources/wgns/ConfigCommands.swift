@@ -16,6 +16,7 @@ struct Check {
         for file in files {
             do {
                 let config = try TunnelConfig(contentsOf: file)
+                if let w = config.exposureWarning(file: file) { printError(w) }
                 try config.validateKeyFiles(file: file)
             } catch {
                 printError("\(error)")

@@ -128,3 +128,41 @@ import TestSupport
         #expect(bad.status != 0 && bad.stderr.contains("MapUID and MapGID must be 0"), "\(bad.stderr)")
     }
 }
+
+/// Named tunnels: another user who binds a tunnel's abstract name first
+/// gets nothing: `up --name` still works, and list, exec and down reach
+/// only the tunnel that answers as us.
+@Suite(.serialized) struct NameSquattingTests {
+    @Test func anotherUserCannotSquatAName() throws {
+        let f = try UpFixture()
+        guard f.user != nil else { return }  // needs a second user: run as root
+        let name = "sq\(UInt16.random(in: 1000...9999))"
+        // Root (another user, for the test user) squats wgns/UID/NAME.
+        let squatter = Process()
+        squatter.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        squatter.arguments = ["-c", """
+            import socket, time
+            s = socket.socket(socket.AF_UNIX); s.bind("\\0wgns/\(f.uid)/\(name)"); s.listen(8)
+            s.settimeout(30)
+            try:
+                while True: s.accept()[0].close()
+            except Exception: pass
+            """]
+        try squatter.run()
+        defer { kill(squatter.processIdentifier, SIGKILL); squatter.waitUntilExit() }
+        usleep(300_000)
+        let r = try f.sh("""
+            "$W" up --name \(name) job.conf > up.out 2>&1 &
+            UP=$!
+            for i in $(seq 100); do "$W" list | grep -qx \(name) && break; sleep 0.05; done
+            echo "list: $("$W" list | grep -c -x \(name))"
+            "$W" exec \(name) -- sh -c 'echo exec-uid $(id -u); ip -o link show wg0 >/dev/null && echo exec-wg0'
+            "$W" down \(name); echo "down $?"
+            wait $UP; echo "up $?"; cat up.out
+            """)
+        #expect(r.stdout.contains("list: 1\n"), "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("exec-uid \(f.uid)\nexec-wg0\n"), "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("down 0\n"), "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("up 0\n"), "\(r.stdout)\(r.stderr)")
+    }
+}

@@ -3,10 +3,13 @@
 # its own tunnel, or leave it. One line per attack:
 #   ATTACK NAME blocked [detail]   the way is closed
 #   ATTACK NAME OPEN detail        the job got through
-# and INFO lines. Needs: sh, wg, ip, nsenter, python3, timeout.
+#   ATTACK NAME skipped why        this machine lacks the tool to try
+# and INFO lines. Needs sh, wg, ip, nsenter, timeout, nc; python3 where there
+# is one (the host), for what busybox cannot do (the VM).
 #   attack.sh HOSTPORT   (a TCP port listening on the host's 127.0.0.1)
 port=${1:-0}
 say() { echo "ATTACK $*"; }
+have_py() { command -v python3 >/dev/null 2>&1; }
 info() { echo "INFO $*"; }
 info "uid $(id -u) gid $(id -g)"
 info "links $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | tr '\n' ' ')"
@@ -15,6 +18,7 @@ info "links $(ip -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | tr '\n' 
 socks=$(find /run /var/run /tmp /var/tmp /dev/shm "$HOME" -maxdepth 4 -type s 2>/dev/null | sort -u)
 info "sockets $(echo $socks | wc -w) wireguard-dir $(ls /run/wireguard 2>/dev/null | wc -l)"
 hit=""
+have_py || { [ -z "$socks" ] || hit="(python3 missing; sockets:$socks)"; socks=""; }
 for s in $socks; do
   r=$(timeout 2 python3 -c '
 import socket, sys
@@ -72,40 +76,49 @@ done
 info "processes $(ls -d /proc/[0-9]* | wc -l)"
 if [ -z "$hit" ]; then say processes blocked; else say processes OPEN "$hit"; fi
 
-# 7. Memory and environment of pid 1 and any other process not ours.
+# 7. Memory and environment of any wgns process (opening /proc/PID/mem
+# needs ptrace access: being able to open it is the hole).
 hit=""
 for d in /proc/[0-9]*; do
   p=${d#/proc/}
   [ "$p" = "$$" ] && continue
   [ "$(cat $d/comm 2>/dev/null)" = "wgns" ] || continue
-  if head -c 1 "$d/environ" >/dev/null 2>&1 && [ -s "$d/environ" ]; then hit="$hit $p:environ"; fi
-  if python3 -c '
-import sys
-f = open(sys.argv[1] + "/maps"); line = f.readline(); a = int(line.split("-")[0], 16)
-m = open(sys.argv[1] + "/mem", "rb"); m.seek(a); m.read(16)' "$d" 2>/dev/null; then hit="$hit $p:mem"; fi
+  if (exec 3<"$d/mem") 2>/dev/null; then hit="$hit $p:mem"; fi
+  if [ -s "$d/environ" ] 2>/dev/null && head -c 1 "$d/environ" >/dev/null 2>&1; then hit="$hit $p:environ"; fi
 done
 if [ -z "$hit" ]; then say memory blocked; else say memory OPEN "$hit"; fi
 
 # 8. The host's loopback through the carrier (10.0.2.2 is the host's 127.0.0.1 when allowed).
-if [ "$port" != 0 ] && timeout 3 python3 -c '
-import socket, sys
-socket.create_connection(("10.0.2.2", int(sys.argv[1])), timeout=2).close()' "$port" 2>/dev/null; then
-  say host-loopback OPEN
-else say host-loopback blocked; fi
+reach_host() {
+  if have_py; then
+    timeout 3 python3 -c 'import socket, sys
+socket.create_connection(("10.0.2.2", int(sys.argv[1])), timeout=2).close()' "$1" 2>/dev/null
+  else
+    echo | timeout 3 nc -w 2 10.0.2.2 "$1" >/dev/null 2>&1
+  fi
+}
+if [ "$port" != 0 ] && reach_host "$port"; then say host-loopback OPEN; else say host-loopback blocked; fi
 
 # 9. The carrier's device directly (SO_BINDTODEVICE), and its resolver.
-if timeout 3 python3 -c '
+if have_py; then
+  if timeout 3 python3 -c '
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"tap0")
 s.sendto(b"x", ("10.0.2.3", 53))' 2>/dev/null; then say bind-tap0 OPEN; else say bind-tap0 blocked; fi
+elif ip link show tap0 >/dev/null 2>&1; then say bind-tap0 OPEN "tap0 is visible"
+else say bind-tap0 blocked; fi
 info "resolv $(grep -c '^nameserver' /etc/resolv.conf) $(grep '^nameserver' /etc/resolv.conf | tr '\n' ' ')"
 
 # What root inside its own user namespace can still do (MapUid 0).
-if python3 -c '
+if have_py; then
+  if python3 -c '
 import socket
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", 80))' 2>/dev/null; then
-  info "low-port ok"; else info "low-port refused"; fi
+    info "low-port ok"; else info "low-port refused"; fi
+else
+  timeout 1 nc -l -p 80 >/dev/null 2>&1; [ $? = 124 ] && info "low-port ok" || info "low-port refused"
+fi
 if ping -c 1 -W 2 127.0.0.1 >/dev/null 2>&1; then info "ping ok"; else info "ping refused"; fi
 if touch /tmp/.wgns-attack-$$ 2>/dev/null && chown 0:0 /tmp/.wgns-attack-$$ 2>/dev/null; then info "chown ok"; else info "chown refused"; fi
 rm -f /tmp/.wgns-attack-$$

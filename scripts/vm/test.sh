@@ -21,6 +21,7 @@ vm_build_wgns
 work=$(mktemp -d "$VM_CACHE/test.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 bash "$here/gen-configs.sh" "$work/data"
+cp "$here/../../Tests/containment/attack.sh" "$work/data/attack.sh"
 [ -z "$filter" ] || printf '%s\n' "$filter" >"$work/data/test-filter"
 vm_initramfs "$work/initrd.cpio" "$VM_GUEST/run-tests.sh" "$work/data"
 t1=$(date +%s.%N)
