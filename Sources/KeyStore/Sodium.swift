@@ -68,3 +68,10 @@ public var libsodiumVersion: String { String(cString: sodium_version_string()) }
 public func wipe(_ bytes: inout [UInt8]) {
     sodium_memzero(&bytes, bytes.count)
 }
+
+/// Overwrites `count` bytes at `pointer` with zeros (`sodium_memzero`): the
+/// same wipe for memory that is not an array (a stack buffer, a slice).
+public func wipe(_ pointer: UnsafeMutableRawPointer?, count: Int) {
+    guard let pointer, count > 0 else { return }
+    sodium_memzero(pointer, count)
+}

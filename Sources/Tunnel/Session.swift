@@ -261,7 +261,7 @@ public enum Session {
         }
         do {
             var bytes = try plan.encoded()
-            defer { for i in bytes.indices { bytes[i] = 0 } }
+            defer { KeyStore.wipe(&bytes) }
             try Descriptor(owning: dup(ctlFD)).writeAll(bytes)
         } catch {
             cleanup()

@@ -14,14 +14,28 @@ extension TunnelConfig {
     /// The config as wg-quick text. Holds secrets: write it only to stdout or
     /// to a mode-0600 file.
     public func rendered(_ rendering: Rendering = .full) throws(KeyStoreError) -> String {
-        var out = "[Interface]\n"
+        var bytes = try renderedBytes(rendering)
+        defer { KeyStore.wipe(&bytes) }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The config as wg-quick text in a buffer that the caller wipes
+    /// (`KeyStore.wipe`): the keys are appended straight into it, never
+    /// held in a String.
+    public func renderedBytes(_ rendering: Rendering = .full) throws(KeyStoreError) -> [UInt8] {
+        var out = Array("[Interface]\n".utf8)
         let i = interface
         let full = rendering == .full
-        func line(_ key: String, _ value: String) { out += "\(key) = \(value)\n" }
+        func line(_ key: String, _ value: String) { out += Array("\(key) = \(value)\n".utf8) }
+        func secret(_ key: String, _ append: (inout [UInt8]) -> Void) {
+            out += Array("\(key) = ".utf8)
+            append(&out)
+            out.append(10)
+        }
         switch i.privateKey {
-        case .inline(let k)?: line("PrivateKey", k.base64Secret())
+        case .inline(let k)?: secret("PrivateKey", k.appendBase64Secret)
         case .file(let path)?:
-            if full { line("PrivateKeyFile", path) } else { line("PrivateKey", try KeyFile.read(PrivateKey.self, path: path).base64Secret()) }
+            if full { line("PrivateKeyFile", path) } else { secret("PrivateKey", try KeyFile.read(PrivateKey.self, path: path).appendBase64Secret) }
         case nil: break
         }
         if let p = i.listenPort { line("ListenPort", "\(p)") }
@@ -39,12 +53,12 @@ extension TunnelConfig {
             if let s = i.saveConfig { line("SaveConfig", s ? "true" : "false") }
         }
         for p in peers {
-            out += "\n[Peer]\n"
+            out += Array("\n[Peer]\n".utf8)
             line("PublicKey", p.publicKey.base64)
             switch p.presharedKey {
-            case .inline(let k)?: line("PresharedKey", k.base64Secret())
+            case .inline(let k)?: secret("PresharedKey", k.appendBase64Secret)
             case .file(let path)?:
-                if full { line("PresharedKeyFile", path) } else { line("PresharedKey", try KeyFile.read(PresharedKey.self, path: path).base64Secret()) }
+                if full { line("PresharedKeyFile", path) } else { secret("PresharedKey", try KeyFile.read(PresharedKey.self, path: path).appendBase64Secret) }
             case nil: break
             }
             if !p.allowedIPs.isEmpty { line("AllowedIPs", p.allowedIPs.map(\.description).joined(separator: ", ")) }
@@ -53,7 +67,7 @@ extension TunnelConfig {
         }
         let n = namespace
         if full && !n.isEmpty {
-            out += "\n[Namespace]\n"
+            out += Array("\n[Namespace]\n".utf8)
             if let c = n.carrier { line("Carrier", c.rawValue) }
             if let b = n.backend { line("Backend", b.rawValue) }
             if let u = n.mapUID { line("MapUID", "\(u)") }

@@ -1,3 +1,4 @@
+import KeyStore
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -72,9 +73,20 @@ public struct UpPlan: Sendable {
     // Wire format: records of `KEY LENGTH\n` followed by LENGTH bytes; the
     // whole plan is prefixed by its own length as `LENGTH\n`.
 
-    /// The plan as bytes (holds secrets: wipe after sending).
+    /// The plan as bytes (holds secrets: wipe after sending). The configs
+    /// are rendered first, so that the one buffer they are copied into is
+    /// allocated once at its final size (a growing array would leave
+    /// unwiped copies behind), and each rendering is wiped.
     func encoded() throws(TunnelError) -> [UInt8] {
+        var configs: [[UInt8]] = []
+        defer { for k in configs.indices { KeyStore.wipe(&configs[k]) } }
+        for i in interfaces {
+            do { configs.append(try i.config.renderedBytes(.full)) } catch {
+                throw TunnelError(.config, "\(i.name): \(error)")
+            }
+        }
         var body: [UInt8] = []
+        body.reserveCapacity(configs.reduce(0) { $0 + $1.count } + 4096 + command.reduce(0) { $0 + $1.utf8.count + 16 })
         func put(_ key: String, _ value: String) {
             let v = Array(value.utf8)
             body += Array("\(key) \(v.count)\n".utf8)
@@ -92,17 +104,20 @@ public struct UpPlan: Sendable {
         if isolate { put("isolate", "1") }
         if netAdmin { put("netadmin", "1") }
         put("t0", "\(startTime)")
-        for i in interfaces {
+        for (i, text) in zip(interfaces, configs) {
             put("if", i.name)
             put("mtu", "\(i.mtu)")
-            let text: String
-            do { text = try i.config.rendered(.full) } catch {
-                throw TunnelError(.config, "\(i.name): \(error)")
-            }
-            put("conf", text)
+            body += Array("conf \(text.count)\n".utf8)
+            body += text
         }
         for a in command { put("arg", a) }
-        return Array("\(body.count)\n".utf8) + body
+        let header = Array("\(body.count)\n".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(header.count + body.count)
+        out += header
+        out += body
+        KeyStore.wipe(&body)
+        return out
     }
 
     /// Reads a plan written by `encoded()` from `fd`.
@@ -117,9 +132,15 @@ public struct UpPlan: Sendable {
         guard let length = Int(String(decoding: header, as: UTF8.self)) else {
             throw TunnelError(.setup, "holder: malformed plan")
         }
-        var body = try fd.read(exactly: length)
-        defer { for i in body.indices { body[i] = 0 } }
-        guard body.count == length else { throw TunnelError(.setup, "holder: truncated plan") }
+        // Read in place into one buffer of the final size (it holds keys).
+        var body = [UInt8](repeating: 0, count: length)
+        defer { KeyStore.wipe(&body) }
+        var got = 0
+        while got < length {
+            let n = try sysSize("read the plan") { body.withUnsafeMutableBytes { Glibc.read(fd.raw, $0.baseAddress! + got, length - got) } }
+            if n == 0 { throw TunnelError(.setup, "holder: truncated plan") }
+            got += n
+        }
         var plan = UpPlan()
         var pos = 0
         var pendingName = "", pendingMTU: UInt32 = 0
@@ -128,8 +149,21 @@ public struct UpPlan: Sendable {
                   let n = Int(String(decoding: body[(sp + 1)..<nl], as: UTF8.self)), nl + 1 + n <= body.count
             else { throw TunnelError(.setup, "holder: malformed plan") }
             let key = String(decoding: body[pos..<sp], as: UTF8.self)
-            let value = String(decoding: body[(nl + 1)..<(nl + 1 + n)], as: UTF8.self)
+            let range = (nl + 1)..<(nl + 1 + n)
             pos = nl + 1 + n
+            if key == "conf" {
+                // The config holds keys: parsed from the wiped buffer, never
+                // copied into a String.
+                let config: TunnelConfig
+                do {
+                    config = try body.withUnsafeBufferPointer { b throws(ConfigError) in
+                        try TunnelConfig(parsingUTF8: UnsafeBufferPointer(rebasing: b[range]), file: pendingName)
+                    }
+                } catch { throw TunnelError(.config, "\(error)") }
+                plan.interfaces.append(Interface(name: pendingName, config: config, mtu: pendingMTU))
+                continue
+            }
+            let value = String(decoding: body[range], as: UTF8.self)
             switch key {
             case "carrier": plan.carrier = CarrierKind(rawValue: value) ?? .slirp4netns
             case "backend": plan.backend = BackendKind(rawValue: value) ?? .auto
@@ -145,12 +179,6 @@ public struct UpPlan: Sendable {
             case "t0": plan.startTime = UInt64(value) ?? 0
             case "if": pendingName = value
             case "mtu": pendingMTU = UInt32(value) ?? 1420
-            case "conf":
-                let config: TunnelConfig
-                do { config = try TunnelConfig(parsing: value, file: pendingName) } catch {
-                    throw TunnelError(.config, "\(error)")
-                }
-                plan.interfaces.append(Interface(name: pendingName, config: config, mtu: pendingMTU))
             case "arg": plan.command.append(value)
             default: break
             }

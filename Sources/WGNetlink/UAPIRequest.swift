@@ -180,7 +180,7 @@ func decodeHexKey<K: WireGuardKey>(_: K.Type, _ text: UnsafeRawBufferPointer) ->
     }
     // On the stack, wiped after: it may be a private or preshared key.
     return withUnsafeTemporaryAllocation(byteCount: 32, alignment: 16) { raw -> K? in
-        defer { explicit_bzero(raw.baseAddress!, 32) }
+        defer { KeyStore.wipe(raw.baseAddress, count: 32) }
         for i in 0..<32 {
             guard let h = nibble(text[2 * i]), let l = nibble(text[2 * i + 1]) else { return nil }
             raw[i] = h << 4 | l

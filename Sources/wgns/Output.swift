@@ -1,3 +1,4 @@
+import KeyStore
 import WGNetlink
 #if canImport(Glibc)
 import Glibc
@@ -36,7 +37,7 @@ struct Output {
     /// Writes everything to `fd` (stdout by default), then wipes the buffer (it may hold a key).
     mutating func flush(to fd: Int32 = STDOUT_FILENO) throws {
         if let e = spillError { throw e }
-        defer { bytes.withUnsafeMutableBytes { if let p = $0.baseAddress { explicit_bzero(p, $0.count) } }; bytes.removeAll(keepingCapacity: true) }
+        defer { KeyStore.wipe(&bytes); bytes.removeAll(keepingCapacity: true) }
         try bytes.withUnsafeBytes { raw in
             var offset = 0
             while offset < raw.count {
