@@ -13,8 +13,8 @@ build:
 release:
 	$(SWIFT) build -c release
 
-# One binary with the Swift runtime, libstdc++ and libgcc linked in (libsodium,
-# libmnl and glibc stay shared); scripts/build-static.sh holds the flags.
+# One fully static executable (Swift runtime, glibc, libsodium, libmnl linked
+# in); scripts/build-static.sh holds the flags and prints its path last.
 static:
 	bash scripts/build-static.sh
 
@@ -40,4 +40,4 @@ fuzz:
 	WGNS_FUZZ_ITERATIONS=1000000 $(SWIFT) test -c release --filter ConfigFuzz
 
 clean:
-	rm -rf .build vm-cache
+	rm -rf .build .build-static vm-cache build-cache dist Sources/wgns/Generated

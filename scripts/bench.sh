@@ -89,9 +89,9 @@ bench_vm() {
 status=0
 # Every section measures the binary users are told to install: the portable
 # release build (scripts/build-static.sh, scratch path $VM_SCRATCH or
-# .build-vm), built once.
+# .build-static), built once.
 if [ -z "${WGNS_BIN:-}" ]; then
-    WGNS_BIN=$(bash scripts/build-static.sh --scratch-path "${VM_SCRATCH:-.build-vm}")
+    WGNS_BIN=$(bash scripts/build-static.sh --scratch-path "${VM_SCRATCH:-.build-static}" | tail -n1)
 fi
 export WGNS_BIN
 bench_vm || { echo "bench: the VM section failed" >&2; status=1; }

@@ -1,26 +1,28 @@
 #!/usr/bin/env bash
 # The one place that says how the portable release binary is linked
-# (`make static`, the VM tests, `make bench`):
-#   scripts/build-static.sh [--scratch-path DIR]    builds; prints the binary's path
+# (`make static`, `make test`, the VM tests, `make bench`, `make dist`):
+#   scripts/build-static.sh [--scratch-path DIR]    builds; prints the binary's path last
 #
-# - Swift runtime linked in (--static-swift-stdlib).
-# - libstdc++ and libgcc linked in as well: swiftc's static-stdlib link asks
-#   for -lstdc++ by name, so a directory holding only libstdc++.a goes on the
-#   search path ahead of the compiler's own (where libstdc++.so is); clang's
-#   -static-libgcc takes libgcc_eh.a instead of libgcc_s.so.
-# - glibc, libm, libsodium and libmnl stay shared (`ldd` lists them): Debian
-#   ships no libmnl.a, and glibc is not meant to be linked in.
-# Measured (`wgns showconf` of a peerless device, median; in the VM with
-# scripts/vm/startup-bench.sh): with libstdc++/libgcc shared 3.0 ms natively,
-# 101 ms in the QEMU TCG VM (21 ms with ASLR off); linked in: 2.0, 85 (17) ms.
-# Also linking libsodium.a in saves 0 ms natively and 3 ms in the VM; it would
-# need its directory searched before /usr/lib/x86_64-linux-gnu, which the
-# package's pkg-config flags put first. Linking without PIE (-no-pie) gives
-# 1.7 ms natively and 54 (16) ms in the VM, the VM figure only because QEMU
-# translates code again at every new address; not done: it gives up ASLR.
+# One fully static executable (`ldd` says "not a dynamic executable"):
+# - swiftc -static-executable links the Swift runtime, libstdc++, libgcc and
+#   glibc in.
+# - libsodium.a comes from Debian 12's libsodium-dev (scripts/deps.sh).
+# - Debian 12's libmnl-dev has no libmnl.a; Debian 13's libmnl-dev 1.0.5
+#   has one. It is fetched once with `apt-get download` through a private apt
+#   configuration (its own sources list, lists and cache: the machine's apt
+#   setup is not changed) and unpacked with `dpkg-deb -x` into
+#   $WGNS_BUILD_CACHE (default build-cache/, gitignored). Only libmnl.a is
+#   used from it; the headers stay Debian 12's (the same 1.0.4 API).
+# - The version's git commit is written to Sources/wgns/Generated/ (gitignored)
+#   and compiled in under -DWGNS_BUILD_INFO; without git it says "unknown", as
+#   a plain `swift build` does.
+# Name resolution in the static glibc: only its built-in "files" and "dns"
+# (Tunnel/Resolver.swift sets that up), so no NSS module is ever loaded.
+# The binary needs /proc mounted at run time (the Swift runtime finds itself
+# through /proc/self/exe), and nothing else.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-scratch=.build
+scratch=.build-static
 while [ $# -gt 0 ]; do
     case $1 in
         --scratch-path) scratch=$2; shift 2 ;;
@@ -29,25 +31,61 @@ while [ $# -gt 0 ]; do
 done
 cd "$root"
 case $scratch in /*) ;; *) scratch=$root/$scratch ;; esac
-# The C compiler that comes with Swift (or the system's) says where libstdc++.a is.
-libstdcxx=
-for cc in "$(dirname "$(command -v swift)")/clang" clang gcc cc; do
-    f=$("$cc" -print-file-name=libstdc++.a 2>/dev/null) || continue
-    case $f in /*) [ -f "$f" ] && { libstdcxx=$f; break; } ;; esac
-done
-[ -f "$libstdcxx" ] || { echo "build-static.sh: no libstdc++.a found (install libstdc++-12-dev)" >&2; exit 1; }
+die() { echo "build-static.sh: $*" >&2; exit 1; }
+cache=${WGNS_BUILD_CACHE:-$root/build-cache}
+mkdir -p "$cache"
+
+# libmnl.a from Debian 13 (trixie), once.
+mnl_version=1.0.5
+mnl=$cache/libmnl-dev-$mnl_version
+if [ ! -f "$mnl/.done" ]; then
+    echo "build-static.sh: fetching Debian 13's libmnl-dev $mnl_version (once)" >&2
+    apt=$cache/apt-trixie
+    rm -rf "$apt" "$mnl"
+    mkdir -p "$apt/lists/partial" "$apt/archives/partial" "$mnl"
+    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" \
+        >"$apt/sources.list"
+    : >"$apt/status"
+    aptopts=(-q -o "Dir::Etc::sourcelist=$apt/sources.list" -o Dir::Etc::sourceparts=-
+             -o "Dir::State=$apt" -o "Dir::State::Lists=$apt/lists" -o "Dir::State::status=$apt/status"
+             -o "Dir::Cache=$apt" -o "Dir::Cache::archives=$apt/archives"
+             -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= -o APT::Sandbox::User=root)
+    apt-get "${aptopts[@]}" update >&2 || die "apt-get update of the trixie list failed"
+    version=$(apt-cache "${aptopts[@]}" show libmnl-dev | awk '$1 == "Version:" { print $2; exit }')
+    case $version in "$mnl_version"-*) ;; *) die "trixie's libmnl-dev is '$version', not $mnl_version" ;; esac
+    (cd "$apt" && apt-get "${aptopts[@]}" download "libmnl-dev=$version" >&2) || die "apt-get download libmnl-dev failed"
+    dpkg-deb -x "$apt"/libmnl-dev_*.deb "$mnl/root" || die "dpkg-deb -x libmnl-dev failed"
+    [ -f "$mnl/root/usr/lib/x86_64-linux-gnu/libmnl.a" ] || die "trixie's libmnl-dev has no libmnl.a"
+    rm -rf "$apt"
+    touch "$mnl/.done"
+fi
+sodium=/usr/lib/x86_64-linux-gnu/libsodium.a
+[ -f "$sodium" ] || die "no $sodium (install libsodium-dev: bash scripts/deps.sh)"
+# A folder of only the two archives: with -static the linker takes .a files
+# alone, and these are the only libmnl.a and libsodium.a it can find.
 libdir=$scratch/static-libs
 mkdir -p "$libdir"
-ln -sfn "$libstdcxx" "$libdir/libstdc++.a"
-# No $ORIGIN runpath: nothing is bundled next to the binary, and with it the
-# loader first looks for each library in a dozen folders there.
-flags=(-c release --static-swift-stdlib --disable-local-rpath --scratch-path "$scratch"
-       -Xswiftc "-L$libdir" -Xswiftc -Xclang-linker -Xswiftc -static-libgcc)
+ln -sfn "$mnl/root/usr/lib/x86_64-linux-gnu/libmnl.a" "$libdir/libmnl.a"
+ln -sfn "$sodium" "$libdir/libsodium.a"
+
+# The commit this binary is built from; rewritten only when it changes, so
+# that a rebuild of the same commit compiles nothing.
+commit=unknown
+if command -v git >/dev/null && c=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null); then
+    commit=$c
+    [ -z "$(git -C "$root" status --porcelain --untracked-files=no 2>/dev/null)" ] || commit=$c-dirty
+fi
+gen=$root/Sources/wgns/Generated/BuildInfo.swift
+mkdir -p "$(dirname "$gen")"
+text=$(printf '// Written by scripts/build-static.sh; not in git.\n#if WGNS_BUILD_INFO\nlet wgnsCommit = "%s"\n#endif\n' "$commit")
+[ "$(cat "$gen" 2>/dev/null)" = "$text" ] || printf '%s\n' "$text" >"$gen"
+
+flags=(-c release --scratch-path "$scratch"
+       -Xswiftc -static-executable -Xswiftc "-L$libdir" -Xswiftc -DWGNS_BUILD_INFO)
 swift build "${flags[@]}" >&2
 bin=$(swift build "${flags[@]}" --show-bin-path)/wgns
-[ -x "$bin" ] || { echo "build-static.sh: no binary at $bin" >&2; exit 1; }
-if ldd "$bin" | grep -q -e 'libstdc++' -e 'libgcc_s'; then
-    echo "build-static.sh: $bin still links libstdc++ or libgcc_s dynamically" >&2
-    exit 1
-fi
+[ -x "$bin" ] || die "no binary at $bin"
+# ldd exits 1 for a static executable: read what it says, not its status.
+deps=$(ldd "$bin" 2>&1 || true)
+case $deps in *'not a dynamic executable'*) ;; *) die "$bin is not static: $(echo $deps)" ;; esac
 echo "$bin"

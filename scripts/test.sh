@@ -14,6 +14,14 @@ esac
 
 source scripts/host-setup.sh
 
+# Every test runs the binary users install: the static release build
+# (scripts/build-static.sh), through $WGNS_BIN (Tests/TestSupport/Run.swift,
+# scripts/vm/lib.sh). Set WGNS_BIN to test another build.
+if [ -z "${WGNS_BIN:-}" ]; then
+  WGNS_BIN=$(bash scripts/build-static.sh | tail -n1)
+fi
+export WGNS_BIN
+
 if [ "$mode" != vm ]; then
   swift build --build-tests
   swift test --skip-build

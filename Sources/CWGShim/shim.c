@@ -15,3 +15,6 @@ size_t CWGShim_NLMSG_ALIGN(size_t len) { return NLMSG_ALIGN(len); }
 size_t CWGShim_NLA_ALIGN(size_t len) { return NLA_ALIGN(len); }
 size_t CWGShim_NLMSG_HDRLEN(void) { return NLMSG_HDRLEN; }
 size_t CWGShim_NLA_HDRLEN(void) { return NLA_HDRLEN; }
+
+#include <nss.h>
+int CWGShim_nss_configure_hosts(const char *services) { return __nss_configure_lookup("hosts", services); }

@@ -146,7 +146,7 @@ public enum Session {
             var resolved: [SocketAddress] = []
             for k in c.peers.indices {
                 guard let e = c.peers[k].endpoint else { continue }
-                let a = try Resolver.resolve(e)
+                let a = try Resolver.resolve(e, prefer: .ipv4, context: options.configFiles[n])
                 resolved.append(a)
                 c.peers[k].endpoint = Endpoint(host: a.address.description, port: a.port)
             }

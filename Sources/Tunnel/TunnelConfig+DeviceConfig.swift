@@ -18,8 +18,8 @@ extension TunnelConfig {
     /// The WireGuard part of this config as a `DeviceConfig` (wg-quick keys
     /// such as Address, DNS, MTU and the `[Namespace]` section are ignored).
     /// Key files are read; endpoint host names are turned into addresses by
-    /// `resolve` (by default `getaddrinfo`, first answer, temporary failures
-    /// retried as wg does; errors name `file`). Every peer's allowed IPs
+    /// `resolve` (by default `Resolver.resolve`: the first address, as wg
+    /// takes it, temporary failures retried as wg does; errors name `file`). Every peer's allowed IPs
     /// replace the device's, as with wg.
     public func deviceConfig(_ mode: ApplyMode, file: String = "config",
                              resolve: ((Endpoint) throws -> SocketAddress)? = nil) throws -> DeviceConfig {
@@ -45,45 +45,11 @@ extension TunnelConfig {
                 if let a = e.address {
                     peer.endpoint = SocketAddress(address: a, port: e.port)
                 } else {
-                    peer.endpoint = try resolve.map { try $0(e) } ?? Self.resolve(e, file: file)
+                    peer.endpoint = try resolve.map { try $0(e) } ?? Resolver.resolve(e, prefer: .first, context: file)
                 }
             }
             config.peers.append(peer)
         }
         return config
-    }
-
-    /// `getaddrinfo` for a UDP endpoint: the first address it gives.
-    /// EAI_AGAIN is retried a few times with growing pauses, as wg does.
-    static func resolve(_ e: Endpoint, file: String) throws(ConfigError) -> SocketAddress {
-        var hints = addrinfo()
-        hints.ai_family = AF_UNSPEC
-        hints.ai_socktype = Int32(SOCK_DGRAM.rawValue)
-        hints.ai_protocol = Int32(IPPROTO_UDP)
-        var attempt = 0
-        while true {
-            var result: UnsafeMutablePointer<addrinfo>?
-            let rc = getaddrinfo(e.host, nil, &hints, &result)
-            defer { if result != nil { freeaddrinfo(result) } }
-            if rc == 0, let ai = result, let sa = ai.pointee.ai_addr {
-                if ai.pointee.ai_family == AF_INET {
-                    let sin = UnsafeRawPointer(sa).loadUnaligned(as: sockaddr_in.self)
-                    let a = withUnsafeBytes(of: sin.sin_addr) { IPAddress(bytes: $0)! }
-                    return SocketAddress(address: a, port: e.port)
-                }
-                if ai.pointee.ai_family == AF_INET6 {
-                    let sin6 = UnsafeRawPointer(sa).loadUnaligned(as: sockaddr_in6.self)
-                    let a = withUnsafeBytes(of: sin6.sin6_addr) { IPAddress(bytes: $0)! }
-                    return SocketAddress(address: a, port: e.port, scopeID: sin6.sin6_scope_id)
-                }
-            }
-            if rc == EAI_AGAIN && attempt < 5 {
-                attempt += 1
-                usleep(UInt32(100_000 * attempt))
-                continue
-            }
-            let why = rc == 0 ? "no IPv4 or IPv6 address" : String(cString: gai_strerror(rc))
-            throw ConfigError(file: file, line: 0, "endpoint \(e) does not resolve: \(why)")
-        }
     }
 }

@@ -6,10 +6,12 @@ import Glibc
 struct Check {
     static let command = Command(
         name: "check", abstract: "Validate config files; one line per error, exit 1 if any is invalid.",
+        options: [.flag("resolve", "Also resolve each endpoint host name as `wgns up` does (IPv4 first, temporary failures retried as wg does) and print `CONFIG: endpoint NAME:PORT is ADDRESS:PORT`.")],
         arguments: [Argument("CONFIG", .oneOrMore, "Config files (wg-quick format, with an optional [Namespace] section).")]
-    ) { a in try Check(files: a.positionals).run() }
+    ) { a in try Check(files: a.positionals, resolve: a.flag("resolve")).run() }
 
     var files: [String]
+    var resolve = false
 
     func run() throws {
         var bad = false
@@ -18,6 +20,13 @@ struct Check {
                 let config = try TunnelConfig(contentsOf: file)
                 if let w = config.exposureWarning(file: file) { printError(w) }
                 try config.validateKeyFiles(file: file)
+                if resolve {
+                    var out = ""
+                    for e in config.peers.compactMap(\.endpoint) where e.address == nil {
+                        out += "\(file): endpoint \(e) is \(try Resolver.resolve(e, prefer: .ipv4, context: file))\n"
+                    }
+                    try Output.write(out)
+                }
             } catch {
                 printError("\(error)")
                 bad = true

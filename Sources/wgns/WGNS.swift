@@ -5,6 +5,13 @@ import Glibc
 /// The version `wgns version` prints.
 let wgnsVersion = "0.1.0"
 
+#if !WGNS_BUILD_INFO
+/// The git commit of this build. scripts/build-static.sh writes the real one
+/// to Generated/BuildInfo.swift (not in git) and sets WGNS_BUILD_INFO; any
+/// other build does not know it and says so.
+let wgnsCommit = "unknown"
+#endif
+
 @main
 enum WGNS {
     static let command = Command(
@@ -52,6 +59,7 @@ enum WGNS {
             if word == "-h" || word == "--help" {
                 return try Output.write(command.help(path: path))
             }
+            if word == "--version" && path == "wgns" { return try Version.print() }
             if word == "help" && path == "wgns" {
                 guard let named = command.find(args) else {
                     throw CLIError.usage("no command '\(args.joined(separator: " "))' (see 'wgns --help')")
@@ -93,7 +101,13 @@ func printError(_ message: String) {
 }
 
 enum Version {
-    static let command = Command(name: "version", abstract: "Print the version.") { _ in
-        try Output.write("wgns \(wgnsVersion)\n")
+    static let command = Command(name: "version", abstract: "Print the version and the git commit it was built from (also `wgns --version`).") { _ in
+        try print()
+    }
+
+    /// `wgns 0.1.0 (commit 0123456789ab)`; "unknown" for a build that was not
+    /// given its commit.
+    static func print() throws {
+        try Output.write("wgns \(wgnsVersion) (commit \(wgnsCommit))\n")
     }
 }

@@ -42,8 +42,12 @@ public func shell(_ script: String, stdin: String = "") throws -> RunResult {
     try run("/bin/sh", ["-c", script], stdin: stdin)
 }
 
-/// The `wgns` binary built next to the test bundle (same build folder).
+/// The `wgns` binary the tests run: `$WGNS_BIN` when set (scripts/test.sh
+/// sets it to the static release binary of scripts/build-static.sh, the one
+/// users install), else the one built next to the test bundle (same build
+/// folder, so a plain `swift test` runs the debug build).
 public var wgnsBinary: String {
+    if let bin = ProcessInfo.processInfo.environment["WGNS_BIN"], !bin.isEmpty { return bin }
     let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
     // The test bundle may sit inside a .xctest folder.

@@ -363,7 +363,7 @@ final class UpFixture {
             """)
         let unresolved = try f.sh(#""$W" up unresolvable.conf -- true"#)
         #expect(unresolved.status == 1)
-        #expect(unresolved.stderr.hasPrefix("wgns: endpoint no-such-host.invalid:51820 does not resolve"), "\(unresolved.stderr)")
+        #expect(unresolved.stderr.hasPrefix("wgns: unresolvable.conf: endpoint no-such-host.invalid:51820 does not resolve"), "\(unresolved.stderr)")
 
         let noCarrier = try f.sh(#"PATH=/nonexistent "$W" up job.conf -- true"#)
         #expect(noCarrier.status == 1)

@@ -7,11 +7,11 @@
 #     the same two carriers without WireGuard.
 # Prints tables with ratios. Run by `make bench` (scripts/bench.sh), which
 # sets WGNS_BIN to the portable release build; alone it builds that the same
-# way (scripts/build-static.sh, scratch path $VM_SCRATCH or .build-vm).
+# way (scripts/build-static.sh, scratch path $VM_SCRATCH or .build-static).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/host-setup.sh
-bin=${WGNS_BIN:-$(bash scripts/build-static.sh --scratch-path "${VM_SCRATCH:-.build-vm}")}
+bin=${WGNS_BIN:-$(bash scripts/build-static.sh --scratch-path "${VM_SCRATCH:-.build-static}" | tail -n1)}
 work=$(mktemp -d /tmp/wgns-bench.XXXXXX)
 chmod 755 "$work"
 trap '[ -n "${BENCH_KEEP:-}" ] || rm -rf "$work"' EXIT

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/host-setup.sh
-bin=${WGNS_BIN:-$(bash scripts/build-static.sh --scratch-path "${VM_SCRATCH:-.build-vm}")}
+bin=${WGNS_BIN:-$(bash scripts/build-static.sh --scratch-path "${VM_SCRATCH:-.build-static}" | tail -n1)}
 work=$(mktemp -d /tmp/wgns-bench-vpn.XXXXXX)
 chmod 755 "$work"
 hub= name=

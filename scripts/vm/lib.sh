@@ -16,7 +16,7 @@
 PATH=$PATH:/usr/sbin:/sbin
 VM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VM_CACHE=${VM_CACHE:-$VM_ROOT/vm-cache}
-VM_SCRATCH=${VM_SCRATCH:-.build-vm}
+VM_SCRATCH=${VM_SCRATCH:-.build-static}
 VM_GUEST=$VM_ROOT/scripts/vm/guest
 
 vm_die() { echo "vm: $*" >&2; exit 1; }
@@ -66,7 +66,7 @@ vm_kernel() {
 }
 
 # The wgns binary the guest runs: the portable static build
-# (scripts/build-static.sh: Swift runtime, libstdc++ and libgcc linked in).
+# (scripts/build-static.sh: one fully static executable).
 # WGNS_BIN=path uses a binary built elsewhere instead.
 vm_build_wgns() {
     if [ -n "${WGNS_BIN:-}" ]; then
@@ -74,16 +74,19 @@ vm_build_wgns() {
         VM_WGNS=$WGNS_BIN
         return
     fi
-    VM_WGNS=$(bash "$VM_ROOT/scripts/build-static.sh" --scratch-path "$VM_SCRATCH") \
+    VM_WGNS=$(bash "$VM_ROOT/scripts/build-static.sh" --scratch-path "$VM_SCRATCH" | tail -n1) \
         || vm_die "scripts/build-static.sh failed"
 }
 
 # Copies binary $1 to $stage/$2 and every shared library ldd lists for it
-# (at the same paths, symlinks resolved), the dynamic loader included.
+# (at the same paths, symlinks resolved), the dynamic loader included. A
+# static executable (wgns) needs none.
 vm_copy_binary() {
     local stage=$1 src=$2 dst=$3 lib
     mkdir -p "$stage$(dirname "$dst")"
     cp -L "$src" "$stage$dst"
+    # (ldd exits 1 for a static executable: read what it says.)
+    case $(ldd "$src" 2>&1 || true) in *'not a dynamic executable'*) return 0 ;; esac
     if ldd "$src" 2>/dev/null | grep -q 'not found'; then
         vm_die "$src needs a library this machine lacks: $(ldd "$src" | grep 'not found' | head -n1 | tr -s ' \t' ' ')"
     fi

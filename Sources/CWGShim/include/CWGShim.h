@@ -14,6 +14,10 @@ extern const int CWGShim_CLONE_NEWPID;
 int CWGShim_unshare(int flags);
 int CWGShim_setns(int fd, int nstype);
 
+/* __nss_configure_lookup("hosts", services) (glibc's <nss.h>, not imported):
+ * replaces the hosts line of /etc/nsswitch.conf for this process. */
+int CWGShim_nss_configure_hosts(const char *services);
+
 /* Netlink alignment macros. */
 size_t CWGShim_NLMSG_ALIGN(size_t len);
 size_t CWGShim_NLA_ALIGN(size_t len);
