@@ -108,6 +108,23 @@ import TestSupport
         }
     }
 
+    /// `wgns exec` into a named tunnel is contained as its job is: the job
+    /// sandbox's namespaces (isolated: only lo and wg0), its uid, no power
+    /// over wg0 and no wireguard-go socket; `show NAME` still reads the device.
+    @Test func execIsContainedAsTheJob() throws {
+        let f = try UpFixture()
+        let name = "ex\(UInt16.random(in: 1000...9999))"
+        let r = try f.sh("""
+            "$W" up --isolate --name \(name) job.conf > up.out 2>&1 &
+            UP=$!
+            for i in $(seq 100); do "$W" list | grep -qx \(name) && break; sleep 0.05; done
+            "$W" exec \(name) -- sh -c 'echo "links $(ip -o link show | cut -d: -f2 | tr -d " " | tr "\n" " ")"; echo "uid $(id -u)"; ip link set wg0 down 2>/dev/null && echo changed || echo refused; ls /run/wireguard 2>/dev/null | wc -l'
+            "$W" show \(name) public-key | wc -l
+            "$W" down \(name); wait $UP; echo "up $?"
+            """)
+        #expect(r.stdout.contains("links lo wg0 \nuid \(f.uid)\nrefused\n0\n1\nup 0\n"), "\(r.stdout)\(r.stderr)")
+    }
+
     /// `wgns up -v` says what containment is in effect, and the command line
     /// overrides the config both ways.
     @Test func containmentLineAndOverrides() throws {
