@@ -43,6 +43,17 @@ static int write_file(const char *path, const char *text) {
     return r;
 }
 
+/* Parent side of a report pipe: 1 when the child reported (stage, errno)
+ * into got (the child is then reaped), 0 when the pipe closed on exec. */
+static int read_report(int fd, pid_t pid, int got[2]) {
+    ssize_t n;
+    do { n = read(fd, got, 2 * sizeof(int)); } while (n < 0 && errno == EINTR);
+    close(fd);
+    if (n != (ssize_t)(2 * sizeof(int))) return 0;
+    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    return 1;
+}
+
 /* Child side; reports (stage, errno) on report_fd and exits 127 on failure. */
 static void child(const struct CWGShim_spawn_attr *a, pid_t parent, int report_fd) {
     int stage = 0;
@@ -126,12 +137,7 @@ pid_t CWGShim_spawn(const struct CWGShim_spawn_attr *a, int *stage_out, int *err
     close(report[1]);
     if (pid < 0) { close(report[0]); errno = fork_errno; *stage_out = 0; *errno_out = fork_errno; return -1; }
     int got[2];
-    ssize_t n;
-    do { n = read(report[0], got, sizeof got); } while (n < 0 && errno == EINTR);
-    close(report[0]);
-    if (n == (ssize_t)sizeof got) {
-        int st;
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    if (read_report(report[0], pid, got)) {
         *stage_out = got[0];
         *errno_out = got[1];
         errno = got[1];
@@ -331,11 +337,7 @@ static void sandbox_init(const struct CWGShim_spawn_attr *job, const struct CWGS
         if (job_pid < 0) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
         close(rep[1]);
         int got[2];
-        ssize_t n;
-        do { n = read(rep[0], got, sizeof got); } while (n < 0 && errno == EINTR);
-        close(rep[0]);
-        if (n == (ssize_t)sizeof got) {
-            while (waitpid(job_pid, NULL, 0) < 0 && errno == EINTR) {}
+        if (read_report(rep[0], job_pid, got)) {
             write_all(report_fd, (const char *)got, sizeof got);
             _exit(127);
         }
@@ -399,11 +401,7 @@ pid_t CWGShim_spawn_sandboxed(const struct CWGShim_spawn_attr *job, const struct
         return -1;
     }
     int got[2];
-    ssize_t n;
-    do { n = read(report[0], got, sizeof got); } while (n < 0 && errno == EINTR);
-    close(report[0]);
-    if (n == (ssize_t)sizeof got) {
-        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {}
+    if (read_report(report[0], pid, got)) {
         *stage_out = got[0];
         *errno_out = got[1];
         errno = got[1];
