@@ -112,6 +112,9 @@ vm_initramfs() {
     vm_copy_binary "$stage" /usr/bin/setpriv /usr/bin/setpriv
     vm_copy_binary "$stage" "$(command -v jq)" /usr/bin/jq
     vm_copy_binary "$stage" /usr/bin/nsenter /usr/bin/nsenter
+    # iputils' ping falls back to ICMP datagram sockets where raw sockets are
+    # refused, as for root of a job's own user namespace; busybox's does not.
+    vm_copy_binary "$stage" /usr/bin/ping /usr/bin/ping
     [ -x /sbin/ip ] && vm_copy_binary "$stage" /sbin/ip /usr/sbin/ip
     local carrier
     for carrier in slirp4netns pasta; do

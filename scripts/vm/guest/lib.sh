@@ -16,6 +16,7 @@
 IP=/usr/sbin/ip
 UNSHARE=/usr/bin/unshare
 SETPRIV=/usr/bin/setpriv
+PING=/usr/bin/ping
 DATA=/vm/data
 TEST_UID=1000
 

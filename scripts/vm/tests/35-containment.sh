@@ -42,12 +42,14 @@ contained() {
         fi
         [ "$tunnel" != full ] || grep -q '^INFO resolv 0 $' out || { cat out; fail "a full tunnel without DNS has a resolver"; }
         [ "$map" != 0 ] || grep -q '^INFO low-port ok' out || { cat out; fail "MapUid 0 cannot bind port 80"; }
+        grep -q '^INFO ping ok' out || { cat out; fail "ping (iputils) does not work inside"; }
     fi
     no_leftovers "wgns up"
 }
 
-for t in split isolated full; do
-    run_test user/containment-kernel/own-uid-$t contained 1000 $t
-    run_test user/containment-kernel/root-inside-$t contained 0 $t
+# (Not $t: the test runner's own functions use that name.)
+for tunnel_kind in split isolated full; do
+    run_test user/containment-kernel/own-uid-$tunnel_kind contained 1000 $tunnel_kind
+    run_test user/containment-kernel/root-inside-$tunnel_kind contained 0 $tunnel_kind
 done
 run_test user/containment-kernel/net-admin-control contained 0 admin

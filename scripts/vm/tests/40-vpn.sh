@@ -27,11 +27,11 @@ vpn_hub_and_isolated_peer() {
     until [ -e up1 ]; do i=$((i + 1)); [ $i -gt 300 ] && { cat job1.out; fail "peer 1 did not come up"; }; sleep 0.1; done
     as_user wgns up --backend kernel --map-uid 0 --map-gid 0 --isolate "$d/v" --peer 2 -- sh -c "
         [ \$(ip -o link show | wc -l) = 2 ] && ip -o link show | grep -q ': wg0:' || { ip -o link show; exit 11; }
-        if ping -c 1 -W 1 10.0.2.2 >/dev/null 2>&1; then echo 'the isolated job reached the host loopback'; exit 12; fi
+        if $PING -c 1 -W 1 10.0.2.2 >/dev/null 2>&1; then echo 'the isolated job reached the host loopback'; exit 12; fi
         ok=no
-        for t in 1 2 3 4 5; do ping -c 1 -W 2 10.97.0.2 >/dev/null 2>&1 && { ok=yes; break; }; done
+        for t in 1 2 3 4 5; do $PING -c 1 -W 2 10.97.0.2 >/dev/null 2>&1 && { ok=yes; break; }; done
         [ \$ok = yes ] || { echo 'no reply from peer 1 through the hub'; exit 13; }
-        ping -c 1 -W 2 10.97.0.1 >/dev/null 2>&1 || { echo 'no reply from the hub'; exit 14; }
+        $PING -c 1 -W 2 10.97.0.1 >/dev/null 2>&1 || { echo 'no reply from the hub'; exit 14; }
         exit 7" && rc=0 || rc=$?
     touch done2
     wait $j1 || true
