@@ -28,9 +28,8 @@ import TestSupport
         #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
         // No 13-character run of the key appears anywhere.
         let k = Array(key)
-        for i in 0...(k.count - 13) {
-            #expect(!r.stderr.contains(String(k[i..<(i + 13)])), "key material in: \(r.stderr)")
-        }
+        let leaked = (0...(k.count - 13)).contains { r.stderr.contains(String(k[$0..<($0 + 13)])) }
+        #expect(!leaked, "key material in: \(r.stderr)")
     }
 
     func config(_ dir: String, keyFile: String) throws -> String {
