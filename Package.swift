@@ -31,6 +31,8 @@ let package = Package(
                                .product(name: "SystemPackage", package: "swift-system")]),
         .executableTarget(name: "wgns",
                           dependencies: ["KeyStore", "WGNetlink", "Tunnel"]),
+        // A test helper, not a product: rtnetlink steps for RouteNetlinkTests.
+        .executableTarget(name: "wgns-rtnl", dependencies: ["WGNetlink"], path: "Tests/RouteNetlinkSteps"),
         // Helpers shared by the test targets: running processes, finding the binary.
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KeyStoreTests", dependencies: ["KeyStore", "TestSupport"]),

@@ -245,17 +245,9 @@ public enum NamedTunnel {
     /// backends). Enters the tunnel's namespaces first: see `enterAsHolder`.
     public static func devices(_ name: String) throws(TunnelError) -> [Device] {
         try enterAsHolder(name)
-        var out: [Device] = []
-        let user = UserspaceWireGuard(socketDirectory: Namespace.runtimeDirectory() + "/wireguard")
-        do {
-            for d in try user.deviceNames() { out.append(try user.device(d)) }
-            if let kernel = try? KernelWireGuard() {
-                for d in (try? kernel.deviceNames()) ?? [] where !out.contains(where: { $0.name == d }) {
-                    out.append(try kernel.device(d))
-                }
-            }
-        } catch { throw TunnelError(.system, "\(error)") }
-        return out.sorted { $0.name < $1.name }
+        do { return try WireGuardClient(socketDirectory: Namespace.runtimeDirectory() + "/" + Namespace.socketFolder).devices() } catch {
+            throw TunnelError(.system, "\(error)")
+        }
     }
 
     /// Runs `command` inside the tunnel `name`, as its MapUid/MapGid, and

@@ -5,36 +5,6 @@ import WGNetlink
 import Glibc
 #endif
 
-/// Which WireGuard implementation serves a device in this namespace: the
-/// kernel's when the link is of kind `wireguard`, else a UAPI socket in
-/// /var/run/wireguard (wireguard-go).
-enum DeviceBackend {
-    /// The backend for device `name`, or an error naming it.
-    static func open(_ name: String) throws -> any WireGuardControl {
-        let userspace = UserspaceWireGuard()
-        let link = try RouteNetlink().link(name)
-        if link?.kind == "wireguard" { return try KernelWireGuard() }
-        if userspace.hasDevice(name) { return userspace }
-        if link != nil { throw CLIError("\(name) is not a WireGuard device") }
-        throw CLIError("no such WireGuard device \(name)")
-    }
-
-    /// Every WireGuard device in this namespace, kernel ones first, each with its backend.
-    static func all() throws -> [(String, any WireGuardControl)] {
-        var result: [(String, any WireGuardControl)] = []
-        let kernelNames = try RouteNetlink().links().filter { $0.kind == "wireguard" }.map(\.name)
-        if !kernelNames.isEmpty {
-            let kernel = try KernelWireGuard()
-            result += kernelNames.map { ($0, kernel as any WireGuardControl) }
-        }
-        let userspace = UserspaceWireGuard()
-        for name in try userspace.deviceNames() where !kernelNames.contains(name) {
-            result.append((name, userspace))
-        }
-        return result
-    }
-}
-
 /// Turns library errors into one-line CLI errors.
 func reportingErrors<T>(_ body: () throws -> T) throws -> T {
     do { return try body() }
@@ -85,7 +55,7 @@ struct Show {
         try reportingErrors {
             var out = Output(streamingTo: STDOUT_FILENO)
             if interface == "interfaces" {
-                let names = try DeviceBackend.all().map(\.0)
+                let names = try WireGuardClient().all().map(\.0)
                 if json {
                     out.add("[" + names.map { "\"\(jsonEscaped($0))\"" }.joined(separator: ",") + "]\n")
                 } else if !names.isEmpty {
@@ -111,12 +81,12 @@ struct Show {
     /// (`all`, or a named tunnel or hub, whose devices are read from inside)
     /// rather than one device.
     func devices() throws -> (devices: [Device], several: Bool)? {
-        if interface == "all" { return (try DeviceBackend.all().map { try $0.1.device($0.0) }, true) }
+        if interface == "all" { return (try WireGuardClient().all().map { try $0.1.device($0.0) }, true) }
         if try RouteNetlink().link(interface) == nil && !UserspaceWireGuard().hasDevice(interface)
             && NamedTunnel.list().contains(interface) {
             return (try NamedTunnel.devices(interface), true)
         }
-        return ([try DeviceBackend.open(interface).device(interface)], false)
+        return ([try WireGuardClient().open(interface).device(interface)], false)
     }
 
     /// One field of a device, in `wg show IFACE FIELD`'s tab-separated form.
@@ -299,7 +269,7 @@ enum ShowConf {
 
     static func run(interface: String) throws {
         try reportingErrors {
-            let d = try DeviceBackend.open(interface).device(interface)
+            let d = try WireGuardClient().open(interface).device(interface)
             var out = Output(capacity: 256 + d.peers.count * 160)
             out.add("[Interface]\n")
             if d.listenPort != 0 { out.add("ListenPort = "); out.add(d.listenPort); out.add("\n") }
@@ -344,7 +314,7 @@ enum ConfApplier {
     static func apply(_ mode: Mode, interface: String, file: String) throws {
         try reportingErrors {
             let parsed = try TunnelConfig(contentsOf: file)
-            let backend = try DeviceBackend.open(interface)
+            let backend = try WireGuardClient().open(interface)
             var config = try parsed.deviceConfig(mode == .add ? .add : .replace, file: file)
             if mode == .sync {
                 config = config.synchronized(from: try backend.device(interface))
@@ -368,77 +338,4 @@ enum AddConf {
 enum SyncConf {
     static let command = ConfApplier.command(
         .sync, "syncconf", "Make a device match a file without disturbing unchanged peers, as `wg syncconf`.")
-}
-
-/// `wgns _rtnl STEP...`: hidden, for tests. Runs rtnetlink steps in this
-/// process's namespace, one per argument, printing one line per query:
-///   `create NAME KIND`, `veth NAME PEER`, `delete NAME`, `up NAME`, `down NAME`,
-///   `mtu NAME N`, `addr-add NAME PREFIX`, `addr-del NAME PREFIX`,
-///   `route-add PREFIX DEV [TABLE]`, `route-del PREFIX DEV [TABLE]`,
-///   `rule-add not-fwmark MARK TABLE v4|v6`, `rule-add suppress TABLE v4|v6` (and `rule-del`),
-///   `links`, `index NAME`, `route-get ADDR`, `move NAME NETNS-PATH`.
-enum RouteNetlinkSteps {
-    static let command = Command(
-        name: "_rtnl", abstract: "Run rtnetlink steps (for tests).", hidden: true,
-        arguments: [Argument("STEP", .oneOrMore, "Steps, each one argument with space-separated words.")]
-    ) { a in
-        var out = Output()
-        defer { try? out.flush() }
-        do { try runSteps(a.positionals, &out) } catch let e as NetlinkError { throw CLIError(e.message) }
-    }
-
-    private static func runSteps(_ steps: [String], _ out: inout Output) throws {
-        let rt = try RouteNetlink()
-        for step in steps {
-            let w = step.split(separator: " ").map(String.init)
-            func prefix(_ s: String) throws -> IPPrefix {
-                guard let p = IPPrefix(s) else { throw CLIError("step \"\(step)\": bad prefix \(s)") }
-                return p
-            }
-            func rule(_ w: ArraySlice<String>) throws -> RoutingRule {
-                let a = Array(w)
-                switch a.first {
-                case "not-fwmark" where a.count == 4:
-                    return .notMarked(UInt32(a[1])!, table: UInt32(a[2])!, isV6: a[3] == "v6")
-                case "suppress" where a.count == 3:
-                    var r = RoutingRule.mainWithoutDefault(isV6: a[2] == "v6")
-                    r.table = UInt32(a[1])!
-                    return r
-                default: throw CLIError("step \"\(step)\": bad rule")
-                }
-            }
-            switch (w.first ?? "", w.count) {
-            case ("create", 3): try rt.createLink(name: w[1], kind: w[2])
-            case ("veth", 3): try rt.createVeth(name: w[1], peer: w[2])
-            case ("delete", 2): try rt.deleteLink(w[1])
-            case ("up", 2): try rt.setLink(w[1], up: true)
-            case ("down", 2): try rt.setLink(w[1], up: false)
-            case ("mtu", 3): try rt.setLink(w[1], mtu: UInt32(w[2])!)
-            case ("addr-add", 3): try rt.addAddress(prefix(w[2]), to: w[1])
-            case ("addr-del", 3): try rt.removeAddress(prefix(w[2]), from: w[1])
-            case ("route-add", 3), ("route-add", 4):
-                try rt.addRoute(prefix(w[1]), device: w[2], table: w.count == 4 ? UInt32(w[3])! : nil)
-            case ("route-del", 3), ("route-del", 4):
-                try rt.removeRoute(prefix(w[1]), device: w[2], table: w.count == 4 ? UInt32(w[3])! : nil)
-            case ("rule-add", _): try rt.addRule(rule(w.dropFirst()))
-            case ("rule-del", _): try rt.removeRule(rule(w.dropFirst()))
-            case ("links", 1):
-                for l in try rt.links() {
-                    out.add("\(l.index) \(l.name) \(l.kind ?? "-") \(l.mtu) \(l.isUp ? "up" : "down")\n")
-                }
-            case ("index", 2): out.add((try rt.linkIndex(w[1]).map { "\($0)" } ?? "none") + "\n")
-            case ("route-get", 2):
-                guard let a = IPAddress(w[1]) else { throw CLIError("step \"\(step)\": bad address") }
-                let r = try rt.routeGet(a)
-                out.add("dev \(r.device) via \(r.gateway.map { "\($0)" } ?? "-") src \(r.preferredSource.map { "\($0)" } ?? "-") mtu \(r.mtu)\n")
-            case ("move", 3):
-                let fd = open(w[2], O_RDONLY | O_CLOEXEC)
-                guard fd >= 0 else { throw CLIError("cannot open \(w[2]): \(String(cString: strerror(errno)))") }
-                defer { close(fd) }
-                try rt.moveLink(w[1], toNetnsFD: fd)
-            default:
-                throw CLIError("unknown step \"\(step)\"")
-            }
-        }
-    }
 }

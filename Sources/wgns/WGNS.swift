@@ -30,7 +30,6 @@ enum WGNS {
             DoctorCommand.command, ProbeUserNamespace.command,
             Version.command,
             Show.command, ShowConf.command, SetConf.command, AddConf.command, SyncConf.command,
-            RouteNetlinkSteps.command,
         ])
 
     /// Finds the command the arguments name and runs it; errors become one

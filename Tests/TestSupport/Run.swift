@@ -48,13 +48,19 @@ public func shell(_ script: String, stdin: String = "") throws -> RunResult {
 /// folder, so a plain `swift test` runs the debug build).
 public var wgnsBinary: String {
     if let bin = ProcessInfo.processInfo.environment["WGNS_BIN"], !bin.isEmpty { return bin }
+    return builtProduct("wgns")
+}
+
+/// An executable of this package built next to the test bundle (same build
+/// folder): `wgns`, or a test helper such as `wgns-rtnl`.
+public func builtProduct(_ name: String) -> String {
     let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
     // The test bundle may sit inside a .xctest folder.
-    while dir.path != "/" && !FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent("wgns").path) {
+    while dir.path != "/" && !FileManager.default.isExecutableFile(atPath: dir.appendingPathComponent(name).path) {
         dir = dir.deletingLastPathComponent()
     }
-    return dir.appendingPathComponent("wgns").path
+    return dir.appendingPathComponent(name).path
 }
 
 /// The package's root folder (where Package.swift is).

@@ -22,6 +22,7 @@ func inFreshNamespace(_ script: String, mount: Bool = false, pidNamespace: Bool 
     }
     var env = ProcessInfo.processInfo.environment
     env["WGNS"] = wgnsBinary
+    env["RTNL"] = builtProduct("wgns-rtnl")
     env["PATH"] = "/usr/sbin:/usr/bin:/sbin:/bin"
     env["WGNS_TEST_RUN"] = token
     let r = try run("/usr/bin/env", argv, environment: env)

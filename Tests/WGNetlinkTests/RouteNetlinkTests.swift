@@ -5,12 +5,12 @@ import TestSupport
 
 /// rtnetlink against the real kernel, in fresh user + network namespaces
 /// (a multi-threaded test runner cannot unshare itself, so each case runs
-/// the wgns binary's hidden `_rtnl` steps in a child `unshare -Urn`), with
+/// the test helper `wgns-rtnl`'s steps in a child `unshare -Urn`), with
 /// iproute2's `ip` as the judge.
 @Suite(.serialized) struct RouteNetlinkTests {
     @Test func linksAddressesRoutesRules() throws {
         let r = try inFreshNamespace("""
-            "$WGNS" _rtnl 'veth d0 d1' 'up lo' 'up d0' 'mtu d0 1400' 'addr-add d0 10.1.0.2/24' \
+            "$RTNL" 'veth d0 d1' 'up lo' 'up d0' 'mtu d0 1400' 'addr-add d0 10.1.0.2/24' \
               'addr-add d0 fd00::2/64' 'route-add 10.2.0.0/16 d0' 'route-add 0.0.0.0/0 d0 51820' \
               'route-add fd01::/64 d0' 'route-add ::/0 d0 51820' \
               'rule-add not-fwmark 51820 51820 v4' 'rule-add suppress 254 v4' \
@@ -50,13 +50,13 @@ import TestSupport
 
     @Test func removalUndoesEverything() throws {
         let r = try inFreshNamespace("""
-            "$WGNS" _rtnl 'veth d0 d1' 'up d0' 'addr-add d0 10.1.0.2/24' 'addr-add d0 fd00::2/64' \
+            "$RTNL" 'veth d0 d1' 'up d0' 'addr-add d0 10.1.0.2/24' 'addr-add d0 fd00::2/64' \
               'route-add 10.2.0.0/16 d0 100' 'rule-add not-fwmark 7 100 v4' 'rule-add suppress 254 v4'
-            "$WGNS" _rtnl 'rule-del not-fwmark 7 100 v4' 'rule-del suppress 254 v4' 'route-del 10.2.0.0/16 d0 100' \
+            "$RTNL" 'rule-del not-fwmark 7 100 v4' 'rule-del suppress 254 v4' 'route-del 10.2.0.0/16 d0 100' \
               'addr-del d0 10.1.0.2/24' 'addr-del d0 fd00::2/64' 'down d0'
             ip -o addr show dev d0 scope global; ip route show table 100; ip rule; ip -o link show d0
             echo ---
-            "$WGNS" _rtnl 'delete d0' links
+            "$RTNL" 'delete d0' links
             """)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(!r.stdout.contains("10.1.0.2"))
@@ -73,14 +73,14 @@ import TestSupport
         // network namespace of the same user namespace.
         let r = try inFreshNamespace("""
             ip tuntap add t0 mode tun
-            "$WGNS" _rtnl links
+            "$RTNL" links
             unshare -n sleep 30 & child=$!
             while [ "$(readlink /proc/$child/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do :; done
-            "$WGNS" _rtnl "move t0 /proc/$child/ns/net"
+            "$RTNL" "move t0 /proc/$child/ns/net"
             echo ---
-            "$WGNS" _rtnl links
+            "$RTNL" links
             echo ---
-            nsenter --net=/proc/$child/ns/net "$WGNS" _rtnl links
+            nsenter --net=/proc/$child/ns/net "$RTNL" links
             kill $child
             """)
         #expect(r.status == 0, "\(r.stderr)")
@@ -94,34 +94,34 @@ import TestSupport
 
     @Test func errorsSayWhatFailed() throws {
         let r = try inFreshNamespace("""
-            "$WGNS" _rtnl 'up nosuch' 2>&1 || true
-            "$WGNS" _rtnl 'veth d0 d1' 'veth d0 d2' 2>&1 || true
-            "$WGNS" _rtnl 'addr-add nosuch 10.0.0.1/8' 2>&1 || true
-            "$WGNS" _rtnl 'delete nosuch' 2>&1 || true
-            "$WGNS" _rtnl 'create x0 nosuchkind' 2>&1 || true
+            "$RTNL" 'up nosuch' 2>&1 || true
+            "$RTNL" 'veth d0 d1' 'veth d0 d2' 2>&1 || true
+            "$RTNL" 'addr-add nosuch 10.0.0.1/8' 2>&1 || true
+            "$RTNL" 'delete nosuch' 2>&1 || true
+            "$RTNL" 'create x0 nosuchkind' 2>&1 || true
             """)
         #expect(r.status == 0, "\(r.stderr)")
         let lines = r.stdout.split(separator: "\n").map(String.init)
         #expect(lines.count == 5)
-        #expect(lines.first == "wgns: cannot set link nosuch up: no such device nosuch")
-        #expect(lines.dropFirst().first?.hasPrefix("wgns: cannot create veth link d0: already exists") == true)
-        #expect(lines.contains("wgns: cannot add address 10.0.0.1/8 to nosuch: no such device nosuch"))
-        #expect(lines.contains { $0.hasPrefix("wgns: cannot delete link nosuch: no such device nosuch") })
-        #expect(lines.contains { $0.hasPrefix("wgns: cannot create nosuchkind link x0: this kernel does not know link kind") })
+        #expect(lines.first == "wgns-rtnl: cannot set link nosuch up: no such device nosuch")
+        #expect(lines.dropFirst().first?.hasPrefix("wgns-rtnl: cannot create veth link d0: already exists") == true)
+        #expect(lines.contains("wgns-rtnl: cannot add address 10.0.0.1/8 to nosuch: no such device nosuch"))
+        #expect(lines.contains { $0.hasPrefix("wgns-rtnl: cannot delete link nosuch: no such device nosuch") })
+        #expect(lines.contains { $0.hasPrefix("wgns-rtnl: cannot create nosuchkind link x0: this kernel does not know link kind") })
     }
 
     @Test(.enabled(if: !kernelHasWireGuard)) func wireGuardLinkWithoutModule() throws {
-        let r = try inFreshNamespace(#""$WGNS" _rtnl 'create wg0 wireguard'"#)
+        let r = try inFreshNamespace(#""$RTNL" 'create wg0 wireguard'"#)
         #expect(r.status == 1)
-        #expect(r.stderr == "wgns: cannot create wireguard link wg0: this kernel has no WireGuard module (use the userspace backend, wireguard-go)\n")
+        #expect(r.stderr == "wgns-rtnl: cannot create wireguard link wg0: this kernel has no WireGuard module (use the userspace backend, wireguard-go)\n")
     }
 
     @Test(.enabled(if: getuid() == 0 && testUser != nil)) func permissionDeniedOutsideOwnNamespace() throws {
         // The unprivileged user in the host's namespaces has no CAP_NET_ADMIN there.
         let r = try run("/usr/bin/setpriv", ["--reuid", testUser!, "--regid", testUser!, "--clear-groups",
-                                             wgnsBinary, "_rtnl", "veth wgnsx0 wgnsx1"])
+                                             builtProduct("wgns-rtnl"), "veth wgnsx0 wgnsx1"])
         #expect(r.status == 1)
-        #expect(r.stderr.hasPrefix("wgns: cannot create veth link wgnsx0: permission denied: needs CAP_NET_ADMIN"))
+        #expect(r.stderr.hasPrefix("wgns-rtnl: cannot create veth link wgnsx0: permission denied: needs CAP_NET_ADMIN"))
     }
 
     @Test func socketClosesOnce() throws {
