@@ -38,14 +38,26 @@ final class Carrier {
     private var said: [UInt8] = []
     /// Whether `stop()` already ran.
     private var stopped = false
+    /// pasta's pid-file FIFO and its private folder, removed once pasta is
+    /// ready or stopped.
+    private var pidFIFO: PidFIFO?
 
     init(kind: CarrierKind, process: ChildProcess, ready: consuming Descriptor, exitFD: consuming Descriptor?,
-         output: Int32) {
+         output: Int32, pidFIFO: PidFIFO? = nil) {
         self.kind = kind
         self.process = process
         self.ready = ready
         self.exitFD = exitFD
         self.output = output
+        self.pidFIFO = pidFIFO
+    }
+
+    /// Call once `ready` said the carrier is ready: drops its start-up
+    /// chatter (`forget`) and removes what it needed only to start.
+    func started() {
+        forget()
+        pidFIFO?.remove()
+        pidFIFO = nil
     }
 
     /// Reads what the carrier wrote so far (never blocks), keeping the last 4 KiB.
@@ -82,13 +94,13 @@ final class Carrier {
     deinit {
         if !stopped { _ = stop() }
         if output >= 0 { close(output) }
+        pidFIFO?.remove()
     }
 
     /// Starts `kind` for the namespaces of `pid`. Returns at once; readiness
     /// arrives on `ready`.
     static func start(_ kind: CarrierKind, path: String, pid: pid_t, hostLoopback: Bool, ipv6: Bool,
                       forwardTCP: [PortForward], forwardUDP: [PortForward], verbose: Bool) throws(TunnelError) -> Carrier {
-        let readyPipe = try Pipe()
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer { close(devnull) }
         var opts = SpawnOptions()
@@ -114,6 +126,7 @@ final class Carrier {
             if !forwardTCP.isEmpty || !forwardUDP.isEmpty {
                 throw TunnelError(.config, "port forwarding needs the pasta carrier (--carrier pasta)")
             }
+            let readyPipe = try Pipe()
             let exitPipe = try Pipe()
             var args = [path, "--configure", "--mtu=\(Resolver.carrierMTU)", "--ready-fd=3", "--exit-fd=4"]
             if !hostLoopback { args.append("--disable-host-loopback") }
@@ -128,8 +141,13 @@ final class Carrier {
             return Carrier(kind: kind, process: p, ready: readyPipe.read, exitFD: exitPipe.write, output: out[0])
         case .pasta:
             // pasta stays in the foreground (so that it dies with us) and
-            // writes its pid file, a pipe here, once the namespace is configured.
-            var args = [path, "--foreground", "--quiet", "--config-net", "--pid", "/proc/self/fd/3",
+            // writes its pid file once the namespace is configured. The pid
+            // file is a FIFO whose read end is `ready`: the pid arriving is
+            // the readiness signal, with no polling. It has a real path
+            // (pasta of 2025 cannot open /proc/self/fd/N: it makes itself
+            // non-dumpable first, which makes its /proc entries root's).
+            let fifo = try PidFIFO()
+            var args = [path, "--foreground", "--quiet", "--config-net", "--pid", fifo.path,
                         "-a", "10.0.2.100", "-n", "24", "-g", "10.0.2.2", "--ns-ifname", "tap0",
                         "--mtu", "\(Resolver.carrierMTU)", "--dns-forward", "10.0.2.3"]
             if !hostLoopback { args.append("--no-map-gw") }
@@ -138,13 +156,15 @@ final class Carrier {
             args += ["-T", "none", "-U", "none"]
             if geteuid() == 0 { args += ["--runas", "0"] }
             args += ["--netns", "/proc/\(pid)/ns/net", "--userns", "/proc/\(pid)/ns/user"]
-            opts.fds = [devnull, quietErr, quietErr, readyPipe.write.raw]
+            opts.fds = [devnull, quietErr, quietErr]
             let p: ChildProcess
             do { p = try ChildProcess.spawn(args, opts) } catch {
+                fifo.remove()
                 throw TunnelError(.carrier, "cannot start \(path)", errno: error.errno)
             }
             handedOver = true
-            return Carrier(kind: kind, process: p, ready: readyPipe.read, exitFD: nil, output: out[0])
+            let ready = fifo.takeReader()
+            return Carrier(kind: kind, process: p, ready: ready, exitFD: nil, output: out[0], pidFIFO: fifo)
         }
     }
 
@@ -154,5 +174,67 @@ final class Carrier {
         if let e = exitFD.take() { e.close() }
         process.kill(SIGKILL)
         return process.wait()
+    }
+}
+
+/// A FIFO at a real path, in a folder of its own (mode 0700) under
+/// $XDG_RUNTIME_DIR, $TMPDIR or /tmp, opened for reading (non-blocking)
+/// before the writer starts: the writer's open then never blocks, and its
+/// first write is readable on the reader. Linux reports no hang-up on a
+/// FIFO that no writer has opened yet, so a writer that dies before opening
+/// it shows up only as the writer's own exit.
+final class PidFIFO {
+    /// The FIFO's path.
+    let path: String
+    private let dir: String
+    private var reader: Int32
+    private var removed = false
+
+    init() throws(TunnelError) {
+        var base = "/tmp"
+        for name in ["XDG_RUNTIME_DIR", "TMPDIR"] {
+            if let v = getenv(name).map({ String(cString: $0) }), v.hasPrefix("/"), access(v, W_OK | X_OK) == 0 {
+                base = v
+                break
+            }
+        }
+        var template = Array("\(base)/wgns-pasta.XXXXXX".utf8CString)
+        guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
+            throw TunnelError(.carrier, "cannot make a private folder in \(base) for pasta's pid file", errno: errno)
+        }
+        dir = String(cString: template)
+        path = dir + "/pid"
+        if mkfifo(path, 0o600) != 0 {
+            let e = errno
+            rmdir(dir)
+            throw TunnelError(.carrier, "cannot make \(path)", errno: e)
+        }
+        reader = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        if reader < 0 {
+            let e = errno
+            unlink(path)
+            rmdir(dir)
+            throw TunnelError(.carrier, "cannot open \(path)", errno: e)
+        }
+    }
+
+    /// The read end, owned by the caller from now on.
+    func takeReader() -> Descriptor {
+        let fd = reader
+        reader = -1
+        return Descriptor(owning: fd)
+    }
+
+    /// Removes the FIFO and its folder (once).
+    func remove() {
+        guard !removed else { return }
+        removed = true
+        unlink(path)
+        rmdir(dir)
+    }
+
+    deinit {
+        if reader >= 0 { close(reader) }
+        remove()
     }
 }

@@ -321,7 +321,7 @@ public enum Session {
                 let n = read(fds[readyIndex].fd, &scratch, scratch.count)
                 if n > 0 {
                     carrierReady = true
-                    carrier?.forget()
+                    carrier?.started()
                     // The carrier has opened the holder's namespaces: from
                     // now on nobody needs its /proc entries.
                     holder.kill(SIGUSR1)
