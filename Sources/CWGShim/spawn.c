@@ -168,15 +168,23 @@ int CWGShim_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 int CWGShim_signalfd(const sigset_t *mask) { return signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK); }
 
 #include <linux/if_tun.h>
+#include <string.h>
+void *CWGShim_memmem(const void *haystack, size_t hlen, const void *needle, size_t nlen) {
+    return memmem(haystack, hlen, needle, nlen);
+}
 #include <net/if.h>
 #include <sys/ioctl.h>
 int CWGShim_tun_open(const char *name, int tap, int persist) {
+    return CWGShim_tun_open_pi(name, tap, tap, persist);
+}
+
+int CWGShim_tun_open_pi(const char *name, int tap, int no_pi, int persist) {
     int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
     if (fd < 0) return -1;
     struct ifreq ifr;
     memset(&ifr, 0, sizeof ifr);
     strncpy(ifr.ifr_name, name, IFNAMSIZ - 1);
-    ifr.ifr_flags = tap ? (IFF_TAP | IFF_NO_PI) : IFF_TUN;
+    ifr.ifr_flags = (tap ? IFF_TAP : IFF_TUN) | (no_pi ? IFF_NO_PI : 0);
     if (ioctl(fd, TUNSETIFF, &ifr) < 0 || (persist && ioctl(fd, TUNSETPERSIST, 1) < 0)) {
         int e = errno;
         close(fd);

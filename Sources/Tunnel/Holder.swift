@@ -317,12 +317,16 @@ struct NamespaceInit {
         let logPipe = try Pipe()
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer { close(devnull) }
-        // The TUN device is made here, persistent, and handed over
-        // (WG_TUN_FD): wireguard-go's exit then does not wait for its removal.
-        let tun = try sys("create TUN device \(name) (/dev/net/tun)", code: .setup) { CWGShim_tun_open(name, 0, 1) }
-        defer { close(tun) }
+        // The TUN device is made here, persistent, with the flags this
+        // wireguard-go expects, and handed over (WG_TUN_FD): its exit then
+        // does not wait for the device's removal.
+        let flavor = WireGuardGoTUN.of(path)
+        let tun = flavor == .ownDevice ? -1 : try sys("create TUN device \(name) (/dev/net/tun)", code: .setup) {
+            CWGShim_tun_open_pi(name, 0, flavor == .noPacketInformation ? 1 : 0, 1)
+        }
+        defer { if tun >= 0 { close(tun) } }
         var opts = SpawnOptions()
-        opts.fds = [devnull, logPipe.write.raw, logPipe.write.raw, tun]
+        opts.fds = [devnull, logPipe.write.raw, logPipe.write.raw] + (tun >= 0 ? [tun] : [])
         opts.deathSignal = SIGKILL
         var env: [String] = []
         var e = environ
@@ -331,7 +335,7 @@ struct NamespaceInit {
             if !s.hasPrefix("WG_") && !s.hasPrefix("LOG_LEVEL=") { env.append(s) }
             e += 1
         }
-        env += ["WG_PROCESS_FOREGROUND=1", "LOG_LEVEL=verbose", "WG_TUN_FD=3"]
+        env += ["WG_PROCESS_FOREGROUND=1", "LOG_LEVEL=verbose"] + (tun >= 0 ? ["WG_TUN_FD=3"] : [])
         opts.environment = env
         let p: ChildProcess
         do { p = try ChildProcess.spawn([path, "-f", name], opts) } catch {

@@ -86,5 +86,9 @@ int CWGShim_signalfd(const sigset_t *mask);
 /* open /dev/net/tun + TUNSETIFF (IFF_TUN or IFF_TAP, IFF_NO_PI) [+ TUNSETPERSIST]: ioctl is variadic
  * and struct ifreq is a union. Returns the fd or -1. */
 int CWGShim_tun_open(const char *name, int tap, int persist);
+/* The same, with IFF_NO_PI (no 4-byte packet-information header) chosen separately. */
+int CWGShim_tun_open_pi(const char *name, int tap, int no_pi, int persist);
+/* memmem(3), which needs _GNU_SOURCE. */
+void *CWGShim_memmem(const void *haystack, size_t hlen, const void *needle, size_t nlen);
 
 #endif
