@@ -5,7 +5,7 @@
 #   make bench  benchmarks against wireguard-tools and shell pipelines
 SWIFT ?= swift
 
-.PHONY: build release static deps demo test test-host test-vm bench fuzz clean
+.PHONY: build release static deps demo test test-host test-matrix test-vm bench fuzz clean
 
 build:
 	$(SWIFT) build
@@ -30,6 +30,9 @@ test:
 test-host:
 	bash scripts/test.sh --host-only
 
+test-matrix:
+	bash scripts/test.sh --matrix-only
+
 test-vm:
 	bash scripts/test.sh --vm-only
 
@@ -40,4 +43,4 @@ fuzz:
 	WGNS_FUZZ_ITERATIONS=1000000 $(SWIFT) test -c release --filter ConfigFuzz
 
 clean:
-	rm -rf .build .build-static vm-cache build-cache dist Sources/wgns/Generated
+	rm -rf .build .build-static vm-cache build-cache dist Sources/wgns/Generated matrix-cache

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The whole test suite: host tests (swift test, rootless namespace scenarios
-# run as an unprivileged user), then kernel WireGuard tests in a QEMU VM.
-#   scripts/test.sh [--host-only | --vm-only]
+# run as an unprivileged user), the version matrix (scripts/matrix/run.sh:
+# Debian 11, 12 and 13 userlands), then kernel WireGuard tests in a QEMU VM.
+#   scripts/test.sh [--host-only | --vm-only | --matrix-only]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=all
 case "${1:-}" in
   --host-only) mode=host ;;
   --vm-only) mode=vm ;;
+  --matrix-only) mode=matrix ;;
   "") ;;
-  *) echo "usage: $0 [--host-only|--vm-only]" >&2; exit 2 ;;
+  *) echo "usage: $0 [--host-only|--vm-only|--matrix-only]" >&2; exit 2 ;;
 esac
 
 source scripts/host-setup.sh
@@ -22,10 +24,13 @@ if [ -z "${WGNS_BIN:-}" ]; then
 fi
 export WGNS_BIN
 
-if [ "$mode" != vm ]; then
+if [ "$mode" = all ] || [ "$mode" = host ]; then
   swift build --build-tests
   swift test --skip-build
 fi
-if [ "$mode" != host ] && [ -x scripts/vm/test.sh ]; then
+if [ "$mode" = all ] || [ "$mode" = matrix ]; then
+  bash scripts/matrix/run.sh
+fi
+if [ "$mode" = all ] || [ "$mode" = vm ]; then
   bash scripts/vm/test.sh
 fi
