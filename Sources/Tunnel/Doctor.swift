@@ -97,17 +97,33 @@ public enum Doctor {
     }
 
     /// Whether this kernel has WireGuard: built in or loaded (in /sys/module),
-    /// or a module file that loads on first use.
-    static func kernelWireGuard() -> (available: Bool, detail: String) {
+    /// or a module for the running kernel (in its modules.dep, wherever it
+    /// sits: kernel/, updates/, extra/ for DKMS builds), which the kernel
+    /// loads itself when a wireguard link is first created.
+    public static func kernelWireGuard() -> (available: Bool, detail: String) {
         if access("/sys/module/wireguard", F_OK) == 0 { return (true, "loaded") }
         var u = utsname()
         uname(&u)
         let release = withUnsafeBytes(of: &u.release) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
-        for suffix in ["", ".xz", ".zst", ".gz"] {
-            let path = "/lib/modules/\(release)/kernel/drivers/net/wireguard/wireguard.ko\(suffix)"
-            if access(path, F_OK) == 0 { return (true, "module \(path) (loads when a wireguard link is created)") }
+        let dir = "/lib/modules/\(release)"
+        if let module = wireguardModule(inModulesDep: (try? FileIO.readAll("\(dir)/modules.dep")) ?? []) {
+            return (true, "module \(dir)/\(module) (loads when a wireguard link is created)")
         }
-        return (false, "not in kernel \(release)")
+        return (false, "not in kernel \(release) (no wireguard module in \(dir)/modules.dep)")
+    }
+
+    /// The path of wireguard.ko (possibly compressed) in a modules.dep's
+    /// text, or nil.
+    static func wireguardModule(inModulesDep text: [UInt8]) -> String? {
+        for line in text.split(separator: UInt8(ascii: "\n")) {
+            guard let colon = line.firstIndex(of: UInt8(ascii: ":")) else { continue }
+            let path = line[line.startIndex..<colon]
+            let name = path.split(separator: UInt8(ascii: "/")).last ?? path[...]
+            for suffix in ["", ".xz", ".zst", ".gz"] where name.elementsEqual("wireguard.ko\(suffix)".utf8) {
+                return String(decoding: path, as: UTF8.self)
+            }
+        }
+        return nil
     }
 
     /// The first line a program prints for `--version`.

@@ -126,7 +126,8 @@ public enum Session {
         // Backend.
         plan.backend = setting(options.backend, \.backend) ?? .auto
         plan.wireguardGo = findExecutable("wireguard-go")
-        let kernelLoaded = access("/sys/module/wireguard", F_OK) == 0
+        // Loaded, or a module that creating the link loads.
+        let kernelLoaded = Doctor.kernelWireGuard().available
         switch plan.backend {
         case .userspace where plan.wireguardGo == nil:
             throw TunnelError(.noWireGuard, "wireguard-go is not installed (apt-get install wireguard-go)")

@@ -22,10 +22,32 @@ VM_GUEST=$VM_ROOT/scripts/vm/guest
 vm_die() { echo "vm: $*" >&2; exit 1; }
 
 # The versioned image package behind the linux-image-cloud-amd64 metapackage
-# (non-RT 6.1 with wireguard.ko uncompressed), downloaded and unpacked once.
+# (non-RT, with wireguard.ko), downloaded and unpacked once. VM_KERNEL_SUITE
+# picks the Debian release whose kernel it is (default: this machine's own,
+# through its apt lists; another release's, e.g. bullseye (5.10) or trixie
+# (6.12), through apt lists of its own in vm-cache/apt-SUITE, from this
+# machine's Debian mirror). Compressed modules (.ko.xz, .ko.zst) are
+# unpacked, so that busybox's insmod in the guest can load them.
 vm_kernel() {
-    local meta=linux-image-cloud-amd64 pkg dir deb
-    pkg=$(apt-cache depends "$meta" 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
+    local meta=linux-image-cloud-amd64 pkg dir deb suite host_suite
+    local apt=()
+    host_suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+    suite=${VM_KERNEL_SUITE:-$host_suite}
+    if [ "$suite" != "$host_suite" ]; then
+        local a=$VM_CACHE/apt-$suite mirror
+        apt=(-o "Dir::Etc::SourceList=$a/sources.list" -o Dir::Etc::SourceParts=/nonexistent
+             -o "Dir::State::Lists=$a/lists" -o "Dir::Cache=$a/cache" -o APT::Sandbox::User=root)
+        if [ ! -f "$a/.done" ]; then
+            mirror=$(apt-get indextargets --format '$(SITE) $(RELEASE)' 2>/dev/null | awk -v r="$host_suite" '$2 == r { print $1; exit }')
+            [ -n "$mirror" ] || vm_die "cannot tell this machine's Debian mirror (apt-get indextargets)"
+            echo "vm: apt lists of $suite (once)" >&2
+            rm -rf "$a" && mkdir -p "$a/lists/partial" "$a/cache/archives/partial"
+            echo "deb $mirror $suite main" >"$a/sources.list"
+            apt-get -q "${apt[@]}" update >&2 || vm_die "apt-get update for $suite failed"
+            touch "$a/.done"
+        fi
+    fi
+    pkg=$(apt-cache "${apt[@]}" depends "$meta" 2>/dev/null | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }')
     if [ -z "$pkg" ]; then
         # apt lists not there yet: fall back to what is already cached.
         pkg=$(cd "$VM_CACHE" 2>/dev/null && ls -d linux-image-*/ 2>/dev/null | sed 's:/$::' | sort -V | tail -n1)
@@ -35,11 +57,17 @@ vm_kernel() {
     if [ ! -f "$dir/.done" ]; then
         echo "vm: fetching $pkg (once)" >&2
         rm -rf "$dir" && mkdir -p "$dir"
-        (cd "$dir" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >&2) \
+        (cd "$dir" && apt-get download -q -o APT::Sandbox::User=root "${apt[@]}" "$pkg" >&2) \
             || vm_die "apt-get download $pkg failed"
         deb=$(ls "$dir"/*.deb)
         dpkg-deb -x "$deb" "$dir/root" || vm_die "dpkg-deb -x $deb failed"
         rm -f "$deb"
+        # Debian 13 keeps its modules in /usr/lib/modules (merged /usr).
+        [ -d "$dir/root/lib/modules" ] || { mkdir -p "$dir/root/lib" && ln -s ../usr/lib/modules "$dir/root/lib/modules"; }
+        find "$dir/root/lib/modules/" -name '*.ko.xz' -exec xz -d {} + || vm_die "cannot unpack the .ko.xz modules"
+        if find "$dir/root/lib/modules/" -name '*.ko.zst' | grep -q .; then
+            find "$dir/root/lib/modules/" -name '*.ko.zst' -exec zstd -q -d --rm {} + || vm_die "cannot unpack the .ko.zst modules (apt-get install zstd)"
+        fi
         local kver
         kver=$(ls "$dir/root/lib/modules")
         depmod -b "$dir/root" "$kver" || vm_die "depmod failed for $kver"
@@ -55,6 +83,7 @@ vm_kernel() {
     done | awk '$1 == "insmod" { print $2 }' | awk '!seen[$0]++' >"$dir/modules.list"
     grep -q '/wireguard\.ko$' "$dir/modules.list" || vm_die "$pkg has no wireguard.ko"
     VM_VMLINUZ=$dir/root/boot/vmlinuz-$VM_KVER
+    VM_MODULES_DIR=$dir/root/lib/modules/$VM_KVER
     VM_MODULES=()
     local m
     while read -r m; do
@@ -131,6 +160,17 @@ vm_initramfs() {
         i=$((i + 1))
         cp "$m" "$stage/modules/$(printf %02d "$i")-$(basename "$m")"
     done
+    # The same modules at their places under /lib/modules/KVER with the
+    # kernel's modules.* indexes, and kmod as /sbin/modprobe: the kernel can
+    # then load wireguard itself when a link is created (VM_DEFER_WIREGUARD).
+    local mods=$VM_MODULES_DIR
+    for m in "${VM_MODULES[@]}"; do
+        mkdir -p "$stage/lib/modules/$VM_KVER/$(dirname "${m#"$mods"/}")"
+        cp "$m" "$stage/lib/modules/$VM_KVER/${m#"$mods"/}"
+    done
+    cp "$mods"/modules.* "$stage/lib/modules/$VM_KVER/"
+    vm_copy_binary "$stage" "$(command -v kmod)" /usr/bin/kmod
+    ln -s /usr/bin/kmod "$stage/sbin/modprobe"
     printf 'root:x:0:0:root:/root:/bin/sh\nuser:x:1000:1000:user:/home/user:/bin/sh\n' >"$stage/etc/passwd"
     printf 'root:x:0:\nuser:x:1000:\n' >"$stage/etc/group"
     printf '127.0.0.1 localhost\n::1 localhost\n' >"$stage/etc/hosts"

@@ -108,8 +108,10 @@ _in_dir() { cd "$1" || exit 1; shift; set -e; "$@"; }
 
 # /vm/data/test-filter (from scripts/vm/test.sh PATTERN): run only the tests
 # whose names match this extended regular expression.
+# /vm/data/test-exclude: skip the tests whose names match this one.
 _skip() {
     [ -n "$VM_RUN_ONE" ] && return 0
+    [ -f "$DATA/test-exclude" ] && echo "$1" | grep -q -E -f "$DATA/test-exclude" && return 0
     [ -f "$DATA/test-filter" ] && ! echo "$1" | grep -q -E -f "$DATA/test-filter"
 }
 
