@@ -168,6 +168,22 @@ final class Carrier {
         }
     }
 
+    /// Every option `start` gives `kind`, with harmless values, then
+    /// `--version`: a carrier that knows them all prints its version and
+    /// exits 0; an older one exits non-zero naming the one it does not know
+    /// (`wgns doctor`). Kept beside `start` so that the two agree.
+    static func optionProbe(_ kind: CarrierKind) -> [String] {
+        switch kind {
+        case .slirp4netns:
+            return ["--configure", "--mtu=\(Resolver.carrierMTU)", "--ready-fd=3", "--exit-fd=4", "--disable-host-loopback",
+                    "--enable-ipv6", "--enable-sandbox", "--enable-seccomp", "--version"]
+        case .pasta:
+            return ["--foreground", "--quiet", "--config-net", "-a", "10.0.2.100", "-n", "24", "-g", "10.0.2.2",
+                    "--ns-ifname", "tap0", "--mtu", "\(Resolver.carrierMTU)", "--dns-forward", "10.0.2.3", "--no-map-gw",
+                    "-t", "none", "-u", "none", "-T", "none", "-U", "none", "--version"]
+        }
+    }
+
     /// Stops the carrier and waits for it.
     func stop() -> Termination {
         stopped = true

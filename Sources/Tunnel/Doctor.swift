@@ -1,11 +1,17 @@
 import KeyStore
 import CWGShim
+import WGNetlink
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// `wgns doctor`: checks each prerequisite of `wgns up` on this machine and
-/// says what to run when one is missing.
+/// says, in one line, what to run when one is missing. The same lines are
+/// what `wgns up` says when it fails for one of these reasons.
+///
+/// What the machine says (`Facts`, read by `gather`) is kept apart from the
+/// verdict (`assess`), so that every case can be judged in a test, including
+/// those no kernel here can show (Ubuntu's AppArmor sysctl).
 public enum Doctor {
     /// One finding.
     public struct Finding: Sendable, Hashable {
@@ -28,70 +34,228 @@ public enum Doctor {
         public var fix: String?
     }
 
-    /// Runs every check. `probeUserNamespace` runs a fresh process that tries
-    /// `unshare(CLONE_NEWUSER|CLONE_NEWNET)` and returns nil on success or the
-    /// reason it failed (the check cannot run in this multi-threaded process).
+    /// A reason `wgns up` cannot work here, with its fix.
+    public struct Refusal: Sendable, Hashable, CustomStringConvertible {
+        /// What the machine forbids ("user.max_user_namespaces = 0: ...").
+        public var reason: String
+        /// One line that fixes it.
+        public var fix: String
+        /// `reason (fix: fix)`: the one line `wgns up` prints.
+        public var description: String { "\(reason) (fix: \(fix))" }
+    }
+
+    /// A carrier as found.
+    public enum CarrierState: Sendable, Hashable {
+        /// Not in PATH.
+        case absent
+        /// At this path, knows every option wgns gives it; its version line.
+        case usable(path: String, version: String)
+        /// At this path, but rejects an option wgns needs (the carrier's words).
+        case tooOld(path: String, complaint: String)
+    }
+
+    /// Everything the verdict depends on, as read from this machine.
+    public struct Facts: Sendable {
+        /// /proc/sys/user/max_user_namespaces (nil if unreadable).
+        public var maxUserNamespaces: String?
+        /// /proc/sys/user/max_net_namespaces.
+        public var maxNetNamespaces: String?
+        /// /proc/sys/kernel/unprivileged_userns_clone (Debian's older kernels).
+        public var unprivilegedUsernsClone: String?
+        /// /proc/sys/kernel/apparmor_restrict_unprivileged_userns (Ubuntu 23.10 on).
+        public var apparmorRestrictsUserns: String?
+        /// A fresh process's try at what the holder does first (unshare,
+        /// id maps, lo up): nil when it worked, else why not.
+        public var userNamespaceProbe: String?
+        /// Why /dev/net/tun cannot be opened read-write (nil: it can).
+        public var tunProblem: Refusal?
+        /// slirp4netns and pasta.
+        public var slirp4netns: CarrierState = .absent
+        public var pasta: CarrierState = .absent
+        /// AppArmor is on and a profile for pasta is installed (its path).
+        public var pastaAppArmorProfile: String?
+        /// Kernel WireGuard: loaded, built in or a module on disk.
+        public var kernelWireGuard: (available: Bool, detail: String) = (false, "")
+        /// wireguard-go's path and version line.
+        public var wireguardGo: (path: String, version: String)?
+        /// wg (wireguard-tools), optional.
+        public var wg: (path: String, version: String)?
+
+        /// No facts yet.
+        public init() {}
+    }
+
+    // MARK: The one-line reasons, shared with `wgns up`.
+
+    /// The sysctl that forbids unprivileged user or network namespaces, as
+    /// `facts` show it, or nil. `probe` is why a real try failed (nil: it
+    /// worked, or was not made): AppArmor's restriction counts only then,
+    /// since a profile may allow wgns.
+    static func namespaceRefusal(_ f: Facts, probe: String?) -> Refusal? {
+        if f.maxUserNamespaces == "0" {
+            return Refusal(reason: "user namespaces are disabled on this machine (user.max_user_namespaces = 0)",
+                           fix: "sudo sysctl -w user.max_user_namespaces=15000")
+        }
+        if f.maxNetNamespaces == "0" {
+            return Refusal(reason: "network namespaces are disabled for users on this machine (user.max_net_namespaces = 0)",
+                           fix: "sudo sysctl -w user.max_net_namespaces=15000")
+        }
+        if f.unprivilegedUsernsClone == "0" {
+            return Refusal(reason: "unprivileged user namespaces are disabled (kernel.unprivileged_userns_clone = 0)",
+                           fix: "sudo sysctl -w kernel.unprivileged_userns_clone=1")
+        }
+        if f.apparmorRestrictsUserns == "1", let probe {
+            return Refusal(reason: "AppArmor forbids unprivileged user namespaces (kernel.apparmor_restrict_unprivileged_userns = 1): \(probe)",
+                           fix: "sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile for wgns with the 'userns,' rule")
+        }
+        return nil
+    }
+
+    /// Why `wgns up` could not make its namespaces (the holder calls this
+    /// when unshare or the id maps fail with `errno`): the sysctl that
+    /// forbids them, read now, with its fix; else the error itself.
+    public static func namespaceFailure(errno e: Int32, step: String) -> String {
+        var f = Facts()
+        readSysctls(&f)
+        let what = "\(step): \(String(cString: strerror(e)))"
+        if let r = namespaceRefusal(f, probe: what) { return "cannot create a user namespace: \(r)" }
+        return "cannot create a user namespace (\(what)); `wgns doctor` tells why"
+    }
+
+    /// Why /dev/net/tun cannot serve the carriers and wireguard-go, or nil.
+    /// Both carriers make their tap device through it, so every `wgns up`
+    /// needs it.
+    public static func tunRefusal() -> Refusal? {
+        let fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
+        if fd >= 0 { close(fd); return nil }
+        let e = errno
+        var st = stat()
+        if e == ENOENT || stat("/dev/net/tun", &st) != 0 {
+            return Refusal(reason: "/dev/net/tun is missing (slirp4netns, pasta and wireguard-go need it)",
+                           fix: "sudo modprobe tun, or sudo mkdir -p /dev/net && sudo mknod -m 0666 /dev/net/tun c 10 200")
+        }
+        if e == EACCES || e == EPERM {
+            let mode = String(st.st_mode & 0o777, radix: 8)
+            return Refusal(reason: "/dev/net/tun is mode 0\(mode), not usable by you (slirp4netns, pasta and wireguard-go need it)",
+                           fix: "sudo chmod 0666 /dev/net/tun")
+        }
+        return Refusal(reason: "cannot open /dev/net/tun: \(String(cString: strerror(e)))", fix: "sudo chmod 0666 /dev/net/tun")
+    }
+
+    // MARK: Reading the machine.
+
+    /// Reads every fact. `probeUserNamespace` runs a fresh process that does
+    /// what the holder does first (`probeUserNamespaceHere`) and returns nil
+    /// on success or the reason it failed (the check cannot run in this
+    /// multi-threaded process).
+    public static func gather(probeUserNamespace: () -> String?) -> Facts {
+        var f = Facts()
+        readSysctls(&f)
+        f.userNamespaceProbe = probeUserNamespace()
+        f.tunProblem = tunRefusal()
+        f.slirp4netns = carrier(.slirp4netns)
+        f.pasta = carrier(.pasta)
+        if readTrimmed("/sys/module/apparmor/parameters/enabled") == "Y" {
+            f.pastaAppArmorProfile = ["/etc/apparmor.d/usr.bin.pasta", "/etc/apparmor.d/usr.bin.passt"].first { access($0, F_OK) == 0 }
+        }
+        f.kernelWireGuard = kernelWireGuard()
+        if let p = findExecutable("wireguard-go") { f.wireguardGo = (p, firstLine(of: [p, "--version"]).line) }
+        if let p = findExecutable("wg") { f.wg = (p, firstLine(of: [p, "--version"]).line) }
+        return f
+    }
+
+    static func readSysctls(_ f: inout Facts) {
+        f.maxUserNamespaces = readTrimmed("/proc/sys/user/max_user_namespaces")
+        f.maxNetNamespaces = readTrimmed("/proc/sys/user/max_net_namespaces")
+        f.unprivilegedUsernsClone = readTrimmed("/proc/sys/kernel/unprivileged_userns_clone")
+        f.apparmorRestrictsUserns = readTrimmed("/proc/sys/kernel/apparmor_restrict_unprivileged_userns")
+    }
+
+    /// Finds a carrier and has it parse every option wgns gives it (then
+    /// `--version`, which makes it exit): an older one names the option it
+    /// does not know.
+    static func carrier(_ kind: CarrierKind) -> CarrierState {
+        guard let path = findExecutable(kind.rawValue) else { return .absent }
+        let (lines, status) = output(of: [path] + Carrier.optionProbe(kind))
+        if status != 0 {
+            let complaint = lines.first { $0.contains("unrecognized") || $0.contains("invalid") || $0.contains("unknown") }
+                ?? lines.first ?? "exit status \(status)"
+            return .tooOld(path: path, complaint: complaint)
+        }
+        let version = lines.first { $0.contains("version") } ?? lines.first { !$0.hasPrefix("WARNING") } ?? ""
+        return .usable(path: path, version: version)
+    }
+
+    // MARK: The verdict.
+
+    /// Runs every check.
     public static func run(probeUserNamespace: () -> String?) -> [Finding] {
+        assess(gather(probeUserNamespace: probeUserNamespace))
+    }
+
+    /// Whether `wgns up` can work, given these findings.
+    public static func ready(_ findings: [Finding]) -> Bool { !findings.contains { $0.status == .fail } }
+
+    /// The findings for `facts`.
+    public static func assess(_ f: Facts) -> [Finding] {
         var out: [Finding] = []
 
-        // User namespaces: the sysctls that can forbid them, then a real try.
-        var userns = Finding(status: .ok, what: "user namespaces", detail: "unprivileged user + network namespaces work")
-        if let max = readTrimmed("/proc/sys/user/max_user_namespaces"), max == "0" {
-            userns = Finding(status: .fail, what: "user namespaces", detail: "user.max_user_namespaces is 0",
-                             fix: "sudo sysctl -w user.max_user_namespaces=15000")
-        } else if let v = readTrimmed("/proc/sys/kernel/unprivileged_userns_clone"), v == "0" {
-            userns = Finding(status: .fail, what: "user namespaces", detail: "kernel.unprivileged_userns_clone is 0",
-                             fix: "sudo sysctl -w kernel.unprivileged_userns_clone=1")
-        } else if let v = readTrimmed("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"), v == "1",
-                  let reason = probeUserNamespace() {
-            userns = Finding(status: .fail, what: "user namespaces",
-                             detail: "AppArmor restricts unprivileged user namespaces (\(reason))",
-                             fix: "sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0, or an AppArmor profile allowing userns for wgns")
-        } else if let reason = probeUserNamespace() {
-            userns = Finding(status: .fail, what: "user namespaces", detail: "unshare failed: \(reason)",
-                             fix: "ask the administrator to allow unprivileged user namespaces")
+        // User and network namespaces: the sysctls that forbid them, then a real try.
+        if let r = namespaceRefusal(f, probe: f.userNamespaceProbe) {
+            out.append(Finding(status: .fail, what: "user namespaces", detail: r.reason, fix: r.fix))
+        } else if let reason = f.userNamespaceProbe {
+            out.append(Finding(status: .fail, what: "user namespaces", detail: "a user + network namespace cannot be set up: \(reason)",
+                               fix: "ask the administrator to allow unprivileged user namespaces"))
+        } else {
+            out.append(Finding(status: .ok, what: "user namespaces", detail: "unprivileged user + network namespaces work"))
         }
-        out.append(userns)
 
-        // Carriers.
-        let slirp = findExecutable("slirp4netns"), pasta = findExecutable("pasta")
-        for (name, path, package) in [("slirp4netns", slirp, "slirp4netns"), ("pasta", pasta, "passt")] {
-            if let path {
-                out.append(Finding(status: .ok, what: name, detail: "\(path) \(version(of: path))"))
-            } else {
-                out.append(Finding(status: slirp == nil && pasta == nil ? .fail : .warn, what: name, detail: "not installed",
+        if let r = f.tunProblem {
+            out.append(Finding(status: .fail, what: "/dev/net/tun", detail: r.reason, fix: r.fix))
+        } else {
+            out.append(Finding(status: .ok, what: "/dev/net/tun", detail: "readable and writable"))
+        }
+
+        // Carriers: one usable one is enough.
+        let anyCarrier = [f.slirp4netns, f.pasta].contains { if case .usable = $0 { return true } else { return false } }
+        for (kind, state, package) in [(CarrierKind.slirp4netns, f.slirp4netns, "slirp4netns"), (.pasta, f.pasta, "passt")] {
+            let name = kind.rawValue
+            switch state {
+            case .absent:
+                out.append(Finding(status: anyCarrier ? .warn : .fail, what: name, detail: "not installed",
                                    fix: "sudo apt-get install \(package)"))
+            case .tooOld(let path, let complaint):
+                out.append(Finding(status: anyCarrier ? .warn : .fail, what: name,
+                                   detail: "\(path) is too old for wgns: \(complaint)",
+                                   fix: "install a newer \(package) (wgns is tested with \(kind == .pasta ? "2023-03 and 2025" : "1.0.1 to 1.2.1")), or use the other carrier"))
+            case .usable(let path, let version):
+                out.append(Finding(status: .ok, what: name, detail: version.isEmpty ? path : "\(path) (\(version))"))
+                if kind == .pasta, let profile = f.pastaAppArmorProfile {
+                    out.append(Finding(status: .warn, what: "pasta's AppArmor profile",
+                                       detail: "pasta runs confined by \(profile), which may deny it the namespace or its pid file",
+                                       fix: "if pasta fails to start: --carrier slirp4netns, or sudo aa-complain pasta"))
+                }
             }
         }
 
-        // WireGuard: the kernel's, else wireguard-go (which needs /dev/net/tun).
-        let kernel = kernelWireGuard()
-        let wggo = findExecutable("wireguard-go")
-        out.append(Finding(status: kernel.available ? .ok : (wggo == nil ? .fail : .warn), what: "kernel WireGuard",
-                           detail: kernel.detail,
-                           fix: kernel.available ? nil : "load it (sudo modprobe wireguard) or use the userspace backend"))
-        if let wggo {
-            out.append(Finding(status: .ok, what: "wireguard-go", detail: "\(wggo) \(version(of: wggo))"))
+        // WireGuard: the kernel's, else wireguard-go.
+        let k = f.kernelWireGuard
+        out.append(Finding(status: k.available ? .ok : (f.wireguardGo == nil ? .fail : .warn), what: "kernel WireGuard",
+                           detail: k.detail,
+                           fix: k.available ? nil : (f.wireguardGo == nil ? "no WireGuard backend at all: sudo apt-get install wireguard-go (or a kernel with WireGuard, 5.6 or later)"
+                                                                           : "the userspace backend (wireguard-go) is used instead")))
+        if let w = f.wireguardGo {
+            out.append(Finding(status: .ok, what: "wireguard-go", detail: w.version.isEmpty ? w.path : "\(w.path) (\(w.version))"))
         } else {
-            out.append(Finding(status: kernel.available ? .warn : .fail, what: "wireguard-go", detail: "not installed",
-                               fix: "sudo apt-get install wireguard-go"))
-        }
-        let tunFD = open("/dev/net/tun", O_RDWR | O_CLOEXEC)
-        if tunFD >= 0 {
-            close(tunFD)
-            out.append(Finding(status: .ok, what: "/dev/net/tun", detail: "readable and writable"))
-        } else {
-            let reason = String(cString: strerror(errno))
-            out.append(Finding(status: kernel.available || wggo == nil ? .warn : .fail, what: "/dev/net/tun",
-                               detail: "cannot open: \(reason) (needed by wireguard-go)",
-                               fix: "sudo chmod 0666 /dev/net/tun"))
+            out.append(Finding(status: k.available ? .warn : .fail, what: "wireguard-go", detail: "not installed",
+                               fix: k.available ? "only needed without kernel WireGuard: sudo apt-get install wireguard-go"
+                                                : "no WireGuard backend at all: sudo apt-get install wireguard-go"))
         }
 
         // Libraries wgns is linked with (present, or this binary would not start).
         out.append(Finding(status: .ok, what: "libsodium", detail: libsodiumVersion))
-        out.append(Finding(status: .ok, what: "libmnl", detail: "linked"))
-        if let wg = findExecutable("wg") {
-            out.append(Finding(status: .ok, what: "wg (optional)", detail: "\(wg) \(version(of: wg))"))
+        if let wg = f.wg {
+            out.append(Finding(status: .ok, what: "wg (optional)", detail: wg.version.isEmpty ? wg.path : "\(wg.path) (\(wg.version))"))
         }
         return out
     }
@@ -126,20 +290,41 @@ public enum Doctor {
         return nil
     }
 
-    /// The first line a program prints for `--version`.
-    static func version(of path: String) -> String {
-        let line = firstLine(of: [path, "--version"]).line
-        return line.isEmpty ? "" : "(\(line))"
+    // MARK: Running programs.
+
+    /// Runs a program (stdin /dev/null, stdout and stderr into one pipe)
+    /// and returns its non-empty output lines, trimmed, and its shell status.
+    static func output(of argv: [String]) -> (lines: [String], status: Int32) {
+        var fds: [Int32] = [-1, -1]
+        guard CWGShim_pipe2(&fds, O_CLOEXEC) == 0 else { return ([], -1) }
+        let reader = Descriptor(owning: fds[0])
+        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
+        defer { close(devnull) }
+        var opts = SpawnOptions()
+        opts.fds = [devnull, fds[1], fds[1]]
+        opts.deathSignal = SIGKILL
+        let spawned = Result { () throws(ChildProcess.Failure) in try ChildProcess.spawn(argv, opts) }
+        // Our copy of the write end goes, so that the child's exit is EOF.
+        close(fds[1])
+        guard case .success(let child) = spawned else { return ([], 127) }
+        var bytes: [UInt8] = []
+        var buf = [UInt8](repeating: 0, count: 4096)
+        while bytes.count < 65536 {
+            let n = read(reader.raw, &buf, buf.count)
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            bytes += buf[..<n]
+        }
+        let status = child.wait().shellStatus
+        let lines = String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline)
+            .map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }
+        return (lines, status)
     }
 
-    /// Runs a program (`popen`, stdin from /dev/null, stderr with stdout)
-    /// and returns the first line it prints, trimmed, and its wait status.
+    /// The first line a program prints (stdout or stderr) and its shell status.
     public static func firstLine(of argv: [String]) -> (line: String, status: Int32) {
-        let quoted = argv.map { "'" + $0.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'" }
-        guard let f = popen(quoted.joined(separator: " ") + " 2>&1 </dev/null", "r") else { return ("", -1) }
-        var buf = [CChar](repeating: 0, count: 256)
-        let line = fgets(&buf, Int32(buf.count), f) != nil ? buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }.trimmingWhitespace() : ""
-        return (line, pclose(f))
+        let (lines, status) = output(of: argv)
+        return (lines.first ?? "", status)
     }
 
     static func readTrimmed(_ path: String) -> String? {
@@ -147,10 +332,27 @@ public enum Doctor {
         return String(decoding: bytes, as: UTF8.self).trimmingWhitespace()
     }
 
-    /// Tries `unshare(CLONE_NEWUSER | CLONE_NEWNET)` in this process. Call only
-    /// first thing in a fresh, single-threaded process (`wgns _probe-userns`).
-    public static func probeUserNamespaceHere() -> Int32 {
-        CWGShim_unshare(CWGShim_CLONE_NEWUSER | CWGShim_CLONE_NEWNET) == 0 ? 0 : errno
+    /// What the holder does first, in this process: `unshare` of a user and
+    /// a network namespace, the id maps, then `lo` up (which needs the
+    /// capabilities that AppArmor's userns restriction takes away). Returns
+    /// nil or why it failed. Call only first thing in a fresh, single-threaded
+    /// process (`wgns _probe-userns`).
+    public static func probeUserNamespaceHere() -> String? {
+        let uid = getuid(), gid = getgid()
+        if CWGShim_unshare(CWGShim_CLONE_NEWUSER | CWGShim_CLONE_NEWNET) != 0 {
+            return "unshare: \(String(cString: strerror(errno)))"
+        }
+        do {
+            try Namespace.writeFile("/proc/self/setgroups", "deny")
+            try Namespace.writeFile("/proc/self/uid_map", "0 \(uid) 1\n")
+            try Namespace.writeFile("/proc/self/gid_map", "0 \(gid) 1\n")
+            let routes = try RouteNetlink()
+            defer { routes.close() }
+            try routes.setLink("lo", up: true)
+        } catch {
+            return "\(error)"
+        }
+        return nil
     }
 }
 

@@ -14,11 +14,7 @@ enum Namespace {
         let flags = CWGShim_CLONE_NEWUSER | CWGShim_CLONE_NEWNET | CWGShim_CLONE_NEWNS | CWGShim_CLONE_NEWPID
         if CWGShim_unshare(flags) != 0 {
             let e = errno
-            var hint = "user namespaces are disabled or exhausted"
-            if e == EPERM || e == ENOSPC || e == EUSERS {
-                hint += " (check sysctl user.max_user_namespaces, kernel.unprivileged_userns_clone, or the AppArmor restriction kernel.apparmor_restrict_unprivileged_userns; `wgns doctor` tells)"
-            }
-            throw TunnelError(.userNamespaces, "cannot create a user namespace: \(hint)", errno: e)
+            throw TunnelError(.userNamespaces, Doctor.namespaceFailure(errno: e, step: "unshare"))
         }
         try writeFile("/proc/self/setgroups", "deny")
         try writeFile("/proc/self/uid_map", "0 \(uid) 1\n")

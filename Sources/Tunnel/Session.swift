@@ -126,6 +126,7 @@ public enum Session {
         // Backend.
         plan.backend = setting(options.backend, \.backend) ?? .auto
         plan.wireguardGo = findExecutable("wireguard-go")
+        if let r = Doctor.tunRefusal() { throw TunnelError(.setup, "\(r)") }
         // Loaded, or a module that creating the link loads.
         let kernelLoaded = Doctor.kernelWireGuard().available
         switch plan.backend {

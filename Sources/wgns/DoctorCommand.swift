@@ -6,17 +6,35 @@ import Glibc
 enum DoctorCommand {
     static let command = Command(
         name: "doctor",
-        abstract: "Check what `wgns up` needs on this machine and say how to fix what is missing.") { _ in try run() }
+        abstract: "Check what `wgns up` needs on this machine and say how to fix what is missing.",
+        discussion: """
+        Checks user and network namespaces (user.max_user_namespaces, user.max_net_namespaces, \
+        kernel.unprivileged_userns_clone, Ubuntu's kernel.apparmor_restrict_unprivileged_userns, and a real try), \
+        /dev/net/tun, the carriers (present, and new enough for every option wgns gives them), pasta's AppArmor \
+        profile, and the WireGuard backends. Exits 0 when `wgns up` can work here, 1 when it cannot.
+        """,
+        options: [.flag("json", "JSON: {\"ready\": BOOL, \"findings\": [{\"status\", \"what\", \"detail\", \"fix\"}]}.")]
+    ) { a in try run(json: a.flag("json")) }
 
-    static func run() throws {
+    static func run(json: Bool) throws {
         let findings = Doctor.run(probeUserNamespace: probeInFreshProcess)
+        let ready = Doctor.ready(findings)
         var out = Output()
-        for f in findings {
-            out.add("\(f.status.rawValue.padding(4)) \(f.what): \(f.detail)\n")
-            if let fix = f.fix, f.status != .ok { out.add("     fix: \(fix)\n") }
+        if json {
+            let items = findings.map { f in
+                "{\"status\":\"\(f.status.rawValue)\",\"what\":\"\(jsonEscaped(f.what))\",\"detail\":\"\(jsonEscaped(f.detail))\","
+                    + "\"fix\":" + (f.fix.map { "\"\(jsonEscaped($0))\"" } ?? "null") + "}"
+            }
+            out.add("{\"ready\":\(ready),\"findings\":[\(items.joined(separator: ","))]}\n")
+        } else {
+            for f in findings {
+                out.add("\(f.status.rawValue.padding(4)) \(f.what): \(f.detail)\n")
+                if let fix = f.fix, f.status != .ok { out.add("     fix: \(fix)\n") }
+            }
+            out.add(ready ? "wgns up can work here\n" : "wgns up cannot work here: fix each 'fail' above\n")
         }
         try out.flush()
-        if findings.contains(where: { $0.status == .fail }) { exit(1) }
+        if !ready { exit(1) }
     }
 
     /// Runs `wgns _probe-userns` (a fresh, single-threaded process) and
@@ -34,9 +52,8 @@ enum DoctorCommand {
 /// Hidden: tries to create a user + network namespace, first thing.
 enum ProbeUserNamespace {
     static let command = Command(name: "_probe-userns", abstract: "Try to create a user namespace (for doctor).", hidden: true) { _ in
-        let err = Doctor.probeUserNamespaceHere()
-        if err != 0 {
-            try Output.write(String(cString: strerror(err)) + "\n")
+        if let why = Doctor.probeUserNamespaceHere() {
+            try Output.write(why + "\n")
             exit(1)
         }
     }

@@ -1,15 +1,33 @@
 import Foundation
 import Testing
 import TestSupport
+import Tunnel
 
-/// `wgns doctor` on this machine, and on machines made to lack things.
+/// `wgns doctor` on this machine, and on machines made to lack things. The
+/// sysctl cases set the sysctl for real, inside a user namespace of the test's
+/// own (the limits are per user namespace); scripts/vm/tests/50-doctor.sh sets
+/// them machine-wide in the VM.
 @Suite struct DoctorCommandTests {
     @Test func thisMachineIsReady() throws {
         let r = try run(wgnsBinary, ["doctor"])
         #expect(r.status == 0, "\(r.stdout)")
         #expect(r.stdout.contains("ok   user namespaces"))
+        #expect(r.stdout.contains("ok   /dev/net/tun"))
+        // Both carriers here know every option wgns gives them.
+        #expect(r.stdout.contains("ok   slirp4netns: "))
+        #expect(r.stdout.contains("ok   pasta: "))
         #expect(r.stdout.contains("ok   wireguard-go") || r.stdout.contains("ok   kernel WireGuard"))
         #expect(r.stdout.contains("ok   libsodium: 1."))
+        #expect(r.stdout.hasSuffix("wgns up can work here\n"))
+    }
+
+    @Test func jsonSaysTheSame() throws {
+        let r = try run(wgnsBinary, ["doctor", "--json"])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any])
+        #expect(object["ready"] as? Bool == (r.status == 0))
+        let findings = try #require(object["findings"] as? [[String: Any]])
+        #expect(findings.contains { $0["what"] as? String == "user namespaces" && $0["status"] as? String == "ok" })
+        #expect(findings.allSatisfy { ["ok", "warn", "fail"].contains($0["status"] as? String ?? "") })
     }
 
     @Test func missingToolsAreNamedWithTheirFix() throws {
@@ -17,16 +35,103 @@ import TestSupport
         #expect(r.status == 1)
         #expect(r.stdout.contains("fail slirp4netns: not installed"))
         #expect(r.stdout.contains("fix: sudo apt-get install passt"))
-        #expect(r.stdout.contains("fix: sudo apt-get install wireguard-go"))
+        // This kernel has no WireGuard either: no backend at all.
+        #expect(r.stdout.contains("fail wireguard-go: not installed"))
+        #expect(r.stdout.contains("fix: no WireGuard backend at all: sudo apt-get install wireguard-go"))
+        let j = try run(wgnsBinary, ["doctor", "--json"], environment: ["PATH": "/nonexistent"])
+        #expect(j.status == 1)
+        #expect(j.stdout.hasPrefix("{\"ready\":false,"))
     }
 
-    /// Inside a user namespace whose user.max_user_namespaces is 0, nested
-    /// namespaces are forbidden, as on a cluster that disables them.
-    @Test func disabledUserNamespacesAreReported() throws {
+    /// Inside a user namespace whose user.max_user_namespaces (or
+    /// user.max_net_namespaces) is 0, nested namespaces are forbidden, as on
+    /// a cluster that disables them; doctor and `wgns up` say the same line.
+    @Test(arguments: [("user.max_user_namespaces", "user/max_user_namespaces"),
+                      ("user.max_net_namespaces", "user/max_net_namespaces")])
+    func disabledNamespacesAreReported(sysctl: String, file: String) throws {
         let unshare = try #require(which("unshare"))
-        let r = try run(unshare, ["-U", "-r", "/bin/sh", "-c", "echo 0 > /proc/sys/user/max_user_namespaces && exec '\(wgnsBinary)' doctor"])
-        #expect(r.status == 1)
-        #expect(r.stdout.contains("fail user namespaces: user.max_user_namespaces is 0"))
-        #expect(r.stdout.contains("sysctl -w user.max_user_namespaces="))
+        let dir = "/tmp/wgns-doctor-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let key = try run(wgnsBinary, ["genkey"]).stdout
+        try Data("[Interface]\nPrivateKey = \(key)Address = 10.99.0.2/24\n".utf8).write(to: URL(fileURLWithPath: "\(dir)/job.conf"))
+        chmod("\(dir)/job.conf", 0o600)
+        let sh = "echo 0 > /proc/sys/\(file) && '\(wgnsBinary)' doctor; echo \"doctor status $?\"; "
+            + "'\(wgnsBinary)' up --carrier slirp4netns '\(dir)/job.conf' -- true; echo \"up status $?\""
+        let r = try run(unshare, ["-U", "-r", "/bin/sh", "-c", sh])
+        #expect(r.stdout.contains("doctor status 1"), "\(r.stdout)")
+        #expect(r.stdout.contains("fail user namespaces: "))
+        #expect(r.stdout.contains("(\(sysctl) = 0)"))
+        #expect(r.stdout.contains("fix: sudo sysctl -w \(sysctl)=15000"))
+        #expect(r.stdout.contains("up status 1"))
+        let upError = r.stderr.split(separator: "\n").filter { $0.hasPrefix("wgns:") }
+        #expect(upError.count == 1, "\(r.stderr)")
+        #expect(upError.first?.contains("(\(sysctl) = 0) (fix: sudo sysctl -w \(sysctl)=15000)") == true, "\(r.stderr)")
+    }
+}
+
+/// The verdicts for machines this host cannot be: Ubuntu's AppArmor
+/// restriction (a sysctl Debian's kernels do not have), a carrier too old
+/// for an option, no backend at all.
+@Suite struct DoctorVerdictTests {
+    func healthy() -> Doctor.Facts {
+        var f = Doctor.Facts()
+        f.maxUserNamespaces = "15000"
+        f.maxNetNamespaces = "15000"
+        f.slirp4netns = .usable(path: "/usr/bin/slirp4netns", version: "slirp4netns version 1.2.1")
+        f.pasta = .usable(path: "/usr/bin/pasta", version: "")
+        f.kernelWireGuard = (true, "loaded")
+        return f
+    }
+
+    func finding(_ what: String, _ fs: [Doctor.Finding]) -> Doctor.Finding? { fs.first { $0.what == what } }
+
+    @Test func healthyIsReady() {
+        #expect(Doctor.ready(Doctor.assess(healthy())))
+    }
+
+    @Test func appArmorRestrictionCountsOnlyWhenTheTryFails() throws {
+        var f = healthy()
+        f.apparmorRestrictsUserns = "1"
+        #expect(Doctor.ready(Doctor.assess(f)), "a profile may allow wgns: then the real try works")
+        f.userNamespaceProbe = "set lo up: Operation not permitted"
+        let fs = Doctor.assess(f)
+        #expect(!Doctor.ready(fs))
+        let u = try #require(finding("user namespaces", fs))
+        #expect(u.status == .fail)
+        #expect(u.detail.contains("kernel.apparmor_restrict_unprivileged_userns = 1"))
+        #expect(u.fix?.contains("sysctl -w kernel.apparmor_restrict_unprivileged_userns=0") == true)
+    }
+
+    @Test func pastasAppArmorProfileIsAWarning() throws {
+        var f = healthy()
+        f.pastaAppArmorProfile = "/etc/apparmor.d/usr.bin.passt"
+        let fs = Doctor.assess(f)
+        #expect(Doctor.ready(fs))
+        #expect(try #require(finding("pasta's AppArmor profile", fs)).status == .warn)
+    }
+
+    @Test func tooOldCarriers() throws {
+        var f = healthy()
+        f.pasta = .tooOld(path: "/usr/bin/pasta", complaint: "pasta: unrecognized option '--dns-forward'")
+        var fs = Doctor.assess(f)
+        #expect(Doctor.ready(fs), "slirp4netns is still there")
+        #expect(try #require(finding("pasta", fs)).status == .warn)
+        f.slirp4netns = .tooOld(path: "/usr/bin/slirp4netns", complaint: "slirp4netns: unrecognized option '--exit-fd=4'")
+        fs = Doctor.assess(f)
+        #expect(!Doctor.ready(fs))
+        let s = try #require(finding("slirp4netns", fs))
+        #expect(s.status == .fail)
+        #expect(s.detail.contains("too old") && s.detail.contains("--exit-fd"))
+    }
+
+    @Test func noBackendAtAll() throws {
+        var f = healthy()
+        f.kernelWireGuard = (false, "not in kernel 6.1.0")
+        let fs = Doctor.assess(f)
+        #expect(!Doctor.ready(fs))
+        #expect(try #require(finding("wireguard-go", fs)).fix?.contains("no WireGuard backend at all") == true)
+        f.wireguardGo = ("/usr/bin/wireguard-go", "wireguard-go v0.0.20230223")
+        #expect(Doctor.ready(Doctor.assess(f)))
     }
 }

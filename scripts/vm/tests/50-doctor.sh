@@ -1,0 +1,73 @@
+# shellcheck shell=sh disable=SC1090,SC1091,SC2034
+# `wgns doctor` and `wgns up`, run by an unprivileged user (uid 1000), on a
+# machine that says no, for real: the VM (root) sets the sysctl or breaks
+# the device, the user runs doctor (exit 1, the reason and its fix) and
+# `wgns up` (fails with the same reason in one line), then the VM restores
+# it. (Ubuntu's kernel.apparmor_restrict_unprivileged_userns does not exist in
+# Debian's kernels: DoctorVerdictTests judge that case.)
+
+# refused WHAT_FIXED REASON_TEXT: runs doctor and wgns up as the user and checks both.
+refused() {
+    as_user wgns doctor >doctor.out 2>&1 && drc=0 || drc=$?
+    as_user wgns up --carrier slirp4netns "$PWD/job.conf" -- true >up.out 2>up.err && urc=0 || urc=$?
+    undo
+    cat doctor.out up.err
+    [ "$drc" = 1 ] || fail "doctor exited $drc, not 1"
+    grep -q "^fail $1" doctor.out || fail "doctor does not fail '$1'"
+    grep -q -F "$2" doctor.out || fail "doctor does not say '$2'"
+    grep -q -F "fix: $3" doctor.out || fail "doctor does not give the fix '$3'"
+    [ "$urc" != 0 ] || fail "wgns up succeeded"
+    [ "$(grep -c . up.err)" = 1 ] || fail "wgns up said more than one line"
+    grep -q -F "$2" up.err || fail "wgns up does not give doctor's reason"
+    grep -q -F "fix: $3" up.err || fail "wgns up does not give doctor's fix"
+    no_leftovers "the refused wgns up"
+}
+
+conf() {
+    job_conf 127.0.0.1:51820 >job.conf
+    chown "$TEST_UID:$TEST_UID" . job.conf && chmod 0600 job.conf
+}
+
+ready_again() {
+    as_user wgns doctor >doctor.out 2>&1 || { cat doctor.out; fail "doctor still fails after the restore"; }
+}
+
+sysctl_zero() {
+    conf
+    saved=$(cat "/proc/sys/user/$1")
+    echo 0 >"/proc/sys/user/$1"
+    undo() { echo "$saved" >"/proc/sys/user/$1"; }
+    refused "user namespaces" "(user.$1 = 0)" "sudo sysctl -w user.$1=15000"
+    ready_again
+}
+
+tun_closed() {
+    conf
+    chmod 0600 /dev/net/tun
+    undo() { chmod 0666 /dev/net/tun; }
+    refused "/dev/net/tun" "/dev/net/tun is mode 0600" "sudo chmod 0666 /dev/net/tun"
+    ready_again
+}
+
+no_backend() {
+    conf
+    rmmod wireguard || fail "cannot unload wireguard"
+    mv /lib/modules /lib/modules.hidden
+    undo() { mv /lib/modules.hidden /lib/modules; insmod /modules/*-wireguard.ko; }
+    as_user wgns doctor >doctor.out 2>&1 && drc=0 || drc=$?
+    as_user wgns up --carrier slirp4netns "$PWD/job.conf" -- true >up.out 2>up.err && urc=0 || urc=$?
+    undo
+    cat doctor.out up.err
+    [ "$drc" = 1 ] || fail "doctor exited $drc, not 1"
+    grep -q "^fail kernel WireGuard" doctor.out || fail "doctor does not fail kernel WireGuard"
+    grep -q "no WireGuard backend at all" doctor.out || fail "doctor does not say there is no backend"
+    [ "$urc" != 0 ] || fail "wgns up succeeded"
+    [ "$(grep -c . up.err)" = 1 ] || fail "wgns up said more than one line"
+    grep -q -i "no WireGuard" up.err || fail "wgns up does not say there is no WireGuard"
+    ready_again
+}
+
+run_test root/doctor/max-user-namespaces-0 sysctl_zero max_user_namespaces
+run_test root/doctor/max-net-namespaces-0 sysctl_zero max_net_namespaces
+run_test root/doctor/dev-net-tun-0600 tun_closed
+run_test root/doctor/no-wireguard-backend no_backend
