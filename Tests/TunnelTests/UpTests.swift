@@ -464,7 +464,7 @@ extension UpTests {
             echo "status $?"
             """)
         #expect(r.stdout == "status 1\n", "\(r.stdout) \(r.stderr)")
-        #expect(r.stderr.hasPrefix("wgns: cannot create a user namespace: user namespaces are disabled or exhausted"))
+        #expect(r.stderr.hasPrefix("wgns: cannot create a user namespace: user namespaces are disabled on this machine (user.max_user_namespaces = 0) (fix: sudo sysctl -w user.max_user_namespaces=15000)"))
         #expect(r.stderr.filter { $0 == "\n" }.count == 1)
     }
 }
