@@ -10,8 +10,8 @@
 # $MATRIX_CACHE (default matrix-cache/, gitignored), entered with bubblewrap
 # as the unprivileged test user (bwrap pivots into the root, so user
 # namespaces still work inside; a chroot would forbid them). Debian 11 has no
-# wireguard-go package: its cells borrow this host's (Debian 12's, a static Go
-# binary). The peer always runs on the host (pasta forwarding its UDP port),
+# wireguard-go package: its cells borrow this host's (Debian 12's, which
+# needs glibc 2.34: it comes with its own loader and libc, see below). The peer always runs on the host (pasta forwarding its UDP port),
 # the job's endpoint is 10.0.2.2 with --host-loopback: all traffic stays on
 # this machine.
 #
@@ -70,11 +70,19 @@ fi
 deb11=$(root_for bullseye slirp4netns,iputils-ping)
 deb13=$(root_for trixie slirp4netns,passt,wireguard-go,iputils-ping)
 [ -x /usr/bin/wireguard-go ] || die "this host has no /usr/bin/wireguard-go (Debian 12's, also lent to Debian 11)"
-# Where Debian 12's wireguard-go is bound into Debian 11's root (bwrap binds
-# only onto a path that exists).
-if [ ! -e "$deb11/usr/local/bin/wireguard-go" ]; then
-    touch "$deb11/usr/local/bin/wireguard-go" 2>/dev/null || die "cannot make $deb11/usr/local/bin/wireguard-go (run once as root)"
+# Debian 12's wireguard-go for Debian 11's root: it needs glibc 2.34, so it
+# goes in with this host's loader and libc beside it, started by a small
+# wrapper (which wgns does not recognise as wireguard-go's code: it lets it
+# make its own TUN device, the path for any unknown build).
+lent=$deb11/opt/wgns-lent
+if [ "$(id -u)" = 0 ]; then
+    rm -rf "$lent" && mkdir -p "$lent"
+    cp -L /usr/bin/wireguard-go /lib64/ld-linux-x86-64.so.2 /lib/x86_64-linux-gnu/libc.so.6 "$lent/"
+    printf '#!/bin/sh\nexec /opt/wgns-lent/ld-linux-x86-64.so.2 --library-path /opt/wgns-lent /opt/wgns-lent/wireguard-go "$@"\n' \
+        >"$deb11/usr/local/bin/wireguard-go"
+    chmod 0755 "$deb11/usr/local/bin/wireguard-go"
 fi
+[ -x "$lent/wireguard-go" ] || die "Debian 12's wireguard-go is not in $lent (run once as root)"
 
 work=$(mktemp -d /tmp/wgns-matrix.XXXXXX)
 chmod 0755 "$work"
@@ -88,7 +96,8 @@ W=$work/wgns
 pass=0 fail=0
 # Live processes (not zombies) of session SID.
 session_processes() {
-    cat /proc/[0-9]*/stat 2>/dev/null | awk -v s="$1" '{ pid = $1; sub(/^.*\) /, ""); if ($4 == s && $1 != "Z") print pid }'
+    # A process may go while cat reads: that is no error here.
+    { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v s="$1" '{ pid = $1; sub(/^.*\) /, ""); if ($4 == s && $1 != "Z") print pid }'
 }
 
 # One cell: NAME USERLAND ROOT CARRIER WIREGUARD_GO_LABEL [BWRAP ARGS...]
@@ -194,8 +203,7 @@ wggo12="wireguard-go $(pkg_version / wireguard-go)"
 wggo13="wireguard-go $(pkg_version "$deb13" wireguard-go)"
 
 carrier_version=$(pkg_version "$deb11" slirp4netns)
-cell debian11-slirp4netns "$deb11" slirp4netns "$wggo12 (Debian 12's, lent)" \
-    --ro-bind /usr/bin/wireguard-go /usr/local/bin/wireguard-go
+cell debian11-slirp4netns "$deb11" slirp4netns "$wggo12 (Debian 12's, lent)"
 carrier_version=$(pkg_version / slirp4netns)
 cell debian12-slirp4netns / slirp4netns "$wggo12"
 carrier_version=$(pkg_version / passt)
