@@ -21,7 +21,8 @@
 # Prints one line per cell and "N passed, N failed"; exits non-zero on any
 # failure. Environment: WGNS_BIN (the binary; default scripts/build-static.sh's
 # fully static one, as scripts/test.sh and the VM use),
-# MATRIX_CACHE, MATRIX_MIRROR (Debian mirror for debootstrap),
+# MATRIX_CACHE, MATRIX_MIRROR (Debian mirror for debootstrap; default: the
+# one this machine's apt uses for its own release),
 # MATRIX_BYTES (upload size, default 4000000).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -31,7 +32,8 @@ filter=${1:-}
 source scripts/host-setup.sh
 PATH=$PATH:/usr/sbin:/sbin
 cache=${MATRIX_CACHE:-$repo/matrix-cache}
-mirror=${MATRIX_MIRROR:-http://deb.debian.org/debian}
+host_suite=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+mirror=${MATRIX_MIRROR:-$(apt-get indextargets --format '$(SITE) $(RELEASE)' 2>/dev/null | awk -v r="$host_suite" '$2 == r { print $1; exit }')}
 bytes=${MATRIX_BYTES:-4000000}
 t_start=$(date +%s.%N)
 die() { echo "matrix: $*" >&2; exit 1; }
@@ -49,7 +51,8 @@ root_for() {
         echo "matrix: debootstrap $suite ($packages), once" >&2
         rm -rf "$dir" "$dir.tmp"
         mkdir -p "$cache"
-        debootstrap --variant=minbase --include="$packages" "$suite" "$dir.tmp" "$mirror" >"$cache/$suite.log" 2>&1 \
+        # shellcheck disable=SC2086 # no mirror: debootstrap's own default
+        debootstrap --variant=minbase --include="$packages" "$suite" "$dir.tmp" $mirror >"$cache/$suite.log" 2>&1 \
             || die "debootstrap $suite failed (see $cache/$suite.log)"
         mv "$dir.tmp" "$dir"
         touch "$dir/.done"
