@@ -182,7 +182,10 @@ public enum Doctor {
                 ?? lines.first ?? "exit status \(status)"
             return .tooOld(path: path, complaint: complaint)
         }
-        let version = lines.first { $0.contains("version") } ?? lines.first { !$0.hasPrefix("WARNING") } ?? ""
+        // "slirp4netns version 1.2.0", "pasta 2023_03_29.b10b983" ("pasta
+        // unknown version" in Debian 12's; nothing in Debian 13's); warnings
+        // and pasta's AVX2 notice come before it.
+        let version = lines.first { $0.hasPrefix(kind.rawValue + " ") } ?? ""
         return .usable(path: path, version: version)
     }
 

@@ -34,10 +34,12 @@ ready_again() {
 
 sysctl_zero() {
     conf
-    saved=$(cat "/proc/sys/user/$1")
-    echo 0 >"/proc/sys/user/$1"
-    undo() { echo "$saved" >"/proc/sys/user/$1"; }
-    refused "user namespaces" "(user.$1 = 0)" "sudo sysctl -w user.$1=15000"
+    knob=$1
+    saved=$(cat "/proc/sys/user/$knob")
+    [ "$saved" != 0 ] || fail "user.$knob is already 0"
+    undo() { echo "$saved" >"/proc/sys/user/$knob"; }
+    echo 0 >"/proc/sys/user/$knob"
+    refused "user namespaces" "(user.$knob = 0)" "sudo sysctl -w user.$knob=15000"
     ready_again
 }
 
