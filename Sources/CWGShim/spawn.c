@@ -168,10 +168,6 @@ int CWGShim_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 int CWGShim_signalfd(const sigset_t *mask) { return signalfd(-1, mask, SFD_CLOEXEC | SFD_NONBLOCK); }
 
 #include <linux/if_tun.h>
-#include <string.h>
-void *CWGShim_memmem(const void *haystack, size_t hlen, const void *needle, size_t nlen) {
-    return memmem(haystack, hlen, needle, nlen);
-}
 #include <net/if.h>
 #include <sys/ioctl.h>
 int CWGShim_tun_open(const char *name, int tap, int persist) {
@@ -192,6 +188,10 @@ int CWGShim_tun_open_pi(const char *name, int tap, int no_pi, int persist) {
         return -1;
     }
     return fd;
+}
+
+void *CWGShim_memmem(const void *haystack, size_t hlen, const void *needle, size_t nlen) {
+    return memmem(haystack, hlen, needle, nlen);
 }
 
 /* ---- The job's sandbox: its pid 1 (see Sources/Tunnel/JobSandbox.swift). ---- */
