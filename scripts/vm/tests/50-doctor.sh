@@ -4,7 +4,8 @@
 # the device, the user runs doctor (exit 1, the reason and its fix) and
 # `wgns up` (fails with the same reason in one line), then the VM restores
 # it. (Ubuntu's kernel.apparmor_restrict_unprivileged_userns does not exist in
-# Debian's kernels: DoctorVerdictTests judge that case.)
+# Debian's kernels: DoctorVerdictTests judge that case. No backend at all is
+# 06-no-backend.sh, early, while unloading wireguard deletes no big device.)
 
 # refused WHAT_FIXED REASON_TEXT: runs doctor and wgns up as the user and checks both.
 refused() {
@@ -51,25 +52,6 @@ tun_closed() {
     ready_again
 }
 
-no_backend() {
-    conf
-    rmmod wireguard || fail "cannot unload wireguard"
-    mv /lib/modules /lib/modules.hidden
-    undo() { mv /lib/modules.hidden /lib/modules; insmod /modules/*-wireguard.ko; }
-    as_user wgns doctor >doctor.out 2>&1 && drc=0 || drc=$?
-    as_user wgns up --carrier slirp4netns "$PWD/job.conf" -- true >up.out 2>up.err && urc=0 || urc=$?
-    undo
-    cat doctor.out up.err
-    [ "$drc" = 1 ] || fail "doctor exited $drc, not 1"
-    grep -q "^fail kernel WireGuard" doctor.out || fail "doctor does not fail kernel WireGuard"
-    grep -q "no WireGuard backend at all" doctor.out || fail "doctor does not say there is no backend"
-    [ "$urc" != 0 ] || fail "wgns up succeeded"
-    [ "$(grep -c . up.err)" = 1 ] || fail "wgns up said more than one line"
-    grep -q -i "no WireGuard" up.err || fail "wgns up does not say there is no WireGuard"
-    ready_again
-}
-
 run_test root/doctor/max-user-namespaces-0 sysctl_zero max_user_namespaces
 run_test root/doctor/max-net-namespaces-0 sysctl_zero max_net_namespaces
 run_test root/doctor/dev-net-tun-0600 tun_closed
-run_test root/doctor/no-wireguard-backend no_backend
