@@ -218,7 +218,7 @@ final class PidFIFO {
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
             throw TunnelError(.carrier, "cannot make a private folder in \(base) for pasta's pid file", errno: errno)
         }
-        dir = String(cString: template)
+        dir = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         path = dir + "/pid"
         if mkfifo(path, 0o600) != 0 {
             let e = errno

@@ -33,9 +33,20 @@ struct StaticBinaryTests {
             var all = files
             all["nsswitch.conf"] = nsswitch
             all["hosts"] = hosts
+            // Configs hold keys: the user's own, mode 0600 (as a user keeps
+            // them; a readable one gets wgns's warning line); the rest 0644.
+            var owner = getuid()
+            if owner == 0, let user = ProcessInfo.processInfo.environment["WGNS_TEST_USER"], let pw = getpwnam(user) {
+                owner = pw.pointee.pw_uid
+            }
             for (name, text) in all {
                 try text.write(toFile: path + "/etc/" + name, atomically: false, encoding: .utf8)
-                chmod(path + "/etc/" + name, 0o644)
+                if name.hasSuffix(".conf") && name != "nsswitch.conf" {
+                    chmod(path + "/etc/" + name, 0o600)
+                    chown(path + "/etc/" + name, owner, gid_t(UInt32.max))
+                } else {
+                    chmod(path + "/etc/" + name, 0o644)
+                }
             }
         }
 
