@@ -35,7 +35,10 @@ private func stageConfigs() throws -> (dir: String, files: [String]) {
         defer { try? FileManager.default.removeItem(atPath: dir) }
         try "[Interface]\nListenPort = 99999\n".write(toFile: dir + "/a.conf", atomically: true, encoding: .utf8)
         try "[Peer]\nPublicKey = nope\n".write(toFile: dir + "/b.conf", atomically: true, encoding: .utf8)
-        let r = try run(wgnsBinary, ["check", dir + "/a.conf", "\(configsDir)/minimal.conf", dir + "/b.conf", dir + "/missing.conf"])
+        // A good config holding a key, kept as a user keeps it (0600: no warning).
+        try FileManager.default.copyItem(atPath: "\(configsDir)/minimal.conf", toPath: dir + "/minimal.conf")
+        chmod(dir + "/minimal.conf", 0o600)
+        let r = try run(wgnsBinary, ["check", dir + "/a.conf", dir + "/minimal.conf", dir + "/b.conf", dir + "/missing.conf"])
         #expect(r.status == 1)
         let lines = r.stderr.split(separator: "\n")
         #expect(lines.count == 3)
