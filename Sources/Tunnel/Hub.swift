@@ -9,17 +9,23 @@ import Glibc
 /// by the AllowedIPs of each peer. There is no job: the hub stays up until
 /// SIGINT, SIGTERM or SIGHUP (or `wgns down NAME`).
 public enum Hub {
-    /// Checks a hub's config and turns the plan into a hub's plan.
+    /// The hub's WireGuard port inside its own namespace when it picks the
+    /// host's port itself: nothing else listens in there, so it never clashes;
+    /// only the host side of pasta's forward changes from run to run.
+    public static let namespacePort: UInt16 = 51820
+
+    /// Checks a hub's config and turns the plan into a hub's plan. Without a
+    /// ListenPort the hub listens on `namespacePort` inside and the host's
+    /// port is picked when the carrier starts (`reserve`).
     static func check(_ configs: [TunnelConfig], files: [String], plan: inout UpPlan) throws(TunnelError) {
         guard configs.count == 1, let c = configs.first, let i = plan.interfaces.first else {
             throw TunnelError(.config, "a hub takes exactly one config")
         }
         let file = files[0]
-        guard let port = c.interface.listenPort, port != 0 else {
-            throw TunnelError(.config, "\(file): a hub needs ListenPort in [Interface] (the port pasta forwards from the host)")
-        }
+        let port = c.interface.listenPort ?? 0
         if !c.namespace.forwardTCP.isEmpty || c.namespace.forwardUDP.contains(where: { $0.hostPort != port || $0.namespacePort != port }) {
-            throw TunnelError(.config, "\(file): a hub forwards only its ListenPort \(port); remove the other ForwardTCP/ForwardUDP entries")
+            let hint = port == 0 ? "a hub without ListenPort forwards only the port it picks" : "a hub forwards only its ListenPort \(port)"
+            throw TunnelError(.config, "\(file): \(hint); remove the other ForwardTCP/ForwardUDP entries")
         }
         if c.namespace.carrier == .slirp4netns {
             throw TunnelError(.config, "\(file): a hub needs Carrier = pasta (slirp4netns cannot forward a UDP port to it)")
@@ -28,14 +34,37 @@ public enum Hub {
             throw TunnelError(.noCarrier, "a hub needs pasta (apt-get install passt)")
         }
         plan.carrier = .pasta
-        plan.forwardUDP = [PortForward(hostPort: port, namespacePort: port)]
         plan.forwardTCP = []
         plan.hostLoopback = false
         plan.forwarding = true
         plan.isolate = false
         plan.command = []
+        plan.hosts = hostsEntries(c)
         let addresses = c.interface.addresses.map(\.description).joined(separator: ", ")
-        plan.readyMessage = "wgns hub: up, \(i.name) \(addresses.isEmpty ? "(no address)" : addresses), UDP port \(port) forwarded from the host, \(c.peers.count) peers"
+        let up = "wgns hub: up, \(i.name) \(addresses.isEmpty ? "(no address)" : addresses)"
+        if port == 0 {
+            plan.interfaces[0].config.interface.listenPort = namespacePort
+            plan.forwardUDP = []
+            plan.hub = HubState(readyMessage: up, peerCount: c.peers.count, picksPort: true)
+        } else {
+            plan.forwardUDP = [PortForward(hostPort: port, namespacePort: port)]
+            plan.readyMessage = "\(up), UDP port \(port) forwarded from the host, \(c.peers.count) peers"
+            plan.hub = HubState(readyMessage: up, peerCount: c.peers.count, picksPort: false)
+            plan.hub?.port = port
+        }
+    }
+
+    /// The members' /etc/hosts lines when the hub's peers follow `wgns vpn
+    /// new`'s address rule (peer K at host K+1 of the hub's subnets); nil
+    /// for a hub whose peers are numbered otherwise.
+    static func hostsEntries(_ c: TunnelConfig) -> String? {
+        let subnets = c.interface.addresses.map(\.network)
+        guard !subnets.isEmpty, c.interface.addresses.allSatisfy({ $0 == VPN.address(in: $0.network, host: 1) }) else { return nil }
+        for (k, p) in c.peers.enumerated() {
+            let want = subnets.map { VPN.address(in: $0, host: UInt64(k + 2)).address }
+            guard p.allowedIPs.map(\.address) == want else { return nil }
+        }
+        return VPN.hostsEntries(subnets: subnets, peerCount: c.peers.count)
     }
 
     /// Turns on IPv4 and IPv6 forwarding in the calling process's network

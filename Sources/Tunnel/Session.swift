@@ -33,6 +33,12 @@ public struct UpOptions: Sendable {
     /// `--net-admin`: the job runs as root of the tunnel's own user namespace
     /// and can change and leave its tunnel.
     public var netAdmin: Bool?
+    /// Lines added to the job's /etc/hosts (a VPN's members), environment
+    /// entries for the job, and an endpoint for the peers that have none
+    /// (the hub's published one): `wgns up DIR`.
+    public var hosts: String?
+    public var environment: [String] = []
+    public var peerEndpoint: Endpoint?
     /// How to start the holder: a program and arguments that end up calling
     /// `Holder.run()` (e.g. the wgns binary with a hidden subcommand).
     public var holderCommand: [String] = []
@@ -85,6 +91,7 @@ public enum Session {
                     if let psk = c.peers[k].presharedKey { c.peers[k].presharedKey = .inline(try psk.load()) }
                 }
             } catch { throw TunnelError(.config, "\(file): \(error)") }
+            if let e = options.peerEndpoint { for k in c.peers.indices where c.peers[k].endpoint == nil { c.peers[k].endpoint = e } }
             configs.append(c)
         }
         func setting<T>(_ flag: T?, _ get: (NamespaceSettings) -> T?) -> T? {
@@ -166,6 +173,7 @@ public enum Session {
         // A full tunnel is a kill switch unless asked otherwise.
         plan.isolate = setting(options.isolate, \.isolate) ?? plan.fullTunnel
         log.step(containment(plan))
+        (plan.hosts, plan.environment) = (options.hosts, options.environment)
         if options.hub {
             try Hub.check(configs, files: options.configFiles, plan: &plan)
         } else if options.command.isEmpty && options.name != nil {
@@ -322,6 +330,7 @@ public enum Session {
             if readyIndex >= 0 && fds[readyIndex].revents != 0 {
                 let n = read(fds[readyIndex].fd, &scratch, scratch.count)
                 if n > 0 {
+                    if let e = Hub.confirm(plan) { pendingError = e; continue loop }
                     carrierReady = true
                     carrier?.started()
                     // The carrier has opened the holder's namespaces: from
@@ -382,6 +391,7 @@ public enum Session {
                             pendingError = TunnelError(.noCarrier, "carrier \(plan.carrier.rawValue) is not installed")
                             break
                         }
+                        if let e = Hub.reserve(&plan) { pendingError = e; break }
                         do {
                             carrier = try Carrier.start(plan.carrier, path: path, pid: holder.pid, hostLoopback: plan.hostLoopback,
                                                         ipv6: plan.hasIPv6Endpoint,
@@ -393,6 +403,7 @@ public enum Session {
                             pendingSignal = nil
                             send([UInt8(ascii: "S"), UInt8(signo)])
                         }
+                        if let e = Hub.published(plan) { pendingError = e }
                         if let m = plan.readyMessage { writeStdout(m + "\n") }
                         log.step("job running")
                     case "X":

@@ -66,6 +66,28 @@ public struct UpPlan: Sendable {
     public var readyMessage: String?
     /// When `wgns up` started (CLOCK_MONOTONIC ns), for timing lines.
     public var startTime: UInt64 = 0
+    /// The job's /etc/hosts entries beyond the host's (the per-job VPN's
+    /// members), mounted read-only in the namespace; nil leaves /etc/hosts alone.
+    public var hosts: String?
+    /// `NAME=VALUE` entries added to the job's environment (WGNS_ADDRESS, ...).
+    public var environment: [String] = []
+    /// A hub's port, endpoint file and liveness lock; only the supervisor uses it.
+    public var hub: HubState?
+
+    /// The job's environment: this process's, with `environment` set over
+    /// it; nil (inherit) when there is nothing to add.
+    func jobEnvironment() -> [String]? {
+        guard !environment.isEmpty else { return nil }
+        let keys = Set(environment.map { $0.prefix { $0 != "=" } })
+        var env: [String] = []
+        var e = environ
+        while let p = e.pointee {
+            let s = String(cString: p)
+            if !keys.contains(s.prefix { $0 != "=" }) { env.append(s) }
+            e += 1
+        }
+        return env + environment
+    }
 
     /// Creates an empty plan.
     public init() {}
@@ -110,6 +132,8 @@ public struct UpPlan: Sendable {
             body += Array("conf \(text.count)\n".utf8)
             body += text
         }
+        if let h = hosts { put("hosts", h) }
+        for e in environment { put("env", e) }
         for a in command { put("arg", a) }
         let header = Array("\(body.count)\n".utf8)
         var out = [UInt8]()
@@ -179,6 +203,8 @@ public struct UpPlan: Sendable {
             case "t0": plan.startTime = UInt64(value) ?? 0
             case "if": pendingName = value
             case "mtu": pendingMTU = UInt32(value) ?? 1420
+            case "hosts": plan.hosts = value
+            case "env": plan.environment.append(value)
             case "arg": plan.command.append(value)
             default: break
             }

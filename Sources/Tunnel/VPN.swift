@@ -12,6 +12,9 @@ public struct VPN: Sendable {
     public var hub: TunnelConfig
     /// Peer K's config is `peers[K-1]` (`peer-K.conf`).
     public var peers: [TunnelConfig]
+    /// The host name the hub publishes when it picks its port
+    /// (`--endpoint HOST` without a port), written to `hub.advertise`.
+    public var advertise: String?
 
     /// Keepalive every peer sends: they sit behind slirp4netns/pasta NAT and
     /// only they can open the path.
@@ -20,13 +23,17 @@ public struct VPN: Sendable {
     /// Generates a VPN: fresh keys (and preshared keys when `presharedKeys`),
     /// the hub listening on `endpoint.port`, every peer pointing at `endpoint`.
     ///
+    /// Without an endpoint the hub has no ListenPort and the peers no
+    /// Endpoint: `wgns hub DIR` picks a free port on its host and publishes
+    /// `HOST:PORT` in `DIR/hub.endpoint`, where `wgns up DIR` finds it.
+    ///
     /// An endpoint on the host's loopback (127.0.0.0/8, ::1, localhost) is
     /// written as 10.0.2.2, the address at which a namespace reaches the
     /// host's loopback, with `HostLoopback = true` in the peers' `[Namespace]`,
     /// and the hub gets the MTU the peers pick for that path (the carrier's
     /// 65520 minus 80): a hub has no endpoint to measure the path by, and a
     /// 1420 hub in front of 65440 peers caps a loopback VPN at a tenth of its speed.
-    public static func generate(peerCount: Int, subnets: [IPPrefix], endpoint: Endpoint,
+    public static func generate(peerCount: Int, subnets: [IPPrefix], endpoint: Endpoint?,
                                 presharedKeys: Bool) throws(VPNError) -> VPN {
         guard peerCount >= 1 else { throw VPNError("--peers must be at least 1") }
         guard !subnets.isEmpty else { throw VPNError("give at least one --subnet") }
@@ -41,12 +48,12 @@ public struct VPN: Sendable {
                 throw VPNError("--subnet \(s) has room for \(max(0, usable - 1)) peers, not \(peerCount)")
             }
         }
-        guard endpoint.port != 0 else { throw VPNError("--endpoint needs a port other than 0") }
+        if let endpoint, endpoint.port == 0 { throw VPNError("--endpoint needs a port other than 0") }
 
         var peerEndpoint = endpoint
         var namespace = NamespaceSettings()
-        if isLoopback(endpoint.host) {
-            peerEndpoint.host = "10.0.2.2"
+        if let endpoint, isLoopback(endpoint.host) {
+            peerEndpoint?.host = "10.0.2.2"
             namespace.hostLoopback = true
         }
 
@@ -55,11 +62,14 @@ public struct VPN: Sendable {
         var hub = TunnelConfig()
         hub.interface.privateKey = .inline(hubKey)
         if namespace.hostLoopback == true { hub.interface.mtu = Resolver.carrierMTU - 80 }
-        hub.interface.listenPort = endpoint.port
         hub.interface.addresses = subnets.map { address(in: $0, host: 1) }
-        // The hub's namespace gets its ListenPort forwarded from the host by pasta.
+        // The hub's namespace gets its ListenPort forwarded from the host by
+        // pasta; without one, the hub picks the host's port when it starts.
         hub.namespace.carrier = .pasta
-        hub.namespace.forwardUDP = [PortForward(hostPort: endpoint.port, namespacePort: endpoint.port)]
+        if let endpoint {
+            hub.interface.listenPort = endpoint.port
+            hub.namespace.forwardUDP = [PortForward(hostPort: endpoint.port, namespacePort: endpoint.port)]
+        }
 
         var peers: [TunnelConfig] = []
         peers.reserveCapacity(peerCount)
@@ -84,13 +94,36 @@ public struct VPN: Sendable {
                                                       prefixLength: $0.address.maxPrefixLength)! }
             hub.peers.append(onHub)
         }
-        return VPN(hub: hub, peers: peers)
+        return VPN(hub: hub, peers: peers, advertise: nil)
     }
 
     /// `DIR/hub.conf`.
     public static func hubPath(_ dir: String) -> String { "\(dir)/hub.conf" }
     /// `DIR/peer-K.conf`.
     public static func peerPath(_ dir: String, _ k: Int) -> String { "\(dir)/peer-\(k).conf" }
+    /// `DIR/hub.endpoint`: `HOST:PORT` of the running hub, written by `wgns hub DIR`.
+    public static func endpointPath(_ dir: String) -> String { "\(dir)/hub.endpoint" }
+    /// `DIR/hub.advertise`: the host name `wgns vpn new --endpoint HOST` (no
+    /// port) chose for the hub to publish.
+    public static func advertisePath(_ dir: String) -> String { "\(dir)/hub.advertise" }
+
+    /// The domain of the members' short names in the job's /etc/hosts
+    /// (`hub.vpn`, `peer-1.vpn`, ...).
+    public static let domain = "vpn"
+
+    /// The member names of a VPN over `subnets` with `peerCount` peers, as
+    /// /etc/hosts lines: `hub`, then `peer-1` ... `peer-N`, each also as
+    /// `NAME.vpn`, with one line per address family.
+    public static func hostsEntries(subnets: [IPPrefix], peerCount: Int) -> String {
+        var text = "# the per-job VPN's members (wgns)\n"
+        text.reserveCapacity(64 * (peerCount + 1) * subnets.count)
+        func add(_ host: UInt64, _ name: String) {
+            for s in subnets { text += "\(address(in: s.network, host: host).address) \(name).\(domain) \(name)\n" }
+        }
+        add(1, "hub")
+        if peerCount > 0 { for k in 1...peerCount { add(UInt64(k + 1), "peer-\(k)") } }
+        return text
+    }
 
     /// Writes `hub.conf` and `peer-1.conf` ... into `dir` (created mode 0700;
     /// files mode 0600, each written atomically). Refuses to replace an
@@ -112,6 +145,10 @@ public struct VPN: Sendable {
             for (i, p) in peers.enumerated() {
                 try KeyFile.writeSecretFile(Array(try p.rendered().utf8), to: VPN.peerPath(dir, i + 1))
             }
+            // What the hub of an earlier VPN here chose or published.
+            unlink(VPN.advertisePath(dir))
+            unlink(VPN.endpointPath(dir))
+            if let a = advertise { try KeyFile.writeSecretFile(Array("\(a)\n".utf8), to: VPN.advertisePath(dir)) }
             // Peers left over from a bigger VPN that this one replaces.
             var k = peers.count + 1
             while unlink(VPN.peerPath(dir, k)) == 0 { k += 1 }

@@ -1,0 +1,173 @@
+import WGNetlink
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the supervisor of one hub knows beyond its plan: the host port it
+/// picked and still reserves, where it publishes its endpoint, and the lock
+/// that says it is alive. Shared by the hub's attempts (a new port each).
+public final class HubState: @unchecked Sendable {
+    /// The "up" line without the port.
+    let readyMessage: String
+    /// The hub's number of peers.
+    let peerCount: Int
+    /// True when the host port is picked here (no ListenPort in the config).
+    let picksPort: Bool
+    /// The host port of this attempt (picked, or the ListenPort).
+    var port: UInt16 = 0
+    /// Sockets that hold the picked port (IPv4, IPv6) until pasta holds it too.
+    var reserved4: Int32 = -1
+    var reserved6: Int32 = -1
+    /// Where `DIR/hub.endpoint` goes; nil publishes nothing.
+    var directory: String?
+    /// The host name published with the port.
+    var advertise = ""
+    /// The descriptor holding the endpoint file's lock while the hub is up.
+    var lockFD: Int32 = -1
+    /// Written `HOST:PORT\n` once the endpoint is published (`wgns hub -- COMMAND`).
+    var readyFD: Int32 = -1
+
+    init(readyMessage: String, peerCount: Int, picksPort: Bool) {
+        self.readyMessage = readyMessage
+        self.peerCount = peerCount
+        self.picksPort = picksPort
+    }
+
+    /// The published endpoint.
+    var endpoint: Endpoint { Endpoint(host: advertise, port: port) }
+
+    /// Closes the reservation sockets.
+    func release() {
+        if reserved4 >= 0 { close(reserved4); reserved4 = -1 }
+        if reserved6 >= 0 { close(reserved6); reserved6 = -1 }
+    }
+
+    /// Removes the endpoint file this hub wrote, if any.
+    func unpublish() {
+        guard lockFD >= 0, let dir = directory else { return }
+        HubEndpoint.unpublish(in: dir, fd: lockFD)
+        lockFD = -1
+    }
+
+    deinit {
+        release()
+        unpublish()
+    }
+}
+
+extension Hub {
+    /// How many host ports a hub tries before it gives up.
+    static let portAttempts = 8
+
+    /// When the namespaces exist, before pasta starts: picks a free host
+    /// UDP port and reserves it (IPv4 and IPv6) with sockets that allow
+    /// pasta's SO_REUSEADDR bind beside them but no one else's; the plan
+    /// then forwards it. Nil when there is nothing to do or it worked.
+    static func reserve(_ plan: inout UpPlan) -> TunnelError? {
+        guard let h = plan.hub, h.picksPort else { return nil }
+        h.release()
+        do {
+            (h.port, h.reserved4, h.reserved6) = try reserveFreeUDPPort()
+        } catch { return error }
+        plan.forwardUDP = [PortForward(hostPort: h.port, namespacePort: namespacePort)]
+        plan.readyMessage = "\(h.readyMessage), UDP port \(h.port) (picked) forwarded from the host, \(h.peerCount) peers"
+        return nil
+    }
+
+    /// Once pasta is ready: checks that pasta itself holds the picked port
+    /// on the host (this pasta, like upstream passt, binds with
+    /// SO_REUSEADDR and, when a bind fails, only logs it and runs on), then
+    /// drops the reservation. A port pasta does not hold is an EADDRINUSE
+    /// carrier error, which `serve` answers with another port.
+    static func confirm(_ plan: UpPlan) -> TunnelError? {
+        guard let h = plan.hub, h.picksPort, h.reserved4 >= 0 else { return nil }
+        defer { h.release() }
+        var st = stat()
+        guard fstat(h.reserved4, &st) == 0 else { return nil }
+        let others = udpSocketInodes(port: h.port, file: "/proc/net/udp").subtracting([UInt64(st.st_ino)])
+        if others.isEmpty {
+            return TunnelError(.carrier, "pasta did not bind the picked UDP port \(h.port) on the host", errno: EADDRINUSE)
+        }
+        return nil
+    }
+
+    /// Once the hub is up: publishes `HOST:PORT` in `DIR/hub.endpoint` and
+    /// tells `wgns hub -- COMMAND` that it may start the command.
+    static func published(_ plan: UpPlan) -> TunnelError? {
+        guard let h = plan.hub else { return nil }
+        if let dir = h.directory {
+            do { h.lockFD = try HubEndpoint.ofThisProcess(h.endpoint).publish(in: dir) } catch { return error }
+        }
+        if h.readyFD >= 0 {
+            let line = Array("\(h.endpoint)\n".utf8)
+            _ = line.withUnsafeBytes { write(h.readyFD, $0.baseAddress, $0.count) }
+        }
+        return nil
+    }
+
+    /// Binds a UDP socket to port 0 (the kernel gives a port no socket
+    /// holds), then the same port on IPv6, and only then marks both
+    /// SO_REUSEADDR: a socket that already shared the port with reuse could
+    /// not have got it from port 0, and one that comes later must be pasta's.
+    static func reserveFreeUDPPort() throws(TunnelError) -> (UInt16, Int32, Int32) {
+        var one: Int32 = 1
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        for _ in 0..<32 {
+            let s4 = try sys("socket(AF_INET, SOCK_DGRAM)") { socket(AF_INET, Int32(SOCK_DGRAM.rawValue | SOCK_CLOEXEC.rawValue), 0) }
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+            let bound = withUnsafeMutablePointer(to: &sin) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s4, $0, len) == 0 && getsockname(s4, $0, &len) == 0 }
+            }
+            guard bound else {
+                let e = errno
+                close(s4)
+                throw TunnelError(.setup, "cannot bind a UDP socket on the host to pick a port", errno: e)
+            }
+            let port = UInt16(bigEndian: sin.sin_port)
+            var s6 = socket(AF_INET6, Int32(SOCK_DGRAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
+            if s6 >= 0 {
+                setsockopt(s6, Int32(IPPROTO_IPV6), IPV6_V6ONLY, &one, size)
+                var sin6 = sockaddr_in6()
+                sin6.sin6_family = sa_family_t(AF_INET6)
+                sin6.sin6_port = port.bigEndian
+                let ok = withUnsafePointer(to: &sin6) { p in
+                    p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s6, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) == 0 }
+                }
+                if !ok {
+                    let e = errno
+                    close(s6)
+                    s6 = -1
+                    // Someone holds the IPv6 side of this port: pick another.
+                    if e == EADDRINUSE { close(s4); continue }
+                }
+            }
+            setsockopt(s4, SOL_SOCKET, SO_REUSEADDR, &one, size)
+            if s6 >= 0 { setsockopt(s6, SOL_SOCKET, SO_REUSEADDR, &one, size) }
+            return (port, s4, s6)
+        }
+        throw TunnelError(.setup, "found no UDP port free on both IPv4 and IPv6 in 32 tries")
+    }
+
+    /// The inodes of the sockets bound to local `port` in a /proc/net/udp
+    /// style table of this network namespace.
+    static func udpSocketInodes(port: UInt16, file: String) -> Set<UInt64> {
+        guard let text = try? readSmallFile(file) else { return [] }
+        let suffix = ":" + String(port, radix: 16, uppercase: true).leftPadded(to: 4)
+        var found = Set<UInt64>()
+        for line in text.split(separator: "\n").dropFirst() {
+            let f = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard f.count > 9, f[1].hasSuffix(suffix), let inode = UInt64(f[9]) else { continue }
+            found.insert(inode)
+        }
+        return found
+    }
+}
+
+extension String {
+    /// The string with leading zeros up to `width` characters.
+    fileprivate func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}
