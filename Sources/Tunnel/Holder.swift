@@ -148,6 +148,7 @@ struct NamespaceInit {
             // never: its DNS goes through the tunnel or nowhere.
             if servers.isEmpty && !plan.fullTunnel { servers = ["10.0.2.3"] }
             try Namespace.installResolvConf(servers: servers, search: search, in: "\(run)/\(Namespace.generatedFolder)")
+            if let h = plan.hosts { try Namespace.installEtcFile("hosts", VPN.hostsFile(adding: h), from: "\(run)/\(Namespace.generatedFolder)") }
             log.step("mounts: /proc, private \(run), read-only resolv.conf (" + (servers.isEmpty
                 ? "no DNS server: a full tunnel never uses the carrier's; add DNS = ... to [Interface]" : servers.joined(separator: ", ")) + ")")
 
@@ -251,6 +252,7 @@ struct NamespaceInit {
         if CWGShim_send_own_namespaces(status, Holder.Message.adminNamespaces) != 0 {
             fail("cannot pass the tunnel's namespaces to the supervisor: \(String(cString: strerror(errno)))")
         }
+        opts.environment = plan.jobEnvironment()
         let job: ChildProcess
         do {
             job = try sandbox.start(plan.command.isEmpty ? nil : plan.command, opts)

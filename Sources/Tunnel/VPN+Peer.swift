@@ -1,3 +1,4 @@
+import WGNetlink
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -43,5 +44,79 @@ extension VPN {
             throw TunnelError(.config, "--peer \(k) is out of range: \(dir) has peers 1 to \(count)")
         }
         return peerPath(dir, k)
+    }
+
+    /// What `wgns up DIR` adds to one peer of the VPN in `dir`: its config,
+    /// the members' names for the job's /etc/hosts, the job's environment,
+    /// and whether the hub's endpoint must come from `DIR/hub.endpoint`.
+    public struct Member: Sendable {
+        /// `DIR/peer-K.conf`.
+        public var configPath: String
+        /// K, and the VPN's number of peers N.
+        public var peer: Int
+        public var peerCount: Int
+        /// /etc/hosts lines naming the hub and every peer.
+        public var hosts: String
+        /// `WGNS_ADDRESS` (this peer's VPN address), `WGNS_HUB` (the hub's),
+        /// `WGNS_PEER` (K), `WGNS_PEERS` (N), `WGNS_NAME` (peer-K).
+        public var environment: [String]
+        /// The config has no Endpoint for the hub.
+        public var needsEndpoint: Bool
+    }
+
+    /// The member `wgns up DIR [--peer K]` stands for (see `peerConfigPath`).
+    public static func member(in dir: String, peer: Int?, slurmProcID: String?) throws(TunnelError) -> Member {
+        let path = try peerConfigPath(in: dir, peer: peer, slurmProcID: slurmProcID)
+        let count = peerCount(dir)
+        let k = Int(path.dropFirst(dir.count + "/peer-".count).dropLast(".conf".count)) ?? 0
+        let c: TunnelConfig
+        do { c = try TunnelConfig(contentsOf: path) } catch { throw TunnelError(.config, "\(error)") }
+        let subnets = c.interface.addresses.map(\.network)
+        guard let own = c.interface.addresses.first, let first = subnets.first else {
+            throw TunnelError(.config, "\(path): [Interface] has no Address; make the VPN with `wgns vpn new`")
+        }
+        return Member(configPath: path, peer: k, peerCount: count,
+                      hosts: hostsEntries(subnets: subnets, peerCount: count),
+                      environment: ["WGNS_ADDRESS=\(own.address)", "WGNS_HUB=\(address(in: first, host: 1).address)",
+                                    "WGNS_PEER=\(k)", "WGNS_PEERS=\(count)", "WGNS_NAME=peer-\(k)"],
+                      needsEndpoint: c.peers.contains { $0.endpoint == nil })
+    }
+
+    /// The endpoint a peer on this node uses for the hub's published
+    /// `endpoint`: the resolved address, or 10.0.2.2 (with host loopback)
+    /// when the hub is on this very node, where its forwarded port is on
+    /// every local address including loopback.
+    public static func peerEndpoint(toward endpoint: Endpoint) throws(TunnelError) -> (endpoint: Endpoint, hostLoopback: Bool) {
+        let a = try Resolver.resolve(endpoint)
+        if isLoopback(a.address.description) || isLocalAddress(a.address) {
+            return (Endpoint(host: "10.0.2.2", port: a.port), true)
+        }
+        return (Endpoint(host: a.address.description, port: a.port), false)
+    }
+
+    /// True when `address` is one of this host's interface addresses.
+    static func isLocalAddress(_ address: IPAddress) -> Bool {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0 else { return false }
+        defer { freeifaddrs(list) }
+        var p = list
+        while let i = p {
+            defer { p = i.pointee.ifa_next }
+            guard let sa = i.pointee.ifa_addr else { continue }
+            var a: IPAddress?
+            if Int32(sa.pointee.sa_family) == AF_INET {
+                a = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { sin in
+                    var x = sin.pointee.sin_addr
+                    return withUnsafeBytes(of: &x) { IPAddress(bytes: $0) }
+                }
+            } else if Int32(sa.pointee.sa_family) == AF_INET6 {
+                a = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { sin in
+                    var x = sin.pointee.sin6_addr
+                    return withUnsafeBytes(of: &x) { IPAddress(bytes: $0) }
+                }
+            }
+            if a == address { return true }
+        }
+        return false
     }
 }

@@ -125,6 +125,14 @@ public struct VPN: Sendable {
         return text
     }
 
+    /// The job's /etc/hosts: the VPN's `members` first (so that they win
+    /// over any same name of the host's), then the host's own /etc/hosts
+    /// (localhost, this node's name, ...).
+    public static func hostsFile(adding members: String) -> String {
+        let own = (try? readSmallFile("/etc/hosts")) ?? "127.0.0.1 localhost\n::1 localhost\n"
+        return members + "\n# this host's /etc/hosts\n" + own + (own.hasSuffix("\n") || own.isEmpty ? "" : "\n")
+    }
+
     /// Writes `hub.conf` and `peer-1.conf` ... into `dir` (created mode 0700;
     /// files mode 0600, each written atomically). Refuses to replace an
     /// existing VPN unless `overwrite`.

@@ -8,40 +8,69 @@ struct HubCommand {
         name: "hub",
         abstract: "Run the hub of a per-job VPN (`wgns vpn new`) in a rootless namespace of its own.",
         discussion: """
-        pasta forwards the hub's UDP ListenPort from the host into the namespace, and \
+        wgns hub [options] DIR|CONFIG [-- COMMAND [ARGS...]]
+
+        pasta forwards the hub's UDP port from the host into the namespace, and \
         nothing else; forwarding is on inside, so peers reach each other through the hub. \
-        Prints one line once up, and runs until SIGINT, SIGTERM or SIGHUP (or \
-        `wgns down NAME` with --name); then everything it started is gone. \
+        Without ListenPort in the config (`wgns vpn new` without --endpoint), the hub picks \
+        a UDP port that is free on this host (another one if pasta cannot bind it), and \
+        once up writes HOST:PORT to DIR/hub.endpoint (mode 0600), where `wgns up DIR` \
+        finds it; the file goes when the hub stops, and one left by a killed hub is \
+        recognised as stale. HOST is this node's name, or --advertise. The hub's \
+        namespace gets an /etc/hosts naming every member (hub, peer-1 ... peer-N, and \
+        hub.vpn, peer-1.vpn ...). Prints one line once up.
+
+        Without COMMAND, runs until SIGINT, SIGTERM or SIGHUP (or `wgns down NAME` with \
+        --name). With COMMAND (a batch script's `wgns hub DIR -- srun wgns up DIR -- TASK`), \
+        COMMAND runs on the host once the hub is up, with WGNS_ENDPOINT (HOST:PORT), \
+        WGNS_HUB (the hub's VPN address) and WGNS_PEERS in its environment; the hub \
+        stops when COMMAND ends and wgns exits with COMMAND's status. Signals go to \
+        COMMAND. Either way everything it started is gone when it returns. \
         `wgns show NAME` and `wgns status NAME` read a named hub's WireGuard state.
         """,
         options: [
             .option("name", "NAME", "Name the hub, for `wgns show`, `wgns status`, `wgns down` and `wgns list`."),
+            .option("advertise", "HOST", "The host name (or address) peers reach this node by, published in DIR/hub.endpoint (default: this node's name)."),
             .option("backend", "auto|kernel|userspace", "The WireGuard backend."),
             .flag("verbose", short: "v", "Show each step with its duration."),
         ],
-        arguments: [Argument("CONFIG", "The hub's config (DIR/hub.conf from `wgns vpn new`), or the VPN's directory.")]
+        arguments: [Argument("CONFIG", "The VPN's directory (from `wgns vpn new`), or a hub's config (DIR/hub.conf).")],
+        passthrough: "COMMAND [ARGS...]"
     ) { a in
-        try HubCommand(name: a.value("name"), backend: a.choice("backend"), verbose: a.flag("verbose"),
-                       config: a.positionals[0]).run()
+        try HubCommand(name: a.value("name"), advertise: a.value("advertise"), backend: a.choice("backend"),
+                       verbose: a.flag("verbose"), config: a.positionals[0], command: a.passthrough).run()
     }
 
     var name: String?
+    var advertise: String?
     var backend: BackendKind?
     var verbose = false
     var config: String
+    var command: [String] = []
 
     func run() throws {
         var options = UpOptions()
         var file = config
-        var st = stat()
-        if stat(file, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR { file = VPN.hubPath(file) }
+        var serve = Hub.ServeOptions()
+        if VPN.isDirectory(file) {
+            serve.directory = file
+            file = VPN.hubPath(file)
+            guard access(file, F_OK) == 0 else {
+                throw CLIError("\(config) is not a VPN directory (no \(file); make one with `wgns vpn new \(config) --peers N`)")
+            }
+        }
         options.configFiles = [file]
         options.backend = backend
         options.verbose = verbose
         options.name = name
         options.hub = true
-        let status = try runSession(options)
-        // Ended by a signal: that is how a hub is meant to stop.
-        Glibc.exit(status == 128 + SIGINT || status == 128 + SIGTERM || status == 128 + SIGHUP ? 0 : status)
+        serve.advertise = advertise
+        serve.command = command
+        serve.holderCommand = ["/proc/self/exe", HolderCommand.command.name]
+        let status: Int32
+        do { status = try Hub.serve(options, serve) } catch { throw CLIError(error) }
+        // Ended by a signal: that is how a hub without a command is meant to stop.
+        if command.isEmpty && (status == 128 + SIGINT || status == 128 + SIGTERM || status == 128 + SIGHUP) { Glibc.exit(0) }
+        Glibc.exit(status)
     }
 }

@@ -25,7 +25,12 @@ struct Up {
         A directory made by `wgns vpn new` stands for one of its peers: --peer K \
         picks DIR/peer-K.conf; inside a Slurm step without --peer, K is the task's \
         rank plus one (SLURM_PROCID 0 is peer-1), so `srun wgns up DIR -- CMD` gives \
-        every task its own address.
+        every task its own address. The job's /etc/hosts (read-only) then names every \
+        member (hub, peer-1 ... peer-N, also as hub.vpn, peer-1.vpn ...), and its \
+        environment holds WGNS_ADDRESS (its own VPN address), WGNS_HUB (the hub's), \
+        WGNS_PEER (K), WGNS_PEERS (N) and WGNS_NAME (peer-K). A VPN made without \
+        --endpoint takes the hub's HOST:PORT from DIR/hub.endpoint, waiting up to \
+        --wait seconds for a live hub to publish it.
         """,
         options: [
             .option("name", "NAME", "Name the tunnel, for `wgns exec`, `wgns down` and `wgns list`."),
@@ -36,6 +41,7 @@ struct Up {
             .flag("host-loopback", "Let the namespace reach the host's loopback at 10.0.2.2."),
             .flag("no-host-loopback", "Do not let the namespace reach the host's loopback (overrides HostLoopback = true)."),
             .option("peer", "K", "With a VPN directory (`wgns vpn new`) as CONFIG: be peer K (DIR/peer-K.conf). Inside a Slurm step the default is SLURM_PROCID + 1 (task 0 is peer-1)."),
+            .option("wait", "SECONDS", "With a VPN directory whose hub publishes its endpoint: how long to wait for DIR/hub.endpoint (default: 60)."),
             .flag("isolate", "The job's namespace holds only lo and the WireGuard interfaces: it can reach nothing but the tunnel (the default for a full tunnel, AllowedIPs covering 0.0.0.0/0 or ::/0)."),
             .flag("no-isolate", "Let the job also reach the network through the carrier, even with a full tunnel (overrides Isolate = true)."),
             .flag("net-admin", "Run the job as root of the tunnel's own user namespace, with network administration there: the job CAN change and leave its tunnel (`wg`, `ip`). Off by default: the job cannot even read its tunnel's keys."),
@@ -46,7 +52,7 @@ struct Up {
     ) { a in
         try Up(name: a.value("name"), carrier: a.choice("carrier"), backend: a.choice("backend"),
                mapUID: a.number("map-uid"), mapGID: a.number("map-gid"), hostLoopback: a.flag("host-loopback"),
-               noHostLoopback: a.flag("no-host-loopback"), peer: a.number("peer"),
+               noHostLoopback: a.flag("no-host-loopback"), peer: a.number("peer"), wait: try waitSeconds(a.value("wait")),
                isolate: a.flag("isolate"), noIsolate: a.flag("no-isolate"), netAdmin: a.flag("net-admin"),
                verbose: a.flag("verbose"),
                configs: a.positionals, command: a.passthrough).run()
@@ -60,6 +66,7 @@ struct Up {
     var hostLoopback = false
     var noHostLoopback = false
     var peer: Int?
+    var wait: Double?
     var isolate = false
     var noIsolate = false
     var netAdmin = false
@@ -69,14 +76,26 @@ struct Up {
 
     func run() throws {
         var configs = configs
+        var options = UpOptions()
         // A directory is a generated VPN: one of its peers.
         do {
             let dirs = configs.filter { VPN.isDirectory($0) }
-            if dirs.isEmpty && peer != nil { throw CLIError("--peer needs a VPN directory (`wgns vpn new DIR ...`) as CONFIG") }
+            if dirs.isEmpty && (peer != nil || wait != nil) {
+                throw CLIError(peer != nil ? "--peer needs a VPN directory (`wgns vpn new DIR ...`) as CONFIG" : "--wait needs a VPN directory (`wgns vpn new DIR ...`) as CONFIG")
+            }
             let rank = getenv("SLURM_PROCID").map { String(cString: $0) }
-            configs = try configs.map { VPN.isDirectory($0) ? try VPN.peerConfigPath(in: $0, peer: peer, slurmProcID: rank) : $0 }
+            for (n, c) in configs.enumerated() where VPN.isDirectory(c) {
+                let m = try VPN.member(in: c, peer: peer, slurmProcID: rank)
+                configs[n] = m.configPath
+                if m.needsEndpoint {
+                    let hub = try HubEndpoint.wait(c, seconds: wait ?? 60)
+                    let (e, loopback) = try VPN.peerEndpoint(toward: hub.endpoint)
+                    options.peerEndpoint = e
+                    if loopback { options.hostLoopback = true }
+                }
+                if options.hosts == nil { (options.hosts, options.environment) = (m.hosts, m.environment) }
+            }
         } catch let e as TunnelError { throw CLIError(e) }
-        var options = UpOptions()
         options.configFiles = configs
         options.isolate = try Self.either(isolate, "isolate", noIsolate, "no-isolate")
         options.netAdmin = netAdmin ? true : nil
@@ -84,7 +103,7 @@ struct Up {
         options.backend = backend
         options.mapUID = mapUID
         options.mapGID = mapGID
-        options.hostLoopback = try Self.either(hostLoopback, "host-loopback", noHostLoopback, "no-host-loopback")
+        options.hostLoopback = try Self.either(hostLoopback, "host-loopback", noHostLoopback, "no-host-loopback") ?? options.hostLoopback
         options.verbose = verbose
         options.name = name
         options.command = command
@@ -103,6 +122,17 @@ extension Up {
         }
         return yes ? true : no ? false : nil
     }
+}
+
+/// `--wait SECONDS`: a number of seconds, 0 or more.
+func waitSeconds(_ text: String?) throws -> Double? {
+    guard let text else { return nil }
+    guard let s = Double(text), s >= 0, s.isFinite else {
+        var e = CLIError("--wait '\(text)': expected a number of seconds (0 or more)")
+        e.status = 64
+        throw e
+    }
+    return s
 }
 
 /// Validates `options`, brings the namespace up with this binary's hidden
