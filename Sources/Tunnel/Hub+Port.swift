@@ -18,6 +18,8 @@ public final class HubState: @unchecked Sendable {
     /// Sockets that hold the picked port (IPv4, IPv6) until pasta holds it too.
     var reserved4: Int32 = -1
     var reserved6: Int32 = -1
+    /// The IPv4 sockets on the picked port just before pasta started.
+    var before: Set<UInt64> = []
     /// Where `DIR/hub.endpoint` goes; nil publishes nothing.
     var directory: String?
     /// The host name published with the port.
@@ -59,34 +61,64 @@ extension Hub {
     /// How many host ports a hub tries before it gives up.
     static let portAttempts = 8
 
-    /// When the namespaces exist, before pasta starts: picks a free host
-    /// UDP port and reserves it (IPv4 and IPv6) with sockets that allow
-    /// pasta's SO_REUSEADDR bind beside them but no one else's; the plan
-    /// then forwards it. Nil when there is nothing to do or it worked.
+    /// Before each attempt: a host UDP port that no socket holds now (the
+    /// kernel's pick for port 0, free on IPv6 too), which the hub's
+    /// WireGuard listens on inside as well. pasta forwards the same number:
+    /// this pasta loses replies on a forward that maps one port to another
+    /// (measured: 4 of 10 first handshakes unanswered with `-u P:51820`,
+    /// none with `-u P`).
+    static func pickPort(_ plan: inout UpPlan) throws(TunnelError) {
+        guard let h = plan.hub, h.picksPort else { return }
+        let (port, s4, s6) = try bindUDP(port: 0)
+        close(s4)
+        if s6 >= 0 { close(s6) }
+        h.port = port
+        plan.interfaces[0].config.interface.listenPort = port
+        plan.forwardUDP = [PortForward(hostPort: port, namespacePort: port)]
+        plan.readyMessage = "\(h.readyMessage), UDP port \(port) (picked) forwarded from the host, \(h.peerCount) peers"
+    }
+
+    /// When the namespaces exist, before pasta starts (in the supervisor
+    /// only, so that no other process inherits them): binds the picked port
+    /// again, IPv4 and IPv6, and only then marks the sockets SO_REUSEADDR,
+    /// so that pasta's reuse bind joins them but nobody else's can. A port
+    /// taken since it was picked is an EADDRINUSE carrier error: `serve`
+    /// then tries another. Nil when there is nothing to do or it worked.
     static func reserve(_ plan: inout UpPlan) -> TunnelError? {
         guard let h = plan.hub, h.picksPort else { return nil }
         h.release()
         do {
-            (h.port, h.reserved4, h.reserved6) = try reserveFreeUDPPort()
-        } catch { return error }
-        plan.forwardUDP = [PortForward(hostPort: h.port, namespacePort: namespacePort)]
-        plan.readyMessage = "\(h.readyMessage), UDP port \(h.port) (picked) forwarded from the host, \(h.peerCount) peers"
+            (_, h.reserved4, h.reserved6) = try bindUDP(port: h.port)
+        } catch {
+            return TunnelError(.carrier, "the picked UDP port \(h.port) was taken before pasta could bind it", errno: EADDRINUSE)
+        }
+        var one: Int32 = 1
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        setsockopt(h.reserved4, SOL_SOCKET, SO_REUSEADDR, &one, size)
+        if h.reserved6 >= 0 { setsockopt(h.reserved6, SOL_SOCKET, SO_REUSEADDR, &one, size) }
+        h.before = udpSocketInodes(port: h.port, file: "/proc/net/udp")
         return nil
     }
 
     /// Once pasta is ready: checks that pasta itself holds the picked port
     /// on the host (this pasta, like upstream passt, binds with
-    /// SO_REUSEADDR and, when a bind fails, only logs it and runs on), then
-    /// drops the reservation. A port pasta does not hold is an EADDRINUSE
-    /// carrier error, which `serve` answers with another port.
+    /// SO_REUSEADDR and, when a bind fails, only logs it and runs on), and
+    /// nobody else: exactly one IPv4 socket more than the reservation,
+    /// which alone held the port when pasta started (pasta binds one per
+    /// address family). Then drops the reservation. Anything else is an
+    /// EADDRINUSE carrier error, which `serve` answers with another port.
     static func confirm(_ plan: UpPlan) -> TunnelError? {
         guard let h = plan.hub, h.picksPort, h.reserved4 >= 0 else { return nil }
         defer { h.release() }
         var st = stat()
         guard fstat(h.reserved4, &st) == 0 else { return nil }
-        let others = udpSocketInodes(port: h.port, file: "/proc/net/udp").subtracting([UInt64(st.st_ino)])
+        let mine = UInt64(st.st_ino)
+        let others = udpSocketInodes(port: h.port, file: "/proc/net/udp").subtracting([mine])
         if others.isEmpty {
             return TunnelError(.carrier, "pasta did not bind the picked UDP port \(h.port) on the host", errno: EADDRINUSE)
+        }
+        if h.before != [mine] || others.count > 1 {
+            return TunnelError(.carrier, "another socket took the picked UDP port \(h.port) on the host while pasta started", errno: EADDRINUSE)
         }
         return nil
     }
@@ -105,17 +137,18 @@ extension Hub {
         return nil
     }
 
-    /// Binds a UDP socket to port 0 (the kernel gives a port no socket
-    /// holds), then the same port on IPv6, and only then marks both
-    /// SO_REUSEADDR: a socket that already shared the port with reuse could
-    /// not have got it from port 0, and one that comes later must be pasta's.
-    static func reserveFreeUDPPort() throws(TunnelError) -> (UInt16, Int32, Int32) {
+    /// Binds UDP sockets to `port` (0: the kernel picks one that no socket
+    /// holds) on IPv4 and, where there is IPv6, the same port on IPv6 only;
+    /// returns the port and both sockets (-1 for none). With port 0 a port
+    /// whose IPv6 side is taken is skipped.
+    static func bindUDP(port wanted: UInt16) throws(TunnelError) -> (UInt16, Int32, Int32) {
         var one: Int32 = 1
         let size = socklen_t(MemoryLayout<Int32>.size)
         for _ in 0..<32 {
             let s4 = try sys("socket(AF_INET, SOCK_DGRAM)") { socket(AF_INET, Int32(SOCK_DGRAM.rawValue | SOCK_CLOEXEC.rawValue), 0) }
             var sin = sockaddr_in()
             sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = wanted.bigEndian
             var len = socklen_t(MemoryLayout<sockaddr_in>.size)
             let bound = withUnsafeMutablePointer(to: &sin) { p in
                 p.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s4, $0, len) == 0 && getsockname(s4, $0, &len) == 0 }
@@ -123,7 +156,7 @@ extension Hub {
             guard bound else {
                 let e = errno
                 close(s4)
-                throw TunnelError(.setup, "cannot bind a UDP socket on the host to pick a port", errno: e)
+                throw TunnelError(.setup, "cannot bind a UDP socket on the host to port \(wanted)", errno: e)
             }
             let port = UInt16(bigEndian: sin.sin_port)
             var s6 = socket(AF_INET6, Int32(SOCK_DGRAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
@@ -139,12 +172,13 @@ extension Hub {
                     let e = errno
                     close(s6)
                     s6 = -1
-                    // Someone holds the IPv6 side of this port: pick another.
-                    if e == EADDRINUSE { close(s4); continue }
+                    if e == EADDRINUSE {
+                        close(s4)
+                        if wanted != 0 { throw TunnelError(.setup, "UDP port \(wanted) is taken on IPv6", errno: e) }
+                        continue
+                    }
                 }
             }
-            setsockopt(s4, SOL_SOCKET, SO_REUSEADDR, &one, size)
-            if s6 >= 0 { setsockopt(s6, SOL_SOCKET, SO_REUSEADDR, &one, size) }
             return (port, s4, s6)
         }
         throw TunnelError(.setup, "found no UDP port free on both IPv4 and IPv6 in 32 tries")

@@ -83,8 +83,10 @@ extension Hub {
         let h = plan.hub
         defer { h?.release(); h?.unpublish() }
         var last: TunnelError?
+        var plan = plan
         for _ in 0..<(h?.picksPort == true ? portAttempts : 1) {
             do {
+                try pickPort(&plan)
                 return try Session.run(plan, holderCommand: holderCommand)
             } catch where error.code == .carrier && error.errno == EADDRINUSE && h?.picksPort == true {
                 if plan.verbose { writeStderr("wgns: \(error); picking another\n") }

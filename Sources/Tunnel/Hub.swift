@@ -9,14 +9,9 @@ import Glibc
 /// by the AllowedIPs of each peer. There is no job: the hub stays up until
 /// SIGINT, SIGTERM or SIGHUP (or `wgns down NAME`).
 public enum Hub {
-    /// The hub's WireGuard port inside its own namespace when it picks the
-    /// host's port itself: nothing else listens in there, so it never clashes;
-    /// only the host side of pasta's forward changes from run to run.
-    public static let namespacePort: UInt16 = 51820
-
     /// Checks a hub's config and turns the plan into a hub's plan. Without a
-    /// ListenPort the hub listens on `namespacePort` inside and the host's
-    /// port is picked when the carrier starts (`reserve`).
+    /// ListenPort the hub picks a host port before each attempt
+    /// (`pickPort`) and listens on the same one inside.
     static func check(_ configs: [TunnelConfig], files: [String], plan: inout UpPlan) throws(TunnelError) {
         guard configs.count == 1, let c = configs.first, let i = plan.interfaces.first else {
             throw TunnelError(.config, "a hub takes exactly one config")
@@ -43,7 +38,6 @@ public enum Hub {
         let addresses = c.interface.addresses.map(\.description).joined(separator: ", ")
         let up = "wgns hub: up, \(i.name) \(addresses.isEmpty ? "(no address)" : addresses)"
         if port == 0 {
-            plan.interfaces[0].config.interface.listenPort = namespacePort
             plan.forwardUDP = []
             plan.hub = HubState(readyMessage: up, peerCount: c.peers.count, picksPort: true)
         } else {

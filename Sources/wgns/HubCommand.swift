@@ -34,9 +34,16 @@ struct HubCommand {
             .option("backend", "auto|kernel|userspace", "The WireGuard backend."),
             .flag("verbose", short: "v", "Show each step with its duration."),
         ],
-        arguments: [Argument("CONFIG", "The VPN's directory (from `wgns vpn new`), or a hub's config (DIR/hub.conf).")],
+        // Any number, checked below: so that options may follow CONFIG and
+        // only `--` starts the command.
+        arguments: [Argument("CONFIG", .any, "The VPN's directory (from `wgns vpn new`), or a hub's config (DIR/hub.conf).")],
         passthrough: "COMMAND [ARGS...]"
     ) { a in
+        guard a.positionals.count == 1 else {
+            var e = CLIError(a.positionals.isEmpty ? "hub: give the VPN's directory or the hub's config" : "hub: one CONFIG only (got \(a.positionals.count)); put a command after --")
+            e.status = 64
+            throw e
+        }
         try HubCommand(name: a.value("name"), advertise: a.value("advertise"), backend: a.choice("backend"),
                        verbose: a.flag("verbose"), config: a.positionals[0], command: a.passthrough).run()
     }

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import TestSupport
+import Tunnel
 
 /// A per-job VPN on the host, rootless (as WGNS_TEST_USER when run as root),
 /// with wireguard-go: `wgns vpn new`, `wgns hub`, `wgns up DIR --peer K`,
@@ -132,13 +133,13 @@ import TestSupport
     @Test func hubErrorsAreOneLine() throws {
         let f = try UpFixture()
         let r = try f.sh("""
-            "$W" hub job.conf; echo "no port status $?"
+            "$W" hub job.conf job.conf; echo "two configs status $?"
             sed 's/^ForwardUDP.*/ForwardTCP = 8080/' peer.conf > tcp.conf
             "$W" hub tcp.conf; echo "tcp status $?"
             "$W" hub /nonexistent.conf; echo "missing status $?"
             """)
-        #expect(r.stdout.contains("no port status 1"))
-        #expect(r.stderr.contains("wgns: job.conf: a hub needs ListenPort in [Interface] (the port pasta forwards from the host)\n"), "\(r.stderr)")
+        #expect(r.stdout.contains("two configs status 64"))
+        #expect(r.stderr.contains("wgns: hub: one CONFIG only (got 2); put a command after --\n"), "\(r.stderr)")
         #expect(r.stdout.contains("tcp status 1"))
         #expect(r.stderr.contains("wgns: tcp.conf: a hub forwards only its ListenPort \(f.port); remove the other ForwardTCP/ForwardUDP entries\n"))
         #expect(r.stdout.contains("missing status 1"))
@@ -244,5 +245,219 @@ import TestSupport
         #expect(r.stderr.contains("wgns: --peer 0 is out of range: v has peers 1 to 3\n"))
         #expect(out.contains("empty status 1"))
         #expect(r.stderr.contains("wgns: empty holds no VPN (no empty/peer-1.conf; make one with `wgns vpn new empty --peers N ...`)\n"))
+    }
+
+    /// A peer script that reaches every member by name: waits for all, pings
+    /// `hub` and every other `peer-J` (and `peer-J.vpn`), checks that its
+    /// /etc/hosts is read-only and still has the host's localhost, and
+    /// prints its WGNS_* environment.
+    static let byNameScript = """
+        k=$1; n=$2
+        touch up.$k
+        all() { for j in $(seq 1 $n); do [ -e $1.$j ] || return 1; done; }
+        i=0; until all up; do i=$((i+1)); [ $i -gt 600 ] && { echo "peer $k: the others never came up"; exit 2; }; sleep 0.05; done
+        echo "peer $k env $WGNS_NAME $WGNS_PEER/$WGNS_PEERS $WGNS_ADDRESS hub $WGNS_HUB"
+        for t in 1 2 3 4 5; do ping -c1 -W2 hub > /dev/null 2>&1 && { echo "peer $k reaches hub"; break; }; done
+        for j in $(seq 1 $n); do
+          [ $j = $k ] && continue
+          ok=no
+          for t in 1 2 3 4 5; do ping -c1 -W2 peer-$j > /dev/null 2>&1 && { ok=yes; break; }; done
+          ping -c1 -W2 peer-$j.vpn > /dev/null 2>&1 || ok=no
+          if [ $ok = yes ]; then echo "peer $k reaches peer-$j by name"; else echo "peer $k cannot reach peer-$j"; fi
+        done
+        grep -q '^127.0.0.1[[:space:]].*localhost' /etc/hosts && echo "peer $k keeps localhost"
+        ( echo "10.0.0.9 evil" >> /etc/hosts ) 2>/dev/null && echo "peer $k wrote /etc/hosts" || echo "peer $k: /etc/hosts read-only"
+        touch done.$k
+        i=0; until all done; do i=$((i+1)); [ $i -gt 600 ] && exit 3; sleep 0.05; done
+        """
+
+    /// `wgns vpn new` without --endpoint: the hub picks a free port, publishes
+    /// `HOST:PORT` (mode 0600) once up, the peers take it from DIR and reach
+    /// each other and the hub by name; the file goes with the hub.
+    @Test func hubPicksItsPortAndPeersFindItAndEachOtherByName() throws {
+        let f = try UpFixture()
+        try f.write("peer.sh", Self.byNameScript, mode: 0o644)
+        let r = try f.sh("""
+            "$W" vpn new v --peers 3 > /dev/null || exit 9
+            grep -ic '^ListenPort\\|^Endpoint' v/hub.conf v/peer-1.conf | sed 's/^/ports in configs /'
+            \(Self.startHub())
+            stat -c 'endpoint file mode %a' v/hub.endpoint
+            head -1 v/hub.endpoint | sed 's/^/published /'
+            "$W" hub v > second.out 2> second.err; echo "second hub status $?"
+            for k in 1 2 3; do "$W" up v --peer $k -- sh peer.sh $k 3 > job.$k.out 2>&1 & eval J$k=\\$!; done
+            wait $J1; echo "job 1 status $?"; wait $J2; echo "job 2 status $?"; wait $J3; echo "job 3 status $?"
+            cat job.1.out job.2.out job.3.out second.err
+            kill -TERM $H; wait $H; echo "hub status $?"
+            cat hub.out
+            [ -e v/hub.endpoint ] && echo "endpoint left" || echo "endpoint gone"
+            rm -f up.* done.* job.*.out second.*
+            """)
+        let out = r.stdout
+        #expect(out.contains("ports in configs 0\n"), "\(out)\n\(r.stderr)")
+        #expect(out.contains("endpoint file mode 600\n"))
+        // The "up" line and the file name the same port; the host is this node's name.
+        let port = out.split(separator: "\n").first { $0.hasPrefix("wgns hub: up") }
+            .flatMap { $0.split(separator: " ").drop { $0 != "port" }.dropFirst().first }.map(String.init)
+        #expect(port != nil && UInt16(port!) != nil, "\(out)")
+        #expect(out.contains("published \(HubEndpoint.nodeName()):\(port ?? "?")\n"), "\(out)")
+        #expect(out.contains("second hub status 1"))
+        #expect(out.contains("wgns: v already has a running hub (pid "), "\(out)")
+        for k in 1...3 {
+            #expect(out.contains("job \(k) status 0"))
+            #expect(out.contains("peer \(k) env peer-\(k) \(k)/3 10.97.0.\(k + 1) hub 10.97.0.1\n"), "\(out)")
+            #expect(out.contains("peer \(k) reaches hub\n"))
+            for j in 1...3 where j != k { #expect(out.contains("peer \(k) reaches peer-\(j) by name\n"), "\(out)") }
+            #expect(out.contains("peer \(k) keeps localhost\n"))
+            #expect(out.contains("peer \(k): /etc/hosts read-only\n"))
+        }
+        #expect(out.contains("hub status 0"))
+        #expect(out.contains("endpoint gone"))
+        Self.expectNothingRunning(under: f.dir)
+        let vpn = try FileManager.default.contentsOfDirectory(atPath: "\(f.dir)/v").sorted()
+        #expect(vpn == ["hub.conf", "peer-1.conf", "peer-2.conf", "peer-3.conf"], "\(vpn)")
+    }
+
+    /// `wgns hub DIR -- COMMAND`: COMMAND runs on the host once the hub is up
+    /// (outside its namespace, with WGNS_ENDPOINT), the hub's namespace names
+    /// every member too, and wgns exits with COMMAND's status once both are gone.
+    /// Two such hubs at once get different ports.
+    @Test func hubLivesAsLongAsItsCommand() throws {
+        let f = try UpFixture()
+        let r = try f.sh("""
+            "$W" vpn new a --peers 2 > /dev/null && "$W" vpn new b --peers 2 > /dev/null || exit 9
+            cmd='echo "$1 sees $WGNS_ENDPOINT hub $WGNS_HUB peers $WGNS_PEERS netns $(readlink /proc/self/ns/net)"
+                 [ "$(head -1 $1/hub.endpoint)" = "$WGNS_ENDPOINT" ] && echo "$1 endpoint published"
+                 "$W" exec hub-$1 -- getent hosts peer-2 | tr -s " " | sed "s/^/$1 hub resolves /"
+                 "$W" up $1 --peer 1 -- ping -c1 -W3 hub.vpn > /dev/null && echo "$1 peer reaches hub"
+                 sleep 1; exit $2'
+            "$W" hub a --name hub-a -- sh -c "$cmd" x a 7 > a.out 2>&1 &
+            A=$!
+            "$W" hub b --name hub-b -- sh -c "$cmd" x b 0 > b.out 2>&1 &
+            B=$!
+            wait $A; echo "a status $?"; wait $B; echo "b status $?"
+            cat a.out b.out
+            echo "host netns $(readlink /proc/self/ns/net)"
+            ls a b | tr '\\n' ' '; echo
+            rm -f a.out b.out
+            """)
+        let out = r.stdout
+        #expect(out.contains("a status 7\n"), "\(out)\n\(r.stderr)")
+        #expect(out.contains("b status 0\n"))
+        let hostNetns = out.split(separator: "\n").first { $0.hasPrefix("host netns ") }.map { String($0.dropFirst("host netns ".count)) } ?? "?"
+        var ports: [String] = []
+        for d in ["a", "b"] {
+            let line = out.split(separator: "\n").first { $0.hasPrefix("\(d) sees ") }.map(String.init) ?? ""
+            #expect(line.hasSuffix("hub 10.97.0.1 peers 2 netns \(hostNetns)"), "\(out)")
+            ports.append(line.split(separator: " ").dropFirst(2).first.map { String($0.split(separator: ":").last ?? "") } ?? "")
+            #expect(out.contains("\(d) endpoint published\n"))
+            #expect(out.contains("\(d) hub resolves 10.97.0.3 peer-2.vpn peer-2\n"), "\(out)")
+            #expect(out.contains("\(d) peer reaches hub\n"))
+        }
+        #expect(ports.count == 2 && ports[0] != ports[1] && !ports[0].isEmpty, "\(ports)")
+        #expect(out.contains("hub.conf peer-1.conf peer-2.conf hub.conf peer-1.conf peer-2.conf"), "\(out)")
+        Self.expectNothingRunning(under: f.dir)
+    }
+
+    /// Bad input around a published endpoint: one line each, non-zero, nothing left.
+    @Test func publishedEndpointBadInput() throws {
+        let f = try UpFixture()
+        let r = try f.sh("""
+            "$W" vpn new v --peers 2 > /dev/null || exit 9
+            mkdir plain
+            "$W" hub plain; echo "plain hub status $?"
+            "$W" up plain -- true; echo "plain up status $?"
+            "$W" hub v --advertise no-such-host.invalid -- true; echo "advertise status $?"
+            "$W" up v --peer 1 --wait 0.5 -- true; echo "no hub status $?"
+            "$W" up v --peer 1 --wait soon -- true; echo "bad wait status $?"
+            SLURM_PROCID=2 "$W" up v --wait 1 -- true; echo "rank status $?"
+            # A hub killed with SIGKILL leaves its file: it is stale, not an endpoint.
+            \(Self.startHub())
+            kill -KILL $H; wait $H 2>/dev/null
+            for i in $(seq 100); do pgrep -u $(id -u) -f "$PWD/wgns hub" > /dev/null || break; sleep 0.05; done
+            [ -e v/hub.endpoint ] && echo "stale file there"
+            "$W" up v --peer 1 --wait 0.5 -- true; echo "stale status $?"
+            # A new hub replaces it.
+            "$W" hub v -- "$W" up v --peer 2 -- ping -c1 -W3 hub > /dev/null; echo "replaced status $?"
+            ls v | tr '\\n' ' '; echo
+            """)
+        let out = r.stdout, err = r.stderr
+        #expect(out.contains("plain hub status 1"), "\(out)\n\(err)")
+        #expect(err.contains("wgns: plain is not a VPN directory (no plain/hub.conf; make one with `wgns vpn new plain --peers N`)\n"))
+        #expect(out.contains("plain up status 1"))
+        #expect(err.contains("wgns: plain holds no VPN (no plain/peer-1.conf; make one with `wgns vpn new plain --peers N ...`)\n"))
+        #expect(out.contains("advertise status 1"))
+        #expect(err.contains("wgns: --advertise 'no-such-host.invalid' does not resolve ("), "\(err)")
+        #expect(out.contains("no hub status 1"))
+        #expect(err.contains("wgns: v: no hub published its endpoint (v/hub.endpoint) within 0.5 s; start `wgns hub v`"))
+        #expect(out.contains("bad wait status 64"))
+        #expect(err.contains("wgns: --wait 'soon': expected a number of seconds (0 or more)\n"))
+        #expect(out.contains("rank status 1"))
+        #expect(err.contains("wgns: SLURM_PROCID 2 needs peer-3.conf but v has peers 1 to 2 (make the VPN with --peers 3 or more)\n"))
+        #expect(out.contains("stale file there"))
+        #expect(out.contains("stale status 1"))
+        #expect(err.contains("wgns: v/hub.endpoint is stale: its hub (pid "), "\(err)")
+        #expect(out.contains("replaced status 0"), "\(out)\n\(err)")
+        #expect(out.contains("hub.conf peer-1.conf peer-2.conf \n"), "\(out)")
+        // Every error is one line.
+        for line in err.split(separator: "\n") where line.hasPrefix("wgns: ") { #expect(!line.isEmpty) }
+        #expect(err.split(separator: "\n").allSatisfy { $0.hasPrefix("wgns: ") || $0.hasPrefix("wgns hub: ") }, "\(err)")
+        Self.expectNothingRunning(under: f.dir)
+    }
+
+    /// A socket that joins the picked port between the hub's choice and
+    /// pasta's bind (here: with SO_REUSEADDR, which the hub's reservation
+    /// must allow for pasta): the hub sees a foreign socket on its port and
+    /// comes up on another one, which the peers then use.
+    @Test func pickedPortTakenWhilePastaStartsIsReplaced() throws {
+        let f = try UpFixture()
+        try f.write("racer.py", """
+            import os, socket, sys, time
+            uid = os.getuid()
+            def v4(port=None):
+                found = {}
+                for line in open("/proc/net/udp").read().splitlines()[1:]:
+                    x = line.split()
+                    if x[1].startswith("00000000:") and int(x[7]) == uid:
+                        p = int(x[1].split(":")[1], 16)
+                        found[p] = found.get(p, 0) + 1
+                return found
+            base = set(v4())
+            open("racer.ready", "w").close()
+            end = time.time() + 20
+            while time.time() < end:
+                for p, n in v4().items():
+                    if p in base or n != 1:
+                        continue
+                    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    try:
+                        s.bind(("0.0.0.0", p))
+                    except OSError:
+                        s.close(); base.add(p); continue
+                    print(p, flush=True)
+                    time.sleep(15)
+                    sys.exit(0)
+            sys.exit(1)
+            """, mode: 0o644)
+        let r = try f.sh("""
+            "$W" vpn new v --peers 1 > /dev/null || exit 9
+            python3 racer.py > racer.out &
+            R=$!
+            for i in $(seq 200); do [ -e racer.ready ] && break; sleep 0.02; done
+            "$W" hub -v v -- sh -c 'echo "hub at $WGNS_ENDPOINT"; "$W" up v --peer 1 -- ping -c1 -W3 hub > /dev/null && echo "peer reaches hub"' > hub.out 2> hub.err
+            echo "hub status $?"
+            kill $R 2>/dev/null; wait $R 2>/dev/null
+            echo "racer took $(cat racer.out)"
+            cat hub.out; grep 'picking another' hub.err
+            rm -f racer.* hub.*
+            """)
+        let out = r.stdout
+        #expect(out.contains("hub status 0"), "\(out)\n\(r.stderr)")
+        let taken = out.split(separator: "\n").first { $0.hasPrefix("racer took ") }.map { String($0.dropFirst("racer took ".count)) } ?? ""
+        let at = out.split(separator: "\n").first { $0.hasPrefix("hub at ") }.map { String($0.split(separator: ":").last ?? "") } ?? ""
+        #expect(!taken.isEmpty && !at.isEmpty && taken != at, "racer \(taken), hub \(at): \(out)")
+        #expect(out.contains("another socket took the picked UDP port \(taken) on the host while pasta started"), "\(out)")
+        #expect(out.contains("peer reaches hub\n"))
+        Self.expectNothingRunning(under: f.dir)
     }
 }

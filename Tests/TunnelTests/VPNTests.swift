@@ -87,8 +87,78 @@ import WGNetlink
         #expect(badSubnet.status == 1)
         #expect(badSubnet.stderr.contains("--subnet '10.0.0.0'"))
         #expect(!FileManager.default.fileExists(atPath: dir + "x"))
-        let badEndpoint = try run(wgnsBinary, ["vpn", "new", dir + "y", "--peers", "2", "--endpoint", "nowhere"])
-        #expect(badEndpoint.stderr.contains("--endpoint 'nowhere'"))
+        let badEndpoint = try run(wgnsBinary, ["vpn", "new", dir + "y", "--peers", "2", "--endpoint", "nowhere:99999"])
+        #expect(badEndpoint.status == 1)
+        #expect(badEndpoint.stderr == "wgns: --endpoint 'nowhere:99999': expected HOST, HOST:PORT, 1.2.3.4:PORT or [v6]:PORT\n")
         #expect(!FileManager.default.fileExists(atPath: dir + "y"))
+        // No --endpoint: no port anywhere; the hub publishes one.
+        let open = try run(wgnsBinary, ["vpn", "new", dir + "z", "--peers", "2"])
+        defer { try? FileManager.default.removeItem(atPath: dir + "z") }
+        #expect(open.status == 0, "\(open.stderr)")
+        let hub = try TunnelConfig(contentsOf: VPN.hubPath(dir + "z"))
+        #expect(hub.interface.listenPort == nil && hub.namespace.forwardUDP.isEmpty)
+        #expect(try TunnelConfig(contentsOf: VPN.peerPath(dir + "z", 2)).peers.first?.endpoint == nil)
+        // --endpoint HOST (no port): the hub publishes that name with the port it picks.
+        let named = try run(wgnsBinary, ["vpn", "new", dir + "z", "--peers", "2", "--endpoint", "node7.example", "--force"])
+        #expect(named.status == 0, "\(named.stderr)")
+        #expect(try String(contentsOfFile: VPN.advertisePath(dir + "z"), encoding: .utf8) == "node7.example\n")
+        #expect(try TunnelConfig(contentsOf: VPN.hubPath(dir + "z")).interface.listenPort == nil)
+        let numbered = try run(wgnsBinary, ["vpn", "new", dir + "z", "--peers", "2", "--endpoint", "node7.example:4000", "--force"])
+        #expect(numbered.status == 0)
+        #expect(!FileManager.default.fileExists(atPath: VPN.advertisePath(dir + "z")))
+        #expect(try TunnelConfig(contentsOf: VPN.peerPath(dir + "z", 1)).peers.first?.endpoint == Endpoint(host: "node7.example", port: 4000))
+    }
+
+    @Test func withoutEndpointNothingNamesAPort() throws {
+        let vpn = try VPN.generate(peerCount: 3, subnets: [IPPrefix("10.97.0.0/24")!], endpoint: nil, presharedKeys: false)
+        #expect(vpn.hub.interface.listenPort == nil)
+        #expect(vpn.hub.namespace.forwardUDP.isEmpty)
+        #expect(vpn.hub.namespace.carrier == .pasta)
+        #expect(vpn.peers.allSatisfy { $0.peers.first?.endpoint == nil && $0.namespace.hostLoopback == nil })
+        #expect(vpn.peers.allSatisfy { $0.peers.first?.persistentKeepalive == VPN.keepalive })
+    }
+
+    @Test func hostsNameEveryMemberInBothFamilies() {
+        let text = VPN.hostsEntries(subnets: [IPPrefix("10.97.0.0/24")!, IPPrefix("fd97::/64")!], peerCount: 2)
+        let lines = text.split(separator: "\n").filter { !$0.hasPrefix("#") }
+        #expect(lines == ["10.97.0.1 hub.vpn hub", "fd97::1 hub.vpn hub",
+                          "10.97.0.2 peer-1.vpn peer-1", "fd97::2 peer-1.vpn peer-1",
+                          "10.97.0.3 peer-2.vpn peer-2", "fd97::3 peer-2.vpn peer-2"])
+        // The members come first, the host's own file after them.
+        let file = VPN.hostsFile(adding: text)
+        #expect(file.hasPrefix(text))
+        #expect(file.hasSuffix(try! String(contentsOfFile: "/etc/hosts", encoding: .utf8)))
+    }
+
+    @Test func endpointFileRoundTripsAndItsLivenessIsJudged() throws {
+        let me = HubEndpoint.ofThisProcess(Endpoint(host: "node1", port: 4242))
+        #expect(me.text.hasPrefix("node1:4242\nhub \(HubEndpoint.nodeName()) "))
+        #expect(HubEndpoint(text: me.text) == me)
+        #expect(HubEndpoint(text: "node1:4242\n") == nil)
+        #expect(HubEndpoint(text: "node1\nhub a b 1 2\n") == nil)
+        let dir = tempDir()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        #expect(HubEndpoint.read(dir) == .absent)
+        // This process on this node: live. The same pid with another start
+        // time (a reused pid), or a pid that is gone: stale.
+        let fd = try me.publish(in: dir)
+        #expect(HubEndpoint.read(dir) == .live(me))
+        let mode = (try FileManager.default.attributesOfItem(atPath: VPN.endpointPath(dir))[.posixPermissions] as? NSNumber)?.intValue
+        #expect(mode == 0o600)
+        HubEndpoint.unpublish(in: dir, fd: fd)
+        #expect(HubEndpoint.read(dir) == .absent)
+        var reused = me
+        reused.startTime += 1
+        try Data(reused.text.utf8).write(to: URL(fileURLWithPath: VPN.endpointPath(dir)))
+        #expect(HubEndpoint.read(dir) == .stale(reused))
+        // Another node: no lock held on the file, so its hub is gone.
+        var elsewhere = me
+        elsewhere.node = "some-other-node"
+        try Data(elsewhere.text.utf8).write(to: URL(fileURLWithPath: VPN.endpointPath(dir)))
+        #expect(HubEndpoint.read(dir) == .stale(elsewhere))
+        try Data("garbage\n".utf8).write(to: URL(fileURLWithPath: VPN.endpointPath(dir)))
+        #expect(HubEndpoint.read(dir) == .malformed)
+        #expect(throws: TunnelError.self) { try HubEndpoint.wait(dir, seconds: 0.1) }
     }
 }
