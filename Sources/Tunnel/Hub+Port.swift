@@ -15,6 +15,8 @@ public final class HubState: @unchecked Sendable {
     let picksPort: Bool
     /// The host port of this attempt (picked, or the ListenPort).
     var port: UInt16 = 0
+    /// `--ports LO-HI`: the range to pick from (nil: any the kernel gives).
+    var portRange: ClosedRange<UInt16>?
     /// Sockets that hold the picked port (IPv4, IPv6) until pasta holds it too.
     var reserved4: Int32 = -1
     var reserved6: Int32 = -1
@@ -69,7 +71,23 @@ extension Hub {
     /// none with `-u P`).
     static func pickPort(_ plan: inout UpPlan) throws(TunnelError) {
         guard let h = plan.hub, h.picksPort else { return }
-        let (port, s4, s6) = try bindUDP(port: 0)
+        var picked: (UInt16, Int32, Int32)?
+        if let r = h.portRange {
+            // From a random place in the range, so that hubs started together
+            // do not all try the same port first.
+            let n = Int(r.upperBound) - Int(r.lowerBound) + 1
+            let start = Int.random(in: 0..<n)
+            for i in 0..<n {
+                let p = UInt16(Int(r.lowerBound) + (start + i) % n)
+                if let b = try? bindUDP(port: p) { picked = b; break }
+            }
+            guard picked != nil else {
+                throw TunnelError(.config, "--ports \(r.lowerBound)-\(r.upperBound): every UDP port in the range is taken on this host", errno: EADDRINUSE)
+            }
+        } else {
+            picked = try bindUDP(port: 0)
+        }
+        let (port, s4, s6) = picked!
         close(s4)
         if s6 >= 0 { close(s6) }
         h.port = port

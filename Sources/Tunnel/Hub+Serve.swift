@@ -11,6 +11,8 @@ extension Hub {
         public var directory: String?
         /// `--advertise HOST`: the name peers reach this node by.
         public var advertise: String?
+        /// `--ports LO-HI`: pick the host port from this range only.
+        public var portRange: ClosedRange<UInt16>?
         /// `-- COMMAND ARGS...`: run on the host once the hub is up; the hub
         /// lives as long as it and `serve` returns its status.
         public var command: [String] = []
@@ -27,6 +29,10 @@ extension Hub {
         var plan = try Session.prepare(options)
         guard let h = plan.hub else { throw TunnelError(.config, "not a hub") }
         let file = options.configFiles.first ?? ""
+        if let r = serve.portRange {
+            guard h.picksPort else { throw TunnelError(.config, "\(file): --ports needs a hub without ListenPort (it listens on \(h.port))") }
+            h.portRange = r
+        }
         // A hub that picks its port must say where: next to its config.
         let dir = serve.directory ?? (h.picksPort ? (file.contains("/") ? String(file[..<file.lastIndex(of: "/")!]) : ".") : nil)
         if let dir {

@@ -31,6 +31,7 @@ struct HubCommand {
         options: [
             .option("name", "NAME", "Name the hub, for `wgns show`, `wgns status`, `wgns down` and `wgns list`."),
             .option("advertise", "HOST", "The host name (or address) peers reach this node by, published in DIR/hub.endpoint (default: this node's name)."),
+            .option("ports", "LO-HI", "Pick the host's UDP port from this range only (say, the ports a site's firewall opens between nodes)."),
             .option("backend", "auto|kernel|userspace", "The WireGuard backend."),
             .flag("verbose", short: "v", "Show each step with its duration."),
         ],
@@ -44,12 +45,13 @@ struct HubCommand {
             e.status = 64
             throw e
         }
-        try HubCommand(name: a.value("name"), advertise: a.value("advertise"), backend: a.choice("backend"),
+        try HubCommand(name: a.value("name"), advertise: a.value("advertise"), ports: try portRange(a.value("ports")), backend: a.choice("backend"),
                        verbose: a.flag("verbose"), config: a.positionals[0], command: a.passthrough).run()
     }
 
     var name: String?
     var advertise: String?
+    var ports: ClosedRange<UInt16>?
     var backend: BackendKind?
     var verbose = false
     var config: String
@@ -72,6 +74,7 @@ struct HubCommand {
         options.name = name
         options.hub = true
         serve.advertise = advertise
+        serve.portRange = ports
         serve.command = command
         serve.holderCommand = ["/proc/self/exe", HolderCommand.command.name]
         let status: Int32
@@ -80,4 +83,16 @@ struct HubCommand {
         if command.isEmpty && (status == 128 + SIGINT || status == 128 + SIGTERM || status == 128 + SIGHUP) { Glibc.exit(0) }
         Glibc.exit(status)
     }
+}
+
+/// `--ports LO-HI` (or one PORT): a range of UDP ports, 1 to 65535.
+func portRange(_ text: String?) throws -> ClosedRange<UInt16>? {
+    guard let text else { return nil }
+    let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+    guard parts.count <= 2, let lo = UInt16(parts[0]), let hi = UInt16(parts.last!), lo >= 1, lo <= hi else {
+        var e = CLIError("--ports '\(text)': expected LO-HI, two UDP ports from 1 to 65535 with LO <= HI")
+        e.status = 64
+        throw e
+    }
+    return lo...hi
 }
