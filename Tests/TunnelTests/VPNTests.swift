@@ -161,4 +161,71 @@ import WGNetlink
         #expect(HubEndpoint.read(dir) == .malformed)
         #expect(throws: TunnelError.self) { try HubEndpoint.wait(dir, seconds: 0.1) }
     }
+
+    /// The race between picking the hub's port and pasta binding it, with
+    /// real sockets: a port taken after the pick fails the reservation; a
+    /// socket that joins the reservation, or a pasta that bound nothing, fails
+    /// the check after pasta is up. Each is the EADDRINUSE that makes the
+    /// hub try another port.
+    @Test func pickedPortRaceIsDetected() throws {
+        func hubPlan() -> UpPlan {
+            var plan = UpPlan()
+            var c = TunnelConfig()
+            c.interface.addresses = [IPPrefix("10.97.0.1/24")!]
+            plan.interfaces = [.init(name: "wg0", config: c, mtu: 1420)]
+            plan.hub = HubState(readyMessage: "up", peerCount: 1, picksPort: true)
+            return plan
+        }
+        func udp(_ port: UInt16, reuse: Bool) -> Int32 {
+            let s = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+            var one: Int32 = 1
+            if reuse { setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size)) }
+            var sin = sockaddr_in()
+            sin.sin_family = sa_family_t(AF_INET)
+            sin.sin_port = port.bigEndian
+            let ok = withUnsafePointer(to: &sin) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(s, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 } }
+            if !ok { close(s); return -1 }
+            return s
+        }
+        // Taken between the pick and the reservation.
+        var plan = hubPlan()
+        try Hub.pickPort(&plan)
+        let port = plan.hub!.port
+        #expect(plan.forwardUDP == [PortForward(hostPort: port, namespacePort: port)])
+        #expect(plan.interfaces[0].config.interface.listenPort == port)
+        let thief = udp(port, reuse: false)
+        #expect(thief >= 0)
+        #expect(Hub.reserve(&plan)?.errno == EADDRINUSE)
+        close(thief)
+
+        // Reserved: a plain bind cannot join; nobody else bound: "pasta did not bind".
+        plan = hubPlan()
+        try Hub.pickPort(&plan)
+        #expect(Hub.reserve(&plan) == nil)
+        let p2 = plan.hub!.port
+        #expect(udp(p2, reuse: false) == -1)
+        #expect(Hub.confirm(plan)?.message == "pasta did not bind the picked UDP port \(p2) on the host")
+        // The reservation is gone after the check.
+        let after = udp(p2, reuse: false)
+        #expect(after >= 0)
+        close(after)
+
+        // One socket beside the reservation, as pasta's: accepted. Two: refused.
+        plan = hubPlan()
+        try Hub.pickPort(&plan)
+        #expect(Hub.reserve(&plan) == nil)
+        let p3 = plan.hub!.port
+        let pasta = udp(p3, reuse: true)
+        #expect(pasta >= 0)
+        #expect(Hub.confirm(plan) == nil)
+        close(pasta)
+        plan = hubPlan()
+        try Hub.pickPort(&plan)
+        #expect(Hub.reserve(&plan) == nil)
+        let p4 = plan.hub!.port
+        let a = udp(p4, reuse: true), b = udp(p4, reuse: true)
+        #expect(a >= 0 && b >= 0)
+        #expect(Hub.confirm(plan)?.message == "another socket took the picked UDP port \(p4) on the host while pasta started")
+        close(a); close(b)
+    }
 }
