@@ -68,4 +68,65 @@ import TestSupport
         #expect(left.stdout.isEmpty, "left behind: \(left.stdout)")
         withExtendedLifetime(f) {}
     }
+
+    /// The batch script of examples/ as it is, submitted twice at once with
+    /// `sbatch --wait` by one user: in each job `wgns hub` runs on the batch
+    /// node, picks its own free port, and lives as long as `srun wgns up`
+    /// over four tasks on two nodes, every task reaching every other (and
+    /// the hub) by name. Both jobs succeed on different ports, and nothing
+    /// of either is left: no process, no VPN folder, no endpoint file.
+    @Test(.enabled(if: canRun, "needs root and Slurm (scripts/deps.sh installs it)"))
+    func exampleBatchJobsRunTogetherEachWithItsOwnVPN() throws {
+        let f = try UpFixture()
+        let cluster = "/tmp/wgns-slurm-\(f.port)"
+        let start = try shell("bash '\(packageRoot)/scripts/slurm/cluster.sh' start '\(cluster)' 2")
+        #expect(start.status == 0, "\(start.stderr)")
+        defer { _ = try? shell("bash '\(packageRoot)/scripts/slurm/cluster.sh' stop '\(cluster)'; rm -rf '\(cluster)'") }
+        guard start.status == 0 else { return }
+        // The checkout may be unreadable for the test user: the same bytes, in its folder.
+        let example = try String(contentsOfFile: "\(packageRoot)/examples/slurm-vpn.sbatch", encoding: .utf8)
+        try f.write("slurm-vpn.sbatch", example, mode: 0o755)
+        let token = "WGNS_SLURM_TEST=\(UUID().uuidString)"
+        let r = try f.sh("""
+            export SLURM_CONF='\(cluster)/slurm.conf'
+            export \(token)
+            export WGNS="$W"
+            # Both jobs need every core of both nodes: --oversubscribe lets them share.
+            sbatch --wait --oversubscribe --parsable slurm-vpn.sbatch > job.1 & A=$!
+            sbatch --wait --oversubscribe --parsable slurm-vpn.sbatch > job.2 & B=$!
+            for i in $(seq 600); do
+              [ "$(squeue -h -t R -o %i | wc -l)" = 2 ] && { echo "both running"; break; }
+              sleep 0.05
+            done
+            wait $A; echo "job 1 status $?"; wait $B; echo "job 2 status $?"
+            for k in 1 2; do echo "== job $k"; cat wgns-vpn-$(cat job.$k).out; done
+            echo "== left"; ls -a | grep -v '^\\.*$' | tr '\\n' ' '; echo
+            """)
+        let out = r.stdout
+        #expect(out.contains("both running\n"), "\(out)\n\(r.stderr)")
+        #expect(out.contains("job 1 status 0\n") && out.contains("job 2 status 0\n"), "\(out)\n\(r.stderr)")
+        let jobs = out.components(separatedBy: "== job ").dropFirst().map { $0.components(separatedBy: "== left")[0] }
+        #expect(jobs.count == 2, "\(out)")
+        var ports: [String] = []
+        for job in jobs {
+            let lines = job.split(separator: "\n").map(String.init)
+            let up = lines.first { $0.hasPrefix("wgns hub: up, wg0 10.97.0.1/24, UDP port ") && $0.hasSuffix(" (picked) forwarded from the host, 4 peers") }
+            #expect(up != nil, "\(job)")
+            ports.append(up?.split(separator: " ")[7].description ?? "")
+            for k in 1...4 {
+                #expect(lines.contains { $0.hasPrefix("peer-\(k) is task \(k - 1) on n") && $0.hasSuffix(" at 10.97.0.\(k + 1), hub at 10.97.0.1") }, "\(job)")
+                for j in 1...4 where j != k { #expect(lines.contains("peer-\(k) reached peer-\(j)"), "\(job)") }
+                #expect(lines.contains("peer-\(k) reached hub"), "\(job)")
+            }
+            #expect(job.contains(" on n1 at ") && job.contains(" on n2 at "), "\(job)")
+            #expect(!job.contains("FAILED"), "\(job)")
+        }
+        #expect(ports.count == 2 && !ports[0].isEmpty && ports[0] != ports[1], "\(ports)")
+        // Nothing left: no VPN folder (keys), no process with the token.
+        let left = out.components(separatedBy: "== left\n").last ?? ""
+        #expect(!left.contains("wgns-vpn-") || left.split(separator: " ").allSatisfy { !$0.hasPrefix("wgns-vpn-") || $0.hasSuffix(".out") }, "\(left)")
+        let procs = try shell("grep -lsa '\(token)' /proc/[0-9]*/environ | cut -d/ -f3 | while read p; do ps -o pid=,args= -p $p; done")
+        #expect(procs.stdout.isEmpty, "left behind: \(procs.stdout)")
+        withExtendedLifetime(f) {}
+    }
 }
