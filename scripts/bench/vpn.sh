@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # A per-job VPN on the host (userspace backend, as an unprivileged user):
-#  1. bring-up: from starting `wgns hub` to every one of N peers (`wgns up
-#     DIR --peer K`, each in its own namespace) having pinged every other
-#     peer through the hub, for N in $BENCH_VPN_SIZES (default 4 16 64);
-#  2. iperf3 TCP throughput between two peers through the hub, and from a
+#  1. bring-up: from starting `wgns hub` (which picks its port and publishes
+#     it in DIR) to every one of N peers (`wgns up DIR --peer K`, each in its
+#     own namespace, taking the endpoint from DIR) having pinged every other
+#     peer through the hub, for N in $BENCH_VPN_SIZES (default 4 16 64 128),
+#     each $BENCH_VPN_REPEAT times (default 1); the "late" column counts the
+#     pings that got no reply within their second (a peer the hub had not
+#     heard from yet);
+#  2. `wgns vpn new --peers 1000` and a hub of 1000 peers until it is up;
+#  3. iperf3 TCP throughput between two peers through the hub, and from a
 #     peer to the hub itself (`wgns exec` into the named hub).
 # WGNS_BIN picks the binary (default: the portable release build, as up.sh
-# makes it). Prints two tables.
+# makes it). Prints three tables.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/host-setup.sh
@@ -30,8 +35,9 @@ j=1
 while [ $j -le $n ]; do
   if [ $j != $k ]; then
     t=0
-    until ping -c1 -W1 10.97.$(( (j+1) / 256 )).$(( (j+1) % 256 )) > /dev/null 2>&1; do
-      t=$((t+1)); [ $t -ge 30 ] && { echo "peer $k: no reply from peer $j" >&2; exit 1; }
+    until ping -c1 -W1 peer-$j > /dev/null 2>&1; do
+      t=$((t+1)); echo "peer $k: no reply from peer $j within 1 s" >> late.$k
+      [ $t -ge 30 ] && { echo "peer $k: no reply from peer $j" >&2; exit 1; }
     done
   fi
   j=$((j+1))
@@ -55,14 +61,14 @@ start_hub() {  # start_hub DIR NAME: returns once the hub says it is up
 
 echo
 echo "Per-job VPN bring-up: wgns hub + N x wgns up DIR --peer K, until every peer has pinged every other through the hub (userspace backend, $(nproc) cores):"
-printf '%-8s %10s %10s %12s\n' peers seconds pings "pings/peer"
+printf '%-8s %4s %10s %10s %12s %6s\n' peers run seconds pings "pings/peer" late
 status=0
-for n in ${BENCH_VPN_SIZES:-4 16 64}; do
-    port=$(free_port)
-    as_user rm -rf vpn up.* done.*
-    as_user ./wgns vpn new vpn --peers "$n" --subnet 10.97.0.0/16 --endpoint "127.0.0.1:$port" --force > /dev/null
+for n in ${BENCH_VPN_SIZES:-4 16 64 128}; do
+  for run in $(seq 1 "${BENCH_VPN_REPEAT:-1}"); do
+    as_user rm -rf vpn up.* done.* late.*
+    as_user ./wgns vpn new vpn --peers "$n" --subnet 10.97.0.0/16 --force > /dev/null
     t0=$(date +%s.%N)
-    start_hub vpn "bench-hub-$port" || { status=1; continue; }
+    start_hub vpn "bench-hub-$$-$n" || { status=1; continue; }
     pids=()
     for k in $(seq 1 "$n"); do
         (cd "$work" && run_as_test_user ./wgns up vpn --peer "$k" -- sh peer.sh "$k" "$n" > "$work/job.$k.out" 2>&1) &
@@ -71,20 +77,35 @@ for n in ${BENCH_VPN_SIZES:-4 16 64}; do
     ok=yes
     for p in "${pids[@]}"; do wait "$p" || ok=no; done
     stop_hub
+    late=$(cat "$work"/late.* 2>/dev/null | wc -l || true)
     if [ $ok = yes ]; then
         last=$(cat "$work"/done.* | sort -n | tail -1)
-        printf '%-8s %10.3f %10d %12d\n' "$n" "$(awk -v a="$t0" -v b="$last" 'BEGIN { print b - a }')" $((n * (n - 1))) $((n - 1))
+        printf '%-8s %4s %10.3f %10d %12d %6d\n' "$n" "$run" "$(awk -v a="$t0" -v b="$last" 'BEGIN { print b - a }')" $((n * (n - 1))) $((n - 1)) "$late"
     else
-        printf '%-8s %10s\n' "$n" failed
+        printf '%-8s %4s %10s %10s %12s %6d\n' "$n" "$run" failed - - "$late"
         cat "$work"/job.*.out | sort | uniq -c | head -5 >&2
         status=1
     fi
+  done
 done
+
+echo
+echo "A VPN of 1000 peers: writing it, and its hub until it is up:"
+as_user rm -rf vpn
+t0=$(date +%s.%N)
+as_user ./wgns vpn new vpn --peers 1000 --subnet 10.97.0.0/16 --force > /dev/null
+t1=$(date +%s.%N)
+start_hub vpn "bench-hub-$$-1000" || status=1
+t2=$(date +%s.%N)
+stop_hub
+printf '%-34s %8.3f s\n' "wgns vpn new --peers 1000" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
+    "wgns hub (1000 peers) until up" "$(awk -v a="$t1" -v b="$t2" 'BEGIN { print b - a }')" \
+    "both" "$(awk -v a="$t0" -v b="$t2" 'BEGIN { print b - a }')"
 
 echo
 echo "iperf3 TCP throughput through the VPN (5 s each), Gbit/s:"
 port=$(free_port)
-as_user rm -rf vpn up.* done.*
+as_user rm -rf vpn up.* done.* late.*
 as_user ./wgns vpn new vpn --peers 2 --subnet 10.97.0.0/24 --endpoint "127.0.0.1:$port" --force > /dev/null
 start_hub vpn "bench-hub-$port"
 gbits() { python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'; }
