@@ -317,6 +317,10 @@ struct NamespaceInit {
 
     func startWireGuardGo(_ path: String, name: String) throws(TunnelError) -> Daemon {
         let logPipe = try Pipe()
+        // Its verbose log is read only between steps; a hub of 1000 peers logs
+        // ~200 KB while it is configured, and a full 64 KiB pipe blocked it
+        // mid-reply (F_SETPIPE_SZ = 1031: 1 MiB, the default pipe-max-size).
+        _ = fcntl(logPipe.write.raw, 1031, Int32(1 << 20))
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer { close(devnull) }
         // The TUN device is made here, persistent, with the flags this

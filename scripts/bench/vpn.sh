@@ -37,7 +37,7 @@ while [ $j -le $n ]; do
     t=0
     until ping -c1 -W1 peer-$j > /dev/null 2>&1; do
       t=$((t+1)); echo "peer $k: no reply from peer $j within 1 s" >> late.$k
-      [ $t -ge 30 ] && { echo "peer $k: no reply from peer $j" >&2; exit 1; }
+      [ $t -ge 30 ] && { echo "peer $k: no reply from peer $j" >&2; wg show wg0 dump > failed.$k 2>&1; exit 1; }
     done
   fi
   j=$((j+1))
@@ -65,10 +65,10 @@ printf '%-8s %4s %10s %10s %12s %6s\n' peers run seconds pings "pings/peer" late
 status=0
 for n in ${BENCH_VPN_SIZES:-4 16 64 128}; do
   for run in $(seq 1 "${BENCH_VPN_REPEAT:-1}"); do
-    as_user rm -rf vpn up.* done.* late.*
+    as_user rm -rf vpn up.* done.* late.* failed.*
     as_user ./wgns vpn new vpn --peers "$n" --subnet 10.97.0.0/16 --force > /dev/null
     t0=$(date +%s.%N)
-    start_hub vpn "bench-hub-$$-$n" || { status=1; continue; }
+    start_hub vpn "vb$$-$n" || { status=1; continue; }
     pids=()
     for k in $(seq 1 "$n"); do
         (cd "$work" && run_as_test_user ./wgns up vpn --peer "$k" -- sh peer.sh "$k" "$n" > "$work/job.$k.out" 2>&1) &
@@ -76,6 +76,8 @@ for n in ${BENCH_VPN_SIZES:-4 16 64 128}; do
     done
     ok=yes
     for p in "${pids[@]}"; do wait "$p" || ok=no; done
+    # What the hub saw of each peer, for a failed run (kept with BENCH_KEEP).
+    [ $ok = yes ] || as_user ./wgns show "$name" dump > "$work/hub.dump" 2>&1 || true
     stop_hub
     late=$(cat "$work"/late.* 2>/dev/null | wc -l || true)
     if [ $ok = yes ]; then
@@ -95,7 +97,7 @@ as_user rm -rf vpn
 t0=$(date +%s.%N)
 as_user ./wgns vpn new vpn --peers 1000 --subnet 10.97.0.0/16 --force > /dev/null
 t1=$(date +%s.%N)
-start_hub vpn "bench-hub-$$-1000" || status=1
+start_hub vpn "vb$$-1000" || status=1
 t2=$(date +%s.%N)
 stop_hub
 printf '%-34s %8.3f s\n' "wgns vpn new --peers 1000" "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print b - a }')" \
