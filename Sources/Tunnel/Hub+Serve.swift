@@ -44,7 +44,7 @@ extension Hub {
             // A hub only this node can reach (its name is a loopback
             // address here) carries its peers' loopback-sized packets.
             if plan.interfaces[0].config.interface.mtu == nil,
-               let a = try? Resolver.resolve(Endpoint(host: h.advertise, port: 1), retries: 0),
+               let a = try? Resolver.resolve(Endpoint(host: h.advertise, port: 1), prefer: .ipv4, policy: .init(retries: 0), notice: { _ in }),
                VPN.isLoopback(a.address.description) {
                 plan.interfaces[0].mtu = Resolver.carrierMTU - Resolver.overhead
             }
@@ -62,7 +62,9 @@ extension Hub {
         if host.isEmpty || host.contains(where: { $0 == " " || $0 == "/" || $0 == "\n" }) || Endpoint("\(host.contains(":") ? "[\(host)]" : host):1") == nil {
             throw TunnelError(.config, "\(what) is not a host name or address")
         }
-        do { _ = try Resolver.resolve(Endpoint(host: host, port: 1), retries: 2) } catch {
+        var quick = Resolver.RetryPolicy(retries: 2)
+        quick.firstPause = 200_000
+        do { _ = try Resolver.resolve(Endpoint(host: host, port: 1), prefer: .ipv4, policy: quick) } catch {
             let hint = flag != nil ? "give a name other nodes resolve" : "give --advertise HOST"
             throw TunnelError(.resolve, "\(what) does not resolve (\(error.message.split(separator: ":").last.map { $0.drop { $0 == " " } } ?? "")); \(hint)")
         }

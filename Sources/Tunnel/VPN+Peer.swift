@@ -86,8 +86,8 @@ extension VPN {
     /// `endpoint`: the resolved address, or 10.0.2.2 (with host loopback)
     /// when the hub is on this very node, where its forwarded port is on
     /// every local address including loopback.
-    public static func peerEndpoint(toward endpoint: Endpoint) throws(TunnelError) -> (endpoint: Endpoint, hostLoopback: Bool) {
-        let a = try Resolver.resolve(endpoint)
+    public static func peerEndpoint(toward endpoint: Endpoint, in dir: String) throws(TunnelError) -> (endpoint: Endpoint, hostLoopback: Bool) {
+        let a = try Resolver.resolve(endpoint, prefer: .ipv4, context: VPN.endpointPath(dir))
         if isLoopback(a.address.description) || isLocalAddress(a.address) {
             return (Endpoint(host: "10.0.2.2", port: a.port), true)
         }

@@ -89,7 +89,7 @@ struct Up {
                 configs[n] = m.configPath
                 if m.needsEndpoint {
                     let hub = try HubEndpoint.wait(c, seconds: wait ?? 60)
-                    let (e, loopback) = try VPN.peerEndpoint(toward: hub.endpoint)
+                    let (e, loopback) = try VPN.peerEndpoint(toward: hub.endpoint, in: c)
                     options.peerEndpoint = e
                     if loopback { options.hostLoopback = true }
                 }
