@@ -49,7 +49,7 @@ while [ $j -le $n ]; do
   j=$((j+1))
 done
 date +%s.%N > done.$k.tmp && mv done.$k.tmp done.$k
-w=0; until all done; do sleep 0.01; w=$((w+1)); [ $w -ge 30000 ] && exit 1; done
+w=0; until all done; do sleep 0.01; w=$((w+1)); [ $w -lt 30000 ] || exit 1; done
 EOF
 chown -R "$TEST_USER" "$work"
 as_user() { (cd "$work" && run_as_test_user "$@"); }
