@@ -71,10 +71,21 @@ public enum NamedTunnel {
         names += boundNames().filter { $0.hasPrefix(name + "/") }
         var out: [Int32] = []
         for n in names {
-            let fd = try sys("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+            // Non-blocking: a listener that does not accept (another user's
+            // squatting socket, a stuck tunnel) fills its backlog, and a
+            // blocking connect would then hang `list` and every client.
+            let fd = try sys("socket") {
+                socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+            }
             var (sa, len) = address(n)
             let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) } }
-            if r == 0 && peerIsUs(fd) { out.append(fd) } else { close(fd) }
+            guard r == 0, peerIsUs(fd) else { close(fd); continue }
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
+            // A supervisor answers at once; "down" answers when the tunnel is gone.
+            var tv = timeval(tv_sec: 30, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            out.append(fd)
         }
         return out
     }
@@ -127,34 +138,73 @@ public enum NamedTunnel {
     /// What a served request asks of the supervisor.
     enum Served { case handled, down }
 
-    /// Accepts one connection on `listenFD` and answers it (see the type's
-    /// doc). A peer of another uid gets nothing.
-    static func serve(_ listenFD: Int32, namespaces: Namespaces) -> Served {
-        let conn = accept(listenFD, nil, nil)
-        guard conn >= 0 else { return .handled }
-        _ = fcntl(conn, F_SETFD, FD_CLOEXEC)
-        var request: String?
-        if peerIsUs(conn) {
-            var tv = timeval(tv_sec: 2, tv_usec: 0)
-            setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            var line = LineReader()
-            while request == nil, (try? line.fill(from: conn)) == true { request = line.nextLine() }
+    /// The supervisor's side: requests answered as soon as the holder has
+    /// passed the namespaces they need; until then they wait here (a client
+    /// that runs `wgns exec NAME` right after `up --name NAME` waits for the
+    /// sandbox rather than failing).
+    struct Server {
+        var namespaces = Namespaces()
+        /// Connections whose request waits for the namespaces.
+        var waiting: [(conn: Int32, request: String)] = []
+
+        /// Accepts one connection on `listenFD` and answers it, or keeps it
+        /// waiting. A peer of another uid gets nothing.
+        mutating func serve(_ listenFD: Int32) -> Served {
+            let conn = accept(listenFD, nil, nil)
+            guard conn >= 0 else { return .handled }
+            _ = fcntl(conn, F_SETFD, FD_CLOEXEC)
+            var request: String?
+            if peerIsUs(conn) {
+                var tv = timeval(tv_sec: 2, tv_usec: 0)
+                setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                var line = LineReader()
+                while request == nil, (try? line.fill(from: conn)) == true { request = line.nextLine() }
+            }
+            switch request {
+            case "admin", "exec":
+                if !answer(conn, request!) { waiting.append((conn, request!)) }
+                return .handled
+            case "down":
+                // Left open: it closes when this process exits, which is the reply.
+                return .down
+            default:
+                Glibc.close(conn)
+                return .handled
+            }
         }
-        switch request {
-        case "admin" where namespaces.admin.count == 3:
-            _ = CWGShim_send_fds(conn, "ok\n", namespaces.admin, 3)
-        case "exec" where namespaces.admin.count == 3 && namespaces.job.count == 4:
-            let fds = [namespaces.admin[0]] + namespaces.job
-            _ = CWGShim_send_fds(conn, "ok \(namespaces.uid) \(namespaces.gid)\n", fds, Int32(fds.count))
-        case "admin", "exec":
-            _ = CWGShim_send_fds(conn, "not ready: the tunnel is starting or ending\n", nil, 0)
-        case "down":
-            // Left open: it closes when this process exits, which is the reply.
-            return .down
-        default: break
+
+        /// Answers `request` on `conn` and closes it if the namespaces it
+        /// needs are here; false (and nothing sent) if not yet.
+        func answer(_ conn: Int32, _ request: String) -> Bool {
+            switch request {
+            case "admin" where namespaces.admin.count == 3:
+                _ = CWGShim_send_fds(conn, "ok\n", namespaces.admin, 3)
+            case "exec" where namespaces.admin.count == 3 && namespaces.job.count == 4:
+                let fds = [namespaces.admin[0]] + namespaces.job
+                _ = CWGShim_send_fds(conn, "ok \(namespaces.uid) \(namespaces.gid)\n", fds, Int32(fds.count))
+            default:
+                return false
+            }
+            Glibc.close(conn)
+            return true
         }
-        close(conn)
-        return .handled
+
+        /// Takes the descriptors of an `F` message and answers what waited for them.
+        mutating func take(_ kind: String, _ fds: [Int32]) {
+            namespaces.take(kind, fds)
+            let pending = waiting
+            waiting = pending.filter { !answer($0.conn, $0.request) }
+        }
+
+        /// The tunnel ends: what still waits is told so; descriptors close.
+        mutating func close() {
+            for w in waiting {
+                _ = CWGShim_send_fds(w.conn, "not ready: the tunnel ended before its namespaces were up\n", nil, 0)
+                Glibc.close(w.conn)
+            }
+            waiting = []
+            namespaces.close()
+        }
     }
 
     /// Sends `line` and reads the one-line reply with its descriptors;

@@ -293,10 +293,10 @@ public enum Session {
             return words.isEmpty ? "" : ": \(words)"
         }
         var reader = LineReader()
-        var namespaces = NamedTunnel.Namespaces()
-        namespaces.uid = plan.mapUID
-        namespaces.gid = plan.mapGID
-        defer { namespaces.close() }
+        var server = NamedTunnel.Server()
+        server.namespaces.uid = plan.mapUID
+        server.namespaces.gid = plan.mapGID
+        defer { server.close() }
         var jobRunning = false
         // A signal that arrives after the holder was told to start the job
         // but before it says the job runs (the job may already be running:
@@ -318,11 +318,14 @@ public enum Session {
             }
             // The carrier's captured chatter, drained so that it never blocks on it.
             if let c = carrier, c.output >= 0 { fds.append(pollfd(fd: c.output, events: Int16(POLLIN), revents: 0)) }
-            if listenFD >= 0 && jobRunning { fds.append(pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)) }
+            // Served from the start (admin/exec answer "not ready" until the
+            // holder has passed the namespaces), so that a client never waits
+            // on a full backlog.
+            if listenFD >= 0 { fds.append(pollfd(fd: listenFD, events: Int16(POLLIN), revents: 0)) }
             if poll(&fds, nfds_t(fds.count), -1) < 0 { continue }
             if let c = carrier, c.output >= 0, fds.contains(where: { $0.fd == c.output && $0.revents != 0 }) { c.drain() }
             if let k = fds.firstIndex(where: { $0.fd == listenFD && $0.revents != 0 }), k >= 2 {
-                if NamedTunnel.serve(listenFD, namespaces: namespaces) == .down {
+                if server.serve(listenFD) == .down {
                     send([UInt8(ascii: "S"), UInt8(SIGTERM)])
                 }
             }
@@ -417,7 +420,7 @@ public enum Session {
                     case "E":
                         pendingError = TunnelError(.setup, rest)
                     case "F":
-                        namespaces.take(rest, passed ?? [])
+                        server.take(rest, passed ?? [])
                         passed = nil
                     default: break
                     }
