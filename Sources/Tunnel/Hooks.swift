@@ -93,6 +93,34 @@ enum Hooks {
         }
     }
 
+    /// Runs the PreUp hooks where the job's interfaces will be. Under
+    /// isolation that is the job's own network namespace, which is made
+    /// now (with `lo` up) and returned open, the caller staying in the
+    /// carrier's namespace where the devices are born; else -1.
+    static func runPreUp(_ plan: UpPlan, log: inout StepLog) throws(TunnelError) -> Int32 {
+        guard plan.isolate else {
+            try run(.preUp, plan, log: &log)
+            return -1
+        }
+        let outer = try sys("open the carrier's network namespace", code: .setup) { open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC) }
+        defer { close(outer) }
+        try sys("unshare a network namespace for the job", code: .setup) { CWGShim_unshare(CWGShim_CLONE_NEWNET) }
+        let inner = try sys("open the job's network namespace", code: .setup) { open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC) }
+        do throws(TunnelError) {
+            do {
+                let rt = try RouteNetlink()
+                defer { rt.close() }
+                try rt.setLink("lo", up: true)
+            } catch { throw TunnelError(.setup, "isolation: \(error)") }
+            try run(.preUp, plan, log: &log)
+            try sys("return to the carrier's network namespace", code: .setup) { CWGShim_setns(outer, CWGShim_CLONE_NEWNET) }
+        } catch {
+            close(inner)
+            throw error
+        }
+        return inner
+    }
+
     /// The plan whose PreDown/PostDown hooks run when the job ends; nil
     /// when there are none. Set once by the namespace's pid 1, which is
     /// single-threaded.

@@ -71,6 +71,7 @@ struct Up {
         var configs = configs
         // A directory is a generated VPN: one of its peers.
         do {
+            configs = try configs.map { c throws(TunnelError) in try ConfigLookup.path(for: c) }
             let dirs = configs.filter { VPN.isDirectory($0) }
             if dirs.isEmpty && peer != nil { throw CLIError("--peer needs a VPN directory (`wgns vpn new DIR ...`) as CONFIG") }
             let rank = getenv("SLURM_PROCID").map { String(cString: $0) }
