@@ -106,11 +106,12 @@ enum TunnelRoutes {
 
     /// What wg-quick would add for these interfaces: routes in order, and
     /// the rules (with the kernel choosing priorities, as `ip rule add`).
-    static func plan(_ interfaces: [UpPlan.Interface], mark: UInt32) -> (routes: [Route], rules: [RoutingRule]) {
+    static func plan(_ interfaces: [UpPlan.Interface], mark: UInt32) throws(TunnelError) -> (routes: [Route], rules: [RoutingRule]) {
         var routes: [Route] = []
         var rules: [RoutingRule] = []
         for i in interfaces {
-            let table = (try? RouteTable(i.config.interface, file: i.source)) ?? .auto
+            let table: RouteTable
+            do { table = try RouteTable(i.config.interface, file: i.source) } catch { throw TunnelError(.config, "\(error)") }
             if table == .off { continue }
             // As `wg show allowed-ips` lists them (host bits cleared, each once), most specific first.
             var seen = Set<IPPrefix>()
@@ -144,7 +145,7 @@ enum TunnelRoutes {
     /// Adds what `plan` says. A route that exists already (the same prefix
     /// on another interface) is left as it is.
     static func install(_ interfaces: [UpPlan.Interface], routes rt: RouteNetlink, mark: UInt32) throws(TunnelError) {
-        let (routes, rules) = plan(interfaces, mark: mark)
+        let (routes, rules) = try plan(interfaces, mark: mark)
         for r in routes {
             do { try rt.addRoute(r.prefix, device: r.device, table: r.table) } catch {
                 if error.code != .exists { throw TunnelError(.setup, "\(error)") }
