@@ -224,6 +224,20 @@ import TestSupport
         #expect(r.stdout.contains(",UP"))
     }
 
+    /// Root inside (MapUid 0) is root of the job's own user namespace, not
+    /// of the tunnel's where the hooks ran: wg0 stays as PostUp left it.
+    @Test func jobAsRootInsideCannotUseTheHooksPrivileges() throws {
+        let f = try UpFixture()
+        try f.write("h.conf", Self.config(f, "PostUp = ip link set %i mtu 1300 && nft add table inet wgnshook"))
+        let r = try f.sh(#""$W" up --map-uid 0 --map-gid 0 h.conf -- sh -c 'id -u; ip link set wg0 down && echo took-it-down; nft delete table inet wgnshook && echo deleted-table; ip -o link show wg0'"#)
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stdout.hasPrefix("0\n"), "\(r.stdout)")
+        #expect(r.stdout.contains("mtu 1300"))
+        #expect(!r.stdout.contains("took-it-down"), "\(r.stdout)")
+        #expect(!r.stdout.contains("deleted-table"), "\(r.stdout)")
+        #expect(r.stdout.contains(",UP"))
+    }
+
     @Test func configsByName() throws {
         let f = try UpFixture()
         for (folder, address) in [("cfgdir", "10.98.1.2/24"), ("xdg/wgns", "10.98.2.2/24"), (".config/wgns", "10.98.3.2/24"), (".config/wireguard", "10.98.4.2/24")] {
