@@ -119,6 +119,25 @@ struct NamespaceInit {
             try Namespace.overlayRuntimeDirectory(run)
             var routes: RouteNetlink
             do { routes = try RouteNetlink() } catch { throw TunnelError(.setup, "\(error)") }
+            func dnsAndLoopback() throws(TunnelError) {
+                var servers = plan.interfaces.flatMap { $0.config.interface.dnsServers.map(\.description) }
+                let search = plan.interfaces.flatMap { $0.config.interface.dnsSearch }
+                // A split tunnel may use the carrier's resolver; a full tunnel
+                // never: its DNS goes through the tunnel or nowhere.
+                if servers.isEmpty && !plan.fullTunnel { servers = ["10.0.2.3"] }
+                try Namespace.installResolvConf(servers: servers, search: search, in: "\(run)/\(Namespace.generatedFolder)")
+                if let h = plan.hosts { try Namespace.installEtcFile("hosts", VPN.hostsFile(adding: h), from: "\(run)/\(Namespace.generatedFolder)") }
+                log.step("mounts: /proc, private \(run), read-only resolv.conf (" + (servers.isEmpty
+                    ? "no DNS server: a full tunnel never uses the carrier's; add DNS = ... to [Interface]" : servers.joined(separator: ", ")) + ")")
+
+                do { try routes.setLink("lo", up: true) } catch { throw TunnelError(.setup, "\(error)") }
+                Namespace.openNetworkToJob()
+                log.step("lo up")
+            }
+            // PreUp runs before the devices exist, with DNS and lo as the job will see them.
+            let preUp = Hooks.any(.preUp, plan)
+            var jobNetwork: Int32 = -1
+            if preUp { try dnsAndLoopback(); jobNetwork = try Hooks.runPreUp(plan, log: &log) }
             // Devices: the kernel's when it has WireGuard, else wireguard-go,
             // started first so that its start-up (3-5 ms) overlaps the rest.
             var userspace: [String] = []
@@ -142,19 +161,7 @@ struct NamespaceInit {
                 }
             }
             log.step("devices created" + (userspace.isEmpty ? "" : ", wireguard-go starting for \(userspace.joined(separator: ", "))"))
-            var servers = plan.interfaces.flatMap { $0.config.interface.dnsServers.map(\.description) }
-            let search = plan.interfaces.flatMap { $0.config.interface.dnsSearch }
-            // A split tunnel may use the carrier's resolver; a full tunnel
-            // never: its DNS goes through the tunnel or nowhere.
-            if servers.isEmpty && !plan.fullTunnel { servers = ["10.0.2.3"] }
-            try Namespace.installResolvConf(servers: servers, search: search, in: "\(run)/\(Namespace.generatedFolder)")
-            if let h = plan.hosts { try Namespace.installEtcFile("hosts", VPN.hostsFile(adding: h), from: "\(run)/\(Namespace.generatedFolder)") }
-            log.step("mounts: /proc, private \(run), read-only resolv.conf (" + (servers.isEmpty
-                ? "no DNS server: a full tunnel never uses the carrier's; add DNS = ... to [Interface]" : servers.joined(separator: ", ")) + ")")
-
-            do { try routes.setLink("lo", up: true) } catch { throw TunnelError(.setup, "\(error)") }
-            Namespace.openNetworkToJob()
-            log.step("lo up")
+            if !preUp { try dnsAndLoopback() }
             if plan.forwarding {
                 try Hub.enableForwarding()
                 log.step("forwarding on (hub)")
@@ -164,7 +171,7 @@ struct NamespaceInit {
             // The namespace where tap0 and WireGuard's UDP socket are.
             let carrierSide = routes
             if plan.isolate {
-                routes = try Isolation.enterOwnNamespace(moving: plan.interfaces.map(\.name), from: carrierSide)
+                routes = try Isolation.enterOwnNamespace(moving: plan.interfaces.map(\.name), from: carrierSide, existing: jobNetwork)
                 log.step("isolated: \(plan.interfaces.map(\.name).joined(separator: ", ")) moved into the job's own network namespace")
             }
             if plan.verbose {
@@ -228,6 +235,8 @@ struct NamespaceInit {
             }
             log.step("peers configured")
             routes.close()
+            try Hooks.run(.postUp, plan, log: &log)
+            Hooks.keepForDown(plan)
         } catch {
             fail("\(error)")
         }
@@ -289,30 +298,10 @@ struct NamespaceInit {
         } catch { throw TunnelError(.setup, "carrier IPv6: \(error)") }
     }
 
-    /// Routes for every AllowedIPs entry into the tunnel table, and the two
-    /// rules wg-quick uses so that WireGuard's own (marked) UDP still leaves
-    /// through the carrier's default route.
+    /// The routes and rules wg-quick adds for the interfaces' AllowedIPs and
+    /// `Table` (see TunnelRoutes).
     func installRoutes(_ plan: UpPlan, routes: RouteNetlink, mark: UInt32) throws(TunnelError) {
-        var families = Set<Bool>()
-        var seen = Set<IPPrefix>()
-        for i in plan.interfaces {
-            for p in i.config.peers {
-                for a in p.allowedIPs where seen.insert(a.network).inserted {
-                    do { try routes.addRoute(a.network, device: i.name, table: Holder.table) } catch {
-                        if error.code != .exists { throw TunnelError(.setup, "\(error)") }
-                    }
-                    families.insert(a.address.isV6)
-                }
-            }
-        }
-        for v6 in families.sorted(by: { !$0 && $1 }) {
-            do {
-                try routes.addRule(RoutingRule(isV6: v6, table: Holder.table, firewallMark: mark, invert: true, priority: 32001))
-                var main = RoutingRule.mainWithoutDefault(isV6: v6)
-                main.priority = 32000
-                try routes.addRule(main)
-            } catch { throw TunnelError(.setup, "\(error)") }
-        }
+        try TunnelRoutes.install(plan.interfaces, routes: routes, mark: mark)
     }
 
     func startWireGuardGo(_ path: String, name: String) throws(TunnelError) -> Daemon {
@@ -414,6 +403,7 @@ struct NamespaceInit {
                 _ = read(fds[k].fd, &scratch, scratch.count)
             }
         }
+        Hooks.runDownHooks()
         // Everything else in here is killed before the supervisor hears the
         // status, so that their exits overlap the carrier's stop. (The
         // longest is wireguard-go's: closing its inotify watch on the UAPI

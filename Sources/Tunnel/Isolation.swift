@@ -21,9 +21,17 @@ enum Isolation {
     /// `outer` (a socket of the namespace they are in), and leaves the calling
     /// process inside it with `lo` up. Returns an rtnetlink socket of the new
     /// namespace. The caller stays single-threaded; children inherit the namespace.
-    static func enterOwnNamespace(moving names: [String], from outer: RouteNetlink) throws(TunnelError) -> RouteNetlink {
-        try sys("unshare a network namespace for the job", code: .setup) { CWGShim_unshare(CWGShim_CLONE_NEWNET) }
-        let inner = try sys("open the job's network namespace", code: .setup) { open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC) }
+    /// `existing`: the job's network namespace when it was made earlier
+    /// (for PreUp hooks, see Hooks.runPreUp); taken over and closed.
+    static func enterOwnNamespace(moving names: [String], from outer: RouteNetlink, existing: Int32 = -1) throws(TunnelError) -> RouteNetlink {
+        let inner: Int32
+        if existing >= 0 {
+            inner = existing
+            try sys("enter the job's network namespace", code: .setup) { CWGShim_setns(inner, CWGShim_CLONE_NEWNET) }
+        } else {
+            try sys("unshare a network namespace for the job", code: .setup) { CWGShim_unshare(CWGShim_CLONE_NEWNET) }
+            inner = try sys("open the job's network namespace", code: .setup) { open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC) }
+        }
         defer { close(inner) }
         let routes: RouteNetlink
         do {

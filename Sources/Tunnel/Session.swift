@@ -79,7 +79,7 @@ public enum Session {
         var configs: [TunnelConfig] = []
         for file in options.configFiles {
             var c: TunnelConfig
-            do { c = try TunnelConfig(contentsOf: file) } catch { throw TunnelError(.config, "\(error)") }
+            do { c = try TunnelConfig(contentsOf: file); try c.validateForUp(file: file) } catch { throw TunnelError(.config, "\(error)") }
             if let w = c.exposureWarning(file: file) { writeStderr("wgns: \(w)\n") }
             guard let key = c.interface.privateKey else {
                 throw TunnelError(.config, "\(file): [Interface] has no PrivateKey or PrivateKeyFile")
@@ -162,7 +162,7 @@ public enum Session {
             // 10.0.2.2 is the carrier's way to the host's loopback.
             let lookup = resolved.map { $0.address == IPAddress("10.0.2.2") && plan.hostLoopback ? SocketAddress(address: IPAddress("127.0.0.1")!, port: $0.port) : $0 }
             let mtu = c.interface.mtu ?? Resolver.mtu(toward: lookup, routes: routes)
-            plan.interfaces.append(.init(name: "wg\(n)", config: c, mtu: mtu))
+            plan.interfaces.append(.init(name: "wg\(n)", config: c, mtu: mtu, source: options.configFiles[n]))
         }
         log.step("endpoints resolved, MTU \(plan.interfaces.map { "\($0.name) \($0.mtu)" }.joined(separator: ", "))")
 

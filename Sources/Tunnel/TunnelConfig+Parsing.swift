@@ -187,11 +187,11 @@ struct ConfigParser {
             }
             config.interface.mtu = UInt32(m)
         case "table":
-            config.interface.table = try nonEmpty(value, "Table", "off, auto, a number or a table name", line)
-        case "preup": config.interface.preUp.append(str(value))
-        case "postup": config.interface.postUp.append(str(value))
-        case "predown": config.interface.preDown.append(str(value))
-        case "postdown": config.interface.postDown.append(str(value))
+            config.interface.table = SourcedText(try nonEmpty(value, "Table", "off, auto, a number or a table name", line), line: line)
+        case "preup": config.interface.preUp.append(SourcedText(str(value), line: line))
+        case "postup": config.interface.postUp.append(SourcedText(str(value), line: line))
+        case "predown": config.interface.preDown.append(SourcedText(str(value), line: line))
+        case "postdown": config.interface.postDown.append(SourcedText(str(value), line: line))
         case "saveconfig":
             config.interface.saveConfig = try parseBool(value, name: "SaveConfig", line: line)
         default:

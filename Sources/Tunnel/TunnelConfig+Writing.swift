@@ -45,11 +45,11 @@ extension TunnelConfig {
             let dns = i.dnsServers.map(\.description) + i.dnsSearch
             if !dns.isEmpty { line("DNS", dns.joined(separator: ", ")) }
             if let m = i.mtu { line("MTU", "\(m)") }
-            if let t = i.table { line("Table", t) }
-            for c in i.preUp { line("PreUp", c) }
-            for c in i.postUp { line("PostUp", c) }
-            for c in i.preDown { line("PreDown", c) }
-            for c in i.postDown { line("PostDown", c) }
+            if let t = i.table { line("Table", t.text) }
+            for c in i.preUp { line("PreUp", c.text) }
+            for c in i.postUp { line("PostUp", c.text) }
+            for c in i.preDown { line("PreDown", c.text) }
+            for c in i.postDown { line("PostDown", c.text) }
             if let s = i.saveConfig { line("SaveConfig", s ? "true" : "false") }
         }
         for p in peers {

@@ -52,14 +52,37 @@ public struct InterfaceSettings: Sendable, Hashable {
     /// `MTU =`.
     public var mtu: UInt32?
     /// `Table =` as written (`off`, `auto`, a number or a name).
-    public var table: String?
+    public var table: SourcedText?
     /// `PreUp =`, `PostUp =`, `PreDown =`, `PostDown =`, each in order.
-    public var preUp: [String] = [], postUp: [String] = [], preDown: [String] = [], postDown: [String] = []
+    public var preUp: [SourcedText] = [], postUp: [SourcedText] = [], preDown: [SourcedText] = [], postDown: [SourcedText] = []
     /// `SaveConfig =`.
     public var saveConfig: Bool?
 
     /// Empty settings.
     public init() {}
+}
+
+/// A value kept as text, with the line it was read from (0 when it was not
+/// read from a file). Two values are equal when their texts are: the line
+/// only serves error messages.
+public struct SourcedText: Sendable, Hashable, ExpressibleByStringLiteral, CustomStringConvertible {
+    /// The value as written.
+    public var text: String
+    /// Its 1-based line in the config file.
+    public var line: Int
+
+    /// Wraps a value and its line.
+    public init(_ text: String, line: Int = 0) {
+        self.text = text
+        self.line = line
+    }
+
+    /// A value not read from a file.
+    public init(stringLiteral text: String) { self.init(text) }
+
+    public static func == (a: SourcedText, b: SourcedText) -> Bool { a.text == b.text }
+    public func hash(into h: inout Hasher) { h.combine(text) }
+    public var description: String { text }
 }
 
 /// A `[Peer]` section.

@@ -15,6 +15,8 @@ public struct UpPlan: Sendable {
         public var config: TunnelConfig
         /// The MTU to set.
         public var mtu: UInt32
+        /// The config file as the user named it, for hook errors (`FILE:LINE`).
+        public var source: String = ""
     }
 
     /// The interfaces, one per CONFIG.
@@ -102,13 +104,22 @@ public struct UpPlan: Sendable {
     func encoded() throws(TunnelError) -> [UInt8] {
         var configs: [[UInt8]] = []
         defer { for k in configs.indices { KeyStore.wipe(&configs[k]) } }
+        // Hooks travel as records of their own, with the line of the user's
+        // file they came from (the rendered text has other lines).
+        var hooks: [[Hook]] = []
         for i in interfaces {
-            do { configs.append(try i.config.renderedBytes(.full)) } catch {
+            var config = i.config
+            hooks.append(Hook.all(in: config.interface))
+            if !hooks[hooks.count - 1].isEmpty {
+                for p in Hook.Phase.allCases { config.interface[keyPath: p.keyPath] = [] }
+            }
+            do { configs.append(try config.renderedBytes(.full)) } catch {
                 throw TunnelError(.config, "\(i.name): \(error)")
             }
         }
+        let extra = zip(interfaces, hooks).reduce(0) { n, e in n + e.0.source.utf8.count + 16 + e.1.reduce(0) { $0 + $1.command.text.utf8.count + 32 } }
         var body: [UInt8] = []
-        body.reserveCapacity(configs.reduce(0) { $0 + $1.count } + 4096 + command.reduce(0) { $0 + $1.utf8.count + 16 })
+        body.reserveCapacity(configs.reduce(0) { $0 + $1.count } + 4096 + extra + command.reduce(0) { $0 + $1.utf8.count + 16 })
         func put(_ key: String, _ value: String) {
             let v = Array(value.utf8)
             body += Array("\(key) \(v.count)\n".utf8)
@@ -126,15 +137,21 @@ public struct UpPlan: Sendable {
         if isolate { put("isolate", "1") }
         if netAdmin { put("netadmin", "1") }
         put("t0", "\(startTime)")
-        for (i, text) in zip(interfaces, configs) {
+        // Everything without a secret first: if the buffer must grow, it
+        // grows before any key is in it.
+        if let h = hosts { put("hosts", h) }
+        for e in environment { put("env", e) }
+        for a in command { put("arg", a) }
+        body.reserveCapacity(body.count + configs.reduce(0) { $0 + $1.count + 32 } + extra + 64)
+        for (k, text) in configs.enumerated() {
+            let i = interfaces[k]
             put("if", i.name)
             put("mtu", "\(i.mtu)")
             body += Array("conf \(text.count)\n".utf8)
             body += text
+            if !i.source.isEmpty { put("src", i.source) }
+            for h in hooks[k] { put("hook", "\(h.phase.rawValue) \(h.command.line) \(h.command.text)") }
         }
-        if let h = hosts { put("hosts", h) }
-        for e in environment { put("env", e) }
-        for a in command { put("arg", a) }
         let header = Array("\(body.count)\n".utf8)
         var out = [UInt8]()
         out.reserveCapacity(header.count + body.count)
@@ -205,6 +222,13 @@ public struct UpPlan: Sendable {
             case "mtu": pendingMTU = UInt32(value) ?? 1420
             case "hosts": plan.hosts = value
             case "env": plan.environment.append(value)
+            case "src" where !plan.interfaces.isEmpty: plan.interfaces[plan.interfaces.count - 1].source = value
+            case "hook" where !plan.interfaces.isEmpty:
+                let parts = value.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+                guard parts.count == 3, let phase = Hook.Phase(rawValue: String(parts[0])), let line = Int(parts[1]) else {
+                    throw TunnelError(.setup, "holder: malformed plan")
+                }
+                plan.interfaces[plan.interfaces.count - 1].config.interface[keyPath: phase.keyPath].append(SourcedText(String(parts[2]), line: line))
             case "arg": plan.command.append(value)
             default: break
             }

@@ -5,7 +5,7 @@ import Glibc
 
 struct Check {
     static let command = Command(
-        name: "check", abstract: "Validate config files; one line per error, exit 1 if any is invalid.",
+        name: "check", abstract: "Validate config files; one line per error, exit 1 if any is invalid; on stdout, a line per wg-quick setting (Table, hooks) and what wgns up does with it.",
         options: [.flag("resolve", "Also resolve each endpoint host name as `wgns up` does (IPv4 first, temporary failures retried as wg does) and print `CONFIG: endpoint NAME:PORT is ADDRESS:PORT`.")],
         arguments: [Argument("CONFIG", .oneOrMore, "Config files (wg-quick format, with an optional [Namespace] section).")]
     ) { a in try Check(files: a.positionals, resolve: a.flag("resolve")).run() }
@@ -20,13 +20,14 @@ struct Check {
                 let config = try TunnelConfig(contentsOf: file)
                 if let w = config.exposureWarning(file: file) { printError(w) }
                 try config.validateKeyFiles(file: file)
+                try config.validateForUp(file: file)
+                var out = config.wgQuickSettingsReport(file: file).map { $0 + "\n" }.joined()
                 if resolve {
-                    var out = ""
                     for e in config.peers.compactMap(\.endpoint) where e.address == nil {
                         out += "\(file): endpoint \(e) is \(try Resolver.resolve(e, prefer: .ipv4, context: file))\n"
                     }
-                    try Output.write(out)
                 }
+                if !out.isEmpty { try Output.write(out) }
             } catch {
                 printError("\(error)")
                 bad = true
@@ -47,7 +48,8 @@ struct Strip {
     func run() throws {
         do {
             let config = try TunnelConfig(contentsOf: file)
-            try writeSecret(String(try config.rendered(.stripped).dropLast()))
+            // As `wg-quick strip` (bash's `echo "$WG_CONFIG"`): the text, then an empty line.
+            try writeSecret(try config.rendered(.stripped))
         } catch let e as CLIError {
             throw e
         } catch {

@@ -47,7 +47,7 @@ struct Up {
             .flag("net-admin", "Run the job as root of the tunnel's own user namespace, with network administration there: the job CAN change and leave its tunnel (`wg`, `ip`). Off by default: the job cannot even read its tunnel's keys."),
             .flag("verbose", short: "v", "Show each step with its duration."),
         ],
-        arguments: [Argument("CONFIG", .any, "wg-quick configs (one interface each), or a VPN directory from `wgns vpn new`.")],
+        arguments: [Argument("CONFIG", .any, "wg-quick configs (one interface each; a bare NAME is NAME.conf in $WGNS_CONFIG_DIR, $XDG_CONFIG_HOME/wgns or ~/.config/wireguard), or a VPN directory from `wgns vpn new`.")],
         passthrough: "COMMAND [ARGS...]"
     ) { a in
         try Up(name: a.value("name"), carrier: a.choice("carrier"), backend: a.choice("backend"),
@@ -79,6 +79,7 @@ struct Up {
         var options = UpOptions()
         // A directory is a generated VPN: one of its peers.
         do {
+            configs = try configs.map { c throws(TunnelError) in try ConfigLookup.path(for: c) }
             let dirs = configs.filter { VPN.isDirectory($0) }
             if dirs.isEmpty && (peer != nil || wait != nil) {
                 throw CLIError(peer != nil ? "--peer needs a VPN directory (`wgns vpn new DIR ...`) as CONFIG" : "--wait needs a VPN directory (`wgns vpn new DIR ...`) as CONFIG")

@@ -78,7 +78,9 @@ vm_kernel() {
     # wireguard and its dependencies in load order; tun for the carriers,
     # dummy (the VM's stand-in for an outside interface) and veth for tests.
     local mod
-    for mod in wireguard tun dummy veth; do
+    # nf_tables with what wg-quick's firewall for a default route uses (fib,
+    # ct): tests/50-wg-quick.sh runs wg-quick itself as the oracle.
+    for mod in wireguard tun dummy veth nf_tables nft_fib_ipv4 nft_fib_ipv6 nft_ct; do
         modprobe -d "$dir/root" -S "$VM_KVER" --show-depends "$mod" || vm_die "no module $mod in $pkg"
     done | awk '$1 == "insmod" { print $2 }' | awk '!seen[$0]++' >"$dir/modules.list"
     grep -q '/wireguard\.ko$' "$dir/modules.list" || vm_die "$pkg has no wireguard.ko"
@@ -145,6 +147,15 @@ vm_initramfs() {
     # refused, as for root of a job's own user namespace; busybox's does not.
     vm_copy_binary "$stage" /usr/bin/ping /usr/bin/ping
     [ -x /sbin/ip ] && vm_copy_binary "$stage" /sbin/ip /usr/sbin/ip
+    # wg-quick (the oracle of tests/50-wg-quick.sh) and what it runs: bash,
+    # the GNU tools it parses, nft.
+    if [ -x /usr/bin/wg-quick ] && [ -x /bin/bash ]; then
+        cp /usr/bin/wg-quick "$stage/usr/bin/wg-quick"
+        rm -f "$stage/bin/bash"; vm_copy_binary "$stage" /bin/bash /bin/bash
+        for tool in /usr/bin/readlink /usr/bin/stat /usr/bin/sort /usr/sbin/sysctl /usr/sbin/nft; do
+            [ -x "$tool" ] && vm_copy_binary "$stage" "$tool" "$tool"
+        done
+    fi
     local carrier
     for carrier in slirp4netns pasta; do
         command -v "$carrier" >/dev/null && vm_copy_binary "$stage" "$(command -v "$carrier")" "/usr/bin/$carrier"
