@@ -58,17 +58,9 @@ enum Hooks {
     /// that fails (non-zero exit, killed, timed out, cannot start) throws an
     /// error naming it and its `FILE:LINE`.
     static func run(_ phase: Hook.Phase, _ plan: UpPlan, log: inout StepLog) throws(TunnelError) {
-        guard any(phase, plan) else { return }
-        let timeout = timeoutSeconds()
-        for i in plan.interfaces {
-            for c in i.config.interface[keyPath: phase.keyPath] {
-                let place = "\(i.source.isEmpty ? i.name : i.source):\(c.line)"
-                log.mark()
-                let how = try runOne(c.text.replacing("%i", with: i.name), phase: phase, timeout: timeout, place: place)
-                log.step("\(phase.rawValue) \(place) (\(how))")
-                guard how == .exited(0) else {
-                    throw TunnelError(.setup, "\(place): \(phase.rawValue) failed (\(how)); nothing was left up")
-                }
+        try each(phase, plan, log: &log) { (place, how) throws(TunnelError) in
+            guard how == .exited(0) else {
+                throw TunnelError(.setup, "\(place): \(phase.rawValue) failed (\(how)); nothing was left up")
             }
         }
     }
@@ -76,19 +68,35 @@ enum Hooks {
     /// Runs the down hooks of `phase`; a failure is reported on stderr and
     /// the rest still run (the tunnel goes down anyway).
     static func runDown(_ phase: Hook.Phase, _ plan: UpPlan, log: inout StepLog) {
+        do {
+            try each(phase, plan, log: &log, failed: { writeStderr("wgns: \($0)\n") }) { place, how in
+                if how != .exited(0) { writeStderr("wgns: \(place): \(phase.rawValue) failed (\(how))\n") }
+            }
+        } catch {
+            writeStderr("wgns: \(error)\n")
+        }
+    }
+
+    /// Runs each hook of `phase` (`%i` replaced by the interface's name),
+    /// logs it with its duration, and hands its place and end to `ended`.
+    /// A hook that cannot start goes to `failed` when given, else throws.
+    private static func each(_ phase: Hook.Phase, _ plan: UpPlan, log: inout StepLog,
+                             failed: ((TunnelError) -> Void)? = nil,
+                             _ ended: (String, Termination) throws(TunnelError) -> Void) throws(TunnelError) {
         guard any(phase, plan) else { return }
         let timeout = timeoutSeconds()
         for i in plan.interfaces {
             for c in i.config.interface[keyPath: phase.keyPath] {
                 let place = "\(i.source.isEmpty ? i.name : i.source):\(c.line)"
                 log.mark()
-                do {
-                    let how = try runOne(c.text.replacing("%i", with: i.name), phase: phase, timeout: timeout, place: place)
-                    log.step("\(phase.rawValue) \(place) (\(how))")
-                    if how != .exited(0) { writeStderr("wgns: \(place): \(phase.rawValue) failed (\(how))\n") }
-                } catch {
-                    writeStderr("wgns: \(error)\n")
+                let how: Termination
+                do { how = try runOne(c.text.replacing("%i", with: i.name), phase: phase, timeout: timeout, place: place) } catch {
+                    guard let failed else { throw error }
+                    failed(error)
+                    continue
                 }
+                log.step("\(phase.rawValue) \(place) (\(how))")
+                try ended(place, how)
             }
         }
     }

@@ -11,16 +11,26 @@ import TestSupport
 @Suite(.serialized) struct SlurmTests {
     static let canRun = getuid() == 0 && which("slurmctld") != nil && which("srun") != nil && which("munged") != nil
 
-    @Test(.enabled(if: canRun, "needs root and Slurm (scripts/deps.sh installs it)"))
-    func srunTasksReachEachOtherThroughTheJobVPN() throws {
-        let f = try UpFixture()
-        // The cluster's state lives outside the fixture, whose folder goes
-        // away as soon as the fixture does.
+    /// Starts a two-node cluster whose state lives outside the fixture
+    /// (whose folder goes away as soon as the fixture does); nil, with the
+    /// failure recorded, when it does not start.
+    static func startCluster(_ f: UpFixture) throws -> String? {
         let cluster = "/tmp/wgns-slurm-\(f.port)"
         let start = try shell("bash '\(packageRoot)/scripts/slurm/cluster.sh' start '\(cluster)' 2")
         #expect(start.status == 0, "\(start.stderr)")
-        defer { _ = try? shell("bash '\(packageRoot)/scripts/slurm/cluster.sh' stop '\(cluster)'; rm -rf '\(cluster)'") }
-        guard start.status == 0 else { return }
+        if start.status != 0 { stopCluster(cluster); return nil }
+        return cluster
+    }
+
+    static func stopCluster(_ cluster: String) {
+        _ = try? shell("bash '\(packageRoot)/scripts/slurm/cluster.sh' stop '\(cluster)'; rm -rf '\(cluster)'")
+    }
+
+    @Test(.enabled(if: canRun, "needs root and Slurm (scripts/deps.sh installs it)"))
+    func srunTasksReachEachOtherThroughTheJobVPN() throws {
+        let f = try UpFixture()
+        guard let cluster = try Self.startCluster(f) else { return }
+        defer { Self.stopCluster(cluster) }
 
         let hubName = "slurm-hub-\(f.port)"
         // Every process this test starts, through srun or not, inherits this
@@ -78,11 +88,8 @@ import TestSupport
     @Test(.enabled(if: canRun, "needs root and Slurm (scripts/deps.sh installs it)"))
     func exampleBatchJobsRunTogetherEachWithItsOwnVPN() throws {
         let f = try UpFixture()
-        let cluster = "/tmp/wgns-slurm-\(f.port)"
-        let start = try shell("bash '\(packageRoot)/scripts/slurm/cluster.sh' start '\(cluster)' 2")
-        #expect(start.status == 0, "\(start.stderr)")
-        defer { _ = try? shell("bash '\(packageRoot)/scripts/slurm/cluster.sh' stop '\(cluster)'; rm -rf '\(cluster)'") }
-        guard start.status == 0 else { return }
+        guard let cluster = try Self.startCluster(f) else { return }
+        defer { Self.stopCluster(cluster) }
         // The checkout may be unreadable for the test user: the same bytes, in its folder.
         let example = try String(contentsOfFile: "\(packageRoot)/examples/slurm-vpn.sbatch", encoding: .utf8)
         try f.write("slurm-vpn.sbatch", example, mode: 0o755)
