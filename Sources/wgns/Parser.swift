@@ -225,6 +225,9 @@ extension Command {
             var rows = subcommands.filter { !$0.hidden }.map { ($0.name, $0.abstract) }
             if path == "wgns" { rows.append(("help", "Show help for a command: `wgns help vpn new`.")) }
             table("Commands", rows)
+            if !options.isEmpty {
+                table("Options", options.map { ("--" + $0.long, $0.help) } + [("-h, --help", "Show this help.")])
+            }
             out += "\nSee '\(path) COMMAND --help' for a command's arguments and options.\n"
             return out
         }

@@ -22,6 +22,7 @@ enum WGNS {
         WireGuard interface, with slirp4netns or pasta carrying the encrypted UDP. \
         No root needed. Keys are wg-compatible: `wgns genkey | wgns pubkey`.
         """,
+        options: [.flag("version", "Print the version and the git commit it was built from, as `wgns version`.")],
         subcommands: [
             GenKey.command, PubKey.command, GenPSK.command,
             Check.command, Strip.command,
@@ -30,6 +31,7 @@ enum WGNS {
             DoctorCommand.command, ProbeUserNamespace.command,
             Version.command,
             Show.command, ShowConf.command, SetConf.command, AddConf.command, SyncConf.command,
+            ManCommand.command, CompletionsCommand.command,
         ])
 
     /// Finds the command the arguments name and runs it; errors become one
