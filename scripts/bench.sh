@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# --- Start-up natively: scripts/bench/startup.sh ------------------------------
+# `wgns showconf wg0` against `wg showconf wg0` of a peerless wireguard-go
+# device (hyperfine -N --warmup 20) and the binary's size; BENCH_BEFORE_BIN
+# adds another wgns build to both.
+
 # --- Kernel WireGuard in a VM: wgns against wireguard-tools -----------------
 # One QEMU (TCG) boot; in it, showconf of a peerless device (start-up plus one
 # round trip, BENCH_REPS + 2 runs each), setconf of 10,000 peers and of one peer with
@@ -94,6 +99,7 @@ if [ -z "${WGNS_BIN:-}" ]; then
     WGNS_BIN=$(bash scripts/build-static.sh --scratch-path "${VM_SCRATCH:-.build-static}" | tail -n1)
 fi
 export WGNS_BIN
+bash scripts/bench/startup.sh || { echo "bench: the start-up section failed" >&2; status=1; }
 bench_vm || { echo "bench: the VM section failed" >&2; status=1; }
 bash scripts/bench/up.sh || { echo "bench: the wgns up section failed" >&2; status=1; }
 bash scripts/bench/vpn.sh || { echo "bench: the per-job VPN section failed" >&2; status=1; }
