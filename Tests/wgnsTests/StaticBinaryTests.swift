@@ -52,11 +52,17 @@ struct StaticBinaryTests {
 
         deinit { try? FileManager.default.removeItem(atPath: path) }
 
+        /// The unprivileged user wgns runs as when the tests run as root.
+        static let user: String? = {
+            guard getuid() == 0, let u = ProcessInfo.processInfo.environment["WGNS_TEST_USER"], !u.isEmpty else { return nil }
+            return u
+        }()
+
         /// Runs `/bin/wgns ARGS` inside: uid and gid 4242 (no passwd or group
         /// entry anywhere), only `env` in the environment, at most 60 s.
         func wgns(_ args: [String], env: [String: String] = [:], proc: Bool = true) throws -> RunResult {
             var cmd: [String] = []
-            if getuid() == 0, let user = ProcessInfo.processInfo.environment["WGNS_TEST_USER"], !user.isEmpty {
+            if let user = Self.user {
                 cmd = ["/usr/bin/setpriv", "--reuid=\(user)", "--regid=\(user)", "--clear-groups"]
             }
             cmd += ["/usr/bin/timeout", "60", "/usr/bin/bwrap", "--bind", path, "/"]
