@@ -99,7 +99,7 @@ final class Carrier {
 
     /// Starts `kind` for the namespaces of `pid`. Returns at once; readiness
     /// arrives on `ready`.
-    static func start(_ kind: CarrierKind, path: String, pid: pid_t, hostLoopback: Bool, ipv6: Bool,
+    static func start(_ kind: CarrierKind, path: String, pid: pid_t, hostLoopback: Bool, ipv6: Bool, interface: String? = nil,
                       forwardTCP: [PortForward], forwardUDP: [PortForward], verbose: Bool) throws(TunnelError) -> Carrier {
         let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
         defer { close(devnull) }
@@ -151,6 +151,7 @@ final class Carrier {
                         "-a", "10.0.2.100", "-n", "24", "-g", "10.0.2.2", "--ns-ifname", "tap0",
                         "--mtu", "\(Resolver.carrierMTU)", "--dns-forward", "10.0.2.3"]
             if !hostLoopback { args.append("--no-map-gw") }
+            if let interface { args += ["-i", interface] }
             args += ["-t", forwardTCP.isEmpty ? "none" : forwardTCP.map(\.description).joined(separator: ",")]
             args += ["-u", forwardUDP.isEmpty ? "none" : forwardUDP.map(\.description).joined(separator: ",")]
             args += ["-T", "none", "-U", "none"]

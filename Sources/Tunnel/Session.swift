@@ -165,6 +165,8 @@ public enum Session {
             plan.interfaces.append(.init(name: "wg\(n)", config: c, mtu: mtu, source: options.configFiles[n]))
         }
         log.step("endpoints resolved, MTU \(plan.interfaces.map { "\($0.name) \($0.mtu)" }.joined(separator: ", "))")
+        plan.pastaInterface = Self.pastaInterface(toward: plan.interfaces.flatMap { $0.config.peers.compactMap { $0.endpoint?.address } },
+                                                  routes: routes)
 
         if let name = options.name {
             try NamedTunnel.validate(name)
@@ -397,7 +399,7 @@ public enum Session {
                         if let e = Hub.reserve(&plan) { pendingError = e; break }
                         do {
                             carrier = try Carrier.start(plan.carrier, path: path, pid: holder.pid, hostLoopback: plan.hostLoopback,
-                                                        ipv6: plan.hasIPv6Endpoint,
+                                                        ipv6: plan.hasIPv6Endpoint, interface: plan.pastaInterface,
                                                         forwardTCP: plan.forwardTCP, forwardUDP: plan.forwardUDP, verbose: plan.verbose)
                         } catch { pendingError = error }
                     case "R":
@@ -441,5 +443,22 @@ public enum Session {
         log.step("namespaces ended")
         if let e = pendingError { throw e }
         return exitStatus ?? 1
+    }
+}
+
+extension Session {
+    /// pasta copies its template interface from the host's default route and
+    /// fails without one ("External interface not usable"), as on a node
+    /// whose only network is a cluster fabric. Then this names the interface
+    /// of the route toward the first endpoint, or (a hub has none) the first
+    /// non-loopback interface that is up; nil when there is a default route.
+    static func pastaInterface(toward endpoints: [IPAddress], routes: RouteNetlink?) -> String? {
+        guard let routes else { return nil }
+        // A lookup only (RTM_GETROUTE), nothing is sent: 192.0.2.1 is TEST-NET-1.
+        if (try? routes.routeGet(IPAddress("192.0.2.1")!)) != nil { return nil }
+        for e in endpoints where !e.isV6 {
+            if let r = try? routes.routeGet(e) { return r.device }
+        }
+        return (try? routes.links())?.first { $0.isUp && $0.name != "lo" }?.name
     }
 }

@@ -38,6 +38,10 @@ public struct UpPlan: Sendable {
     /// Host ports pasta forwards into the namespace (TCP, UDP).
     public var forwardTCP: [PortForward] = []
     public var forwardUDP: [PortForward] = []
+    /// The host interface pasta takes as its template (`-i`), set only when
+    /// the host has no IPv4 default route (a node on a cluster fabric only),
+    /// where pasta finds none by itself; only the supervisor uses it.
+    public var pastaInterface: String?
     /// Path of wireguard-go, when the userspace backend may be needed.
     public var wireguardGo: String?
     /// The tunnel's name (`--name`); only the supervisor uses it.
