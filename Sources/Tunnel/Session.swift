@@ -161,7 +161,7 @@ public enum Session {
             }
             // 10.0.2.2 is the carrier's way to the host's loopback.
             let lookup = resolved.map { $0.address == IPAddress("10.0.2.2") && plan.hostLoopback ? SocketAddress(address: IPAddress("127.0.0.1")!, port: $0.port) : $0 }
-            let mtu = c.interface.mtu ?? Resolver.mtu(toward: lookup, routes: routes)
+            let mtu = c.interface.mtu ?? (options.hub && lookup.isEmpty ? Self.hubMTU(routes: routes) : Resolver.mtu(toward: lookup, routes: routes))
             plan.interfaces.append(.init(name: "wg\(n)", config: c, mtu: mtu, source: options.configFiles[n]))
         }
         log.step("endpoints resolved, MTU \(plan.interfaces.map { "\($0.name) \($0.mtu)" }.joined(separator: ", "))")
@@ -460,5 +460,23 @@ extension Session {
             if let r = try? routes.routeGet(e) { return r.device }
         }
         return (try? routes.links())?.first { $0.isUp && $0.name != "lo" }?.name
+    }
+
+    /// A hub has no endpoint to measure a path by: its peers come in through
+    /// the host's interface, so it takes that one's MTU minus 80 (the
+    /// interface of the default route, else the first non-loopback one that
+    /// is up; 1420 if none). With 1420 on a 9000 fabric the hub would drop
+    /// the peers' full-size packets to each other.
+    static func hubMTU(routes: RouteNetlink?) -> UInt32 {
+        guard let routes else { return 1420 }
+        let m: UInt32
+        if let r = try? routes.routeGet(IPAddress("192.0.2.1")!) {
+            m = r.mtu
+        } else if let l = (try? routes.links())?.first(where: { $0.isUp && $0.name != "lo" }) {
+            m = l.mtu
+        } else {
+            return 1420
+        }
+        return max(min(m, Resolver.carrierMTU), 1280 + Resolver.overhead) - Resolver.overhead
     }
 }
