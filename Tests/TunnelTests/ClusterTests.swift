@@ -1,0 +1,193 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// A cluster of test hosts (scripts/testnet/cluster.sh: network namespaces on
+/// a private bridge, each with its own address and name) with a per-job VPN
+/// across it and no `--host-loopback` anywhere: the hub (`wgns hub`, pasta)
+/// on h1, reached by name, and a peer on each other host under slirp4netns or
+/// pasta, userspace backend, every wgns as the unprivileged test user. All
+/// traffic stays on the bridge and in the namespaces the cluster made.
+/// Needs root (`ip netns add`).
+@Suite(.serialized) struct ClusterTests {
+    static let canRun = getuid() == 0 && which("ip") != nil && which("pasta") != nil && which("slirp4netns") != nil
+        && which("python3") != nil
+    static let clusterScript = "\(packageRoot)/scripts/testnet/cluster.sh"
+
+    /// A cluster and a work folder for the test user, both gone at deinit.
+    final class Fixture {
+        let dir: String
+        var net: String { "\(dir)/net" }
+        var work: String { "\(dir)/w" }
+        let port = UInt16.random(in: 40000...59000)
+        let hosts: Int
+        let start: RunResult
+
+        init(hosts: Int = 3, mtu: Int = 1500, delayMS: Int = 0, lossPercent: Double = 0) throws {
+            self.hosts = hosts
+            dir = "/tmp/wgns-cluster-\(UUID().uuidString.prefix(8))"
+            try FileManager.default.createDirectory(atPath: "\(dir)/w", withIntermediateDirectories: true)
+            chmod(dir, 0o755)
+            let user = ProcessInfo.processInfo.environment["WGNS_TEST_USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "wgns-test"
+            if let pw = getpwnam(user) { chown("\(dir)/w", pw.pointee.pw_uid, pw.pointee.pw_gid) }
+            chmod("\(dir)/w", 0o755)
+            try FileManager.default.copyItem(atPath: wgnsBinary, toPath: "\(dir)/w/wgns")
+            chmod("\(dir)/w/wgns", 0o755)
+            start = try shell("""
+                TESTNET_MTU=\(mtu) TESTNET_DELAY_MS=\(delayMS) TESTNET_LOSS_PCT=\(lossPercent) \
+                bash '\(ClusterTests.clusterScript)' start '\(dir)/net' \(hosts)
+                """)
+        }
+
+        /// Runs a bash script as root in the work folder, with C (cluster.sh),
+        /// D (the cluster), W (the work folder), PORT, and `on HOST CMD...`
+        /// (CMD on HOST as the test user) and `onroot HOST CMD...`.
+        func sh(_ script: String) throws -> RunResult {
+            try run("/bin/bash", ["-c", """
+                C='\(ClusterTests.clusterScript)'; D='\(net)'; W='\(work)'; PORT=\(port)
+                cd "$W"
+                on() { bash "$C" exec "$D" "$@"; }
+                onroot() { bash "$C" root "$D" "$@"; }
+                \(script)
+                """])
+        }
+
+        deinit {
+            _ = try? shell("bash '\(ClusterTests.clusterScript)' stop '\(dir)/net'; rm -rf '\(dir)'")
+        }
+    }
+
+    /// The peers' job: says its wg0 MTU, waits for every peer, pings the hub
+    /// and every other peer (retrying while the hub has not heard from it),
+    /// notes when it reached them all, sends a DF ping of exactly the tunnel
+    /// MTU and one byte more to every other peer, then peer 1 receives and
+    /// peer 2 sends a file over TCP, and everybody waits for everybody.
+    static let peerScript = #"""
+        k=$1; n=$2
+        mtu=$(ip -o link show wg0 | sed "s/.* mtu \([0-9]*\) .*/\1/")
+        echo "peer $k wg0 mtu $mtu"
+        all() { for j in $(seq 1 $n); do [ -e $1.$j ] || return 1; done; }
+        if [ $k = 1 ]; then
+          python3 -c '
+        import socket, hashlib, sys
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("10.97.0.2", 5001)); s.listen(1); s.settimeout(120)
+        c, _ = s.accept(); c.settimeout(60); h = hashlib.sha256(); size = 0
+        while True:
+            b = c.recv(65536)
+            if not b: break
+            h.update(b); size += len(b)
+        print("received", size, h.hexdigest())' > tcp.recv 2>&1 &
+          R=$!
+        fi
+        touch up.$k
+        i=0; until all up; do i=$((i+1)); [ $i -gt 1200 ] && { echo "peer $k: the others never came up"; exit 2; }; sleep 0.05; done
+        targets="1"; for j in $(seq 1 $n); do [ $j = $k ] || targets="$targets $((j+1))"; done
+        for t in $targets; do
+          ok=no
+          for try in $(seq 30); do ping -c1 -W1 10.97.0.$t > /dev/null 2>&1 && { ok=yes; break; }; done
+          [ $ok = yes ] && echo "peer $k reaches 10.97.0.$t" || echo "peer $k cannot reach 10.97.0.$t"
+        done
+        date +%s.%N > reached.$k
+        for t in $targets; do
+          [ $t = 1 ] && continue
+          ping -c1 -W3 -M do -s $((mtu - 28)) 10.97.0.$t > /dev/null 2>&1 && echo "peer $k df $mtu to 10.97.0.$t fits" || echo "peer $k df $mtu to 10.97.0.$t lost"
+          ping -c1 -W1 -M do -s $((mtu - 27)) 10.97.0.$t > /dev/null 2>&1 && echo "peer $k df $((mtu + 1)) to 10.97.0.$t went" || echo "peer $k df $((mtu + 1)) to 10.97.0.$t refused"
+        done
+        if [ $k = 2 ]; then
+          python3 -c '
+        import socket, time, sys
+        for i in range(100):
+            try: c = socket.create_connection(("10.97.0.2", 5001), timeout=5); break
+            except OSError: time.sleep(0.2)
+        with open("data.bin", "rb") as f:
+            c.sendall(f.read())
+        c.close()'
+        fi
+        [ $k = 1 ] && { wait $R; cat tcp.recv; }
+        touch done.$k
+        i=0; until all done; do i=$((i+1)); [ $i -gt 2400 ] && exit 3; sleep 0.05; done
+        """#
+
+    /// IP fragmentation counters of every host (/proc/net/snmp, per network
+    /// namespace): "frag hK created C reassembled R".
+    static let fragCounters = #"""
+        for h in $(. "$D/env"; echo $TESTNET_HOSTS); do
+          onroot $h awk -v h=$h '/^Ip:/ { if (!n++) { for (i = 1; i <= NF; i++) col[$i] = i } else print "frag " h " created " $col["FragCreates"] " reassembled " $col["ReasmReqds"] }' /proc/net/snmp
+        done
+        """#
+
+    /// The hub on h1 and a peer on every other host, each peer's job
+    /// `peer.sh`; prints each peer's output, the bring-up time and the
+    /// fragmentation counters before and after.
+    static func hubAndPeers(_ f: Fixture, carrier: String) throws -> RunResult {
+        let peers = f.hosts - 1
+        return try f.sh("""
+            head -c 8388608 /dev/urandom > data.bin; chmod 644 data.bin
+            echo "sent $(sha256sum < data.bin | cut -d' ' -f1)"
+            cat > peer.sh <<'PEER'
+            \(peerScript)
+            PEER
+            on h1 ./wgns vpn new v --peers \(peers) --subnet 10.97.0.0/24 --endpoint h1:$PORT > /dev/null || exit 9
+            \(fragCounters.replacingOccurrences(of: "\"frag \"", with: "\"before frag \""))
+            t0=$(date +%s.%N)
+            on h1 ./wgns hub v --name hub$PORT > hub.out 2> hub.err &
+            H=$!
+            for i in $(seq 200); do grep -q '^wgns hub: up' hub.out && break; kill -0 $H 2>/dev/null || break; sleep 0.05; done
+            cat hub.out
+            for k in $(seq \(peers)); do
+              on h$((k + 1)) ./wgns up -v --carrier \(carrier) v --peer $k -- sh peer.sh $k \(peers) > job.$k.out 2> job.$k.err &
+              eval J$k=\\$!
+            done
+            for k in $(seq \(peers)); do eval wait \\$J$k; echo "job $k status $?"; done
+            for k in $(seq \(peers)); do cat job.$k.out; grep -h "MTU wg0" job.$k.err | sed "s/^/peer $k: /"; done
+            last=$(cat reached.* | sort -n | tail -1)
+            echo "bring-up $(awk -v a=$t0 -v b=$last 'BEGIN { printf "%.2f", b - a }') s"
+            \(fragCounters.replacingOccurrences(of: "\"frag \"", with: "\"after frag \""))
+            on h1 ./wgns down hub$PORT; wait $H; echo "hub status $?"
+            """)
+    }
+
+    /// Checks what `hubAndPeers` printed: every peer reached the hub and
+    /// every other peer, the file arrived whole, the tunnel MTU is the
+    /// fabric's minus 80, a DF packet of the tunnel MTU crossed and one byte
+    /// more did not, and no host fragmented or reassembled a packet.
+    static func expectAllToAll(_ r: RunResult, _ f: Fixture, fabricMTU: Int, sourceLocation: SourceLocation = #_sourceLocation) {
+        let out = r.stdout
+        let peers = f.hosts - 1
+        let tunnelMTU = fabricMTU - 80
+        #expect(out.contains("wgns hub: up, wg0 10.97.0.1/24"), "\(out)\n\(r.stderr)", sourceLocation: sourceLocation)
+        for k in 1...peers {
+            #expect(out.contains("job \(k) status 0"), "\(out)", sourceLocation: sourceLocation)
+            #expect(out.contains("peer \(k) wg0 mtu \(tunnelMTU)\n"), "\(out)", sourceLocation: sourceLocation)
+            #expect(out.contains("peer \(k): wgns: ") && out.contains("endpoints resolved, MTU wg0 \(tunnelMTU) "), "\(out)", sourceLocation: sourceLocation)
+            #expect(out.contains("peer \(k) reaches 10.97.0.1\n"), "\(out)", sourceLocation: sourceLocation)
+            for j in 1...peers where j != k {
+                #expect(out.contains("peer \(k) reaches 10.97.0.\(j + 1)\n"), "\(out)", sourceLocation: sourceLocation)
+                #expect(out.contains("peer \(k) df \(tunnelMTU) to 10.97.0.\(j + 1) fits\n"), "\(out)", sourceLocation: sourceLocation)
+                #expect(out.contains("peer \(k) df \(tunnelMTU + 1) to 10.97.0.\(j + 1) refused\n"), "\(out)", sourceLocation: sourceLocation)
+            }
+        }
+        #expect(!out.contains("cannot reach"), sourceLocation: sourceLocation)
+        let sent = out.split(separator: "\n").first { $0.hasPrefix("sent ") }.map { String($0.dropFirst(5)) } ?? "?"
+        #expect(out.contains("received 8388608 \(sent)\n"), "\(out)", sourceLocation: sourceLocation)
+        // Nothing fragmented: the counters did not move on any host.
+        for h in 1...f.hosts {
+            let before = out.split(separator: "\n").first { $0.hasPrefix("before frag h\(h) ") }?.dropFirst(7)
+            let after = out.split(separator: "\n").first { $0.hasPrefix("after frag h\(h) ") }?.dropFirst(6)
+            #expect(before != nil && before == after, "h\(h): \(before ?? "?") then \(after ?? "?")", sourceLocation: sourceLocation)
+        }
+        #expect(out.contains("hub status 0"), "\(out)", sourceLocation: sourceLocation)
+    }
+
+    @Test(.enabled(if: canRun, "needs root, iproute2, pasta, slirp4netns and python3"),
+          arguments: [("slirp4netns", 1500), ("pasta", 1500), ("slirp4netns", 9000), ("pasta", 9000), ("pasta", 2044)])
+    func hubAndPeersAcrossTheFabric(carrier: String, mtu: Int) throws {
+        let f = try Fixture(mtu: mtu)
+        #expect(f.start.status == 0, "\(f.start.stderr)")
+        guard f.start.status == 0 else { return }
+        let r = try Self.hubAndPeers(f, carrier: carrier)
+        Self.expectAllToAll(r, f, fabricMTU: mtu)
+        print("cluster \(carrier) MTU \(mtu): \(r.stdout.split(separator: "\n").first { $0.hasPrefix("bring-up") } ?? "")")
+    }
+}
