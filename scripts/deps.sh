@@ -10,4 +10,4 @@ apt-get install -y -q --no-install-recommends \
     wireguard-tools wireguard-go slirp4netns passt iproute2 iputils-ping \
     qemu-system-x86 busybox-static kmod cpio iperf3 hyperfine procps util-linux \
     slurmctld slurmd slurm-client munge python3 \
-    jq coreutils gzip binutils debootstrap bubblewrap zsh fish groff-base man-db nftables
+    jq ethtool coreutils gzip binutils debootstrap bubblewrap zsh fish groff-base man-db nftables

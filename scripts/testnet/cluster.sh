@@ -22,7 +22,7 @@
 # DIR/hosts is the cluster's hosts file; each host sees it as /etc/hosts (and
 # a resolv.conf without servers) through `ip netns exec`'s /etc/netns/NAME.
 # DIR/env gives TESTNET_NS_h1=... TESTNET_ADDR_h1=... TESTNET_HOSTS=...
-# Needs root, iproute2 and python3 (for the relay).
+# Needs root, iproute2, and python3 and ethtool for the relay.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 usage() { echo "usage: cluster.sh start DIR [N] | stop DIR | exec|root DIR HOST CMD... | link DIR HOST up|down | vanish DIR HOST | ns DIR HOST" >&2; exit 64; }
@@ -100,6 +100,12 @@ case "$mtu" in ''|*[!0-9]*) echo "cluster.sh: TESTNET_MTU must be a number, not 
 case "$delay" in ''|*[!0-9.]*) echo "cluster.sh: TESTNET_DELAY_MS must be a number of milliseconds, not '$delay'" >&2; exit 64 ;; esac
 case "$loss" in ''|*[!0-9.]*) echo "cluster.sh: TESTNET_LOSS_PCT must be a percentage, not '$loss'" >&2; exit 64 ;; esac
 [ "$(id -u)" = 0 ] || { echo "cluster.sh: must run as root (ip netns add)" >&2; exit 1; }
+# The relays must not inherit the caller's descriptors: a caller that waits
+# for its pipes to close (a test runner) would wait for them forever.
+for fd in /proc/$$/fd/*; do
+  fd=${fd##*/}
+  [ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null || true
+done
 mkdir -p "$dir"
 [ ! -s "$dir/made" ] || { echo "cluster.sh: $dir already holds a cluster (stop it first)" >&2; exit 1; }
 # Whatever fails halfway, what was made goes again.
@@ -142,6 +148,9 @@ for k in $(seq "$n"); do
   ip -n "$ns" addr add "$subnet.$k/24" dev eth0
   ip -n "$ns" link set eth0 up
   if [ "$impaired" = yes ]; then
+    # The relay copies frames as they are: a checksum left to the "hardware"
+    # (a veth's offload) would arrive unfinished, so the host computes its own.
+    ip netns exec "$ns" ethtool -K eth0 tx off >/dev/null
     # eth0 <-> wtTAGKh ~relay~ wtTAGKr <-> wtTAGKb (on the bridge)
     ip link add "wt$tag${k}r" mtu "$mtu" type veth peer name "wt$tag${k}b" mtu "$mtu"
     record link "wt$tag${k}r"
