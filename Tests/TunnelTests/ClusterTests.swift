@@ -206,4 +206,101 @@ import TestSupport
         let rtt = try f.sh("onroot h2 ping -c 5 -i 0.2 h3 | tail -1")
         print("cluster \(carrier) 1% loss, 5 ms: \(r.stdout.split(separator: "\n").first { $0.hasPrefix("bring-up") } ?? ""), fabric \(rtt.stdout)")
     }
+
+    /// The peers' job in the fault test: notes that it started, then until
+    /// the file `stop` exists pings the hub and every other peer, each
+    /// success stamping `ok.K.T` with the time.
+    static let proberScript = #"""
+        k=$1; n=$2
+        echo $$ >> started.$k
+        targets="1"; for j in $(seq 1 $n); do [ $j = $k ] || targets="$targets $((j+1))"; done
+        while [ ! -e stop ]; do
+          for t in $targets; do
+            ping -c1 -W1 10.97.0.$t > /dev/null 2>&1 && { date +%s.%N > ok.$k.$t.tmp; mv ok.$k.$t.tmp ok.$k.$t; }
+          done
+          sleep 0.2
+        done
+        """#
+
+    /// Faults, one after another on one cluster of 4 hosts (hub on h1, peers
+    /// on h2..h4, slirp4netns): the hub host's link down 5 s; the hub killed
+    /// (SIGKILL) and started again with the same config; h4 vanishing (every
+    /// process in it killed, its namespace deleted). After each, every
+    /// surviving tunnel carries traffic again (bounds generous, times
+    /// printed), no job restarted, and nothing of h4's peer is left.
+    @Test(.enabled(if: canRun, "needs root, iproute2, pasta, slirp4netns and python3"))
+    func faults() throws {
+        let f = try Fixture(hosts: 4)
+        #expect(f.start.status == 0, "\(f.start.stderr)")
+        guard f.start.status == 0 else { return }
+        let r = try f.sh("""
+            cat > prober.sh <<'PROBER'
+            \(Self.proberScript)
+            PROBER
+            now() { date +%s.%N; }
+            # recovered SINCE LIMIT PAIRS...: waits until every pair K:T has an
+            # ok.K.T newer than SINCE; prints the seconds it took, or "never".
+            recovered() {
+              since=$1; limit=$2; shift 2
+              while :; do
+                all=yes
+                for p in "$@"; do
+                  o=ok.${p%:*}.${p#*:}
+                  [ -e $o ] && awk -v a="$(cat $o)" -v b=$since 'BEGIN { exit !(a > b) }' || { all=no; break; }
+                done
+                [ $all = yes ] && { awk -v a=$since -v b="$(now)" 'BEGIN { printf "%.1f\\n", b - a }'; return 0; }
+                awk -v a=$since -v b="$(now)" -v l=$limit 'BEGIN { exit !(b - a > l) }' && { echo never; return 1; }
+                sleep 0.1
+              done
+            }
+            pairs() { for k in "$@"; do echo "$k:1"; for j in "$@"; do [ $j = $k ] || echo "$k:$((j + 1))"; done; done; }
+            # Started straight from here (cluster.sh execs wgns), so that $H is wgns itself.
+            hub() { bash "$C" exec "$D" h1 ./wgns hub v --name hub$PORT >> hub.out 2>> hub.err & H=$!; }
+            on h1 ./wgns vpn new v --peers 3 --subnet 10.97.0.0/24 --endpoint h1:$PORT > /dev/null || exit 9
+            hub
+            for i in $(seq 200); do grep -q '^wgns hub: up' hub.out && break; sleep 0.05; done
+            for k in 1 2 3; do bash "$C" exec "$D" h$((k + 1)) ./wgns up v --peer $k -- sh prober.sh $k 3 > job.$k.out 2>&1 & eval J$k=\\$!; done
+            t=$(now); echo "first contact $(recovered $t 60 $(pairs 1 2 3)) s"
+
+            onroot h1 ip link set eth0 down; sleep 5; onroot h1 ip link set eth0 up; t=$(now)
+            echo "link flap: recovered in $(recovered $t 30 $(pairs 1 2 3)) s"
+
+            kill -KILL $H; wait $H 2>/dev/null
+            sleep 1
+            on h1 ./wgns list | grep -qx hub$PORT && echo "killed hub still listed"
+            hub; t=$(now)
+            echo "hub restart: recovered in $(recovered $t 90 $(pairs 1 2 3)) s"
+
+            # h4 (peer 3) vanishes: note its wgns and every descendant first.
+            ns=$(bash "$C" ns "$D" h4)
+            gone=$(ps -e -o pid=,ppid= | awk -v root=$J3 '{ kids[$2] = kids[$2] " " $1 } END { n = split(root, q, " "); for (i = 1; i <= n; i++) { printf "%s ", q[i]; m = split(kids[q[i]], c, " "); for (j = 1; j <= m; j++) q[++n] = c[j] } }')
+            echo "h4 processes $(echo $gone | wc -w)"
+            bash "$C" vanish "$D" h4; t=$(now)
+            echo "after vanish: recovered in $(recovered $t 30 $(pairs 1 2 | grep -v ':4$')) s"
+            sleep 1
+            left=""; for p in $gone; do [ -e /proc/$p ] && [ "$(awk '{print $3}' /proc/$p/stat 2>/dev/null)" != Z ] && left="$left $p"; done
+            echo "h4 left:${left:- nothing}"
+            ip netns list | grep -q "^$ns " && echo "h4 namespace still there"
+            on h1 ./wgns list | grep -qx hub$PORT && echo "hub still up"
+
+            touch stop
+            wait $J1; echo "job 1 status $?"; wait $J2; echo "job 2 status $?"
+            for k in 1 2 3; do echo "job $k started $(wc -l < started.$k) times"; done
+            on h1 ./wgns down hub$PORT; wait $H; echo "hub status $?"
+            """)
+        let out = r.stdout
+        print(out.split(separator: "\n").filter { $0.contains("recovered") || $0.hasPrefix("first contact") }.map { "cluster faults: \($0)" }.joined(separator: "\n"))
+        #expect(!out.contains("never"), "\(out)\n\(r.stderr)")
+        #expect(out.contains("link flap: recovered in "), "\(out)")
+        #expect(out.contains("hub restart: recovered in "), "\(out)")
+        #expect(out.contains("after vanish: recovered in "), "\(out)")
+        #expect(!out.contains("killed hub still listed"))
+        #expect(out.contains("h4 left: nothing\n"), "\(out)")
+        #expect(!out.contains("h4 processes 0\n") && out.contains("h4 processes "), "\(out)")
+        #expect(!out.contains("h4 namespace still there"))
+        #expect(out.contains("hub still up\n"))
+        #expect(out.contains("job 1 status 0") && out.contains("job 2 status 0"), "\(out)")
+        for k in 1...3 { #expect(out.contains("job \(k) started 1 times"), "\(out)") }
+        #expect(out.contains("hub status 0"), "\(out)")
+    }
 }
