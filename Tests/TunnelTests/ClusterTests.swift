@@ -303,4 +303,56 @@ import TestSupport
         for k in 1...3 { #expect(out.contains("job \(k) started 1 times"), "\(out)") }
         #expect(out.contains("hub status 0"), "\(out)")
     }
+
+    /// What the machine holds of clusters: namespaces, links, relays, /etc/netns entries.
+    static func machineState(tag: String) throws -> String {
+        try shell("ip netns list | grep -c 'wgns-\(tag)-'; ip -o link | grep -c ' wt\(tag)'; ps -e -o args= | grep -c '[r]elay[.]py wt\(tag)'; ls /etc/netns 2>/dev/null | grep -c 'wgns-\(tag)-'").stdout
+    }
+
+    /// cluster.sh itself: the hosts reach each other by name and nothing
+    /// else (no default route, no address on the bridge); stop removes
+    /// everything start made, relays included; bad knobs are usage errors
+    /// that make nothing; a start that fails halfway removes what it made.
+    @Test(.enabled(if: canRun, "needs root, iproute2, pasta, slirp4netns and python3"))
+    func clusterScript() throws {
+        let dir = "/tmp/wgns-cluster-\(UUID().uuidString.prefix(8))"
+        defer { _ = try? shell("bash '\(Self.clusterScript)' stop '\(dir)'; rm -rf '\(dir)'") }
+        let tag = try shell("printf %s '\(dir)' | sha1sum | cut -c1-6").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let start = try shell("mkdir -p '\(dir)'; TESTNET_DELAY_MS=1 TESTNET_LOSS_PCT=0.5 bash '\(Self.clusterScript)' start '\(dir)' 2")
+        #expect(start.status == 0, "\(start.stderr)")
+        #expect(start.stdout.contains("cluster: 2 hosts (h1..h2, 10.231.0.1-2/24), MTU 1500, delay 1 ms, loss 0.5% each way"), "\(start.stdout)")
+        do { let state = try Self.machineState(tag: tag); #expect(state == "2\n7\n2\n2\n", "\(state)") }
+        let r = try shell("""
+            C='\(Self.clusterScript)'; D='\(dir)'
+            bash "$C" root "$D" h2 ping -c1 -W2 h1 > /dev/null && echo "h2 reaches h1 by name"
+            bash "$C" exec "$D" h1 sh -c 'echo "user $(id -un) on $(cat /etc/hostname)"'
+            bash "$C" root "$D" h1 ip route | grep -q default && echo "h1 has a default route"
+            bash "$C" root "$D" h1 ip route get 192.0.2.1 2>&1 | grep -q unreachable && echo "h1 reaches nothing else"
+            ip -o addr show dev wt\(tag)br | grep -q inet && echo "the bridge has an address"
+            bash "$C" exec "$D" h9 true; echo "h9 status $?"
+            """)
+        #expect(r.stdout.contains("h2 reaches h1 by name\n"), "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("user wgns-test on h1\n"))
+        #expect(r.stdout.contains("h1 reaches nothing else\n"))
+        #expect(!r.stdout.contains("default route") && !r.stdout.contains("bridge has an address"))
+        #expect(r.stdout.contains("h9 status 1") && r.stderr.contains("cluster.sh: no host h9 in \(dir)\n"))
+        let stop = try shell("bash '\(Self.clusterScript)' stop '\(dir)'; ls '\(dir)'")
+        #expect(stop.status == 0 && stop.stdout.isEmpty, "\(stop.stdout)")
+        do { let state = try Self.machineState(tag: tag); #expect(state == "0\n0\n0\n0\n", "\(state)") }
+
+        // Usage errors: one line, exit 64, nothing made.
+        for (env, message) in [("TESTNET_MTU=70000", "TESTNET_MTU must be from 1280 to 65535, not 70000"),
+                               ("TESTNET_LOSS_PCT=x", "TESTNET_LOSS_PCT must be a percentage, not 'x'")] {
+            let bad = try shell("\(env) bash '\(Self.clusterScript)' start '\(dir)' 2")
+            #expect(bad.status == 64 && bad.stderr == "cluster.sh: \(message)\n", "\(bad.stderr)")
+        }
+        let badN = try shell("bash '\(Self.clusterScript)' start '\(dir)' x")
+        #expect(badN.status == 64 && badN.stderr.contains("N must be a number"))
+        do { let state = try Self.machineState(tag: tag); #expect(state == "0\n0\n0\n0\n", "\(state)") }
+
+        // h2's link name taken: start fails at h2 and removes h1 and the bridge.
+        let half = try shell("ip link add wt\(tag)2h type veth peer name wt\(tag)2x; bash '\(Self.clusterScript)' start '\(dir)' 3; echo \"status $?\"; ip link del wt\(tag)2h")
+        #expect(half.stdout.contains("status 1") || half.stdout.contains("status 2"), "\(half.stdout)\(half.stderr)")
+        do { let state = try Self.machineState(tag: tag); #expect(state == "0\n0\n0\n0\n", "\(state)") }
+    }
 }
