@@ -2,25 +2,48 @@
 # The README's main command (`make demo`): on this one machine and with no
 # root anywhere, a per-job private VPN: a hub and three jobs, each in its own
 # rootless namespace, reaching each other through WireGuard. As root, the
-# demo runs as the unprivileged user wgns-test (pasta refuses to run as root).
+# demo runs as the unprivileged user wgns-test (pasta refuses to run as root)
+# on a cluster of four test hosts (scripts/testnet/cluster.sh: network
+# namespaces on a private bridge): the hub on h1, reached by name, and one
+# job on each of h2..h4, as on a real cluster. As a normal user, who cannot
+# make such hosts, everything runs on this host and the jobs reach the hub
+# through the host's loopback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/host-setup.sh
+cluster=$(pwd)/scripts/testnet/cluster.sh
 [ -x .build/debug/wgns ] || swift build
 work=$(mktemp -d /tmp/wgns-demo.XXXXXX)
 chmod 755 "$work"
 cp .build/debug/wgns "$work/"
 chown -R "$TEST_USER" "$work"
 hub=
+net=
 cleanup() {
     [ -n "$hub" ] && kill "$hub" 2>/dev/null && wait "$hub" 2>/dev/null
+    [ -n "$net" ] && bash "$cluster" stop "$net"
     rm -rf "$work"
 }
 trap cleanup EXIT
 as_user() { (cd "$work" && run_as_test_user "$@"); }
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 n=3
+# on HOST CMD...: CMD as the test user on test host HOST (h1 holds the hub,
+# hK+1 job K), or on this host when there is no cluster.
+on() { local h=$1; shift; if [ -n "$net" ]; then (cd "$work" && bash "$cluster" exec "$net" "$h" "$@"); else as_user "$@"; fi; }
+exec_on() { local h=$1; shift; cd "$work"; if [ -n "$net" ]; then exec bash "$cluster" exec "$net" "$h" "$@"; else exec_as_test_user "$@"; fi; }
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+
+if [ "$(id -u)" = 0 ] && ip netns list >/dev/null 2>&1; then
+    net=$work/net
+    step "a cluster of $((n + 1)) test hosts: network namespaces on a private bridge (scripts/testnet/cluster.sh)"
+    TESTNET_MTU=${TESTNET_MTU:-1500} bash "$cluster" start "$net" $((n + 1))
+    endpoint=h1:$port
+    echo "hosts file, as every test host sees it as /etc/hosts:"; sed 's/^/  /' "$net/hosts"
+else
+    step "no test cluster (making network namespaces with ip netns needs root): hub and jobs on this host, through its loopback"
+    endpoint=127.0.0.1:$port
+fi
 
 step "keys, exactly as wg makes them"
 as_user sh -c 'umask 077; ./wgns genkey > job.key'
@@ -28,27 +51,27 @@ echo "wgns pubkey: $(as_user sh -c './wgns pubkey < job.key')"
 command -v wg >/dev/null && echo "wg pubkey:   $(as_user sh -c 'wg pubkey < job.key')"
 
 step "a private VPN for one job: a hub and $n peers (wgns vpn new), as user $TEST_USER"
-as_user ./wgns vpn new vpn --peers $n --subnet 10.97.0.0/24 --endpoint "127.0.0.1:$port" --psk
+as_user ./wgns vpn new vpn --peers $n --subnet 10.97.0.0/24 --endpoint "$endpoint" --psk
 ls -l "$work/vpn"
 
-step "the hub, in its own rootless namespace; pasta forwards UDP $port from the host to it"
-(cd "$work" && exec_as_test_user ./wgns hub vpn --name wgns-demo-hub) >"$work/hub.out" 2>&1 &
+step "the hub${net:+ on h1}, in its own rootless namespace; pasta forwards UDP $port from the host to it"
+(exec_on h1 ./wgns hub vpn --name wgns-demo-hub) >"$work/hub.out" 2>&1 &
 hub=$!
 for _ in $(seq 100); do grep -q "up," "$work/hub.out" 2>/dev/null && break; sleep 0.05; done
 cat "$work/hub.out"
 
-step "$n jobs, each in its own namespace (wgns up vpn --peer K), pinging each other through the hub"
+step "$n jobs${net:+ on h2..h$((n + 1))}, each in its own namespace (wgns up vpn --peer K), pinging each other through the hub"
 mkdir -m 777 "$work/barrier"
 job() {
     local k=$1 others=""
     for j in $(seq $n); do [ "$j" = "$k" ] || others="$others $j"; done
     # Every job waits until all are up, pings the others, then waits until
     # all are done, so that nobody leaves while others still ping it.
-    as_user ./wgns up vpn --peer "$k" $( [ "$k" = $n ] && echo --isolate ) -- sh -c '
+    on "h$((k + 1))" ./wgns up vpn --peer "$k" $( [ "$k" = $n ] && echo --isolate ) -- sh -c '
         k=$1; shift; n=$1; shift; b=$1; shift
         me=$(ip -4 -br addr show wg0 | awk "{print \$3}")
         links=$(ip -br link | awk "{print \$1}" | tr "\n" " ")
-        echo "peer-$k: $me, interfaces: $links"
+        echo "peer-$k on $(cat /etc/hostname 2>/dev/null || hostname): $me, wg0 mtu $(ip -o link show wg0 | sed "s/.* mtu \([0-9]*\) .*/\1/"), interfaces: $links"
         touch "$b/up.$k"; while [ "$(ls "$b" | grep -c "^up\.")" -lt "$n" ]; do sleep 0.05; done
         for j in "$@"; do
             ip=10.97.0.$((j + 1))
@@ -68,15 +91,20 @@ for p in "${pids[@]}"; do wait "$p" || status=1; done
 cat "$work"/job-*.out
 echo "(peer-$n ran with --isolate: its namespace holds only lo and wg0)"
 
-step "what the hub saw (wgns show wgns-demo-hub)"
-as_user ./wgns show wgns-demo-hub | grep -E "^peer|handshake|transfer|allowed"
+step "what the hub saw (wgns show wgns-demo-hub${net:+, on h1})"
+on h1 ./wgns show wgns-demo-hub | grep -E "^peer|endpoint|handshake|transfer|allowed"
 
 step "teardown"
-as_user ./wgns down wgns-demo-hub
+on h1 ./wgns down wgns-demo-hub
 wait "$hub" 2>/dev/null || true
 hub=
-left=$(pgrep -u "$TEST_USER" -f "wgns|slirp4netns|pasta|wireguard-go" | wc -l || true)
+# Only the demo's own: processes of the test user working in its folder.
+left=0
+for p in $(pgrep -u "$TEST_USER" -f "wgns|slirp4netns|pasta|wireguard-go" || true); do
+    case "$(readlink "/proc/$p/cwd" 2>/dev/null)" in "$work"*) left=$((left + 1)) ;; esac
+done
 echo "processes left behind by the demo: $left"
+if [ -n "$net" ]; then bash "$cluster" stop "$net"; net=; echo "test cluster removed"; fi
 if grep -q UNREACHABLE "$work"/job-*.out || [ "$status" != 0 ]; then
     echo "demo: some peers could not reach each other" >&2
     exit 1
