@@ -103,4 +103,5 @@ bash scripts/bench/startup.sh || { echo "bench: the start-up section failed" >&2
 bench_vm || { echo "bench: the VM section failed" >&2; status=1; }
 bash scripts/bench/up.sh || { echo "bench: the wgns up section failed" >&2; status=1; }
 bash scripts/bench/vpn.sh || { echo "bench: the per-job VPN section failed" >&2; status=1; }
+bash scripts/bench/cluster.sh || { echo "bench: the test cluster section failed" >&2; status=1; }
 exit "$status"
