@@ -280,7 +280,7 @@ import TestSupport
             sleep 1
             left=""; for p in $gone; do [ -e /proc/$p ] && [ "$(awk '{print $3}' /proc/$p/stat 2>/dev/null)" != Z ] && left="$left $p"; done
             echo "h4 left:${left:- nothing}"
-            ip netns list | grep -q "^$ns " && echo "h4 namespace still there"
+            for p in /proc/[0-9]*; do [ "$(readlink $p/ns/net 2>/dev/null)" = "$ns" ] && { echo "h4 namespace still there"; break; }; done
             on h1 ./wgns list | grep -qx hub$PORT && echo "hub still up"
 
             touch stop
@@ -304,9 +304,10 @@ import TestSupport
         #expect(out.contains("hub status 0"), "\(out)")
     }
 
-    /// What the machine holds of clusters: namespaces, links, relays, /etc/netns entries.
+    /// What the machine holds of a cluster: its hosts' keepers, its links,
+    /// its relays, and the lines of our mount table.
     static func machineState(tag: String) throws -> String {
-        try shell("ip netns list | grep -c 'wgns-\(tag)-'; ip -o link | grep -c ' wt\(tag)'; ps -e -o args= | grep -c '[r]elay[.]py wt\(tag)'; ls /etc/netns 2>/dev/null | grep -c 'wgns-\(tag)-'").stdout
+        try shell("pgrep -fc '^wgns-\(tag)-h'; ip -o link | grep -c ' wt\(tag)'; ps -e -o args= | grep -c '[r]elay[.]py wt\(tag)'; wc -l < /proc/\(getpid())/mountinfo").stdout
     }
 
     /// cluster.sh itself: the hosts reach each other by name and nothing
@@ -318,10 +319,12 @@ import TestSupport
         let dir = "/tmp/wgns-cluster-\(UUID().uuidString.prefix(8))"
         defer { _ = try? shell("bash '\(Self.clusterScript)' stop '\(dir)'; rm -rf '\(dir)'") }
         let tag = try shell("printf %s '\(dir)' | sha1sum | cut -c1-6").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        // The machine's mount table never changes: the hosts are held by processes, not mounts.
+        let mounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n").count
         let start = try shell("mkdir -p '\(dir)'; TESTNET_DELAY_MS=1 TESTNET_LOSS_PCT=0.5 bash '\(Self.clusterScript)' start '\(dir)' 2")
         #expect(start.status == 0, "\(start.stderr)")
         #expect(start.stdout.contains("cluster: 2 hosts (h1..h2, 10.231.0.1-2/24), MTU 1500, delay 1 ms, loss 0.5% each way"), "\(start.stdout)")
-        do { let state = try Self.machineState(tag: tag); #expect(state == "2\n7\n2\n2\n", "\(state)") }
+        do { let state = try Self.machineState(tag: tag); #expect(state == "2\n7\n2\n\(mounts)\n", "\(state)") }
         let r = try shell("""
             C='\(Self.clusterScript)'; D='\(dir)'
             bash "$C" root "$D" h2 ping -c1 -W2 h1 > /dev/null && echo "h2 reaches h1 by name"
@@ -338,7 +341,7 @@ import TestSupport
         #expect(r.stdout.contains("h9 status 1") && r.stderr.contains("cluster.sh: no host h9 in \(dir)\n"))
         let stop = try shell("bash '\(Self.clusterScript)' stop '\(dir)'; ls '\(dir)'")
         #expect(stop.status == 0 && stop.stdout.isEmpty, "\(stop.stdout)")
-        do { let state = try Self.machineState(tag: tag); #expect(state == "0\n0\n0\n0\n", "\(state)") }
+        do { let state = try Self.machineState(tag: tag); #expect(state == "0\n0\n0\n\(mounts)\n", "\(state)") }
 
         // Usage errors: one line, exit 64, nothing made.
         for (env, message) in [("TESTNET_MTU=70000", "TESTNET_MTU must be from 1280 to 65535, not 70000"),
@@ -348,11 +351,11 @@ import TestSupport
         }
         let badN = try shell("bash '\(Self.clusterScript)' start '\(dir)' x")
         #expect(badN.status == 64 && badN.stderr.contains("N must be a number"))
-        do { let state = try Self.machineState(tag: tag); #expect(state == "0\n0\n0\n0\n", "\(state)") }
+        do { let state = try Self.machineState(tag: tag); #expect(state == "0\n0\n0\n\(mounts)\n", "\(state)") }
 
         // h2's link name taken: start fails at h2 and removes h1 and the bridge.
         let half = try shell("ip link add wt\(tag)2h type veth peer name wt\(tag)2x; bash '\(Self.clusterScript)' start '\(dir)' 3; echo \"status $?\"; ip link del wt\(tag)2h")
         #expect(half.stdout.contains("status 1") || half.stdout.contains("status 2"), "\(half.stdout)\(half.stderr)")
-        do { let state = try Self.machineState(tag: tag); #expect(state == "0\n0\n0\n0\n", "\(state)") }
+        do { let state = try Self.machineState(tag: tag); #expect(state == "0\n0\n0\n\(mounts)\n", "\(state)") }
     }
 }

@@ -12,16 +12,20 @@
 #   cluster.sh link DIR HOST up|down   the host's link to the bridge
 #   cluster.sh vanish DIR HOST      the host dies: every process in it is killed,
 #                                   its namespace and link are removed
-#   cluster.sh ns DIR HOST          print the host's namespace name
+#   cluster.sh ns DIR HOST          print the host's network namespace (net:[INODE])
 #
 # Knobs, read by start: TESTNET_MTU (1500; 9000; 2044 as IPoIB datagram mode),
 # TESTNET_DELAY_MS and TESTNET_LOSS_PCT (each way, on every host's link: a
 # relay process in the machine's namespace between the host's link and the
 # bridge delays and drops frames, since this kernel has no sch_netem).
 #
-# DIR/hosts is the cluster's hosts file; each host sees it as /etc/hosts (and
-# a resolv.conf without servers) through `ip netns exec`'s /etc/netns/NAME.
-# DIR/env gives TESTNET_NS_h1=... TESTNET_ADDR_h1=... TESTNET_HOSTS=...
+# Each host's network namespace is held by a keeper process (`sleep`, named
+# wgns-TAG-hK) rather than a mount in /run/netns: the machine's mount table
+# never changes (tests elsewhere count its mounts). DIR/hosts is the
+# cluster's hosts file; `exec` and `root` run CMD in a private mount namespace
+# where it is /etc/hosts (with a resolv.conf without servers, an
+# /etc/hostname of hK, and the host's own /sys), as `ip netns exec` does.
+# DIR/env gives TESTNET_ADDR_h1=... TESTNET_HOSTS=...
 # Needs root, iproute2, and python3 and ethtool for the relay.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -34,6 +38,14 @@ subnet=10.231.0
 # can exist at once.
 tag=$(printf '%s' "$(cd "$dir" 2>/dev/null && pwd || echo "$dir")" | sha1sum | cut -c1-6)
 nsname() { echo "wgns-$tag-$1"; }
+# The keeper's pid of host $1, from DIR/made.
+keeper() { awk -v h="$1" '$1 == "keeper" && $2 == h { print $3 }' "$dir/made" 2>/dev/null | tail -1; }
+# Every process whose network namespace is $1 (net:[INODE]).
+ns_pids() {
+  local p
+  for p in /proc/[0-9]*; do [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$1" ] && echo "${p#/proc/}"; done
+  return 0
+}
 
 record() { echo "$*" >> "$dir/made"; }
 
@@ -44,13 +56,13 @@ stop() {
   tac "$dir/made" | while read -r kind name; do
     case "$kind" in
       pid) kill -9 "$name" 2>/dev/null || true ;;
-      netns)
-        if [ -e "/run/netns/$name" ]; then
-          # Every process still in the host dies with it.
-          pids=$(ip netns pids "$name" 2>/dev/null || true)
-          [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
-          ip netns del "$name" 2>/dev/null || true
-        fi ;;
+      keeper)
+        # Every process still in the host dies with it (its keeper last).
+        local k=${name#* } net
+        net=$(readlink "/proc/$k/ns/net" 2>/dev/null) || continue
+        [ "$(cat "/proc/$k/comm" 2>/dev/null)" = sleep ] || continue
+        pids=$(ns_pids "$net")
+        [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true ;;
       link) ip link del "$name" 2>/dev/null || true ;;
       file) rm -f "$name" ;;
       dir) rmdir "$name" 2>/dev/null || true ;;
@@ -59,29 +71,41 @@ stop() {
   rm -f "$dir/made"
 }
 
-host_ns() {
-  local h=${1:?host}
-  grep -q "^netns $(nsname "$h")\$" "$dir/made" 2>/dev/null || { echo "cluster.sh: no host $h in $dir" >&2; exit 1; }
-  nsname "$h"
+# The keeper's pid of host $1, or a one-line error.
+host_pid() {
+  local h=${1:-} k
+  k=$(keeper "$h")
+  [ -n "$h" ] && [ -n "$k" ] && [ -e "/proc/$k/ns/net" ] || { echo "cluster.sh: no host ${h:-(none given)} in $dir" >&2; exit 1; }
+  echo "$k"
 }
 
 case "$cmd" in
 stop) stop; exit 0 ;;
-ns) host_ns "${3:-}"; exit 0 ;;
+ns) readlink "/proc/$(host_pid "${3:-}")/ns/net"; exit 0 ;;
 exec|root)
-  ns=$(host_ns "${3:-}"); shift 3
+  k=$(host_pid "${3:-}"); h=$3; shift 3
   [ "${1:-}" = -- ] && shift
-  if [ "$cmd" = root ] || [ "$(id -u)" != 0 ]; then exec ip netns exec "$ns" "$@"; fi
-  exec ip netns exec "$ns" setpriv --reuid=wgns-test --regid=wgns-test --clear-groups env HOME=/tmp "$@" ;;
+  user=()
+  [ "$cmd" = exec ] && user=(setpriv --reuid=wgns-test --regid=wgns-test --clear-groups env HOME=/tmp)
+  # A private mount namespace (slave: nothing goes back to the machine's)
+  # with the cluster's /etc files and this host's /sys.
+  exec nsenter -t "$k" -n -- unshare -m --propagation slave -- sh -c '
+    mount --bind "$1/hosts" /etc/hosts && mount --bind "$1/resolv.conf" /etc/resolv.conf &&
+      mount --bind "$1/hostname-$2" /etc/hostname && umount -l /sys && mount -t sysfs sysfs /sys || exit 125
+    shift 2; exec "$@"' sh "$dir" "$h" "${user[@]}" "$@" ;;
 link)
-  ns=$(host_ns "${3:-}")
+  k=$(host_pid "${3:-}")
   case "${4:-}" in up|down) ;; *) usage ;; esac
-  ip -n "$ns" link set eth0 "$4"; exit 0 ;;
+  nsenter -t "$k" -n ip link set eth0 "$4"; exit 0 ;;
 vanish)
-  ns=$(host_ns "${3:-}")
-  pids=$(ip netns pids "$ns" || true)
-  [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true
-  ip netns del "$ns"
+  net=$(readlink "/proc/$(host_pid "${3:-}")/ns/net")
+  # Killed until none is left: a process may fork while we kill.
+  for _ in 1 2 3 4 5; do
+    pids=$(ns_pids "$net")
+    [ -n "$pids" ] || break
+    kill -9 $pids 2>/dev/null || true
+    sleep 0.1
+  done
   # The host's end of its link goes with the namespace's; a relay's links are ours.
   ip link del "wt$tag${3#h}r" 2>/dev/null || true
   exit 0 ;;
@@ -99,7 +123,7 @@ case "$mtu" in ''|*[!0-9]*) echo "cluster.sh: TESTNET_MTU must be a number, not 
 [ "$mtu" -ge 1280 ] && [ "$mtu" -le 65535 ] || { echo "cluster.sh: TESTNET_MTU must be from 1280 to 65535, not $mtu" >&2; exit 64; }
 case "$delay" in ''|*[!0-9.]*) echo "cluster.sh: TESTNET_DELAY_MS must be a number of milliseconds, not '$delay'" >&2; exit 64 ;; esac
 case "$loss" in ''|*[!0-9.]*) echo "cluster.sh: TESTNET_LOSS_PCT must be a percentage, not '$loss'" >&2; exit 64 ;; esac
-[ "$(id -u)" = 0 ] || { echo "cluster.sh: must run as root (ip netns add)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || { echo "cluster.sh: must run as root (it makes network namespaces and links)" >&2; exit 1; }
 # The relays must not inherit the caller's descriptors: a caller that waits
 # for its pipes to close (a test runner) would wait for them forever.
 for fd in /proc/$$/fd/*; do
@@ -126,31 +150,29 @@ for k in $(seq "$n"); do echo "$subnet.$k h$k" >> "$dir/hosts.tmp"; done
 mv "$dir/hosts.tmp" "$dir/hosts"
 { echo "TESTNET_HOSTS=\"$(seq -f 'h%g' -s ' ' "$n")\""; echo "TESTNET_MTU=$mtu"; } > "$dir/env"
 
+echo "# the test cluster has no DNS server" > "$dir/resolv.conf"
+record file "$dir/resolv.conf"
 for k in $(seq "$n"); do
   ns=$(nsname "h$k")
-  ip netns add "$ns"
-  record netns "$ns"
-  [ -d /etc/netns ] || { mkdir /etc/netns; record dir /etc/netns; }
-  mkdir -p "/etc/netns/$ns"
-  record dir "/etc/netns/$ns"
-  cp "$dir/hosts" "/etc/netns/$ns/hosts"
-  record file "/etc/netns/$ns/hosts"
-  echo "# the test cluster has no DNS server" > "/etc/netns/$ns/resolv.conf"
-  record file "/etc/netns/$ns/resolv.conf"
-  echo "h$k" > "/etc/netns/$ns/hostname"
-  record file "/etc/netns/$ns/hostname"
+  unshare -n bash -c 'exec -a "$0" sleep infinity' "$ns" </dev/null >/dev/null 2>&1 &
+  pid=$!
+  record keeper "h$k" "$pid"
+  for _ in $(seq 100); do [ "$(readlink /proc/$pid/ns/net)" != "$(readlink /proc/$$/ns/net)" ] && break; sleep 0.01; done
+  inside() { nsenter -t "$pid" -n "$@"; }
+  echo "h$k" > "$dir/hostname-h$k"
+  record file "$dir/hostname-h$k"
   # The host's end (in the machine's namespace) is wtTAGKh; inside it is eth0.
-  ip link add "wt$tag${k}h" mtu "$mtu" type veth peer name eth0 mtu "$mtu" netns "$ns"
+  ip link add "wt$tag${k}h" mtu "$mtu" type veth peer name eth0 mtu "$mtu" netns "$pid"
   record link "wt$tag${k}h"
   echo 1 > "/proc/sys/net/ipv6/conf/wt$tag${k}h/disable_ipv6"
-  ip netns exec "$ns" sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6'
-  ip -n "$ns" link set lo up
-  ip -n "$ns" addr add "$subnet.$k/24" dev eth0
-  ip -n "$ns" link set eth0 up
+  inside sh -c 'echo 1 > /proc/sys/net/ipv6/conf/all/disable_ipv6; echo 1 > /proc/sys/net/ipv6/conf/default/disable_ipv6'
+  inside ip link set lo up
+  inside ip addr add "$subnet.$k/24" dev eth0
+  inside ip link set eth0 up
   if [ "$impaired" = yes ]; then
     # The relay copies frames as they are: a checksum left to the "hardware"
     # (a veth's offload) would arrive unfinished, so the host computes its own.
-    ip netns exec "$ns" ethtool -K eth0 tx off >/dev/null
+    inside ethtool -K eth0 tx off >/dev/null
     # eth0 <-> wtTAGKh ~relay~ wtTAGKr <-> wtTAGKb (on the bridge)
     ip link add "wt$tag${k}r" mtu "$mtu" type veth peer name "wt$tag${k}b" mtu "$mtu"
     record link "wt$tag${k}r"
@@ -164,7 +186,7 @@ for k in $(seq "$n"); do
   else
     ip link set "wt$tag${k}h" master "$br" up
   fi
-  { echo "TESTNET_NS_h$k=$ns"; echo "TESTNET_ADDR_h$k=$subnet.$k"; } >> "$dir/env"
+  echo "TESTNET_ADDR_h$k=$subnet.$k" >> "$dir/env"
 done
 record file "$dir/hosts"
 record file "$dir/env"
@@ -175,7 +197,7 @@ for k in $(seq "$n"); do
     [ "$j" = "$k" ] && continue
     ok=no
     for _ in $(seq 50); do
-      ip netns exec "$(nsname "h$k")" ping -c1 -W1 "$subnet.$j" >/dev/null 2>&1 && { ok=yes; break; }
+      nsenter -t "$(keeper "h$k")" -n ping -c1 -W1 "$subnet.$j" >/dev/null 2>&1 && { ok=yes; break; }
     done
     [ $ok = yes ] || { echo "cluster.sh: h$k cannot reach h$j over the bridge" >&2; exit 1; }
   done
