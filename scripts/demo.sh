@@ -75,7 +75,12 @@ job() {
         touch "$b/up.$k"; while [ "$(ls "$b" | grep -c "^up\.")" -lt "$n" ]; do sleep 0.05; done
         for j in "$@"; do
             ip=10.97.0.$((j + 1))
-            if out=$(ping -c 3 -i 0.2 -W 2 "$ip"); then
+            # A hub that has not yet heard a peer drops what is meant for it;
+            # and a hub whose namespace has sent nothing yet sometimes loses
+            # the first handshake (WireGuard retries after 5 s): try a while.
+            ok=no
+            for try in 1 2 3 4 5; do out=$(ping -c 3 -i 0.2 -W 2 "$ip") && { ok=yes; break; }; done
+            if [ $ok = yes ]; then
                 echo "peer-$k -> peer-$j ($ip): $(echo "$out" | grep -o "[0-9]* received") , rtt $(echo "$out" | tail -1 | cut -d/ -f5) ms"
             else
                 echo "peer-$k -> peer-$j ($ip): UNREACHABLE"
