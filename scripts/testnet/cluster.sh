@@ -19,7 +19,7 @@
 # relay process in the machine's namespace between the host's link and the
 # bridge delays and drops frames, since this kernel has no sch_netem).
 #
-# Each host's network namespace is held by a keeper process (`sleep`, named
+# Each host's network (and UTS: its hostname is hK) namespace is held by a keeper process (`sleep`, named
 # wgns-TAG-hK) rather than a mount in /run/netns: the machine's mount table
 # never changes (tests elsewhere count its mounts). DIR/hosts is the
 # cluster's hosts file; `exec` and `root` run CMD in a private mount namespace
@@ -89,7 +89,7 @@ exec|root)
   [ "$cmd" = exec ] && user=(setpriv --reuid=wgns-test --regid=wgns-test --clear-groups env HOME=/tmp)
   # A private mount namespace (slave: nothing goes back to the machine's)
   # with the cluster's /etc files and this host's /sys.
-  exec nsenter -t "$k" -n -- unshare -m --propagation slave -- sh -c '
+  exec nsenter -t "$k" -n -u -- unshare -m --propagation slave -- sh -c '
     mount --bind "$1/hosts" /etc/hosts && mount --bind "$1/resolv.conf" /etc/resolv.conf &&
       mount --bind "$1/hostname-$2" /etc/hostname && umount -l /sys && mount -t sysfs sysfs /sys || exit 125
     shift 2; exec "$@"' sh "$dir" "$h" "${user[@]}" "$@" ;;
@@ -154,7 +154,9 @@ echo "# the test cluster has no DNS server" > "$dir/resolv.conf"
 record file "$dir/resolv.conf"
 for k in $(seq "$n"); do
   ns=$(nsname "h$k")
-  unshare -n bash -c 'exec -a "$0" sleep infinity' "$ns" </dev/null >/dev/null 2>&1 &
+  # Its own network and UTS namespaces: a node has its own name (wgns hub
+  # advertises it), which the hosts file resolves.
+  unshare -n -u bash -c 'hostname "$1" && exec -a "$0" sleep infinity' "$ns" "h$k" </dev/null >/dev/null 2>&1 &
   pid=$!
   record keeper "h$k" "$pid"
   for _ in $(seq 100); do [ "$(readlink /proc/$pid/ns/net)" != "$(readlink /proc/$$/ns/net)" ] && break; sleep 0.01; done
