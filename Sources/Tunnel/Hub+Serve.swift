@@ -36,11 +36,18 @@ extension Hub {
         // A hub that picks its port must say where: next to its config.
         let dir = serve.directory ?? (h.picksPort ? (file.contains("/") ? String(file[..<file.lastIndex(of: "/")!]) : ".") : nil)
         if let dir {
-            h.directory = dir
             if case .live(let other) = HubEndpoint.read(dir) {
                 throw TunnelError(.config, "\(dir) already has a running hub (pid \(other.pid) on \(other.node), \(other.endpoint)); stop it first")
             }
-            h.advertise = try advertisedHost(serve.advertise, dir: dir)
+            do {
+                h.advertise = try advertisedHost(serve.advertise, dir: dir)
+                h.directory = dir
+            } catch where !h.picksPort && serve.advertise == nil {
+                // A hub with its own ListenPort whose peers already know
+                // its endpoint (vpn new --endpoint HOST:PORT) needs no
+                // published one: a node name that does not resolve (a VM
+                // named "(none)") is no reason to fail.
+            }
             // A hub only this node can reach (its name is a loopback
             // address here) carries its peers' loopback-sized packets.
             if plan.interfaces[0].config.interface.mtu == nil,
