@@ -32,7 +32,7 @@ n=3
 on() { local h=$1; shift; if [ -n "$net" ]; then (cd "$work" && bash "$cluster" exec "$net" "$h" "$@"); else as_user "$@"; fi; }
 exec_on() { local h=$1; shift; cd "$work"; if [ -n "$net" ]; then exec bash "$cluster" exec "$net" "$h" "$@"; else exec_as_test_user "$@"; fi; }
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
-port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port udp)
 
 if [ "$(id -u)" = 0 ]; then
     net=$work/net

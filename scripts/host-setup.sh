@@ -16,3 +16,5 @@ else
 fi
 run_as_test_user() { "${as_test_user[@]}" "$@"; }
 exec_as_test_user() { exec "${as_test_user[@]}" "$@"; }
+# free_port [udp|tcp] (scripts/free-port.sh).
+source "$(dirname "${BASH_SOURCE[0]}")/free-port.sh"

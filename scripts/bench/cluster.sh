@@ -29,7 +29,7 @@ cp "$bin" "$work/w/wgns"
 chown -R "$TEST_USER" "$work/w"
 cd "$work/w"
 on() { bash "$C" exec "$net" "$@"; }
-port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port udp)
 
 printf '\nThroughput across the test cluster, iperf3 TCP peer (h3) -> hub (h1) -> peer (h2), %s s each, Gbit/s:\n' "$secs"
 printf '%-12s %10s %10s %12s %12s\n' "fabric MTU" "wg0 MTU" "raw fabric" "slirp4netns" "pasta"

@@ -39,7 +39,7 @@ peak_memory() {
     echo "$v"
 }
 
-port=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(free_port udp)
 as_user ./wgns vpn new vpn --peers 2 --subnet 10.97.0.0/24 --endpoint "127.0.0.1:$port" >/dev/null
 as_user sh -c 'umask 077; ./wgns strip vpn/peer-1.conf > peer-1.wg'
 mtu=65440
@@ -76,7 +76,7 @@ fi
 # packet waits for the handshake; iperf3 -J exits 0 even on errors, so its
 # JSON is read); the servers run until they are stopped.
 secs=${BENCH_SECONDS:-5}
-iperf_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+iperf_port=$(free_port tcp)
 client="for i in \$(seq 100); do iperf3 -c %s -p $iperf_port -t $secs -J > %s 2>/dev/null; grep -q '\"error\"' %s || exit 0; sleep 0.1; done; exit 1"
 # Like as_user, for `( exec_as_user CMD ) REDIRECTIONS &`: the command takes
 # over the subshell, so $! is its pid.

@@ -53,7 +53,6 @@ w=0; until all done; do sleep 0.01; w=$((w+1)); [ $w -lt 30000 ] || exit 1; done
 EOF
 chown -R "$TEST_USER" "$work"
 as_user() { (cd "$work" && run_as_test_user "$@"); }
-free_port() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 start_hub() {  # start_hub DIR NAME: returns once the hub says it is up
     name=$2

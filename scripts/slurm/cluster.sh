@@ -30,9 +30,8 @@ stop() {
   done
 }
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+# free_port tcp: the daemons' ports (scripts/free-port.sh).
+source "$(dirname "${BASH_SOURCE[0]}")/../free-port.sh"
 
 # The daemons must not inherit the caller's descriptors: a caller that waits
 # for its pipes to close (a test runner) would wait for them forever.
@@ -62,7 +61,7 @@ munged </dev/null >/dev/null 2>&1 --force --socket="$dir/munge/munge.sock" --key
   --pid-file="$dir/run/munged.pid" --log-file="$dir/log/munged.log" --seed-file="$dir/munge/seed"
 
 host=$(hostname)
-ctld_port=$(free_port)
+ctld_port=$(free_port tcp)
 {
   echo "ClusterName=wgnstest"
   echo "SlurmctldHost=$host(127.0.0.1)"
@@ -91,7 +90,7 @@ ctld_port=$(free_port)
   echo "NodeName=DEFAULT CPUs=2 RealMemory=1000 State=UNKNOWN"
   names=()
   for i in $(seq 1 "$nodes"); do
-    echo "NodeName=n$i NodeHostname=$host NodeAddr=127.0.0.1 Port=$(free_port)"
+    echo "NodeName=n$i NodeHostname=$host NodeAddr=127.0.0.1 Port=$(free_port tcp)"
     names+=("n$i")
   done
   echo "PartitionName=debug Nodes=$(IFS=,; echo "${names[*]}") Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES"
