@@ -48,7 +48,7 @@ public struct UpOptions: Sendable {
 }
 
 /// The supervisor side of `wgns up`: validates, starts the holder and the
-/// carrier, passes signals, and cleans up. See DESIGN.md, "Process model".
+/// carrier, passes signals, and cleans up. See ARCHITECTURE.md, "Process model".
 ///
 /// If the carrier dies while the job runs, the job gets SIGTERM and wgns
 /// exits non-zero (the job's status, or 1 if the job exited 0): a tunnel
