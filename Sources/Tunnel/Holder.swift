@@ -181,7 +181,7 @@ struct NamespaceInit {
             var controls: [String: any WireGuardControl] = [:]
             for i in plan.interfaces {
                 if userspace.contains(i.name) {
-                    controls[i.name] = UserspaceWireGuard(socketDirectory: "\(run)/wireguard")
+                    controls[i.name] = UserspaceWireGuard(socketDirectory: "\(run)/\(Namespace.socketFolder)")
                 } else {
                     do { controls[i.name] = try KernelWireGuard() } catch { throw TunnelError(.noWireGuard, "\(error)") }
                 }

@@ -113,23 +113,24 @@ import TestSupport
         #expect(named == "10.50.0.0/16 dev wg0 table \(name) scope link \nrules\n" + Self.defaultRules)
     }
 
-    @Test func unknownTableIsOneLineAndNothingStarts() throws {
-        let f = try UpFixture()
-        try f.write("t.conf", Self.config(f, "Table = no-such-table"))
+    /// `wgns up` of a config with `line` fails with one line starting with
+    /// `error`, and the job never starts.
+    static func refusedBeforeStart(_ f: UpFixture, _ line: String, _ error: String) throws {
+        try f.write("t.conf", Self.config(f, line))
         let r = try f.sh(#""$W" up t.conf -- touch ran"#)
         #expect(r.status != 0)
-        #expect(r.stderr.hasPrefix("wgns: t.conf:4: Table 'no-such-table' is neither"), "\(r.stderr)")
-        #expect(r.stderr.split(separator: "\n").count == 1)
+        #expect(r.stderr.hasPrefix(error), "\(r.stderr)")
+        #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: "\(f.dir)/ran"))
+    }
+
+    @Test func unknownTableIsOneLineAndNothingStarts() throws {
+        try Self.refusedBeforeStart(try UpFixture(), "Table = no-such-table", "wgns: t.conf:4: Table 'no-such-table' is neither")
     }
 
     @Test func saveConfigTrueIsRefused() throws {
         let f = try UpFixture()
-        try f.write("t.conf", Self.config(f, "SaveConfig = true"))
-        let r = try f.sh(#""$W" up t.conf -- touch ran"#)
-        #expect(r.status != 0)
-        #expect(r.stderr.hasPrefix("wgns: t.conf: SaveConfig = true is refused"), "\(r.stderr)")
-        #expect(!FileManager.default.fileExists(atPath: "\(f.dir)/ran"))
+        try Self.refusedBeforeStart(f, "SaveConfig = true", "wgns: t.conf: SaveConfig = true is refused")
         try f.write("f.conf", Self.config(f, "SaveConfig = false"))
         #expect(try f.sh(#""$W" up f.conf -- true"#).status == 0)
     }
