@@ -1,6 +1,5 @@
 #define _GNU_SOURCE
 #include <sched.h>
-#include <linux/netlink.h>
 #include "CWGShim.h"
 
 const int CWGShim_CLONE_NEWUSER = CLONE_NEWUSER;
@@ -11,10 +10,6 @@ const int CWGShim_CLONE_NEWPID = CLONE_NEWPID;
 int CWGShim_unshare(int flags) { return unshare(flags); }
 int CWGShim_setns(int fd, int nstype) { return setns(fd, nstype); }
 
-size_t CWGShim_NLMSG_ALIGN(size_t len) { return NLMSG_ALIGN(len); }
-size_t CWGShim_NLA_ALIGN(size_t len) { return NLA_ALIGN(len); }
-size_t CWGShim_NLMSG_HDRLEN(void) { return NLMSG_HDRLEN; }
-size_t CWGShim_NLA_HDRLEN(void) { return NLA_HDRLEN; }
 
 #include <nss.h>
 int CWGShim_nss_configure_hosts(const char *services) { return __nss_configure_lookup("hosts", services); }

@@ -20,7 +20,6 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
-int CWGShim_set_pdeathsig(int sig) { return prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0); }
 int CWGShim_set_undumpable(void) { return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }
 int CWGShim_set_dumpable(int on) { return prctl(PR_SET_DUMPABLE, on ? 1 : 0, 0, 0, 0); }
 
@@ -54,12 +53,18 @@ static int read_report(int fd, pid_t pid, int got[2]) {
     return 1;
 }
 
+/* Every handler back to its default: what a child starts with, whether it
+ * execs or (a fork) continues in the caller's code. */
+static void default_handlers(void) {
+    for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+}
+
 /* Child side; reports (stage, errno) on report_fd and exits 127 on failure. */
 static void child(const struct CWGShim_spawn_attr *a, pid_t parent, int report_fd) {
     int stage = 0;
     sigset_t all;
     sigemptyset(&all);
-    for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+    default_handlers();
 
     stage = CWGShim_STAGE_PDEATHSIG;
     if (a->pdeathsig > 0) {
@@ -149,16 +154,28 @@ pid_t CWGShim_spawn(const struct CWGShim_spawn_attr *a, int *stage_out, int *err
 }
 
 pid_t CWGShim_fork_with_pdeathsig(int sig) {
+    sigset_t all, old, none;
+    sigfillset(&all);
+    sigemptyset(&none);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        /* The signal state of an exec'd child (spawn's): default handlers,
+         * nothing blocked. The child blocks what it waits for itself. */
+        default_handlers();
         /* The death signal first, then the check: a parent that died in
          * between would otherwise go unnoticed. A parent outside our pid
          * namespace shows as ppid 0. */
         if (prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) < 0) _exit(127);
         pid_t pp = getppid();
         if (pp != parent && pp != 0) _exit(127);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        return 0;
     }
+    int e = errno;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    errno = e;
     return pid;
 }
 

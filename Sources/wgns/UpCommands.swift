@@ -141,8 +141,8 @@ func waitSeconds(_ text: String?) throws -> Double? {
 /// status. Shared by `wgns up` and `wgns hub`.
 func runSession(_ options: UpOptions) throws -> Int32 {
     do {
-        let plan = try Session.prepare(options)
-        return try Session.run(plan, holderCommand: ["/proc/self/exe", HolderCommand.command.name])
+        let plan = try UpPlan.prepare(options)
+        return try Supervisor.run(plan, holderCommand: ["/proc/self/exe", HolderCommand.command.name])
     } catch {
         throw CLIError(error)
     }

@@ -1,7 +1,7 @@
 #ifndef CWGSHIM_H
 #define CWGSHIM_H
 /* What Swift cannot import directly: _GNU_SOURCE-only calls and constants,
- * and netlink's function-like macros. No logic lives here. */
+ * calls Swift imports badly (variadic, unions), and the spawn helpers. No policy lives here. */
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -17,12 +17,6 @@ int CWGShim_setns(int fd, int nstype);
 /* __nss_configure_lookup("hosts", services) (glibc's <nss.h>, not imported):
  * replaces the hosts line of /etc/nsswitch.conf for this process. */
 int CWGShim_nss_configure_hosts(const char *services);
-
-/* Netlink alignment macros. */
-size_t CWGShim_NLMSG_ALIGN(size_t len);
-size_t CWGShim_NLA_ALIGN(size_t len);
-size_t CWGShim_NLMSG_HDRLEN(void);
-size_t CWGShim_NLA_HDRLEN(void);
 
 /* Children (spawn.c): fork + exec with the async-signal-safe steps between. */
 enum {
@@ -45,7 +39,8 @@ struct CWGShim_spawn_attr {
 };
 /* Returns the pid, or -1 with the failing stage and errno (the child is reaped). */
 pid_t CWGShim_spawn(const struct CWGShim_spawn_attr *attr, int *stage, int *err);
-/* fork(); the child gets PR_SET_PDEATHSIG(sig) and continues in the caller's code. */
+/* fork(); the child gets PR_SET_PDEATHSIG(sig) and the signal state of an exec'd
+ * child (default handlers, empty mask), and continues in the caller's code. */
 pid_t CWGShim_fork_with_pdeathsig(int sig);
 /* The job's sandbox: a fork that is pid 1 of a new pid namespace, in a mount
  * namespace of its own (its /proc, `detach` unmounted) and, with
@@ -75,16 +70,14 @@ ssize_t CWGShim_recv_fds(int sock, void *buf, size_t len, int *fds, int max_fds,
 int CWGShim_set_undumpable(void);
 /* prctl(PR_SET_DUMPABLE, on). */
 int CWGShim_set_dumpable(int on);
-/* prctl(PR_SET_PDEATHSIG) (prctl is variadic). */
-int CWGShim_set_pdeathsig(int sig);
 /* pipe2 (needs _GNU_SOURCE). */
 int CWGShim_pipe2(int fds[2], int flags);
 /* signalfd(-1, mask, SFD_CLOEXEC|SFD_NONBLOCK) (sys/signalfd.h is not imported). */
 #include <signal.h>
 #include <sys/signalfd.h>
 int CWGShim_signalfd(const sigset_t *mask);
-/* open /dev/net/tun + TUNSETIFF (IFF_TUN or IFF_TAP, IFF_NO_PI) [+ TUNSETPERSIST]: ioctl is variadic
- * and struct ifreq is a union. Returns the fd or -1. */
+/* open /dev/net/tun + TUNSETIFF (IFF_TAP with IFF_NO_PI, or IFF_TUN without it)
+ * [+ TUNSETPERSIST]: ioctl is variadic and struct ifreq is a union. Returns the fd or -1. */
 int CWGShim_tun_open(const char *name, int tap, int persist);
 /* The same, with IFF_NO_PI (no 4-byte packet-information header) chosen separately. */
 int CWGShim_tun_open_pi(const char *name, int tap, int no_pi, int persist);

@@ -36,7 +36,7 @@ struct JobSandbox {
     /// descriptors of the sandbox's user, mnt, net and pid namespaces; -1: none.
     var channel: Int32 = -1
     /// The message that goes with them.
-    var channelText = Holder.Message.jobNamespaces
+    var channelText = HolderStatus.namespaces(.job).line
 
     /// Starts the sandbox and, inside it, `command` with `options` (nil: an
     /// idle sandbox, for `wgns exec`, that ends on SIGTERM). The returned

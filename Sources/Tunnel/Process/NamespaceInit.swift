@@ -5,98 +5,11 @@ import WGNetlink
 import Glibc
 #endif
 
-/// The holder: the process that makes the namespaces and holds them for the
-/// job. `wgns up` (the supervisor) forks it (or, when the supervisor has
-/// threads, starts it as `wgns _holder`) with descriptor 3 = control pipe
-/// (plan, "go", signals) and 4 = status channel (a SOCK_SEQPACKET socket, one
-/// message per line, some carrying descriptors).
-///
-/// Status lines to the supervisor: `N` namespaces exist (start the carrier),
-/// `F admin` / `F job` with descriptors of the tunnel's and of the job
-/// sandbox's namespaces (`HolderMessage`), `R` job started, `X STATUS` job
-/// ended with that shell status, `E MESSAGE` set-up failed, `C STATUS
-/// MESSAGE` the command could not start. Control bytes from the supervisor:
-/// `G` carrier ready, `S` + signal number. SIGUSR1 from the supervisor, once
-/// the carrier has opened the holder's namespaces, makes the holder
-/// undumpable (its memory is a copy of the supervisor's, keys included).
-public enum Holder {
-    /// The `F` messages of the status channel.
-    enum Message {
-        /// With descriptors of the tunnel's user, mnt and net namespaces
-        /// (where wg0 is): what `wgns show NAME` enters.
-        static let adminNamespaces = "F admin\n"
-        /// With descriptors of the job sandbox's user, mnt, net and pid
-        /// namespaces: what `wgns exec NAME` enters.
-        static let jobNamespaces = "F job\n"
-    }
-
-    /// The routing table and firewall mark of tunnel routes (as wg-quick: 51820).
-    static let table: UInt32 = 51820
-
-    /// Runs the holder; never returns. Call first thing in a synchronous
-    /// command: the unshare needs a single-threaded process.
-    public static func run(control: Int32 = 3, status: Int32 = 4) -> Never {
-        let statusFD = status
-        // The supervisor is undumpable, and so is its fork: but writing our
-        // own uid_map needs /proc/self to be ours (undumpable makes it
-        // root's). Undumpable again on SIGUSR1, once the carrier is in.
-        _ = CWGShim_set_dumpable(1)
-        do {
-            try Namespace.enter()
-        } catch {
-            report(statusFD, "E \(error)")
-            _exit(1)
-        }
-        // The carrier's tap0, made persistent here so that the carrier's exit
-        // does not wait for the device's removal (about 20 ms of RCU grace
-        // periods): the device goes with the namespace, asynchronously.
-        let tap = CWGShim_tun_open("tap0", 1, 1)
-        if tap >= 0 { close(tap) }
-        report(statusFD, "N")
-        // The first child is pid 1 of the new pid namespace: when it ends,
-        // the kernel kills everything else in there.
-        let pid = CWGShim_fork_with_pdeathsig(SIGKILL)
-        if pid < 0 {
-            report(statusFD, "E cannot fork: \(String(cString: strerror(errno)))")
-            _exit(1)
-        }
-        if pid == 0 { NamespaceInit(control: control, status: statusFD).run() }
-        // Wait for pid 1; on SIGUSR1 (blocked since the supervisor's fork),
-        // become undumpable.
-        var set = sigset_t()
-        sigemptyset(&set)
-        sigaddset(&set, SIGUSR1)
-        sigaddset(&set, SIGCHLD)
-        sigprocmask(SIG_BLOCK, &set, nil)
-        while true {
-            var st: Int32 = 0
-            let r = waitpid(pid, &st, WNOHANG)
-            if r == pid { _exit(Termination(waitStatus: st).shellStatus) }
-            if r < 0 && errno != EINTR { _exit(1) }
-            if sigwaitinfo(&set, nil) == SIGUSR1 { _ = CWGShim_set_undumpable() }
-        }
-    }
-
-    static func report(_ fd: Int32, _ line: String) {
-        let b = Array((line.split(separator: "\n", omittingEmptySubsequences: false).joined(separator: " ") + "\n").utf8)
-        b.withUnsafeBytes { _ = write(fd, $0.baseAddress, $0.count) }
-    }
-}
-
 /// Pid 1 of the job's namespaces: builds the network, runs the job, reaps,
 /// and ends everything when the job ends.
 struct NamespaceInit {
     let control: Int32
     let status: Int32
-
-    /// A running wireguard-go and the pipe its log arrives on.
-    struct Daemon {
-        var name: String
-        var process: ChildProcess
-        var log: Int32
-        var reader = LineReader()
-        var lastLine = ""
-    }
 
     func run() -> Never {
         // It reads the keys: nobody may ptrace it or read its memory.
@@ -112,7 +25,8 @@ struct NamespaceInit {
             fail("\(error)")
         }
         var log = StepLog(enabled: plan.verbose, start: plan.startTime)
-        var daemons: [Daemon] = []
+        var controlReader = ControlReader(fd: control)
+        var daemons: [WireGuardGo] = []
         do {
             try Namespace.prepareMounts()
             let run = Namespace.runtimeDirectory()
@@ -156,7 +70,7 @@ struct NamespaceInit {
                     guard let wgGo = plan.wireguardGo else {
                         throw TunnelError(.noWireGuard, "the kernel has no WireGuard and wireguard-go is not installed (apt-get install wireguard-go)")
                     }
-                    daemons.append(try startWireGuardGo(wgGo, name: i.name))
+                    daemons.append(try WireGuardGo.start(wgGo, name: i.name))
                     userspace.append(i.name)
                 }
             }
@@ -167,7 +81,7 @@ struct NamespaceInit {
                 log.step("forwarding on (hub)")
             }
 
-            for k in daemons.indices { try waitReady(&daemons[k]) }
+            for k in daemons.indices { try daemons[k].waitReady() }
             // The namespace where tap0 and WireGuard's UDP socket are.
             let carrierSide = routes
             if plan.isolate {
@@ -207,13 +121,10 @@ struct NamespaceInit {
             log.step("routes and rules")
 
             // Wait for the carrier.
-            while true {
-                var b: UInt8 = 0
-                let n = read(control, &b, 1)
-                if n < 0 && errno == EINTR { continue }
-                if n <= 0 { killAllAndExit(1) }  // the supervisor is gone
-                if b == UInt8(ascii: "G") { break }
-                if b == UInt8(ascii: "S") { _ = read(control, &b, 1); killAllAndExit(128 + Int32(b)) }
+            switch controlReader.next() {
+            case .carrierReady: break
+            case .signal(let s): killAllAndExit(128 + s)
+            case nil: killAllAndExit(1)  // the supervisor is gone
             }
             log.mark()
             if plan.carrier == .slirp4netns && plan.hasIPv6Endpoint {
@@ -257,8 +168,8 @@ struct NamespaceInit {
         // wireguard-go's sockets.
         if !plan.netAdmin { sandbox.detach.append("\(run)/\(Namespace.socketFolder)") }
         sandbox.channel = status
-        sandbox.channelText = Holder.Message.jobNamespaces
-        if CWGShim_send_own_namespaces(status, Holder.Message.adminNamespaces) != 0 {
+        sandbox.channelText = HolderStatus.namespaces(.job).line
+        if CWGShim_send_own_namespaces(status, HolderStatus.namespaces(.admin).line) != 0 {
             fail("cannot pass the tunnel's namespaces to the supervisor: \(String(cString: strerror(errno)))")
         }
         opts.environment = plan.jobEnvironment()
@@ -270,15 +181,15 @@ struct NamespaceInit {
             if error.isExec {
                 let code: Int32 = error.errno == ENOENT ? 127 : 126
                 let why = error.errno == ENOENT ? "command not found" : String(cString: strerror(error.errno))
-                Holder.report(status, "C \(code) \(name): \(why)")
+                HolderStatus.commandFailed(code, "\(name): \(why)").send(on: status)
             } else {
-                Holder.report(status, "C 126 cannot start the job's sandbox for \(name): \(String(cString: strerror(error.errno)))")
+                HolderStatus.commandFailed(126, "cannot start the job's sandbox for \(name): \(String(cString: strerror(error.errno)))").send(on: status)
             }
             killAllAndExit(1)
         }
         log.step(plan.command.isEmpty ? "tunnel up, no job (an idle sandbox for wgns exec)" : "job started: \(plan.command.first ?? "")")
-        Holder.report(status, "R")
-        superviseJob(job, daemons: &daemons)
+        HolderStatus.jobStarted.send(on: status)
+        superviseJob(job, daemons: &daemons, control: &controlReader)
     }
 
     /// slirp4netns's IPv6 network: it answers as the gateway (and the host,
@@ -304,67 +215,9 @@ struct NamespaceInit {
         try TunnelRoutes.install(plan.interfaces, routes: routes, mark: mark)
     }
 
-    func startWireGuardGo(_ path: String, name: String) throws(TunnelError) -> Daemon {
-        let logPipe = try Pipe()
-        // Its verbose log is read only between steps; a hub of 1000 peers logs
-        // ~200 KB while it is configured, and a full 64 KiB pipe blocked it
-        // mid-reply (F_SETPIPE_SZ = 1031: 1 MiB, the default pipe-max-size).
-        _ = fcntl(logPipe.write.raw, 1031, Int32(1 << 20))
-        let devnull = open("/dev/null", O_RDWR | O_CLOEXEC)
-        defer { close(devnull) }
-        // The TUN device is made here, persistent, with the flags this
-        // wireguard-go expects, and handed over (WG_TUN_FD): its exit then
-        // does not wait for the device's removal.
-        let flavor = WireGuardGoTUN.of(path)
-        let tun = flavor == .ownDevice ? -1 : try sys("create TUN device \(name) (/dev/net/tun)", code: .setup) {
-            CWGShim_tun_open_pi(name, 0, flavor == .noPacketInformation ? 1 : 0, 1)
-        }
-        defer { if tun >= 0 { close(tun) } }
-        var opts = SpawnOptions()
-        opts.fds = [devnull, logPipe.write.raw, logPipe.write.raw] + (tun >= 0 ? [tun] : [])
-        opts.deathSignal = SIGKILL
-        var env: [String] = []
-        var e = environ
-        while let p = e.pointee {
-            let s = String(cString: p)
-            if !s.hasPrefix("WG_") && !s.hasPrefix("LOG_LEVEL=") { env.append(s) }
-            e += 1
-        }
-        env += ["WG_PROCESS_FOREGROUND=1", "LOG_LEVEL=verbose"] + (tun >= 0 ? ["WG_TUN_FD=3"] : [])
-        opts.environment = env
-        let p: ChildProcess
-        do { p = try ChildProcess.spawn([path, "-f", name], opts) } catch {
-            throw TunnelError(.noWireGuard, "cannot start \(path)", errno: error.errno)
-        }
-        let fd = logPipe.read.release()
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        return Daemon(name: name, process: p, log: fd)
-    }
-
-    /// Reads wireguard-go's log until its UAPI socket listens.
-    func waitReady(_ d: inout Daemon) throws(TunnelError) {
-        while true {
-            while let line = d.reader.nextLine() {
-                d.lastLine = line
-                if line.contains("UAPI listener started") { return }
-            }
-            var p = pollfd(fd: d.log, events: Int16(POLLIN), revents: 0)
-            _ = poll(&p, 1, -1)
-            let more: Bool
-            do { more = try d.reader.fill(from: d.log) } catch {
-                if error.errno == EAGAIN { continue }
-                throw TunnelError(.setup, "wireguard-go for \(d.name): \(error)")
-            }
-            if !more {
-                let st = d.process.wait()
-                throw TunnelError(.noWireGuard, "wireguard-go for \(d.name) failed (\(st)): \(d.lastLine)")
-            }
-        }
-    }
-
     /// Waits for the job, passing signals on and draining daemon logs; ends
     /// everything when the job ends.
-    func superviseJob(_ job: ChildProcess, daemons: inout [Daemon]) -> Never {
+    func superviseJob(_ job: ChildProcess, daemons: inout [WireGuardGo], control reader: inout ControlReader) -> Never {
         var mask = sigset_t()
         sigemptyset(&mask)
         sigaddset(&mask, SIGCHLD)
@@ -390,12 +243,11 @@ struct NamespaceInit {
             for d in daemons { fds.append(pollfd(fd: d.log, events: Int16(POLLIN), revents: 0)) }
             if poll(&fds, nfds_t(fds.count), -1) < 0 { continue }
             if fds[0].revents != 0 {
-                var b: [UInt8] = [0, 0]
-                let n = read(control, &b, 2)
-                if n <= 0 { killAllAndExit(1) }  // the supervisor is gone
-                if b[0] == UInt8(ascii: "S") {
-                    if n == 1 { _ = read(control, &b[1], 1) }
-                    job.kill(Int32(b[1]))
+                guard var message = reader.next() else { killAllAndExit(1) }  // the supervisor is gone
+                while true {
+                    if case .signal(let s) = message { job.kill(s) }
+                    guard let more = HolderControl.take(from: &reader.buffer) else { break }
+                    message = more
                 }
             }
             if fds[1].revents != 0 { _ = read(sfd, &scratch, scratch.count) }
@@ -409,7 +261,7 @@ struct NamespaceInit {
         // longest is wireguard-go's: closing its inotify watch on the UAPI
         // socket waits for an SRCU grace period, 2-20 ms here.)
         _ = kill(-1, SIGKILL)
-        Holder.report(status, "X \(jobStatus!.shellStatus)")
+        HolderStatus.jobExited(jobStatus!.shellStatus).send(on: status)
         killAllAndExit(0)
     }
 
@@ -422,7 +274,7 @@ struct NamespaceInit {
     }
 
     func fail(_ message: String) -> Never {
-        Holder.report(status, "E \(message)")
+        HolderStatus.setupFailed(message).send(on: status)
         killAllAndExit(1)
     }
 }

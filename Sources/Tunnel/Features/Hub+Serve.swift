@@ -16,7 +16,7 @@ extension Hub {
         /// `-- COMMAND ARGS...`: run on the host once the hub is up; the hub
         /// lives as long as it and `serve` returns its status.
         public var command: [String] = []
-        /// How to start the holder (as `Session.run` takes it).
+        /// How to start the holder (as `Supervisor.run` takes it).
         public var holderCommand: [String] = []
         /// Empty options.
         public init() {}
@@ -26,7 +26,7 @@ extension Hub {
     /// with another host port when pasta could not bind the picked one, and
     /// returns the status (the hub's, or COMMAND's).
     public static func serve(_ options: UpOptions, _ serve: ServeOptions) throws(TunnelError) -> Int32 {
-        var plan = try Session.prepare(options)
+        var plan = try UpPlan.prepare(options)
         guard let h = plan.hub else { throw TunnelError(.config, "not a hub") }
         let file = options.configFiles.first ?? ""
         if let r = serve.portRange {
@@ -102,7 +102,7 @@ extension Hub {
         for _ in 0..<(h?.picksPort == true ? portAttempts : 1) {
             do {
                 try pickPort(&plan)
-                return try Session.run(plan, holderCommand: holderCommand)
+                return try Supervisor.run(plan, holderCommand: holderCommand)
             } catch where error.code == .carrier && error.errno == EADDRINUSE && h?.picksPort == true {
                 if plan.verbose { writeStderr("wgns: \(error); picking another\n") }
                 last = error

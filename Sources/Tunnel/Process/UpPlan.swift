@@ -54,7 +54,7 @@ public struct UpPlan: Sendable {
     /// is in its foreground process group, so the job is made the
     /// terminal's foreground group. Otherwise (no terminal, a terminal that
     /// is not the controlling one, or wgns in the background) the
-    /// descriptors are only passed through. Set by `Session.run`.
+    /// descriptors are only passed through. Set by `Supervisor.run`.
     public var jobControl = false
     /// A hub: IPv4 and IPv6 forwarding on inside, no job.
     public var forwarding = false
