@@ -20,14 +20,16 @@ let package = Package(
                        providers: [.apt(["libmnl-dev"])]),
         // Only what Swift cannot import: function-like netlink macros and
         // the _GNU_SOURCE namespace calls.
-        .target(name: "CWGShim", dependencies: ["CLibMnl"]),
+        .target(name: "CWGShim"),
+        // The one POSIX layer: EINTR-retrying calls, an owned descriptor, Errno.
+        .target(name: "POSIX", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
         .target(name: "KeyStore",
-                dependencies: ["CSodium", .product(name: "SystemPackage", package: "swift-system")]),
+                dependencies: ["CSodium", "POSIX", .product(name: "SystemPackage", package: "swift-system")]),
         .target(name: "WGNetlink",
-                dependencies: ["KeyStore", "CLibMnl", "CWGShim",
+                dependencies: ["KeyStore", "CLibMnl", "POSIX",
                                .product(name: "SystemPackage", package: "swift-system")]),
         .target(name: "Tunnel",
-                dependencies: ["KeyStore", "WGNetlink", "CWGShim",
+                dependencies: ["KeyStore", "WGNetlink", "CWGShim", "POSIX",
                                .product(name: "SystemPackage", package: "swift-system")]),
         .executableTarget(name: "wgns",
                           dependencies: ["KeyStore", "WGNetlink", "Tunnel"]),
@@ -38,7 +40,7 @@ let package = Package(
         .testTarget(name: "KeyStoreTests", dependencies: ["KeyStore", "TestSupport"]),
         .testTarget(name: "WGNetlinkTests", dependencies: ["WGNetlink", "KeyStore", "TestSupport"]),
         .testTarget(name: "TunnelTests", dependencies: ["Tunnel", "KeyStore", "WGNetlink", "TestSupport"]),
-        .testTarget(name: "wgnsTests", dependencies: ["KeyStore", "Tunnel", "TestSupport"]),
+        .testTarget(name: "wgnsTests", dependencies: ["Tunnel", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,5 @@
 import CSodium
+import POSIX
 import SystemPackage
 #if canImport(Glibc)
 import Glibc
@@ -27,8 +28,8 @@ public enum KeyFile {
     /// read, a directory or device is a mistake).
     public static func read<K: WireGuardKey>(_ type: K.Type, path: String, secret: Bool = true) throws(KeyStoreError) -> K {
         // O_NONBLOCK: opening a FIFO must not wait for a writer.
-        let fd = try sys("cannot open key file \(path)") { open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) }
-        defer { close(fd) }
+        let file = try Descriptor.open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY, orThrow: "cannot open key file \(path)")
+        let fd = file.raw
         var st = stat()
         _ = try sys("cannot stat key file \(path)") { fstat(fd, &st) }
         let kind = st.st_mode & S_IFMT
@@ -79,24 +80,15 @@ public enum KeyFile {
     public static func writeSecretFile(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(KeyStoreError) {
         let dir = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
         var template = Array("\(dir.isEmpty ? "/" : dir)/.wgns-XXXXXX".utf8CString)
-        let fd = try sys("cannot create a temporary file next to \(path)") {
+        let file = Descriptor(owning: try sys("cannot create a temporary file next to \(path)") {
             template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
-        }
+        })
         let tmp = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         var ok = false
-        defer {
-            close(fd)
-            if !ok { unlink(tmp) }
-        }
-        _ = try sys("cannot set the mode of \(tmp)") { fchmod(fd, mode) }
-        var off = 0
-        while off < bytes.count {
-            let n = try sys("cannot write \(tmp)") {
-                bytes.withUnsafeBytes { b in Glibc.write(fd, b.baseAddress! + off, b.count - off) }
-            }
-            off += n
-        }
-        _ = try sys("cannot sync \(tmp)") { fsync(fd) }
+        defer { if !ok { unlink(tmp) } }
+        _ = try sys("cannot set the mode of \(tmp)") { fchmod(file.raw, mode) }
+        do throws(Errno) { try file.writeAll(bytes) } catch { throw KeyStoreError(.system, "cannot write \(tmp)", errno: error) }
+        _ = try sys("cannot sync \(tmp)") { fsync(file.raw) }
         _ = try sys("cannot rename \(tmp) to \(path)") { rename(tmp, path) }
         ok = true
     }
@@ -104,9 +96,8 @@ public enum KeyFile {
     /// Flushes a directory's entries (renames into it) to disk (`fsync` on
     /// the directory).
     public static func syncDirectory(_ path: String) throws(KeyStoreError) {
-        let fd = try sys("cannot open \(path)") { open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
-        defer { close(fd) }
-        _ = try sys("cannot sync \(path)") { fsync(fd) }
+        let dir = try Descriptor.open(path, O_RDONLY | O_DIRECTORY, orThrow: "cannot open \(path)")
+        _ = try sys("cannot sync \(path)") { fsync(dir.raw) }
     }
 
     static func isSpace(_ c: UInt8) -> Bool {
@@ -114,15 +105,16 @@ public enum KeyFile {
     }
 }
 
-/// Calls a C function that returns -1 and sets errno on failure, retrying
-/// `EINTR`, and turns failure into a `KeyStoreError`.
+/// A system call through POSIX.valueOrErrno (EINTR retried); failure
+/// becomes a `KeyStoreError` naming `what`.
 @discardableResult
-func sys<T: BinaryInteger>(_ what: @autoclosure () -> String, _ call: () -> T) throws(KeyStoreError) -> T {
-    while true {
-        let r = call()
-        if r != -1 { return r }
-        let e = Errno(rawValue: errno)
-        if e == .interrupted { continue }
-        throw KeyStoreError(.system, what(), errno: e)
+func sys<T: FixedWidthInteger>(_ what: @autoclosure () -> String, _ call: () -> T) throws(KeyStoreError) -> T {
+    try valueOrErrno(call) { KeyStoreError(.system, what(), errno: $0) }
+}
+
+extension Descriptor {
+    /// `Descriptor.open`, failing with a `KeyStoreError` naming `what`.
+    static func open(_ path: String, _ flags: Int32, orThrow what: @autoclosure () -> String) throws(KeyStoreError) -> Descriptor {
+        do { return try Descriptor.open(path, flags) } catch { throw KeyStoreError(.system, what(), errno: error) }
     }
 }

@@ -1,3 +1,4 @@
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -5,8 +6,8 @@ import Glibc
 /// The one error type of WGNetlink: what failed, why, and what to do.
 ///
 /// `code` is for `catch` (`error.code == .noSuchDevice`), `errno` is the
-/// underlying system or kernel error (0 when there is none), `message` is one
-/// line a person can act on.
+/// underlying system or kernel error (nil when there is none), `message` is
+/// one line a person can act on.
 public struct NetlinkError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What kind of failure this is.
     public enum Code: String, Sendable, Hashable {
@@ -36,16 +37,22 @@ public struct NetlinkError: Error, Sendable, Hashable, CustomStringConvertible {
     /// What kind of failure this is.
     public var code: Code
     /// The errno behind it (from the kernel's NLMSG_ERROR, a system call, or a
-    /// UAPI `errno=` reply); 0 when there is none.
-    public var errno: Int32
+    /// UAPI `errno=` reply); nil when there is none.
+    public var errno: Errno?
     /// One line that says what failed and what to do.
     public var message: String
 
     /// Wraps a code, an errno and a message.
-    public init(_ code: Code, errno: Int32 = 0, _ message: String) {
+    public init(_ code: Code, errno: Errno? = nil, _ message: String) {
         self.code = code
         self.errno = errno
         self.message = message
+    }
+
+    /// Wraps a code, a raw errno (a kernel reply's, a system call's; 0 for
+    /// none) and a message.
+    init(_ code: Code, errno e: Int32, _ message: String) {
+        self.init(code, errno: e == 0 ? nil : Errno(rawValue: e), message)
     }
 
     /// The message.

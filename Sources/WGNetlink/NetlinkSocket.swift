@@ -32,7 +32,7 @@ public final class NetlinkSocket {
             throw NetlinkError.system("open netlink socket", errno: errno)
         }
         do {
-            _ = try valueOrErrno("bind netlink socket") { mnl_socket_bind(s, 0, pid_t(MNL_SOCKET_AUTOPID)) }
+            _ = try sys("bind netlink socket") { mnl_socket_bind(s, 0, pid_t(MNL_SOCKET_AUTOPID)) }
             var one: Int32 = 1
             // Both are best-effort: old kernels lack them and still work.
             _ = mnl_socket_setsockopt(s, NETLINK_CAP_ACK, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -75,13 +75,13 @@ public final class NetlinkSocket {
     /// Sends bytes as one datagram (`mnl_socket_sendto`).
     func send(_ bytes: UnsafeRawBufferPointer, operation: String) throws(NetlinkError) {
         let s = try open(operation)
-        _ = try valueOrErrno(operation) { mnl_socket_sendto(s, bytes.baseAddress, bytes.count) }
+        _ = try sys(operation) { mnl_socket_sendto(s, bytes.baseAddress, bytes.count) }
     }
 
     /// Receives one datagram (`mnl_socket_recvfrom`) into the receive buffer.
     func receive(operation: String) throws(NetlinkError) -> UnsafeRawBufferPointer {
         let s = try open(operation)
-        let n = try valueOrErrno(operation) { mnl_socket_recvfrom(s, receiveBuffer.baseAddress, receiveBuffer.count) }
+        let n = try sys(operation) { mnl_socket_recvfrom(s, receiveBuffer.baseAddress, receiveBuffer.count) }
         return UnsafeRawBufferPointer(start: receiveBuffer.baseAddress, count: n)
     }
 

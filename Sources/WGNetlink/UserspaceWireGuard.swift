@@ -1,4 +1,5 @@
 import KeyStore
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -69,30 +70,30 @@ public struct UserspaceWireGuard: WireGuardControl, Sendable {
             throw NetlinkError(.invalidArgument, errno: ENAMETOOLONG, "cannot \(operation): socket path \(path) is too long")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: pathBytes) }
-        let fd = try valueOrErrno("cannot \(operation): socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let fd = try sys("cannot \(operation): socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
         defer { Glibc.close(fd) }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p in
                 Result { () throws(NetlinkError) in
-                    _ = try valueOrErrno("connect") { connect(fd, p, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+                    _ = try sys("connect") { connect(fd, p, socklen_t(MemoryLayout<sockaddr_un>.size)) }
                 }
             }
         }
         if case .failure(let e) = connected {
-            if e.errno == ENOENT || e.errno == ECONNREFUSED {
+            if e.errno == .noSuchFileOrDirectory || e.errno == .connectionRefused {
                 throw NetlinkError(.noUserspaceDevice, errno: e.errno,
                                    "cannot \(operation): no userspace WireGuard device \(name) (nothing listens on \(path))")
             }
-            if e.errno == EACCES || e.errno == EPERM {
+            if e.errno == .permissionDenied || e.errno == .notPermitted {
                 throw NetlinkError(.permissionDenied, errno: e.errno, "cannot \(operation): permission denied on \(path)")
             }
-            throw NetlinkError(e.code, errno: e.errno, "cannot \(operation): connect to \(path): \(errnoText(e.errno))")
+            throw NetlinkError(e.code, errno: e.errno, "cannot \(operation): connect to \(path): \(e.errno.map { "\($0)" } ?? "failed")")
         }
         try request.withUnsafeBytes { raw in
             Result { () throws(NetlinkError) in
                 var offset = 0
                 while offset < raw.count {
-                    let n = try valueOrErrno("cannot \(operation): write to \(path)") {
+                    let n = try sys("cannot \(operation): write to \(path)") {
                         send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
                     }
                     offset += n
@@ -106,7 +107,7 @@ public struct UserspaceWireGuard: WireGuardControl, Sendable {
         while true {
             let n = try chunk.withUnsafeMutableBytes { raw in
                 Result { () throws(NetlinkError) in
-                    try valueOrErrno("cannot \(operation): read from \(path)") { recv(fd, raw.baseAddress, raw.count, 0) }
+                    try sys("cannot \(operation): read from \(path)") { recv(fd, raw.baseAddress, raw.count, 0) }
                 }
             }.get()
             if n == 0 { break }

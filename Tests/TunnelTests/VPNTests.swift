@@ -1,4 +1,5 @@
 import Foundation
+import SystemPackage
 import Testing
 import TestSupport
 import KeyStore
@@ -46,9 +47,9 @@ import WGNetlink
 
     @Test func refusesWhatCannotWork() throws {
         let ep = Endpoint(host: "h", port: 1)
-        #expect(throws: VPNError.self) { try VPN.generate(peerCount: 0, subnets: [IPPrefix("10.0.0.0/24")!], endpoint: ep, presharedKeys: false) }
-        #expect(throws: VPNError.self) { try VPN.generate(peerCount: 254, subnets: [IPPrefix("10.0.0.0/24")!], endpoint: ep, presharedKeys: false) }
-        #expect(throws: VPNError.self) { try VPN.generate(peerCount: 2, subnets: [IPPrefix("10.0.0.0/24")!, IPPrefix("10.1.0.0/24")!], endpoint: ep, presharedKeys: false) }
+        #expect(throws: TunnelError.self) { try VPN.generate(peerCount: 0, subnets: [IPPrefix("10.0.0.0/24")!], endpoint: ep, presharedKeys: false) }
+        #expect(throws: TunnelError.self) { try VPN.generate(peerCount: 254, subnets: [IPPrefix("10.0.0.0/24")!], endpoint: ep, presharedKeys: false) }
+        #expect(throws: TunnelError.self) { try VPN.generate(peerCount: 2, subnets: [IPPrefix("10.0.0.0/24")!, IPPrefix("10.1.0.0/24")!], endpoint: ep, presharedKeys: false) }
         // The largest VPN a /24 holds: the hub and 253 peers.
         let full = try VPN.generate(peerCount: 253, subnets: [IPPrefix("10.0.0.0/24")!], endpoint: ep, presharedKeys: false)
         #expect(full.peers.last?.interface.addresses.first?.description == "10.0.0.254/24")
@@ -67,7 +68,7 @@ import WGNetlink
         }
         #expect(try TunnelConfig(contentsOf: VPN.hubPath(dir)) == vpn.hub)
         #expect(try TunnelConfig(contentsOf: VPN.peerPath(dir, 2)) == vpn.peers[1])
-        #expect(throws: VPNError.self) { try vpn.write(to: dir, overwrite: false) }
+        #expect(throws: TunnelError.self) { try vpn.write(to: dir, overwrite: false) }
         // Replacing with a smaller VPN leaves no stale peers behind.
         let small = try VPN.generate(peerCount: 2, subnets: [IPPrefix("10.97.0.0/24")!], endpoint: Endpoint(host: "h", port: 9), presharedKeys: false)
         try small.write(to: dir, overwrite: true)
@@ -195,7 +196,7 @@ import WGNetlink
         #expect(plan.interfaces[0].config.interface.listenPort == port)
         let thief = udp(port, reuse: false)
         #expect(thief >= 0)
-        #expect(Hub.reserve(&plan)?.errno == EADDRINUSE)
+        #expect(Hub.reserve(&plan)?.errno == .addressInUse)
         close(thief)
 
         // Reserved: a plain bind cannot join; nobody else bound: "pasta did not bind".

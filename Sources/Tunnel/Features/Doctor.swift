@@ -1,5 +1,6 @@
-import KeyStore
 import CWGShim
+import KeyStore
+import POSIX
 import WGNetlink
 #if canImport(Glibc)
 import Glibc

@@ -1,3 +1,4 @@
+import SystemPackage
 import WGNetlink
 #if canImport(Glibc)
 import Glibc
@@ -82,7 +83,7 @@ extension Hub {
                 if let b = try? bindUDP(port: p) { picked = b; break }
             }
             guard picked != nil else {
-                throw TunnelError(.config, "--ports \(r.lowerBound)-\(r.upperBound): every UDP port in the range is taken on this host", errno: EADDRINUSE)
+                throw TunnelError(.config, "--ports \(r.lowerBound)-\(r.upperBound): every UDP port in the range is taken on this host", errno: .addressInUse)
             }
         } else {
             picked = try bindUDP(port: 0)
@@ -108,7 +109,7 @@ extension Hub {
         do {
             (_, h.reserved4, h.reserved6) = try bindUDP(port: h.port)
         } catch {
-            return TunnelError(.carrier, "the picked UDP port \(h.port) was taken before pasta could bind it", errno: EADDRINUSE)
+            return TunnelError(.carrier, "the picked UDP port \(h.port) was taken before pasta could bind it", errno: .addressInUse)
         }
         var one: Int32 = 1
         let size = socklen_t(MemoryLayout<Int32>.size)
@@ -133,10 +134,10 @@ extension Hub {
         let mine = UInt64(st.st_ino)
         let others = udpSocketInodes(port: h.port, file: "/proc/net/udp").subtracting([mine])
         if others.isEmpty {
-            return TunnelError(.carrier, "pasta did not bind the picked UDP port \(h.port) on the host", errno: EADDRINUSE)
+            return TunnelError(.carrier, "pasta did not bind the picked UDP port \(h.port) on the host", errno: .addressInUse)
         }
         if h.before != [mine] || others.count > 1 {
-            return TunnelError(.carrier, "another socket took the picked UDP port \(h.port) on the host while pasta started", errno: EADDRINUSE)
+            return TunnelError(.carrier, "another socket took the picked UDP port \(h.port) on the host while pasta started", errno: .addressInUse)
         }
         return nil
     }
@@ -174,7 +175,7 @@ extension Hub {
             guard bound else {
                 let e = errno
                 close(s4)
-                throw TunnelError(.setup, "cannot bind a UDP socket on the host to port \(wanted)", errno: e)
+                throw TunnelError(.setup, "cannot bind a UDP socket on the host to port \(wanted)", errno: Errno(rawValue: e))
             }
             let port = UInt16(bigEndian: sin.sin_port)
             var s6 = socket(AF_INET6, Int32(SOCK_DGRAM.rawValue | SOCK_CLOEXEC.rawValue), 0)
@@ -192,7 +193,7 @@ extension Hub {
                     s6 = -1
                     if e == EADDRINUSE {
                         close(s4)
-                        if wanted != 0 { throw TunnelError(.setup, "UDP port \(wanted) is taken on IPv6", errno: e) }
+                        if wanted != 0 { throw TunnelError(.setup, "UDP port \(wanted) is taken on IPv6", errno: Errno(rawValue: e)) }
                         continue
                     }
                 }

@@ -1,4 +1,6 @@
 import CWGShim
+import POSIX
+import SystemPackage
 import WGNetlink
 #if canImport(Glibc)
 import Glibc
@@ -103,12 +105,12 @@ extension Hub {
             do {
                 try pickPort(&plan)
                 return try Supervisor.run(plan, holderCommand: holderCommand)
-            } catch where error.code == .carrier && error.errno == EADDRINUSE && h?.picksPort == true {
+            } catch where error.code == .carrier && error.errno == .addressInUse && h?.picksPort == true {
                 if plan.verbose { writeStderr("wgns: \(error); picking another\n") }
                 last = error
             }
         }
-        throw TunnelError(.carrier, "\(last?.message ?? "pasta did not bind the picked port") (\(portAttempts) ports tried)", errno: EADDRINUSE)
+        throw TunnelError(.carrier, "\(last?.message ?? "pasta did not bind the picked port") (\(portAttempts) ports tried)", errno: .addressInUse)
     }
 
     /// `wgns hub DIR -- COMMAND`: the hub's supervisor runs in a child
@@ -127,7 +129,7 @@ extension Hub {
         defer { close(sfd) }
         let ready = try Pipe()
         let hub = CWGShim_fork_with_pdeathsig(SIGKILL)
-        if hub < 0 { throw TunnelError(.setup, "cannot fork the hub", errno: errno) }
+        if hub < 0 { throw TunnelError(.setup, "cannot fork the hub", errno: currentErrno) }
         if hub == 0 {
             setpgid(0, 0)
             close(sfd)
@@ -160,11 +162,11 @@ extension Hub {
                     if let a = plan.interfaces.first?.config.interface.addresses.first { env.append("WGNS_HUB=\(a.address)") }
                     opts.environment = env
                     do { job = try ChildProcess.spawn(command, opts) } catch {
-                        let why = error.isExec && error.errno == ENOENT ? "command not found" : String(cString: strerror(error.errno))
+                        let why = error.isExec && error.errno == .noSuchFileOrDirectory ? "command not found" : "\(error.errno)"
                         writeStderr("wgns: \(command[0]): \(why)\n")
                         hubProcess.kill(SIGTERM)
                         _ = hubProcess.wait()
-                        return error.isExec && error.errno == ENOENT ? 127 : 126
+                        return error.isExec && error.errno == .noSuchFileOrDirectory ? 127 : 126
                     }
                 }
                 if !more { readyOpen = false }

@@ -1,3 +1,5 @@
+import POSIX
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -165,14 +167,14 @@ public struct HubEndpoint: Sendable, Hashable {
         do { try d.writeAll(Array(text.utf8)) } catch {
             close(fd)
             unlink(tmp)
-            throw TunnelError(.setup, "write \(tmp)", errno: error.errno)
+            throw TunnelError(.setup, "write \(tmp)", errno: error)
         }
         _ = fsync(fd)
         if rename(tmp, path) != 0 {
             let e = errno
             close(fd)
             unlink(tmp)
-            throw TunnelError(.setup, "rename \(tmp) to \(path)", errno: e)
+            throw TunnelError(.setup, "rename \(tmp) to \(path)", errno: Errno(rawValue: e))
         }
         return fd
     }

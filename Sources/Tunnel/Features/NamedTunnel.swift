@@ -1,4 +1,6 @@
 import CWGShim
+import POSIX
+import SystemPackage
 import WGNetlink
 #if canImport(Glibc)
 import Glibc
@@ -57,7 +59,7 @@ public enum NamedTunnel {
             }
             let e = errno
             close(fd)
-            guard e == EADDRINUSE else { throw TunnelError(.system, "bind the control socket of \(name)", errno: e) }
+            guard e == EADDRINUSE else { throw TunnelError(.system, "bind the control socket of \(name)", errno: Errno(rawValue: e)) }
             // Held, and not by us (candidates() found none of ours): squatted.
             suffix = "/" + String(UInt64.random(in: 1...UInt64.max), radix: 16)
         }
@@ -211,7 +213,7 @@ public enum NamedTunnel {
     /// throws unless the reply starts with `ok`.
     static func ask(_ name: String, _ line: String) throws(TunnelError) -> (reply: [Substring], fds: [Int32]) {
         let d = Descriptor(owning: try connect(name))
-        try d.writeAll(Array((line + "\n").utf8))
+        do { try d.writeAll(Array((line + "\n").utf8)) } catch { throw TunnelError(.system, "tunnel \(name): send", errno: error) }
         var reader = LineReader()
         var fds: [Int32] = []
         while true {
@@ -230,16 +232,11 @@ public enum NamedTunnel {
 
     /// Sends one request line and reads the reply until the other side closes.
     static func request(_ name: String, _ line: String) throws(TunnelError) -> String {
-        let fd = try connect(name)
-        let d = Descriptor(owning: fd)
-        try d.writeAll(Array((line + "\n").utf8))
-        var out: [UInt8] = []
-        while true {
-            let chunk = try d.read(max: 4096)
-            if chunk.isEmpty { break }
-            out += chunk
-        }
-        return String(decoding: out, as: UTF8.self)
+        let d = Descriptor(owning: try connect(name))
+        do {
+            try d.writeAll(Array((line + "\n").utf8))
+            return String(decoding: try d.readAll(), as: UTF8.self)
+        } catch { throw TunnelError(.system, "tunnel \(name): \(line)", errno: error) }
     }
 
     /// Abstract names bound under this user's prefix (from /proc/net/unix),
@@ -296,7 +293,7 @@ public enum NamedTunnel {
     public static func devices(_ name: String) throws(TunnelError) -> [Device] {
         try enterAsHolder(name)
         do { return try WireGuardClient(socketDirectory: Namespace.runtimeDirectory() + "/" + Namespace.socketFolder).devices() } catch {
-            throw TunnelError(.system, "\(error)")
+            throw TunnelError(.system, wrapping: error)
         }
     }
 
@@ -325,7 +322,7 @@ public enum NamedTunnel {
         let child: ChildProcess
         do { child = try ChildProcess.spawn(command, opts) } catch {
             if error.isExec {
-                throw TunnelError(.command, "\(command.first ?? ""): " + (error.errno == ENOENT ? "command not found" : String(cString: strerror(error.errno))), errno: 0)
+                throw TunnelError(.command, "\(command.first ?? ""): " + (error.errno == .noSuchFileOrDirectory ? "command not found" : "\(error.errno)"))
             }
             throw TunnelError(.command, "cannot start \(command.first ?? "")", errno: error.errno)
         }

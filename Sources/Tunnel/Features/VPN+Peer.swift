@@ -70,7 +70,7 @@ extension VPN {
         let count = peerCount(dir)
         let k = Int(path.dropFirst(dir.count + "/peer-".count).dropLast(".conf".count)) ?? 0
         let c: TunnelConfig
-        do { c = try TunnelConfig(contentsOf: path) } catch { throw TunnelError(.config, "\(error)") }
+        do { c = try TunnelConfig(contentsOf: path) } catch { throw TunnelError(.config, wrapping: error) }
         let subnets = c.interface.addresses.map(\.network)
         guard let own = c.interface.addresses.first, let first = subnets.first else {
             throw TunnelError(.config, "\(path): [Interface] has no Address; make the VPN with `wgns vpn new`")

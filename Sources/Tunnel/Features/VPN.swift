@@ -1,4 +1,6 @@
 import KeyStore
+import POSIX
+import SystemPackage
 import WGNetlink
 #if canImport(Glibc)
 import Glibc
@@ -34,21 +36,21 @@ public struct VPN: Sendable {
     /// 65520 minus 80): a hub has no endpoint to measure the path by, and a
     /// 1420 hub in front of 65440 peers caps a loopback VPN at a tenth of its speed.
     public static func generate(peerCount: Int, subnets: [IPPrefix], endpoint: Endpoint?,
-                                presharedKeys: Bool) throws(VPNError) -> VPN {
-        guard peerCount >= 1 else { throw VPNError("--peers must be at least 1") }
-        guard !subnets.isEmpty else { throw VPNError("give at least one --subnet") }
+                                presharedKeys: Bool) throws(TunnelError) -> VPN {
+        guard peerCount >= 1 else { throw TunnelError(.config, "--peers must be at least 1") }
+        guard !subnets.isEmpty else { throw TunnelError(.config, "give at least one --subnet") }
         guard subnets.filter({ !$0.address.isV6 }).count <= 1, subnets.filter({ $0.address.isV6 }).count <= 1 else {
-            throw VPNError("give at most one IPv4 and one IPv6 --subnet")
+            throw TunnelError(.config, "give at most one IPv4 and one IPv6 --subnet")
         }
         for s in subnets {
             // Hub + peers, plus the network address (and broadcast for IPv4).
             let hostBits = Int(s.address.maxPrefixLength) - Int(s.prefixLength)
             let usable = hostBits >= 62 ? Int.max : (1 << hostBits) - (s.address.isV6 ? 1 : 2)
             guard usable >= peerCount + 1 else {
-                throw VPNError("--subnet \(s) has room for \(max(0, usable - 1)) peers, not \(peerCount)")
+                throw TunnelError(.config, "--subnet \(s) has room for \(max(0, usable - 1)) peers, not \(peerCount)")
             }
         }
-        if let endpoint, endpoint.port == 0 { throw VPNError("--endpoint needs a port other than 0") }
+        if let endpoint, endpoint.port == 0 { throw TunnelError(.config, "--endpoint needs a port other than 0") }
 
         var peerEndpoint = endpoint
         var namespace = NamespaceSettings()
@@ -136,16 +138,16 @@ public struct VPN: Sendable {
     /// Writes `hub.conf` and `peer-1.conf` ... into `dir` (created mode 0700;
     /// files mode 0600, each written atomically). Refuses to replace an
     /// existing VPN unless `overwrite`.
-    public func write(to dir: String, overwrite: Bool) throws(VPNError) {
+    public func write(to dir: String, overwrite: Bool) throws(TunnelError) {
         if mkdir(dir, 0o700) != 0 {
-            guard errno == EEXIST else { throw VPNError("cannot create \(dir): \(String(cString: strerror(errno)))") }
+            guard errno == EEXIST else { throw TunnelError(.config, "cannot create \(dir)", errno: currentErrno) }
             var st = stat()
-            guard stat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else { throw VPNError("\(dir) exists and is not a directory") }
+            guard stat(dir, &st) == 0, st.st_mode & S_IFMT == S_IFDIR else { throw TunnelError(.config, "\(dir) exists and is not a directory") }
             if !overwrite && access(VPN.hubPath(dir), F_OK) == 0 {
-                throw VPNError("\(dir) already holds a VPN (\(VPN.hubPath(dir))); use --force to replace it")
+                throw TunnelError(.config, "\(dir) already holds a VPN (\(VPN.hubPath(dir))); use --force to replace it")
             }
             if st.st_mode & 0o077 != 0 && chmod(dir, 0o700) != 0 {
-                throw VPNError("cannot make \(dir) private (chmod 700): \(String(cString: strerror(errno)))")
+                throw TunnelError(.config, "cannot make \(dir) private (chmod 700)", errno: currentErrno)
             }
         }
         do {
@@ -165,34 +167,28 @@ public struct VPN: Sendable {
             while unlink(VPN.peerPath(dir, k)) == 0 { k += 1 }
             try KeyFile.syncDirectory(dir)
         } catch {
-            throw VPNError("cannot write the VPN into \(dir): \(error)")
+            throw TunnelError(.system, "cannot write the VPN into \(dir)", wrapping: error)
         }
     }
 
     /// Writes `bytes` to `path` through a temporary file of mode 0600 in the
     /// same folder and a rename, without flushing it (the caller syncs once).
-    static func writePrivateFile(_ bytes: [UInt8], to path: String) throws(VPNError) {
+    static func writePrivateFile(_ bytes: [UInt8], to path: String) throws(TunnelError) {
         let tmp = path + ".tmp"
         unlink(tmp)
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw VPNError("cannot create \(tmp): \(String(cString: strerror(errno)))") }
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) }
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 {
-                let e = errno
-                close(fd)
-                unlink(tmp)
-                throw VPNError("cannot write \(tmp): \(String(cString: strerror(e)))")
-            }
-            off += n
+        let d: Descriptor
+        do { d = try Descriptor.open(tmp, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600) } catch {
+            throw TunnelError(.system, "cannot create \(tmp)", errno: error)
         }
-        close(fd)
-        guard rename(tmp, path) == 0 else {
-            let e = errno
+        do { try d.writeAll(bytes) } catch {
             unlink(tmp)
-            throw VPNError("cannot rename \(tmp) to \(path): \(String(cString: strerror(e)))")
+            throw TunnelError(.system, "cannot write \(tmp)", errno: error)
+        }
+        d.close()
+        guard rename(tmp, path) == 0 else {
+            let e = currentErrno
+            unlink(tmp)
+            throw TunnelError(.system, "cannot rename \(tmp) to \(path)", errno: e)
         }
     }
 
@@ -218,12 +214,4 @@ public struct VPN: Sendable {
         default: return false
         }
     }
-}
-
-/// A reason `wgns vpn new` cannot do what was asked.
-public struct VPNError: Error, Sendable, CustomStringConvertible {
-    /// One line naming the flag or path at fault.
-    public var description: String
-    /// Wraps a message.
-    public init(_ description: String) { self.description = description }
 }

@@ -119,7 +119,7 @@ enum Hooks {
                 let rt = try RouteNetlink()
                 defer { rt.close() }
                 try rt.setLink("lo", up: true)
-            } catch { throw TunnelError(.setup, "isolation: \(error)") }
+            } catch { throw TunnelError(.setup, "isolation", wrapping: error) }
             try run(.preUp, plan, log: &log)
             try sys("return to the carrier's network namespace", code: .setup) { CWGShim_setns(outer, CWGShim_CLONE_NEWNET) }
         } catch {

@@ -38,7 +38,7 @@ enum Isolation {
             for n in names { try outer.moveLink(n, toNetnsFD: inner) }
             routes = try RouteNetlink()
             try routes.setLink("lo", up: true)
-        } catch { throw TunnelError(.setup, "isolation: \(error)") }
+        } catch { throw TunnelError(.setup, "isolation", wrapping: error) }
         Namespace.openNetworkToJob()
         // A sysfs of this namespace, so that /sys/class/net lists what the job
         // really has (best effort: the host's /sys stays if this is refused).

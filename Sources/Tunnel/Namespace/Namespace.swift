@@ -1,4 +1,6 @@
 import CWGShim
+import POSIX
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -36,7 +38,7 @@ enum Namespace {
         let fd = try sys("open \(path)", code: .setup) { open(path, O_WRONLY | O_CLOEXEC) }
         let d = Descriptor(owning: fd)
         do { try d.writeAll(Array(text.utf8)) } catch {
-            throw TunnelError(.setup, "write \(path)", errno: error.errno)
+            throw TunnelError(.setup, "write \(path)", errno: error)
         }
     }
 
@@ -45,7 +47,7 @@ enum Namespace {
         let fd = try sys("create \(path)", code: .setup) { open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode) }
         let d = Descriptor(owning: fd)
         do { try d.writeAll(Array(text.utf8)) } catch {
-            throw TunnelError(.setup, "write \(path)", errno: error.errno)
+            throw TunnelError(.setup, "write \(path)", errno: error)
         }
     }
 
@@ -136,7 +138,7 @@ enum Namespace {
         try createFile(source, text)
         if Glibc.mount(source, target, nil, UInt(MS_BIND), nil) != 0 {
             let e = errno
-            guard e == ENOENT else { throw TunnelError(.setup, "mount bind on \(target)", errno: e) }
+            guard e == ENOENT else { throw TunnelError(.setup, "mount bind on \(target)", errno: Errno(rawValue: e)) }
             try overlayDirectory("/etc", except: [name])
             try createFile(target, "")
             try mount(source, target, nil, UInt(MS_BIND))

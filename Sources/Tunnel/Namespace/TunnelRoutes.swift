@@ -111,7 +111,7 @@ enum TunnelRoutes {
         var rules: [RoutingRule] = []
         for i in interfaces {
             let table: RouteTable
-            do { table = try RouteTable(i.config.interface, file: i.source) } catch { throw TunnelError(.config, "\(error)") }
+            do { table = try RouteTable(i.config.interface, file: i.source) } catch { throw TunnelError(.config, wrapping: error) }
             if table == .off { continue }
             // As `wg show allowed-ips` lists them (host bits cleared, each once), most specific first.
             var seen = Set<IPPrefix>()
@@ -148,12 +148,12 @@ enum TunnelRoutes {
         let (routes, rules) = try plan(interfaces, mark: mark)
         for r in routes {
             do { try rt.addRoute(r.prefix, device: r.device, table: r.table) } catch {
-                if error.code != .exists { throw TunnelError(.setup, "\(error)") }
+                if error.code != .exists { throw TunnelError(.setup, wrapping: error) }
             }
         }
         for r in rules {
             do { try rt.addRule(r) } catch {
-                if error.code != .exists { throw TunnelError(.setup, "\(error)") }
+                if error.code != .exists { throw TunnelError(.setup, wrapping: error) }
             }
         }
         // wg-quick's sysctl for a marked IPv4 default route: reverse-path

@@ -1,4 +1,6 @@
 import CWGShim
+import POSIX
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -217,21 +219,21 @@ final class PidFIFO {
         }
         var template = Array("\(base)/wgns-pasta.XXXXXX".utf8CString)
         guard template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) != nil else {
-            throw TunnelError(.carrier, "cannot make a private folder in \(base) for pasta's pid file", errno: errno)
+            throw TunnelError(.carrier, "cannot make a private folder in \(base) for pasta's pid file", errno: currentErrno)
         }
         dir = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
         path = dir + "/pid"
         if mkfifo(path, 0o600) != 0 {
             let e = errno
             rmdir(dir)
-            throw TunnelError(.carrier, "cannot make \(path)", errno: e)
+            throw TunnelError(.carrier, "cannot make \(path)", errno: Errno(rawValue: e))
         }
         reader = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         if reader < 0 {
             let e = errno
             unlink(path)
             rmdir(dir)
-            throw TunnelError(.carrier, "cannot open \(path)", errno: e)
+            throw TunnelError(.carrier, "cannot open \(path)", errno: Errno(rawValue: e))
         }
     }
 

@@ -1,4 +1,5 @@
 import CWGShim
+import SystemPackage
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -52,9 +53,10 @@ struct ChildProcess {
     let pid: pid_t
 
     /// Why a spawn failed: which step, which errno.
-    struct Failure: Error {
+    struct Failure: Error, Sendable, CustomStringConvertible {
         var stage: Int32
-        var errno: Int32
+        var errno: Errno
+        var description: String { String(cString: strerror(errno.rawValue)) }
         /// True when the program itself could not be found or run.
         var isExec: Bool { stage == Int32(CWGShim_STAGE_EXEC) }
     }
@@ -64,7 +66,7 @@ struct ChildProcess {
         var stage: Int32 = 0
         var err: Int32 = 0
         let pid = withSpawnAttributes(arguments, options) { CWGShim_spawn($0, &stage, &err) }
-        if pid < 0 { throw Failure(stage: stage, errno: err) }
+        if pid < 0 { throw Failure(stage: stage, errno: Errno(rawValue: err)) }
         return ChildProcess(pid: pid)
     }
 

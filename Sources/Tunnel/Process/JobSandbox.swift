@@ -1,4 +1,5 @@
 import CWGShim
+import SystemPackage
 import WGNetlink
 #if canImport(Glibc)
 import Glibc
@@ -63,7 +64,7 @@ struct JobSandbox {
             guard let command else { return CWGShim_spawn_sandboxed(nil, &sb, &stage, &err) }
             return ChildProcess.withSpawnAttributes(command, options) { CWGShim_spawn_sandboxed($0, &sb, &stage, &err) }
         }
-        if pid < 0 { throw ChildProcess.Failure(stage: stage, errno: err) }
+        if pid < 0 { throw ChildProcess.Failure(stage: stage, errno: Errno(rawValue: err)) }
         return ChildProcess(pid: pid)
     }
 }

@@ -1,5 +1,6 @@
 import CWGShim
 import KeyStore
+import POSIX
 import WGNetlink
 #if canImport(Glibc)
 import Glibc
@@ -32,7 +33,7 @@ struct NamespaceInit {
             let run = Namespace.runtimeDirectory()
             try Namespace.overlayRuntimeDirectory(run)
             var routes: RouteNetlink
-            do { routes = try RouteNetlink() } catch { throw TunnelError(.setup, "\(error)") }
+            do { routes = try RouteNetlink() } catch { throw TunnelError(.setup, wrapping: error) }
             func dnsAndLoopback() throws(TunnelError) {
                 var servers = plan.interfaces.flatMap { $0.config.interface.dnsServers.map(\.description) }
                 let search = plan.interfaces.flatMap { $0.config.interface.dnsSearch }
@@ -44,7 +45,7 @@ struct NamespaceInit {
                 log.step("mounts: /proc, private \(run), read-only resolv.conf (" + (servers.isEmpty
                     ? "no DNS server: a full tunnel never uses the carrier's; add DNS = ... to [Interface]" : servers.joined(separator: ", ")) + ")")
 
-                do { try routes.setLink("lo", up: true) } catch { throw TunnelError(.setup, "\(error)") }
+                do { try routes.setLink("lo", up: true) } catch { throw TunnelError(.setup, wrapping: error) }
                 Namespace.openNetworkToJob()
                 log.step("lo up")
             }
@@ -63,7 +64,7 @@ struct NamespaceInit {
                     } catch where error.code == .noWireGuardModule && plan.backend == .auto {
                         useKernel = false
                     } catch {
-                        throw TunnelError(error.code == .noWireGuardModule ? .noWireGuard : .setup, "\(error)")
+                        throw TunnelError(error.code == .noWireGuardModule ? .noWireGuard : .setup, wrapping: error)
                     }
                 }
                 if !useKernel {
@@ -97,7 +98,7 @@ struct NamespaceInit {
                 if userspace.contains(i.name) {
                     controls[i.name] = UserspaceWireGuard(socketDirectory: "\(run)/\(Namespace.socketFolder)")
                 } else {
-                    do { controls[i.name] = try KernelWireGuard() } catch { throw TunnelError(.noWireGuard, "\(error)") }
+                    do { controls[i.name] = try KernelWireGuard() } catch { throw TunnelError(.noWireGuard, wrapping: error) }
                 }
             }
 
@@ -107,14 +108,14 @@ struct NamespaceInit {
             for i in plan.interfaces {
                 let c = i.config.interface
                 var dc = DeviceConfig()
-                do { dc.privateKey = try c.privateKey?.load() } catch { throw TunnelError(.config, "\(i.name): \(error)") }
+                do { dc.privateKey = try c.privateKey?.load() } catch { throw TunnelError(.config, "\(i.name)", wrapping: error) }
                 dc.listenPort = c.listenPort
                 dc.firewallMark = mark
-                do { try controls[i.name]!.configure(i.name, dc) } catch { throw TunnelError(.setup, "\(error)") }
+                do { try controls[i.name]!.configure(i.name, dc) } catch { throw TunnelError(.setup, wrapping: error) }
                 do {
                     for a in c.addresses { try routes.addAddress(a, to: i.name) }
                     try routes.setLink(i.name, up: true, mtu: i.mtu)
-                } catch { throw TunnelError(.setup, "\(error)") }
+                } catch { throw TunnelError(.setup, wrapping: error) }
             }
             log.step("interfaces keyed, addressed, MTU set, up")
             try installRoutes(plan, routes: routes, mark: mark)
@@ -141,8 +142,8 @@ struct NamespaceInit {
                                    persistentKeepaliveInterval: p.persistentKeepalive,
                                    replaceAllowedIPs: true, allowedIPs: p.allowedIPs)
                     }
-                } catch { throw TunnelError(.config, "\(i.name): \(error)") }
-                do { try controls[i.name]!.configure(i.name, dc) } catch { throw TunnelError(.setup, "\(error)") }
+                } catch { throw TunnelError(.config, "\(i.name)", wrapping: error) }
+                do { try controls[i.name]!.configure(i.name, dc) } catch { throw TunnelError(.setup, wrapping: error) }
             }
             log.step("peers configured")
             routes.close()
@@ -179,11 +180,11 @@ struct NamespaceInit {
         } catch {
             let name = plan.command.first ?? ""
             if error.isExec {
-                let code: Int32 = error.errno == ENOENT ? 127 : 126
-                let why = error.errno == ENOENT ? "command not found" : String(cString: strerror(error.errno))
+                let code: Int32 = error.errno == .noSuchFileOrDirectory ? 127 : 126
+                let why = error.errno == .noSuchFileOrDirectory ? "command not found" : "\(error.errno)"
                 HolderStatus.commandFailed(code, "\(name): \(why)").send(on: status)
             } else {
-                HolderStatus.commandFailed(126, "cannot start the job's sandbox for \(name): \(String(cString: strerror(error.errno)))").send(on: status)
+                HolderStatus.commandFailed(126, "cannot start the job's sandbox for \(name): \("\(error.errno)")").send(on: status)
             }
             killAllAndExit(1)
         }
@@ -206,7 +207,7 @@ struct NamespaceInit {
         do {
             try routes.addAddress(slirpAddress6, to: "tap0", noDAD: true)
             try routes.addRoute(IPPrefix(address: IPAddress("::")!, prefixLength: 0)!, device: "tap0", gateway: slirpGateway6)
-        } catch { throw TunnelError(.setup, "carrier IPv6: \(error)") }
+        } catch { throw TunnelError(.setup, "carrier IPv6", wrapping: error) }
     }
 
     /// The routes and rules wg-quick adds for the interfaces' AllowedIPs and

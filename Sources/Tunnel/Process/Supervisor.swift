@@ -1,5 +1,7 @@
 import CWGShim
 import KeyStore
+import POSIX
+import SystemPackage
 import WGNetlink
 #if canImport(Glibc)
 import Glibc
@@ -105,7 +107,7 @@ public struct Supervisor {
             // single-threaded process too (unshare(CLONE_NEWUSER) works there),
             // and saves loading the binary again (about 8 ms).
             let pid = CWGShim_fork_with_pdeathsig(SIGKILL)
-            if pid < 0 { throw TunnelError(.setup, "cannot fork the holder", errno: errno) }
+            if pid < 0 { throw TunnelError(.setup, "cannot fork the holder", errno: currentErrno) }
             if pid == 0 {
                 setpgid(0, 0)
                 for fd in closeInChild where fd >= 0 { close(fd) }
@@ -124,10 +126,12 @@ public struct Supervisor {
 
     /// Sends the plan (it holds the keys: encoded into one wiped buffer).
     mutating func sendPlan() throws(TunnelError) {
-        do {
+        do throws(TunnelError) {
             var bytes = try plan.encoded()
             defer { KeyStore.wipe(&bytes) }
-            try Descriptor(owning: dup(control)).writeAll(bytes)
+            do { try Descriptor(owning: dup(control)).writeAll(bytes) } catch {
+                throw TunnelError(.setup, "send the plan to the holder", errno: error)
+            }
         } catch {
             stopEverything()
             // A holder that failed before reading the plan (no user

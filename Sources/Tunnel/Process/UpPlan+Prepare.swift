@@ -61,7 +61,7 @@ extension UpPlan {
         var configs: [TunnelConfig] = []
         for file in options.configFiles {
             var c: TunnelConfig
-            do { c = try TunnelConfig(contentsOf: file); try c.validateForUp(file: file) } catch { throw TunnelError(.config, "\(error)") }
+            do { c = try TunnelConfig(contentsOf: file); try c.validateForUp(file: file) } catch { throw TunnelError(.config, wrapping: error) }
             if let w = c.exposureWarning(file: file) { writeStderr("wgns: \(w)\n") }
             guard let key = c.interface.privateKey else {
                 throw TunnelError(.config, "\(file): [Interface] has no PrivateKey or PrivateKeyFile")
@@ -72,7 +72,7 @@ extension UpPlan {
                 for k in c.peers.indices {
                     if let psk = c.peers[k].presharedKey { c.peers[k].presharedKey = .inline(try psk.load()) }
                 }
-            } catch { throw TunnelError(.config, "\(file): \(error)") }
+            } catch { throw TunnelError(.config, "\(file)", wrapping: error) }
             if let e = options.peerEndpoint { for k in c.peers.indices where c.peers[k].endpoint == nil { c.peers[k].endpoint = e } }
             configs.append(c)
         }

@@ -1,4 +1,5 @@
 import KeyStore
+import POSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -118,7 +119,7 @@ public struct UpPlan: Sendable {
                 for p in Hook.Phase.allCases { config.interface[keyPath: p.keyPath] = [] }
             }
             do { configs.append(try config.renderedBytes(.full)) } catch {
-                throw TunnelError(.config, "\(i.name): \(error)")
+                throw TunnelError(.config, "\(i.name)", wrapping: error)
             }
         }
         let extra = zip(interfaces, hooks).reduce(0) { n, e in n + e.0.source.utf8.count + 16 + e.1.reduce(0) { $0 + $1.command.text.utf8.count + 32 } }
@@ -169,7 +170,8 @@ public struct UpPlan: Sendable {
     static func read(from fd: borrowing Descriptor) throws(TunnelError) -> UpPlan {
         var header: [UInt8] = []
         while true {
-            let b = try fd.read(exactly: 1)
+            let b: [UInt8]
+            do { b = try fd.read(exactly: 1) } catch { throw TunnelError(.setup, "holder: read the plan", errno: error) }
             guard let c = b.first else { throw TunnelError(.setup, "holder: no plan from supervisor") }
             if c == 10 { break }
             header.append(c)
@@ -182,7 +184,7 @@ public struct UpPlan: Sendable {
         defer { KeyStore.wipe(&body) }
         var got = 0
         while got < length {
-            let n = try sysSize("read the plan") { body.withUnsafeMutableBytes { Glibc.read(fd.raw, $0.baseAddress! + got, length - got) } }
+            let n = try sys("read the plan") { body.withUnsafeMutableBytes { Glibc.read(fd.raw, $0.baseAddress! + got, length - got) } }
             if n == 0 { throw TunnelError(.setup, "holder: truncated plan") }
             got += n
         }
@@ -204,7 +206,7 @@ public struct UpPlan: Sendable {
                     config = try body.withUnsafeBufferPointer { b throws(ConfigError) in
                         try TunnelConfig(parsingUTF8: UnsafeBufferPointer(rebasing: b[range]), file: pendingName)
                     }
-                } catch { throw TunnelError(.config, "\(error)") }
+                } catch { throw TunnelError(.config, wrapping: error) }
                 plan.interfaces.append(Interface(name: pendingName, config: config, mtu: pendingMTU))
                 continue
             }

@@ -64,8 +64,8 @@ struct WireGuardGo {
             _ = poll(&p, 1, -1)
             let more: Bool
             do { more = try reader.fill(from: log) } catch {
-                if error.errno == EAGAIN { continue }
-                throw TunnelError(.setup, "wireguard-go for \(name): \(error)")
+                if error.errno == .resourceTemporarilyUnavailable { continue }
+                throw TunnelError(.setup, "wireguard-go for \(name)", wrapping: error)
             }
             if !more {
                 let st = process.wait()

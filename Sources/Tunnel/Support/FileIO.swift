@@ -1,3 +1,4 @@
+import POSIX
 import SystemPackage
 #if canImport(Glibc)
 import Glibc

@@ -1,10 +1,14 @@
+import KeyStore
+import POSIX
+import SystemPackage
+import WGNetlink
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// The one error type of namespace work (`wgns up` and friends): what failed,
 /// why, and what to do. `message` is one line and never holds a secret.
-public struct TunnelError: Error, Sendable, Hashable, CustomStringConvertible {
+public struct TunnelError: Error, Sendable, CustomStringConvertible {
     /// What kind of failure this is.
     public enum Code: String, Sendable, Hashable {
         /// A config file or a flag is wrong.
@@ -29,47 +33,60 @@ public struct TunnelError: Error, Sendable, Hashable, CustomStringConvertible {
 
     /// What kind of failure this is.
     public var code: Code
-    /// The errno behind it; 0 when none.
-    public var errno: Int32
-    /// One line saying what failed and what to do.
+    /// The errno behind it, when a system call failed (here or in `underlying`).
+    public var errno: Errno?
+    /// One line saying what failed and what to do; with `underlying`, what
+    /// was being done (may be empty).
     public var message: String
+    /// The error this one wraps: a `ConfigError`, `NetlinkError`,
+    /// `KeyStoreError`, another `TunnelError`, or a spawn `ChildProcess.Failure`.
+    public var underlying: (any Error)?
 
     /// Wraps a code, a message and an errno.
-    public init(_ code: Code, _ message: String, errno: Int32 = 0) {
+    public init(_ code: Code, _ message: String, errno: Errno? = nil) {
         self.code = code
         self.message = message
         self.errno = errno
     }
 
-    /// The message, with the errno's text when there is one.
+    /// Wraps `error` as the cause; `context` (a file, an interface, a step)
+    /// leads the line. The errno is the cause's.
+    public init(_ code: Code, _ context: String = "", wrapping error: any Error) {
+        self.code = code
+        self.message = context
+        self.underlying = error
+        switch error {
+        case let e as TunnelError: self.errno = e.errno
+        case let e as NetlinkError: self.errno = e.errno
+        case let e as KeyStoreError: self.errno = e.errno
+        case let e as ChildProcess.Failure: self.errno = e.errno
+        default: self.errno = nil
+        }
+    }
+
+    /// The message, with the cause's text or the errno's.
     public var description: String {
-        errno == 0 ? message : "\(message): \(String(cString: strerror(errno)))"
+        if let underlying {
+            return message.isEmpty ? "\(underlying)" : "\(message): \(underlying)"
+        }
+        guard let errno else { return message }
+        return "\(message): \(String(cString: strerror(errno.rawValue)))"
     }
 }
 
-/// Runs a system call, retrying EINTR; `-1` becomes a `TunnelError` naming `what`.
-@discardableResult
-func sys(_ what: @autoclosure () -> String, code: TunnelError.Code = .system,
-         _ body: () -> Int32) throws(TunnelError) -> Int32 {
-    while true {
-        let r = body()
-        if r != -1 { return r }
-        let e = Glibc.errno
-        if e == EINTR { continue }
-        throw TunnelError(code, what(), errno: e)
+extension TunnelError: Equatable {
+    /// Equal when code, errno and text are (the cause compares by its text).
+    public static func == (a: TunnelError, b: TunnelError) -> Bool {
+        a.code == b.code && a.errno == b.errno && a.description == b.description
     }
 }
 
-/// Same as `sys` for calls that return `ssize_t`.
+/// Runs a system call (POSIX.valueOrErrno: EINTR retried); `-1` becomes a
+/// `TunnelError` naming `what`.
 @discardableResult
-func sysSize(_ what: @autoclosure () -> String, _ body: () -> Int) throws(TunnelError) -> Int {
-    while true {
-        let r = body()
-        if r != -1 { return r }
-        let e = Glibc.errno
-        if e == EINTR { continue }
-        throw TunnelError(.system, what(), errno: e)
-    }
+func sys<T: FixedWidthInteger>(_ what: @autoclosure () -> String, code: TunnelError.Code = .system,
+                               _ body: () -> T) throws(TunnelError) -> T {
+    try valueOrErrno(body) { TunnelError(code, what(), errno: $0) }
 }
 
 /// Monotonic clock in nanoseconds (CLOCK_MONOTONIC is the same in every namespace here).
