@@ -60,13 +60,21 @@ public struct Descriptor: ~Copyable {
         return out
     }
 
-    /// Reads until end of file.
+    /// Reads until end of file into one buffer sized by `fstat` (a file
+    /// may hold keys: no chunk or second copy is left behind). It grows in
+    /// place only past that size: sockets, pipes, /proc files.
     public func readAll() throws(Errno) -> [UInt8] {
-        var out: [UInt8] = []
+        var st = stat()
+        let size = fstat(raw, &st) == 0 && st.st_mode & S_IFMT == S_IFREG ? Int(st.st_size) : 0
+        var out = [UInt8](repeating: 0, count: max(size + 1, 4096))
+        var used = 0
         while true {
-            let chunk = try read()
-            if chunk.isEmpty { return out }
-            out += chunk
+            if used == out.count { out += [UInt8](repeating: 0, count: out.count) }
+            let n = try valueOrErrno { out.withUnsafeMutableBytes { Glibc.read(raw, $0.baseAddress! + used, $0.count - used) } }
+            if n == 0 { break }
+            used += n
         }
+        out.removeLast(out.count - used)
+        return out
     }
 }

@@ -195,18 +195,3 @@ public struct HubEndpoint: Sendable, Hashable {
 // _GNU_SOURCE; the numbers are kernel ABI).
 private let ofdGetLock: Int32 = 36
 private let ofdSetLock: Int32 = 37
-
-/// Reads a small file (a /proc file) whole.
-func readSmallFile(_ path: String) throws(TunnelError) -> String {
-    let fd = try sys("open \(path)") { open(path, O_RDONLY | O_CLOEXEC) }
-    defer { close(fd) }
-    var bytes: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = read(fd, &buf, buf.count)
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
-        bytes += buf[..<n]
-    }
-    return String(decoding: bytes, as: UTF8.self)
-}

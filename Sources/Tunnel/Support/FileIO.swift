@@ -4,19 +4,17 @@ import SystemPackage
 import Glibc
 #endif
 
-/// Small file helpers over swift-system's `FileDescriptor`.
+/// Whole-file reads, through POSIX's Descriptor.
 enum FileIO {
-    /// Reads a whole file (`open`, `read` until EOF).
-    static func readAll(_ path: String) throws -> [UInt8] {
-        let fd = try FileDescriptor.open(FilePath(path), .readOnly, options: .closeOnExec)
-        return try fd.closeAfter {
-            var out: [UInt8] = []
-            var chunk = [UInt8](repeating: 0, count: 65536)
-            while true {
-                let n = try chunk.withUnsafeMutableBytes { try fd.read(into: $0) }
-                if n == 0 { return out }
-                out += chunk[..<n]
-            }
-        }
+    /// Reads a whole file (see `Descriptor.readAll`).
+    static func readAll(_ path: String) throws(Errno) -> [UInt8] {
+        try Descriptor.open(path, O_RDONLY).readAll()
+    }
+}
+
+/// Reads a small file (a /proc file) whole, as text.
+func readSmallFile(_ path: String) throws(TunnelError) -> String {
+    do { return String(decoding: try FileIO.readAll(path), as: UTF8.self) } catch {
+        throw TunnelError(.system, "open \(path)", errno: error)
     }
 }
