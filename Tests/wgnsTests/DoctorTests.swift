@@ -68,6 +68,33 @@ import Tunnel
         #expect(upError.count == 1, "\(r.stderr)")
         #expect(upError.first?.contains("(\(sysctl) = 0) (fix: sudo sysctl -w \(sysctl)=15000)") == true, "\(r.stderr)")
     }
+
+    /// Inside a user namespace whose user.max_inotify_instances is 0 (the
+    /// kernel checks every level, so no process in it can make one), as for
+    /// the 129th wireguard-go of one user: doctor warns with the sysctl, and
+    /// `wgns up` names it beside wireguard-go's "too many open files".
+    @Test func noInotifyInstanceLeftIsReported() throws {
+        let before = try run(wgnsBinary, ["doctor"])
+        guard !before.stdout.contains("ok   kernel WireGuard") else { return }  // no wireguard-go there
+        let unshare = try #require(which("unshare"))
+        let dir = "/tmp/wgns-doctor-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let key = try run(wgnsBinary, ["genkey"]).stdout
+        try Data("[Interface]\nPrivateKey = \(key)Address = 10.99.0.2/24\n".utf8).write(to: URL(fileURLWithPath: "\(dir)/job.conf"))
+        chmod("\(dir)/job.conf", 0o600)
+        let sh = "echo 0 > /proc/sys/user/max_inotify_instances && '\(wgnsBinary)' doctor; echo \"doctor status $?\"; "
+            + "'\(wgnsBinary)' up --carrier slirp4netns '\(dir)/job.conf' -- true; echo \"up status $?\""
+        let r = try run(unshare, ["-U", "-r", "/bin/sh", "-c", sh])
+        #expect(r.stdout.contains("warn inotify instances: user.max_inotify_instances = 0, "), "\(r.stdout)")
+        #expect(r.stdout.contains("room for 0 more userspace tunnels"))
+        #expect(r.stdout.contains("fix: sudo sysctl -w user.max_inotify_instances=1024"))
+        #expect(r.stdout.contains("doctor status 0"), "a warning only")
+        #expect(r.stdout.contains("up status 1"))
+        let upError = r.stderr.split(separator: "\n").filter { $0.hasPrefix("wgns:") }
+        #expect(upError.count == 1, "\(r.stderr)")
+        #expect(upError.first?.contains("too many open files; most likely this user holds as many inotify instances") == true, "\(r.stderr)")
+    }
 }
 
 /// The verdicts for machines this host cannot be: Ubuntu's AppArmor
@@ -133,5 +160,34 @@ import Tunnel
         #expect(try #require(finding("wireguard-go", fs)).fix?.contains("no WireGuard backend at all") == true)
         f.wireguardGo = ("/usr/bin/wireguard-go", "wireguard-go v0.0.20230223")
         #expect(Doctor.ready(Doctor.assess(f)))
+    }
+
+    /// Each wireguard-go holds an inotify instance: the line counts the room
+    /// left, warns when a VPN of a few userspace peers would no longer fit,
+    /// and is not there when the kernel's WireGuard is used.
+    @Test func inotifyInstancesForTheUserspaceBackend() throws {
+        var f = healthy()
+        f.inotifyLimit = ("fs.inotify.max_user_instances", 128)
+        f.inotifyInUse = 40
+        #expect(finding("inotify instances", Doctor.assess(f)) == nil, "kernel WireGuard needs none")
+        f.kernelWireGuard = (false, "not in kernel 6.1.0")
+        f.wireguardGo = ("/usr/bin/wireguard-go", "wireguard-go v0.0.20220316")
+        let ok = try #require(finding("inotify instances", Doctor.assess(f)))
+        #expect(ok.status == .ok)
+        #expect(ok.detail == "fs.inotify.max_user_instances = 128, 40 held by your processes: room for 88 more userspace tunnels (each wireguard-go holds one)")
+        #expect(ok.fix == nil)
+        f.inotifyInUse = 120
+        let fs = Doctor.assess(f)
+        let short = try #require(finding("inotify instances", fs))
+        #expect(short.status == .warn)
+        #expect(short.detail.contains("room for 8 more"))
+        #expect(short.fix == "sudo sysctl -w fs.inotify.max_user_instances=1024")
+        #expect(Doctor.ready(fs), "a warning: one more tunnel still starts")
+    }
+
+    @Test func wireguardGoOutOfInotifyInstancesGetsTheHint() {
+        let line = "ERROR: (wg0) 2026/12/02 01:24:59 Failed to listen on uapi socket: too many open files"
+        #expect(Doctor.wireguardGoHint(line).contains("(fix: sudo sysctl -w fs.inotify.max_user_instances=1024;"))
+        #expect(Doctor.wireguardGoHint("ERROR: (wg0) Failed to create TUN device: operation not permitted") == "")
     }
 }

@@ -29,11 +29,14 @@ cp "$bin" "$work/wgns"
 inotify=/proc/sys/fs/inotify/max_user_instances
 inotify_was=$(cat $inotify)
 if [ "$(id -u)" = 0 ] && [ "$inotify_was" -lt 1024 ]; then echo 1024 > $inotify; else inotify_was=; fi
-# Peer K: say it is up, wait for all, ping every other peer (retrying while
-# the hub has not yet heard from it; up to 30 s, as 64 jobs on 2 busy cores
-# once needed more than 10), note the time, wait until all are done.
+# Peer K of N, in the run's own folder RUN: say it is up, wait for all,
+# ping every other peer (retrying while the hub has not yet heard from it,
+# up to 30 s), note the time, wait until all are done. Each run has a new
+# folder: markers left by an earlier run once let peers start before the
+# others were up and leave while others still pinged them ("no reply from
+# peer 61" in a 64-peer run after another one).
 cat > "$work/peer.sh" <<'EOF'
-k=$1; n=$2
+k=$1; n=$2; cd "$3" || exit 1
 touch up.$k
 all() { j=1; while [ $j -le $n ]; do [ -e $1.$j ] || return 1; j=$((j+1)); done; }
 until all up; do sleep 0.01; done
@@ -43,7 +46,7 @@ while [ $j -le $n ]; do
     t=0
     until ping -c1 -W1 peer-$j > /dev/null 2>&1; do
       t=$((t+1)); echo "peer $k: no reply from peer $j within 1 s" >> late.$k
-      [ $t -ge 30 ] && { echo "peer $k: no reply from peer $j" >&2; wg show wg0 dump > failed.$k 2>&1; touch done.$k; exit 1; }
+      [ $t -ge 30 ] && { echo "peer $k: no reply from peer $j" >&2; date +%s.%N > failed.$k; touch done.$k; exit 1; }
     done
   fi
   j=$((j+1))
@@ -70,27 +73,29 @@ printf '%-8s %4s %10s %10s %12s %6s\n' peers run seconds pings "pings/peer" late
 status=0
 for n in ${BENCH_VPN_SIZES:-4 16 64 128}; do
   for run in $(seq 1 "${BENCH_VPN_REPEAT:-1}"); do
-    as_user rm -rf vpn up.* done.* late.* failed.*
+    runs=runs/$n.$run
+    as_user rm -rf vpn "$runs"
+    as_user mkdir -p "$runs"
     as_user ./wgns vpn new vpn --peers "$n" --subnet 10.97.0.0/16 --force > /dev/null
     t0=$(date +%s.%N)
     start_hub vpn "vb$$-$n" || { status=1; continue; }
     pids=()
     for k in $(seq 1 "$n"); do
-        (cd "$work" && run_as_test_user ./wgns up vpn --peer "$k" -- sh peer.sh "$k" "$n" > "$work/job.$k.out" 2>&1) &
+        (cd "$work" && run_as_test_user ./wgns up vpn --peer "$k" -- sh peer.sh "$k" "$n" "$runs" > "$work/$runs/job.$k.out" 2>&1) &
         pids+=($!)
     done
     ok=yes
     for p in "${pids[@]}"; do wait "$p" || ok=no; done
     # What the hub saw of each peer, for a failed run (kept with BENCH_KEEP).
-    [ $ok = yes ] || as_user ./wgns show "$name" dump > "$work/hub.dump" 2>&1 || true
+    [ $ok = yes ] || as_user ./wgns show "$name" dump > "$work/$runs/hub.dump" 2>&1 || true
     stop_hub
-    late=$(cat "$work"/late.* 2>/dev/null | wc -l || true)
+    late=$(cat "$work/$runs"/late.* 2>/dev/null | wc -l || true)
     if [ $ok = yes ]; then
-        last=$(cat "$work"/done.* | sort -n | tail -1)
+        last=$(cat "$work/$runs"/done.* | sort -n | tail -1)
         printf '%-8s %4s %10.3f %10d %12d %6d\n' "$n" "$run" "$(awk -v a="$t0" -v b="$last" 'BEGIN { print b - a }')" $((n * (n - 1))) $((n - 1)) "$late"
     else
         printf '%-8s %4s %10s %10s %12s %6d\n' "$n" "$run" failed - - "$late"
-        cat "$work"/job.*.out | sort | uniq -c | head -5 >&2
+        cat "$work/$runs"/job.*.out | sort | uniq -c | head -5 >&2
         status=1
     fi
   done
@@ -112,7 +117,7 @@ printf '%-34s %8.3f s\n' "wgns vpn new --peers 1000" "$(awk -v a="$t0" -v b="$t1
 echo
 echo "iperf3 TCP throughput through the VPN (5 s each), Gbit/s:"
 port=$(free_port)
-as_user rm -rf vpn up.* done.* late.*
+as_user rm -rf vpn
 as_user ./wgns vpn new vpn --peers 2 --subnet 10.97.0.0/24 --endpoint "127.0.0.1:$port" --force > /dev/null
 start_hub vpn "bench-hub-$port"
 gbits() { python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"] / 1e9))'; }

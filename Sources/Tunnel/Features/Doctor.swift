@@ -81,6 +81,13 @@ public enum Doctor {
         public var wireguardGo: (path: String, version: String)?
         /// wg (wireguard-tools), optional.
         public var wg: (path: String, version: String)?
+        /// How many inotify instances one user may hold, and the sysctl that
+        /// says so: the lower of fs.inotify.max_user_instances and this user
+        /// namespace's user.max_inotify_instances. Each wireguard-go holds one.
+        public var inotifyLimit: (sysctl: String, value: Int)?
+        /// How many inotify instances this user's processes hold now (of
+        /// those whose descriptors can be read).
+        public var inotifyInUse = 0
 
         /// No facts yet.
         public init() {}
@@ -143,6 +150,21 @@ public enum Doctor {
         return Refusal(reason: "cannot open /dev/net/tun: \(String(cString: strerror(e)))", fix: "sudo chmod 0666 /dev/net/tun")
     }
 
+    /// What `wgns up` adds when wireguard-go could not start because
+    /// `line`, its last words, says "too many open files" ("" otherwise):
+    /// wireguard-go's first inotify instance (on its UAPI socket) fails with
+    /// that when the user already holds as many as the kernel allows (128 by
+    /// default), as 128 peers of one user on one host do.
+    public static func wireguardGoHint(_ line: String) -> String {
+        guard line.contains("too many open files") else { return "" }
+        return "; most likely this user holds as many inotify instances as the kernel allows (fs.inotify.max_user_instances), "
+            + "one per wireguard-go (fix: sudo sysctl -w fs.inotify.max_user_instances=1024; `wgns doctor` counts them)"
+    }
+
+    /// Fewer inotify instances left than this is a warning: a per-job VPN
+    /// of that many userspace peers on this host would not start.
+    static let inotifyHeadroom = 16
+
     // MARK: Reading the machine.
 
     /// Reads every fact. `probeUserNamespace` runs a fresh process that does
@@ -162,7 +184,42 @@ public enum Doctor {
         f.kernelWireGuard = kernelWireGuard()
         if let p = findExecutable("wireguard-go") { f.wireguardGo = (p, firstLine(of: [p, "--version"]).line) }
         if let p = findExecutable("wg") { f.wg = (p, firstLine(of: [p, "--version"]).line) }
+        f.inotifyLimit = inotifyLimit()
+        f.inotifyInUse = inotifyInstancesInUse()
         return f
+    }
+
+    /// The lower of fs.inotify.max_user_instances (the whole machine's) and
+    /// user.max_inotify_instances (this user namespace's; the kernel checks
+    /// every level), with its name; nil if neither can be read.
+    static func inotifyLimit() -> (sysctl: String, value: Int)? {
+        let limits = [("fs.inotify.max_user_instances", "/proc/sys/fs/inotify/max_user_instances"),
+                      ("user.max_inotify_instances", "/proc/sys/user/max_inotify_instances")]
+            .compactMap { name, path in readTrimmed(path).flatMap(Int.init).map { (sysctl: name, value: $0) } }
+        return limits.min { $0.value < $1.value }
+    }
+
+    /// The inotify instances ("anon_inode:inotify" descriptors) held by the
+    /// processes of this user whose descriptors it may read.
+    static func inotifyInstancesInUse() -> Int {
+        let me = getuid()
+        guard let proc = opendir("/proc") else { return 0 }
+        defer { closedir(proc) }
+        var count = 0
+        var target = [CChar](repeating: 0, count: 64)
+        while let e = readdir(proc) {
+            let pid = withUnsafeBytes(of: e.pointee.d_name) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
+            guard pid.utf8.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { continue }
+            var st = stat()
+            guard stat("/proc/\(pid)", &st) == 0, st.st_uid == me, let fds = opendir("/proc/\(pid)/fd") else { continue }
+            while let fd = readdir(fds) {
+                let name = withUnsafeBytes(of: fd.pointee.d_name) { String(cString: $0.baseAddress!.assumingMemoryBound(to: CChar.self)) }
+                let n = readlink("/proc/\(pid)/fd/\(name)", &target, target.count - 1)
+                if n == 18, String(decoding: target[..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) == "anon_inode:inotify" { count += 1 }
+            }
+            closedir(fds)
+        }
+        return count
     }
 
     static func readSysctls(_ f: inout Facts) {
@@ -254,6 +311,16 @@ public enum Doctor {
             out.append(Finding(status: k.available ? .warn : .fail, what: "wireguard-go", detail: "not installed",
                                fix: k.available ? "only needed without kernel WireGuard: sudo apt-get install wireguard-go"
                                                 : "no WireGuard backend at all: sudo apt-get install wireguard-go"))
+        }
+
+        // The userspace backend's one per-user limit: each wireguard-go
+        // holds an inotify instance.
+        if !k.available, f.wireguardGo != nil, let l = f.inotifyLimit {
+            let room = max(0, l.value - f.inotifyInUse)
+            let short = room < inotifyHeadroom
+            out.append(Finding(status: short ? .warn : .ok, what: "inotify instances",
+                               detail: "\(l.sysctl) = \(l.value), \(f.inotifyInUse) held by your processes: room for \(room) more userspace tunnels (each wireguard-go holds one)",
+                               fix: short ? "sudo sysctl -w \(l.sysctl)=\(max(1024, 2 * l.value))" : nil))
         }
 
         // Libraries wgns is linked with (present, or this binary would not start).

@@ -69,7 +69,7 @@ struct WireGuardGo {
             }
             if !more {
                 let st = process.wait()
-                throw TunnelError(.noWireGuard, "wireguard-go for \(name) failed (\(st)): \(lastLine)")
+                throw TunnelError(.noWireGuard, "wireguard-go for \(name) failed (\(st)): \(lastLine)\(Doctor.wireguardGoHint(lastLine))")
             }
         }
     }
