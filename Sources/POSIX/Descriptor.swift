@@ -35,10 +35,7 @@ public struct Descriptor: ~Copyable {
 
     /// Writes all of `bytes` (in place: a buffer holding a key is not copied).
     public func writeAll(_ bytes: [UInt8]) throws(Errno) {
-        var off = 0
-        while off < bytes.count {
-            off += try valueOrErrno { bytes.withUnsafeBytes { Glibc.write(raw, $0.baseAddress! + off, $0.count - off) } }
-        }
+        try POSIX.writeAll(raw, bytes)
     }
 
     /// Reads up to `max` bytes; an empty array means end of file.
@@ -76,5 +73,14 @@ public struct Descriptor: ~Copyable {
         }
         out.removeLast(out.count - used)
         return out
+    }
+}
+
+/// Writes all of `bytes` to a descriptor this code does not own (stdout,
+/// stderr), retrying EINTR and short writes: the one write-all loop.
+public func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws(Errno) {
+    var off = 0
+    while off < bytes.count {
+        off += try valueOrErrno { bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + off, $0.count - off) } }
     }
 }
