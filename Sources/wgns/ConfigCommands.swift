@@ -6,9 +6,11 @@ import Glibc
 struct Check {
     static let command = Command(
         name: "check", abstract: "Validate config files; one line per error, exit 1 if any is invalid; on stdout, a line per wg-quick setting (Table, hooks) and what wgns up does with it.",
-        options: [.flag("resolve", "Also resolve each endpoint host name as `wgns up` does (IPv4 first, temporary failures retried as wg does) and print `CONFIG: endpoint NAME:PORT is ADDRESS:PORT`.")],
+        options: [resolve],
         arguments: [Argument("CONFIG", .oneOrMore, "Config files (wg-quick format, with an optional [Namespace] section).")]
-    ) { a in try Check(files: a.positionals, resolve: a.flag("resolve")).run() }
+    ) { a in try Check(files: a.positionals, resolve: a.flag(resolve)).run() }
+
+    static let resolve = Option.flag("resolve", "Also resolve each endpoint host name as `wgns up` does (IPv4 first, temporary failures retried as wg does) and print `CONFIG: endpoint NAME:PORT is ADDRESS:PORT`.")
 
     var files: [String]
     var resolve = false
@@ -46,14 +48,11 @@ struct Strip {
     var file: String
 
     func run() throws {
-        do {
-            let config = try TunnelConfig(contentsOf: file)
-            // As `wg-quick strip` (bash's `echo "$WG_CONFIG"`): the text, then an empty line.
-            try writeSecret(try config.rendered(.stripped))
-        } catch let e as CLIError {
-            throw e
-        } catch {
-            throw CLIError("\(file): \(error)")
-        }
+        let config = try TunnelConfig(contentsOf: file)
+        let text: String
+        // A key file's error names the key file; say which config wanted it.
+        do { text = try config.rendered(.stripped) } catch { throw CLIError("\(file): \(error)") }
+        // As `wg-quick strip` (bash's `echo "$WG_CONFIG"`): the text, then an empty line.
+        try writeSecret(text)
     }
 }

@@ -5,16 +5,8 @@ import WGNetlink
 import Glibc
 #endif
 
-/// Turns library errors into one-line CLI errors.
-func reportingErrors<T>(_ body: () throws -> T) throws -> T {
-    do { return try body() }
-    catch let e as NetlinkError { throw CLIError(e.message) }
-    catch let e as ConfigError { throw CLIError(e.description) }
-    catch let e as KeyStoreError { throw CLIError("\(e)") }
-}
-
 /// `wgns show [IFACE|all] [FIELD] [--json]`.
-struct Show {
+struct Show: Invocation {
     static let command = Command(
         name: "show", abstract: "Show WireGuard devices in this namespace, as `wg show`.",
         discussion: """
@@ -22,24 +14,14 @@ struct Show {
         With FIELD, exactly what `wg show IFACE FIELD` prints, one of: \(fields.joined(separator: ", ")). \
         Like wg's, `private-key`, `preshared-keys` and `dump` print secrets.
         """,
-        options: [
-            .flag("json", "JSON: one object for an interface, an array for all."),
-            .flag("show-keys", "Include preshared keys in the JSON (never private keys)."),
-        ],
+        options: [json, showKeys],
         arguments: [Argument("INTERFACE", .optional,
                              "An interface, `all` (the default), `interfaces` (names only), or a named tunnel or hub (its devices)."),
-                    Argument("FIELD", .optional, "One field, as `wg show IFACE FIELD` (see above).")]
-    ) { a in
-        var show = Show(interface: a.positionals.first ?? "all", json: a.flag("json"), showKeys: a.flag("show-keys"))
-        if a.positionals.count > 1 {
-            show.field = a.positionals[1]
-            guard fields.contains(show.field!) else {
-                throw CLIError.usage("unknown field '\(show.field!)' (expected one of \(fields.joined(separator: ", ")))")
-            }
-            if show.json { throw CLIError.usage("--json cannot be combined with a field") }
-        }
-        try show.run()
-    }
+                    Argument("FIELD", .optional, "One field, as `wg show IFACE FIELD` (see above).")],
+        run: start)
+
+    static let json = Option.flag("json", "JSON: one object for an interface, an array for all.")
+    static let showKeys = Option.flag("show-keys", "Include preshared keys in the JSON (never private keys).")
 
     /// The single fields of `wg show IFACE FIELD`.
     static let fields = ["public-key", "private-key", "listen-port", "fwmark", "peers", "preshared-keys", "endpoints",
@@ -51,30 +33,45 @@ struct Show {
     /// One of `fields`, or nil for the whole device.
     var field: String?
 
-    func run() throws {
-        try reportingErrors {
-            var out = Output(streamingTo: STDOUT_FILENO)
-            if interface == "interfaces" {
-                let names = try WireGuardClient().all().map(\.0)
-                if json {
-                    out.add("[" + names.map { "\"\(jsonEscaped($0))\"" }.joined(separator: ",") + "]\n")
-                } else if !names.isEmpty {
-                    out.add(names.joined(separator: " ") + "\n")
-                }
-            } else if let (devices, several) = try devices() {
-                if let field {
-                    // As wg: with `all` every line starts with the interface name.
-                    for d in devices { appendField(field, d, withName: several, &out) }
-                } else if several {
-                    appendDevices(devices, json: json, &out)
-                } else if json {
-                    appendJSON(devices[0], &out); out.add("\n")
-                } else {
-                    appendPretty(devices[0], &out)
-                }
-            }
-            try out.flush()
+    init(interface: String) { self.interface = interface }
+
+    init(_ a: Parsed) throws {
+        interface = a.positionals.first ?? "all"
+        field = a.positionals.dropFirst().first
+        json = a.flag(Self.json)
+        showKeys = a.flag(Self.showKeys)
+    }
+
+    func validate() throws {
+        guard let field else { return }
+        guard Self.fields.contains(field) else {
+            throw CLIError.usage("unknown field '\(field)' (expected one of \(Self.fields.joined(separator: ", ")))")
         }
+        if json { throw CLIError.usage("--\(Self.json.long) cannot be combined with a field") }
+    }
+
+    func run() throws {
+        var out = Output(streamingTo: STDOUT_FILENO)
+        if interface == "interfaces" {
+            let names = try WireGuardClient().all().map(\.0)
+            if json {
+                out.add("[" + names.map { "\"\(jsonEscaped($0))\"" }.joined(separator: ",") + "]\n")
+            } else if !names.isEmpty {
+                out.add(names.joined(separator: " ") + "\n")
+            }
+        } else if let (devices, several) = try devices() {
+            if let field {
+                // As wg: with `all` every line starts with the interface name.
+                for d in devices { appendField(field, d, withName: several, &out) }
+            } else if several {
+                appendDevices(devices, json: json, &out)
+            } else if json {
+                appendJSON(devices[0], &out); out.add("\n")
+            } else {
+                appendPretty(devices[0], &out)
+            }
+        }
+        try out.flush()
     }
 
     /// The devices `interface` names, and whether it names a set of them
@@ -268,33 +265,31 @@ enum ShowConf {
     ) { a in try run(interface: a.positionals[0]) }
 
     static func run(interface: String) throws {
-        try reportingErrors {
-            let d = try WireGuardClient().open(interface).device(interface)
-            var out = Output(capacity: 256 + d.peers.count * 160)
-            out.add("[Interface]\n")
-            if d.listenPort != 0 { out.add("ListenPort = "); out.add(d.listenPort); out.add("\n") }
-            if d.firewallMark != 0 { out.add("FwMark = 0x\(String(d.firewallMark, radix: 16))\n") }
-            if let k = d.privateKey { out.add("PrivateKey = "); k.appendBase64Secret(to: &out.bytes); out.add("\n") }
-            out.add("\n")
-            for (i, p) in d.peers.enumerated() {
-                out.add("[Peer]\nPublicKey = "); p.publicKey.appendBase64(to: &out.bytes); out.add("\n")
-                if let k = p.presharedKey { out.add("PresharedKey = "); k.appendBase64Secret(to: &out.bytes); out.add("\n") }
-                if !p.allowedIPs.isEmpty {
-                    out.add("AllowedIPs = ")
-                    for (j, ip) in p.allowedIPs.enumerated() {
-                        if j > 0 { out.add(", ") }
-                        ip.appendText(to: &out.bytes)
-                    }
-                    out.add("\n")
+        let d = try WireGuardClient().open(interface).device(interface)
+        var out = Output(capacity: 256 + d.peers.count * 160)
+        out.add("[Interface]\n")
+        if d.listenPort != 0 { out.add("ListenPort = "); out.add(d.listenPort); out.add("\n") }
+        if d.firewallMark != 0 { out.add("FwMark = 0x\(String(d.firewallMark, radix: 16))\n") }
+        if let k = d.privateKey { out.add("PrivateKey = "); k.appendBase64Secret(to: &out.bytes); out.add("\n") }
+        out.add("\n")
+        for (i, p) in d.peers.enumerated() {
+            out.add("[Peer]\nPublicKey = "); p.publicKey.appendBase64(to: &out.bytes); out.add("\n")
+            if let k = p.presharedKey { out.add("PresharedKey = "); k.appendBase64Secret(to: &out.bytes); out.add("\n") }
+            if !p.allowedIPs.isEmpty {
+                out.add("AllowedIPs = ")
+                for (j, ip) in p.allowedIPs.enumerated() {
+                    if j > 0 { out.add(", ") }
+                    ip.appendText(to: &out.bytes)
                 }
-                if let e = p.endpoint { out.add("Endpoint = "); e.appendText(to: &out.bytes); out.add("\n") }
-                if p.persistentKeepaliveInterval != 0 {
-                    out.add("PersistentKeepalive = "); out.add(p.persistentKeepaliveInterval); out.add("\n")
-                }
-                if i + 1 < d.peers.count { out.add("\n") }
+                out.add("\n")
             }
-            try out.flush()
+            if let e = p.endpoint { out.add("Endpoint = "); e.appendText(to: &out.bytes); out.add("\n") }
+            if p.persistentKeepaliveInterval != 0 {
+                out.add("PersistentKeepalive = "); out.add(p.persistentKeepaliveInterval); out.add("\n")
+            }
+            if i + 1 < d.peers.count { out.add("\n") }
         }
+        try out.flush()
     }
 }
 
@@ -312,15 +307,13 @@ enum ConfApplier {
     }
 
     static func apply(_ mode: Mode, interface: String, file: String) throws {
-        try reportingErrors {
-            let parsed = try TunnelConfig(contentsOf: file)
-            let backend = try WireGuardClient().open(interface)
-            var config = try parsed.deviceConfig(mode == .add ? .add : .replace, file: file)
-            if mode == .sync {
-                config = config.synchronized(from: try backend.device(interface))
-            }
-            try backend.configure(interface, config)
+        let parsed = try TunnelConfig(contentsOf: file)
+        let backend = try WireGuardClient().open(interface)
+        var config = try parsed.deviceConfig(mode == .add ? .add : .replace, file: file)
+        if mode == .sync {
+            config = config.synchronized(from: try backend.device(interface))
         }
+        try backend.configure(interface, config)
     }
 }
 

@@ -13,8 +13,10 @@ enum DoctorCommand {
         /dev/net/tun, the carriers (present, and new enough for every option wgns gives them), pasta's AppArmor \
         profile, and the WireGuard backends. Exits 0 when `wgns up` can work here, 1 when it cannot.
         """,
-        options: [.flag("json", "JSON: {\"ready\": BOOL, \"findings\": [{\"status\", \"what\", \"detail\", \"fix\"}]}.")]
-    ) { a in try run(json: a.flag("json")) }
+        options: [json]
+    ) { a in try run(json: a.flag(json)) }
+
+    static let json = Option.flag("json", "JSON: {\"ready\": BOOL, \"findings\": [{\"status\", \"what\", \"detail\", \"fix\"}]}.")
 
     static func run(json: Bool) throws {
         let findings = Doctor.run(probeUserNamespace: probeInFreshProcess)

@@ -3,7 +3,7 @@ import Tunnel
 import Glibc
 #endif
 
-struct HubCommand {
+struct HubCommand: Invocation {
     static let command = Command(
         name: "hub",
         abstract: "Run the hub of a per-job VPN (`wgns vpn new`) in a rootless namespace of its own.",
@@ -28,37 +28,40 @@ struct HubCommand {
         COMMAND. Either way everything it started is gone when it returns. \
         `wgns show NAME` and `wgns status NAME` read a named hub's WireGuard state.
         """,
-        options: [
-            .option("name", "NAME", "Name the hub, for `wgns show`, `wgns status`, `wgns down` and `wgns list`."),
-            .option("advertise", "HOST", "The host name (or address) peers reach this node by, published in DIR/hub.endpoint (default: this node's name)."),
-            .option("ports", "LO-HI", "Pick the host's UDP port from this range only (say, the ports a site's firewall opens between nodes)."),
-            .option("backend", "auto|kernel|userspace", "The WireGuard backend."),
-            .flag("verbose", short: "v", "Show each step with its duration."),
-        ],
-        // Any number, checked below: so that options may follow CONFIG and
-        // only `--` starts the command.
+        options: SessionOptions.options + [advertise, ports],
+        // Any number, checked in `validate`: so that options may follow
+        // CONFIG and only `--` starts the command.
         arguments: [Argument("CONFIG", .any, "The VPN's directory (from `wgns vpn new`), or a hub's config (DIR/hub.conf).")],
-        passthrough: "COMMAND [ARGS...]"
-    ) { a in
-        guard a.positionals.count == 1 else {
-            var e = CLIError(a.positionals.isEmpty ? "hub: give the VPN's directory or the hub's config" : "hub: one CONFIG only (got \(a.positionals.count)); put a command after --")
-            e.status = 64
-            throw e
-        }
-        try HubCommand(name: a.value("name"), advertise: a.value("advertise"), ports: try portRange(a.value("ports")), backend: a.choice("backend"),
-                       verbose: a.flag("verbose"), config: a.positionals[0], command: a.passthrough).run()
-    }
+        passthrough: "COMMAND [ARGS...]",
+        run: start)
 
-    var name: String?
+    static let advertise = Option.option("advertise", "HOST", "The host name (or address) peers reach this node by, published in DIR/hub.endpoint (default: this node's name).")
+    static let ports = Option.option("ports", "LO-HI", "Pick the host's UDP port from this range only (say, the ports a site's firewall opens between nodes).")
+
+    var session: SessionOptions
     var advertise: String?
     var ports: ClosedRange<UInt16>?
-    var backend: BackendKind?
-    var verbose = false
-    var config: String
+    var configs: [String]
     var command: [String] = []
+
+    init(_ a: Parsed) throws {
+        session = try SessionOptions(a)
+        advertise = a.value(Self.advertise)
+        ports = try portRange(a.value(Self.ports))
+        configs = a.positionals
+        command = a.passthrough
+    }
+
+    func validate() throws {
+        guard configs.count == 1 else {
+            throw CLIError.usage(configs.isEmpty ? "hub: give the VPN's directory or the hub's config"
+                                 : "hub: one CONFIG only (got \(configs.count)); put a command after --")
+        }
+    }
 
     func run() throws {
         var options = UpOptions()
+        let config = configs[0]
         var file = config
         var serve = Hub.ServeOptions()
         if VPN.isDirectory(file) {
@@ -69,16 +72,13 @@ struct HubCommand {
             }
         }
         options.configFiles = [file]
-        options.backend = backend
-        options.verbose = verbose
-        options.name = name
+        session.apply(to: &options)
         options.hub = true
         serve.advertise = advertise
         serve.portRange = ports
         serve.command = command
         serve.holderCommand = ["/proc/self/exe", HolderCommand.command.name]
-        let status: Int32
-        do { status = try Hub.serve(options, serve) } catch { throw CLIError(error) }
+        let status = try Hub.serve(options, serve)
         // Ended by a signal: that is how a hub without a command is meant to stop.
         if command.isEmpty && (status == 128 + SIGINT || status == 128 + SIGTERM || status == 128 + SIGHUP) { Glibc.exit(0) }
         Glibc.exit(status)
@@ -90,9 +90,7 @@ func portRange(_ text: String?) throws -> ClosedRange<UInt16>? {
     guard let text else { return nil }
     let parts = text.split(separator: "-", omittingEmptySubsequences: false)
     guard parts.count <= 2, let lo = UInt16(parts[0]), let hi = UInt16(parts.last!), lo >= 1, lo <= hi else {
-        var e = CLIError("--ports '\(text)': expected LO-HI, two UDP ports from 1 to 65535 with LO <= HI")
-        e.status = 64
-        throw e
+        throw CLIError.usage("--ports '\(text)': expected LO-HI, two UDP ports from 1 to 65535 with LO <= HI")
     }
     return lo...hi
 }

@@ -6,6 +6,10 @@
 // FoundationEssentials into the binary.
 
 /// One `--long` option of a command: a flag, or an option that takes a value.
+/// Each is declared once, as a `static let` of its command (or of an option
+/// group such as `SessionOptions`), and that one value is both the table's
+/// entry and the key `Parsed` looks it up by: a misspelt option is a compile
+/// error, never a silent nil.
 struct Option: Sendable {
     /// The long name, without `--`.
     var long: String
@@ -65,7 +69,7 @@ struct Command: Sendable {
 
 /// What the command line gave a command.
 struct Parsed: Sendable {
-    /// Options and flags in the order given (a flag's value is "").
+    /// Options and flags in the order given, by long name (a flag's value is "").
     var options: [(name: String, value: String)] = []
     /// Positional arguments, in order (counts already checked).
     var positionals: [String] = []
@@ -74,32 +78,63 @@ struct Parsed: Sendable {
     var wantsHelp = false
     /// `wgns up`, for error messages.
     var commandPath = "wgns"
+    /// The command's options, to catch a lookup of one it does not have.
+    var declared: [Option] = []
 
-    func flag(_ name: String) -> Bool { options.contains { $0.name == name } }
+    /// Whether flag (or option) `o` was given.
+    func flag(_ o: Option) -> Bool { !given(o).isEmpty }
 
-    /// The last value given for option `name`.
-    func value(_ name: String) -> String? { options.last { $0.name == name }?.value }
+    /// The last value given for option `o`.
+    func value(_ o: Option) -> String? { given(o).last }
 
     /// Every value given for a repeatable option, in order.
-    func values(_ name: String) -> [String] { options.filter { $0.name == name }.map(\.value) }
+    func values(_ o: Option) -> [String] { given(o) }
+
+    /// The values given for `o`; asking for an option of another command
+    /// is a programming error, caught in debug builds (the tests').
+    private func given(_ o: Option) -> [String] {
+        assert(declared.contains { $0.long == o.long }, "\(commandPath) has no option --\(o.long)")
+        return options.filter { $0.name == o.long }.map(\.value)
+    }
 
     /// The option's value as a whole number, or a usage error naming it.
-    func number<T: FixedWidthInteger>(_ name: String, as: T.Type = T.self) throws -> T? {
-        guard let text = value(name) else { return nil }
+    func number<T: FixedWidthInteger>(_ o: Option, as: T.Type = T.self) throws -> T? {
+        guard let text = value(o) else { return nil }
         guard let n = T(text) else {
             let range = T.isSigned ? "" : " from 0 to \(T.max)"
-            throw CLIError.usage("invalid value '\(text)' for --\(name): expected a whole number" + range)
+            throw CLIError.usage("invalid value '\(text)' for --\(o.long): expected a whole number" + range)
         }
         return n
     }
 
     /// The option's value as one of `T`'s cases, or a usage error listing them.
-    func choice<T: RawRepresentable & CaseIterable>(_ name: String, as: T.Type = T.self) throws -> T? where T.RawValue == String {
-        guard let text = value(name) else { return nil }
+    func choice<T: RawRepresentable & CaseIterable>(_ o: Option, as: T.Type = T.self) throws -> T? where T.RawValue == String {
+        guard let text = value(o) else { return nil }
         guard let v = T(rawValue: text) else {
-            throw CLIError.usage("invalid value '\(text)' for --\(name): expected one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw CLIError.usage("invalid value '\(text)' for --\(o.long): expected one of \(T.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         return v
+    }
+}
+
+/// A command's arguments as typed values, in the order swift-argument-parser
+/// gives a `ParsableCommand`: made from what was parsed (a bad value is a
+/// usage error), checked as a whole by `validate` (a bad combination is a
+/// usage error, found before anything is started or created), then run.
+protocol Invocation {
+    init(_ parsed: Parsed) throws
+    mutating func validate() throws
+    func run() throws
+}
+
+extension Invocation {
+    mutating func validate() throws {}
+
+    /// Makes, validates and runs the command: what its table entry runs.
+    static func start(_ parsed: Parsed) throws {
+        var command = try Self(parsed)
+        try command.validate()
+        try command.run()
     }
 }
 
@@ -116,7 +151,7 @@ extension Command {
     /// Parses `args` (what follows the command's name) against this
     /// command's options and arguments.
     func parse(_ args: ArraySlice<String>, path: String) throws -> Parsed {
-        var p = Parsed(commandPath: path)
+        var p = Parsed(commandPath: path, declared: options)
         let see = " (see '\(path) --help')"
         let takesAll = arguments.contains { $0.count == .oneOrMore || $0.count == .any }
         var k = args.startIndex
@@ -161,7 +196,7 @@ extension Command {
                 throw CLIError.usage("\(name) needs a value (\(name) \(option.value!))" + see)
             }
         }
-        for option in options where option.required && !p.flag(option.long) {
+        for option in options where option.required && !p.flag(option) {
             throw CLIError.usage("missing --\(option.long) \(option.value ?? "")" + see)
         }
         var given = p.positionals.count

@@ -4,7 +4,7 @@ import WGNetlink
 import Glibc
 #endif
 
-struct Up {
+struct Up: Invocation {
     static let command = Command(
         name: "up",
         abstract: "Run a command in its own rootless namespace whose way out is WireGuard.",
@@ -32,96 +32,112 @@ struct Up {
         --endpoint takes the hub's HOST:PORT from DIR/hub.endpoint, waiting up to \
         --wait seconds for a live hub to publish it.
         """,
-        options: [
-            .option("name", "NAME", "Name the tunnel, for `wgns exec`, `wgns down` and `wgns list`."),
-            .option("carrier", "slirp4netns|pasta", "The carrier (default: the config's, else whichever is installed)."),
-            .option("backend", "auto|kernel|userspace", "The WireGuard backend."),
-            .option("map-uid", "UID", "The job's uid inside (default: your own; 0 gives it root inside)."),
-            .option("map-gid", "GID", "The job's gid inside (default: your own)."),
-            .flag("host-loopback", "Let the namespace reach the host's loopback at 10.0.2.2."),
-            .flag("no-host-loopback", "Do not let the namespace reach the host's loopback (overrides HostLoopback = true)."),
-            .option("peer", "K", "With a VPN directory (`wgns vpn new`) as CONFIG: be peer K (DIR/peer-K.conf). Inside a Slurm step the default is SLURM_PROCID + 1 (task 0 is peer-1)."),
-            .option("wait", "SECONDS", "With a VPN directory whose hub publishes its endpoint: how long to wait for DIR/hub.endpoint (default: 60)."),
-            .flag("isolate", "The job's namespace holds only lo and the WireGuard interfaces: it can reach nothing but the tunnel (the default for a full tunnel, AllowedIPs covering 0.0.0.0/0 or ::/0)."),
-            .flag("no-isolate", "Let the job also reach the network through the carrier, even with a full tunnel (overrides Isolate = true)."),
-            .flag("net-admin", "Run the job as root of the tunnel's own user namespace, with network administration there: the job CAN change and leave its tunnel (`wg`, `ip`). Off by default: the job cannot even read its tunnel's keys."),
-            .flag("verbose", short: "v", "Show each step with its duration."),
-        ],
+        options: SessionOptions.options + [carrier, mapUID, mapGID, hostLoopback, noHostLoopback, peer, wait,
+                                           isolate, noIsolate, netAdmin],
         arguments: [Argument("CONFIG", .any, "wg-quick configs (one interface each; a bare NAME is NAME.conf in $WGNS_CONFIG_DIR, $XDG_CONFIG_HOME/wgns or ~/.config/wireguard), or a VPN directory from `wgns vpn new`.")],
-        passthrough: "COMMAND [ARGS...]"
-    ) { a in
-        try Up(name: a.value("name"), carrier: a.choice("carrier"), backend: a.choice("backend"),
-               mapUID: a.number("map-uid"), mapGID: a.number("map-gid"), hostLoopback: a.flag("host-loopback"),
-               noHostLoopback: a.flag("no-host-loopback"), peer: a.number("peer"), wait: try waitSeconds(a.value("wait")),
-               isolate: a.flag("isolate"), noIsolate: a.flag("no-isolate"), netAdmin: a.flag("net-admin"),
-               verbose: a.flag("verbose"),
-               configs: a.positionals, command: a.passthrough).run()
-    }
+        passthrough: "COMMAND [ARGS...]",
+        run: start)
 
-    var name: String?
+    static let carrier = Option.option("carrier", "slirp4netns|pasta", "The carrier (default: the config's, else whichever is installed).")
+    static let mapUID = Option.option("map-uid", "UID", "The job's uid inside (default: your own; 0 gives it root inside).")
+    static let mapGID = Option.option("map-gid", "GID", "The job's gid inside (default: your own).")
+    static let hostLoopback = Option.flag("host-loopback", "Let the namespace reach the host's loopback at 10.0.2.2.")
+    static let noHostLoopback = Option.flag("no-host-loopback", "Do not let the namespace reach the host's loopback (overrides HostLoopback = true).")
+    static let peer = Option.option("peer", "K", "With a VPN directory (`wgns vpn new`) as CONFIG: be peer K (DIR/peer-K.conf). Inside a Slurm step the default is SLURM_PROCID + 1 (task 0 is peer-1).")
+    static let wait = Option.option("wait", "SECONDS", "With a VPN directory whose hub publishes its endpoint: how long to wait for DIR/hub.endpoint (default: 60).")
+    static let isolate = Option.flag("isolate", "The job's namespace holds only lo and the WireGuard interfaces: it can reach nothing but the tunnel (the default for a full tunnel, AllowedIPs covering 0.0.0.0/0 or ::/0).")
+    static let noIsolate = Option.flag("no-isolate", "Let the job also reach the network through the carrier, even with a full tunnel (overrides Isolate = true).")
+    static let netAdmin = Option.flag("net-admin", "Run the job as root of the tunnel's own user namespace, with network administration there: the job CAN change and leave its tunnel (`wg`, `ip`). Off by default: the job cannot even read its tunnel's keys.")
+
+    var session: SessionOptions
     var carrier: CarrierKind?
-    var backend: BackendKind?
     var mapUID: UInt32?
     var mapGID: UInt32?
-    var hostLoopback = false
-    var noHostLoopback = false
+    /// `--host-loopback` / `--no-host-loopback`; nil: the config decides.
+    var hostLoopback: Bool?
     var peer: Int?
     var wait: Double?
-    var isolate = false
-    var noIsolate = false
+    /// `--isolate` / `--no-isolate`; nil: the config decides.
+    var isolate: Bool?
     var netAdmin = false
-    var verbose = false
+    /// CONFIG arguments, then (after `validate`) the files they name.
     var configs: [String] = []
     var command: [String] = []
+
+    init(_ a: Parsed) throws {
+        session = try SessionOptions(a)
+        carrier = try a.choice(Self.carrier)
+        mapUID = try a.number(Self.mapUID)
+        mapGID = try a.number(Self.mapGID)
+        hostLoopback = try either(a, Self.hostLoopback, Self.noHostLoopback)
+        peer = try a.number(Self.peer)
+        wait = try waitSeconds(a.value(Self.wait))
+        isolate = try either(a, Self.isolate, Self.noIsolate)
+        netAdmin = a.flag(Self.netAdmin)
+        configs = a.positionals
+        command = a.passthrough
+    }
+
+    /// Every mistake of the command line, before a hub is waited for or
+    /// anything is started: the CONFIGs are looked up (a bare NAME is a file
+    /// in the config folders), and what needs a VPN directory gets one.
+    mutating func validate() throws {
+        if configs.isEmpty { throw CLIError.usage("give at least one config file") }
+        if netAdmin {
+            for (flag, id) in [(Self.mapUID, mapUID), (Self.mapGID, mapGID)] where id != nil && id != 0 {
+                throw CLIError.usage("--net-admin runs the job as root of the tunnel's user namespace: --\(flag.long) must be 0 or left out (got \(id!))")
+            }
+        }
+        configs = try configs.map { c throws(TunnelError) in try ConfigLookup.path(for: c) }
+        let dirs = configs.filter { VPN.isDirectory($0) }
+        for (flag, given) in [(Self.peer, peer != nil), (Self.wait, wait != nil)] where given && dirs.isEmpty {
+            throw CLIError.usage("--\(flag.long) needs a VPN directory (`wgns vpn new DIR ...`) as CONFIG")
+        }
+        for dir in dirs {
+            let count = VPN.peerCount(dir)
+            if let peer, count > 0, !(1...count).contains(peer) {
+                throw CLIError.usage("--peer \(peer) is out of range: \(dir) has peers 1 to \(count)")
+            }
+        }
+    }
 
     func run() throws {
         var configs = configs
         var options = UpOptions()
         // A directory is a generated VPN: one of its peers.
-        do {
-            configs = try configs.map { c throws(TunnelError) in try ConfigLookup.path(for: c) }
-            let dirs = configs.filter { VPN.isDirectory($0) }
-            if dirs.isEmpty && (peer != nil || wait != nil) {
-                throw CLIError(peer != nil ? "--peer needs a VPN directory (`wgns vpn new DIR ...`) as CONFIG" : "--wait needs a VPN directory (`wgns vpn new DIR ...`) as CONFIG")
+        let rank = getenv("SLURM_PROCID").map { String(cString: $0) }
+        for (n, c) in configs.enumerated() where VPN.isDirectory(c) {
+            let m = try VPN.member(in: c, peer: peer, slurmProcID: rank)
+            configs[n] = m.configPath
+            if m.needsEndpoint {
+                let hub = try HubEndpoint.wait(c, seconds: wait ?? 60)
+                let (e, loopback) = try VPN.peerEndpoint(toward: hub.endpoint, in: c)
+                options.peerEndpoint = e
+                if loopback { options.hostLoopback = true }
             }
-            let rank = getenv("SLURM_PROCID").map { String(cString: $0) }
-            for (n, c) in configs.enumerated() where VPN.isDirectory(c) {
-                let m = try VPN.member(in: c, peer: peer, slurmProcID: rank)
-                configs[n] = m.configPath
-                if m.needsEndpoint {
-                    let hub = try HubEndpoint.wait(c, seconds: wait ?? 60)
-                    let (e, loopback) = try VPN.peerEndpoint(toward: hub.endpoint, in: c)
-                    options.peerEndpoint = e
-                    if loopback { options.hostLoopback = true }
-                }
-                if options.hosts == nil { (options.hosts, options.environment) = (m.hosts, m.environment) }
-            }
-        } catch let e as TunnelError { throw CLIError(e) }
+            if options.hosts == nil { (options.hosts, options.environment) = (m.hosts, m.environment) }
+        }
         options.configFiles = configs
-        options.isolate = try Self.either(isolate, "isolate", noIsolate, "no-isolate")
+        session.apply(to: &options)
+        options.isolate = isolate
         options.netAdmin = netAdmin ? true : nil
         options.carrier = carrier
-        options.backend = backend
         options.mapUID = mapUID
         options.mapGID = mapGID
-        options.hostLoopback = try Self.either(hostLoopback, "host-loopback", noHostLoopback, "no-host-loopback") ?? options.hostLoopback
-        options.verbose = verbose
-        options.name = name
+        options.hostLoopback = hostLoopback ?? options.hostLoopback
         options.command = command
         Glibc.exit(try runSession(options))
     }
 }
 
-extension Up {
-    /// A yes/no flag pair: true, false, or nil when neither was given (the
-    /// config decides); both at once is a usage error.
-    static func either(_ yes: Bool, _ yesName: String, _ no: Bool, _ noName: String) throws -> Bool? {
-        if yes && no {
-            var e = CLIError("--\(yesName) and --\(noName) contradict each other: give one")
-            e.status = 64
-            throw e
-        }
-        return yes ? true : no ? false : nil
+/// A yes/no flag pair: true, false, or nil when neither was given (the
+/// config decides); both at once is a usage error.
+func either(_ a: Parsed, _ yes: Option, _ no: Option) throws -> Bool? {
+    switch (a.flag(yes), a.flag(no)) {
+    case (true, true): throw CLIError.usage("--\(yes.long) and --\(no.long) contradict each other: give one")
+    case (true, false): return true
+    case (false, true): return false
+    case (false, false): return nil
     }
 }
 
@@ -129,23 +145,17 @@ extension Up {
 func waitSeconds(_ text: String?) throws -> Double? {
     guard let text else { return nil }
     guard let s = Double(text), s >= 0, s.isFinite else {
-        var e = CLIError("--wait '\(text)': expected a number of seconds (0 or more)")
-        e.status = 64
-        throw e
+        throw CLIError.usage("--wait '\(text)': expected a number of seconds (0 or more)")
     }
     return s
 }
 
 /// Validates `options`, brings the namespace up with this binary's hidden
 /// `_holder` as the holder when one must be exec'd, and returns the job's
-/// status. Shared by `wgns up` and `wgns hub`.
+/// status.
 func runSession(_ options: UpOptions) throws -> Int32 {
-    do {
-        let plan = try UpPlan.prepare(options)
-        return try Supervisor.run(plan, holderCommand: ["/proc/self/exe", HolderCommand.command.name])
-    } catch {
-        throw CLIError(error)
-    }
+    let plan = try UpPlan.prepare(options)
+    return try Supervisor.run(plan, holderCommand: ["/proc/self/exe", HolderCommand.command.name])
 }
 
 /// Internal: the namespace holder that `wgns up` starts (see Tunnel.Holder).
@@ -160,9 +170,7 @@ enum Down {
     static let command = Command(
         name: "down", abstract: "Stop a named tunnel (`wgns up --name NAME`); returns once it is gone.",
         arguments: [Argument("NAME", "The tunnel's name.")]
-    ) { a in
-        do { try NamedTunnel.down(a.positionals[0]) } catch { throw CLIError(error) }
-    }
+    ) { a in try NamedTunnel.down(tunnelName(a.positionals[0])) }
 }
 
 enum Exec {
@@ -171,7 +179,7 @@ enum Exec {
         discussion: "Without COMMAND, runs $SHELL. The `--` may be left out: everything after NAME is the command.",
         arguments: [Argument("NAME", "The tunnel's name.")],
         passthrough: "COMMAND [ARGS...]"
-    ) { a in try run(name: a.positionals[0], command: a.passthrough) }
+    ) { a in try run(name: tunnelName(a.positionals[0]), command: a.passthrough) }
 
     static func run(name: String, command: [String]) throws {
         var cmd = command
@@ -182,7 +190,7 @@ enum Exec {
             Glibc.exit(status)
         } catch {
             if error.code == .command { fail(error.description, status: 127) }
-            throw CLIError(error)
+            throw error
         }
     }
 }
@@ -199,15 +207,14 @@ enum Status {
     static let command = Command(
         name: "status", abstract: "Show the WireGuard state of a named tunnel, read from inside it (as `wg show`).",
         arguments: [Argument("NAME", "The tunnel's name.")]
-    ) { a in try run(name: a.positionals[0]) }
+    ) { a in try run(name: tunnelName(a.positionals[0])) }
 
     static func run(name: String) throws {
-        let devices: [Device]
         // Synchronous on purpose: entering a user namespace needs a single thread.
-        do { devices = try NamedTunnel.devices(name) } catch { throw CLIError(error) }
+        let devices = try NamedTunnel.devices(name)
         // The same text as `wgns show`, from the same code.
         var out = Output(capacity: 4096 + devices.reduce(0) { $0 + $1.peers.count * 256 })
         Show(interface: name).appendDevices(devices, json: false, &out)
-        do { try out.flush() } catch { throw CLIError(error) }
+        try out.flush()
     }
 }

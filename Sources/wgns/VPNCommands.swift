@@ -8,7 +8,7 @@ enum VPNCommand {
         subcommands: [VPNNew.command])
 }
 
-struct VPNNew {
+struct VPNNew: Invocation {
     static let command = Command(
         name: "new",
         abstract: "Write DIR/hub.conf and DIR/peer-1.conf ... DIR/peer-N.conf with fresh keys.",
@@ -22,34 +22,45 @@ struct VPNNew {
         HostLoopback = true, the address at which a namespace reaches the host. With \
         --endpoint HOST (no port), the hub picks the port and publishes HOST with it.
         """,
-        options: [
-            .option("peers", "N", "Number of peers.", required: true),
-            .option("subnet", "CIDR", "Subnet CIDR; give one IPv4 and optionally one IPv6 subnet, each with its own --subnet (default: 10.97.0.0/24)."),
-            .option("endpoint", "HOST[:PORT]", "Where peers reach the hub: HOST:PORT or [v6]:PORT; HOST alone lets the hub pick the port (default: the hub publishes its node's name and a port it picks)."),
-            .flag("psk", "Give every peer a preshared key with the hub."),
-            .flag("force", "Replace a VPN already in DIR."),
-        ],
-        arguments: [Argument("DIR", "Folder to write into (created mode 0700).")]
-    ) { a in
-        let subnets = a.values("subnet")
-        try VPNNew(dir: a.positionals[0], peers: a.number("peers")!, subnet: subnets.isEmpty ? ["10.97.0.0/24"] : subnets,
-                   endpoint: a.value("endpoint"), psk: a.flag("psk"), force: a.flag("force")).run()
-    }
+        options: [peers, subnet, endpoint, psk, force],
+        arguments: [Argument("DIR", "Folder to write into (created mode 0700).")],
+        run: start)
+
+    static let peers = Option.option("peers", "N", "Number of peers.", required: true)
+    static let subnet = Option.option("subnet", "CIDR", "Subnet CIDR; give one IPv4 and optionally one IPv6 subnet, each with its own --subnet (default: 10.97.0.0/24).")
+    static let endpoint = Option.option("endpoint", "HOST[:PORT]", "Where peers reach the hub: HOST:PORT or [v6]:PORT; HOST alone lets the hub pick the port (default: the hub publishes its node's name and a port it picks).")
+    static let psk = Option.flag("psk", "Give every peer a preshared key with the hub.")
+    static let force = Option.flag("force", "Replace a VPN already in DIR.")
 
     var dir: String
     var peers: Int
-    var subnet: [String]
+    var subnets: [String]
     var endpoint: String?
     var psk = false
     var force = false
+    /// The VPN, keys and all, once `validate` has made it.
+    var vpn: VPN?
 
-    func run() throws {
-        var subnets: [IPPrefix] = []
-        for s in subnet {
+    init(_ a: Parsed) throws {
+        dir = a.positionals[0]
+        peers = try a.number(Self.peers)!
+        let given = a.values(Self.subnet)
+        subnets = given.isEmpty ? ["10.97.0.0/24"] : given
+        endpoint = a.value(Self.endpoint)
+        psk = a.flag(Self.psk)
+        force = a.flag(Self.force)
+    }
+
+    /// Reads the subnets and the endpoint and generates the VPN in memory:
+    /// every mistake in them (a subnet too small for the peers, a port 0) is
+    /// found before DIR is touched.
+    mutating func validate() throws {
+        var prefixes: [IPPrefix] = []
+        for s in subnets {
             guard s.contains("/"), let p = IPPrefix(s) else {
-                throw CLIError("--subnet '\(s)': expected a CIDR such as 10.97.0.0/24 or fd97::/64")
+                throw CLIError.usage("--subnet '\(s)': expected a CIDR such as 10.97.0.0/24 or fd97::/64")
             }
-            subnets.append(p)
+            prefixes.append(p)
         }
         var ep: Endpoint?
         var advertise: String?
@@ -62,16 +73,20 @@ struct VPNNew {
             } else if let e = Endpoint(endpoint) {
                 ep = e
             } else {
-                throw CLIError("--endpoint '\(endpoint)': expected HOST, HOST:PORT, 1.2.3.4:PORT or [v6]:PORT")
+                throw CLIError.usage("--endpoint '\(endpoint)': expected HOST, HOST:PORT, 1.2.3.4:PORT or [v6]:PORT")
             }
         }
         do {
-            var vpn = try VPN.generate(peerCount: peers, subnets: subnets, endpoint: ep, presharedKeys: psk)
-            vpn.advertise = advertise
-            try vpn.write(to: dir, overwrite: force)
+            vpn = try VPN.generate(peerCount: peers, subnets: prefixes, endpoint: ep, presharedKeys: psk)
         } catch {
-            throw CLIError("\(error)")
+            // What generate refuses is always a flag's value (it names the flag).
+            throw CLIError.usage(error.description)
         }
+        vpn?.advertise = advertise
+    }
+
+    func run() throws {
+        try vpn!.write(to: dir, overwrite: force)
         try Output.write("wrote \(VPN.hubPath(dir)) and \(peers) peer configs (peer-1.conf ... peer-\(peers).conf)\n")
     }
 }

@@ -22,7 +22,7 @@ enum WGNS {
         WireGuard interface, with slirp4netns or pasta carrying the encrypted UDP. \
         No root needed. Keys are wg-compatible: `wgns genkey | wgns pubkey`.
         """,
-        options: [.flag("version", "Print the version and the git commit it was built from, as `wgns version`.")],
+        options: [version],
         subcommands: [
             GenKey.command, PubKey.command, GenPSK.command,
             Check.command, Strip.command,
@@ -33,6 +33,8 @@ enum WGNS {
             Show.command, ShowConf.command, SetConf.command, AddConf.command, SyncConf.command,
             ManCommand.command, CompletionsCommand.command,
         ])
+
+    static let version = Option.flag("version", "Print the version and the git commit it was built from, as `wgns version`.")
 
     /// Finds the command the arguments name and runs it; errors become one
     /// line on stderr and exit status 1 (64 for a mistake on the command line).
@@ -60,7 +62,7 @@ enum WGNS {
             if word == "-h" || word == "--help" {
                 return try Output.write(command.help(path: path))
             }
-            if word == "--version" && path == "wgns" { return try Version.print() }
+            if word == "--" + version.long && path == "wgns" { return try Version.print() }
             if word == "help" && path == "wgns" {
                 guard let named = command.find(args) else {
                     throw CLIError.usage("no command '\(args.joined(separator: " "))' (see 'wgns --help')")

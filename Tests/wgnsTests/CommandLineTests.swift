@@ -92,6 +92,44 @@ import TestSupport
         try expectUsageError(["help", "nosuch"], "nosuch")
     }
 
+    /// Mistakes that only show once the options are read together, or
+    /// against what a CONFIG is: still exit 64 with one line naming the
+    /// flag, found before anything is waited for or made.
+    @Test func usageErrorsFoundAfterParsingExit64() throws {
+        let job = "/nonexistent/job.conf"
+        try expectUsageError(["up", "--peer", "2", job, "--", "true"], "--peer needs a VPN directory")
+        try expectUsageError(["up", "--wait", "5", job, "--", "true"], "--wait needs a VPN directory")
+        try expectUsageError(["up", "--", "true"], "give at least one config file")
+        try expectUsageError(["up", "--net-admin", "--map-uid", "5", job, "--", "true"], "--map-uid must be 0")
+        try expectUsageError(["up", "--net-admin", "--map-gid=7", job, "--", "true"], "--map-gid must be 0")
+        try expectUsageError(["up", "--name", "a/b", job, "--", "true"], "--name: tunnel name 'a/b'")
+        try expectUsageError(["hub", "--name=", job], "--name: tunnel name ''")
+        try expectUsageError(["down", "a/b"], "tunnel name 'a/b'")
+        try expectUsageError(["exec", "a/b", "true"], "tunnel name 'a/b'")
+        // A VPN whose hub publishes its endpoint: a contradiction is reported
+        // at once, not after waiting for the hub (which --wait 0 would end
+        // with a different error).
+        let vpn = tempDir()
+        defer { try? FileManager.default.removeItem(atPath: vpn) }
+        #expect(try run(wgnsBinary, ["vpn", "new", vpn, "--peers", "2"]).status == 0)
+        try expectUsageError(["up", "--isolate", "--no-isolate", "--wait", "0", "--peer", "1", vpn, "--", "true"],
+                             "--isolate and --no-isolate contradict")
+        try expectUsageError(["up", "--peer", "3", "--wait", "0", vpn, "--", "true"], "--peer 3 is out of range")
+        try expectUsageError(["up", "--peer", "0", "--wait", "0", vpn, "--", "true"], "--peer 0 is out of range")
+        #expect(!FileManager.default.fileExists(atPath: vpn + "/hub.endpoint"))
+        // vpn new: a value the VPN cannot be made from leaves DIR unmade.
+        let dir = tempDir()
+        for (args, needle) in [(["--peers", "2", "--subnet", "10.0.0.0"], "--subnet '10.0.0.0'"),
+                               (["--peers", "300"], "--subnet 10.97.0.0/24 has room for 253 peers"),
+                               (["--peers", "0"], "--peers must be at least 1"),
+                               (["--peers", "1", "--subnet", "10.1.0.0/24", "--subnet", "10.2.0.0/24"], "--subnet"),
+                               (["--peers", "1", "--endpoint", "127.0.0.1:0"], "--endpoint needs a port"),
+                               (["--peers", "1", "--endpoint", "a b:1:2"], "--endpoint 'a b:1:2'")] {
+            try expectUsageError(["vpn", "new", dir] + args, needle)
+            #expect(!FileManager.default.fileExists(atPath: dir), "\(args)")
+        }
+    }
+
     /// No command, or a group without its command: the usage on stderr, exit 64.
     @Test func noCommandPrintsUsage() throws {
         for args in [[], ["vpn"]] {

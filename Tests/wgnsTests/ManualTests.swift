@@ -179,6 +179,71 @@ import TestSupport
         #expect(offered == ["pasta", "slirp4netns", "new"], "\(r.stdout) \(r.stderr)")
     }
 
+    /// One option row of a command's help: `-v, --verbose`, `--carrier slirp4netns|pasta`.
+    struct Row {
+        var long: String
+        var short: String?
+        var value: String?
+    }
+
+    /// Every option of every command, as the table gives it to `--help`.
+    static func optionRows() throws -> [(path: String, rows: [Row])] {
+        try listed().map { c in
+            let help = try run(wgnsBinary, c.path.split(separator: " ").dropFirst().map(String.init) + ["--help"]).stdout
+            let rows = rows(help, "Options").map { row -> Row in
+                let words = row.split(separator: " ").map { $0.trimmingCharacters(in: [","]) }
+                let i = words.firstIndex { $0.hasPrefix("--") }!
+                return Row(long: String(words[i].dropFirst(2)), short: words[..<i].first.map { String($0.dropFirst()) },
+                           value: i + 1 < words.count ? words[i + 1] : nil)
+            }
+            return (c.path, rows.filter { $0.long != "help" })
+        }
+    }
+
+    /// Each option of the table, with its short name and its value, in the
+    /// man page and in each shell's script: a value of fixed choices offers
+    /// them, any other value is asked for, a flag asks for none.
+    @Test func everyOptionOfTheTableIsInTheManPageAndEachCompletion() throws {
+        let page = try Self.generated(["_man"])
+        let bash = try Self.generated(["_completions", "bash"])
+        let zsh = try Self.generated(["_completions", "zsh"])
+        let fish = try Self.generated(["_completions", "fish"]).split(separator: "\n")
+        let all = try Self.optionRows()
+        #expect(all.first { $0.path == "wgns up" }?.rows.contains { $0.long == "verbose" && $0.short == "v" } == true)
+        #expect(all.first { $0.path == "wgns hub" }?.rows.contains { $0.long == "backend" && $0.value == "auto|kernel|userspace" } == true)
+        func roff(_ s: String) -> String { s.replacingOccurrences(of: "-", with: "\\-") }
+        for (path, rows) in all {
+            let cond = "-n '__wgns_is '\\''\(path)'\\'''"
+            for o in rows {
+                var man = (o.short.map { "\\fB\\-\(roff($0))\\fR, " } ?? "") + "\\fB\\-\\-\(roff(o.long))\\fR"
+                if let v = o.value { man += " \\fI\(roff(v))\\fR" }
+                #expect(page.contains(".TP\n" + man + "\n"), "\(path): \(man)")
+                let line = fish.first { $0.contains(cond) && $0.contains("-l '\(o.long)'") } ?? ""
+                #expect(!line.isEmpty, "fish \(path): --\(o.long)")
+                if let s = o.short {
+                    #expect(Self.branch(bash, path).contains(" --\(o.long) -\(s) "), "bash \(path): -\(s)")
+                    #expect(Self.branch(zsh, path).contains("'-\(s):"), "zsh \(path): -\(s)")
+                    #expect(line.contains("-s '\(s)'"), "fish \(path): -\(s)")
+                }
+                let head = "\n        '\(path) --\(o.long)') "
+                guard let v = o.value else {
+                    #expect(!bash.contains(head) && !zsh.contains(head), "\(path): flag --\(o.long) asks for a value")
+                    #expect(!line.contains(" -x") && !line.contains(" -r"), "fish \(path): flag --\(o.long) asks for a value")
+                    continue
+                }
+                #expect(bash.contains(head) && zsh.contains(head), "\(path): no value case for --\(o.long)")
+                #expect(line.contains(" -x") || line.contains(" -r"), "fish \(path): --\(o.long) asks for no value")
+                guard v.contains("|"), let b = bash.range(of: head), let z = zsh.range(of: head) else { continue }
+                let choices = v.split(separator: "|")
+                let bashCase = bash[b.upperBound...].prefix { $0 != "\n" }
+                let zshCase = zsh[z.upperBound...].prefix { $0 != "\n" }
+                #expect(bashCase.contains("'\(choices.joined(separator: " "))'"), "bash \(path) --\(o.long): \(bashCase)")
+                #expect(zshCase.contains(choices.map { "'\($0)'" }.joined(separator: " ")), "zsh \(path) --\(o.long): \(zshCase)")
+                #expect(line.contains("-a '\(choices.joined(separator: " "))'"), "fish \(path) --\(o.long): \(line)")
+            }
+        }
+    }
+
     /// `wgns --version` is `wgns version`: the version and the commit, or
     /// "unknown" for a build that was not told it.
     @Test func versionNamesTheCommit() throws {
