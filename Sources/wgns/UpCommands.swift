@@ -85,7 +85,7 @@ struct Up: Invocation {
         if configs.isEmpty { throw CLIError.usage("give at least one config file") }
         if netAdmin {
             for (flag, id) in [(Self.mapUID, mapUID), (Self.mapGID, mapGID)] where id != nil && id != 0 {
-                throw CLIError.usage("--net-admin runs the job as root of the tunnel's user namespace: --\(flag.long) must be 0 or left out (got \(id!))")
+                throw CLIError.usage("--net-admin runs the job as root of the tunnel's user namespace: MapUID and MapGID must be 0 or unset (got --\(flag.long) \(id!))")
             }
         }
         configs = try configs.map { c throws(TunnelError) in try ConfigLookup.path(for: c) }

@@ -85,11 +85,11 @@ import WGNetlink
         #expect(again.status == 1)
         #expect(again.stderr.contains("--force"))
         let badSubnet = try run(wgnsBinary, ["vpn", "new", dir + "x", "--peers", "2", "--subnet", "10.0.0.0", "--endpoint", "h:1"])
-        #expect(badSubnet.status == 1)
+        #expect(badSubnet.status == 64)
         #expect(badSubnet.stderr.contains("--subnet '10.0.0.0'"))
         #expect(!FileManager.default.fileExists(atPath: dir + "x"))
         let badEndpoint = try run(wgnsBinary, ["vpn", "new", dir + "y", "--peers", "2", "--endpoint", "nowhere:99999"])
-        #expect(badEndpoint.status == 1)
+        #expect(badEndpoint.status == 64)
         #expect(badEndpoint.stderr == "wgns: --endpoint 'nowhere:99999': expected HOST, HOST:PORT, 1.2.3.4:PORT or [v6]:PORT\n")
         #expect(!FileManager.default.fileExists(atPath: dir + "y"))
         // No --endpoint: no port anywhere; the hub publishes one.
