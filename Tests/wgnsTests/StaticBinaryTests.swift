@@ -28,7 +28,12 @@ struct StaticBinaryTests {
                 try fm.createDirectory(atPath: path + d, withIntermediateDirectories: false)
                 chmod(path + d, 0o755)
             }
-            try fm.copyItem(atPath: wgnsBinary, toPath: path + "/bin/wgns")
+            // Copied by cp, not FileManager: FileManager opens the copy for
+            // writing without O_CLOEXEC, so a child another test starts
+            // meanwhile keeps it open, and exec'ing the copy then fails with
+            // "Text file busy".
+            let cp = try run("/bin/cp", [wgnsBinary, path + "/bin/wgns"])
+            try #require(cp.status == 0, "cp: \(cp.stderr)")
             chmod(path + "/bin/wgns", 0o755)
             var all = files
             all["nsswitch.conf"] = nsswitch
