@@ -27,8 +27,10 @@ usage() { echo "usage: cluster.sh start DIR [NODES] | stop DIR | exec|root DIR H
 cmd=${1:-}; dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || usage
 net="$dir/net"
-# What start makes under DIR (an empty or new folder), besides the hosts' folder.
-made=(run log state munge slurm.conf cgroup.conf env)
+# What start makes under DIR (an empty or new folder), besides the hosts'
+# folder; the first, written before any other, marks DIR as a cluster's, so
+# that stop never removes anything from a folder that is not one.
+made=(slurm-cluster run log state munge slurm.conf cgroup.conf env)
 
 # On HOST as root, the daemons' way in; quiet, with nothing inherited.
 on_root() { bash "$testnet" root "$net" "$@" </dev/null >/dev/null 2>&1; }
@@ -40,19 +42,19 @@ alive() {
     [ "$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null)" != Z ]
 }
 
+# The jobs the controller knows (none if it does not answer within 3 s).
+queued() { timeout 3 bash "$testnet" root "$net" h1 squeue -h -o %i 2>/dev/null </dev/null || true; }
+
 stop() {
   local pidfile pid name jobs m
-  if [ -f "$dir/slurm.conf" ] && [ -f "$net/made" ]; then
+  if alive "$(cat "$dir/run/slurmctld.pid" 2>/dev/null)" slurmctld; then
     export SLURM_CONF="$dir/slurm.conf"
     # Jobs still running end as Slurm ends them (their steps get SIGTERM,
     # so wgns tears its namespaces down); bounded, the kill below is the rest.
-    jobs=$(bash "$testnet" root "$net" h1 squeue -h -o %i 2>/dev/null </dev/null || true)
+    jobs=$(queued)
     if [ -n "$jobs" ]; then
       on_root h1 scancel $jobs || true
-      for _ in $(seq 100); do
-        [ -z "$(bash "$testnet" root "$net" h1 squeue -h -o %i 2>/dev/null </dev/null)" ] && break
-        sleep 0.1
-      done
+      for _ in $(seq 100); do [ -z "$(queued)" ] && break; sleep 0.1; done
     fi
   fi
   # The nodes first, then the controller, then munge (which both use), each
@@ -67,6 +69,7 @@ stop() {
   done
   # Whatever is still on a host (a step, a task, a job's carrier) dies with it.
   bash "$testnet" stop "$net"
+  [ -f "$dir/slurm-cluster" ] || return 0
   rmdir "$net" 2>/dev/null || true
   for m in "${made[@]}"; do rm -rf "${dir:?}/$m"; done
   rmdir "$dir" 2>/dev/null || true
@@ -109,6 +112,7 @@ trap 'status=$?; [ $status = 0 ] || stop; exit $status' EXIT
 
 mkdir -p "$dir"
 chmod 755 "$dir"
+echo "a Slurm cluster of scripts/slurm/cluster.sh: stop it with cluster.sh stop $dir" > "$dir/slurm-cluster"
 bash "$testnet" start "$net" $((nodes + 1)) >/dev/null || fail "the test hosts did not start"
 # shellcheck disable=SC1091
 source "$net/env"
@@ -161,6 +165,9 @@ on_root h1 munged --force --socket="$dir/munge/munge.sock" --key-file="$dir/mung
   echo "PartitionName=debug Nodes=$(IFS=,; echo "${names[*]}") Default=YES MaxTime=INFINITE State=UP OverSubscribe=YES"
 } > "$dir/slurm.conf"
 chmod 644 "$dir/slurm.conf"
+# A host sees its own sysfs, with no cgroup hierarchy in it, and nothing here
+# uses cgroups (proctrack/linuxproc, task/none): naming a plugin keeps slurmd
+# from looking for a hierarchy to detect one.
 echo "CgroupPlugin=cgroup/v1" > "$dir/cgroup.conf"
 chmod 644 "$dir/cgroup.conf"
 {
