@@ -256,9 +256,10 @@ import TestSupport
     /// the batch node (h2), picks its own free port there, and lives as long
     /// as `srun wgns up` over four tasks on h2 and h3, every task reaching
     /// every other (and the hub) by name: those on h3 across the bridge,
-    /// those on h2 through the hub's forwarded port on their own host. Both
-    /// jobs succeed on different ports, and nothing of either is left: no
-    /// process, no VPN folder, no endpoint file.
+    /// those on h2 through the hub's forwarded port on their own host; the
+    /// last task (h3) sends the first (h2) a MiB over TCP, which arrives with
+    /// its sha256. Both jobs succeed on different ports, and nothing of
+    /// either is left: no process, no VPN folder, no endpoint file.
     @Test(.enabled(if: canRun, "needs root, iproute2, python3 and Slurm (scripts/deps.sh installs it)"))
     func exampleBatchJobsRunTogetherEachWithItsOwnVPN() throws {
         guard let c = try Self.started() else { return }
@@ -296,6 +297,9 @@ import TestSupport
                 for j in 1...4 where j != k { #expect(lines.contains("peer-\(k) reached peer-\(j)"), "\(job)") }
                 #expect(lines.contains("peer-\(k) reached hub"), "\(job)")
             }
+            // A MiB from h3 to h2 over TCP, by name, whole.
+            let sent = lines.first { $0.hasPrefix("peer-4 sends 1048576 bytes, sha256 ") }?.split(separator: " ").last
+            #expect(sent != nil && lines.contains("peer-1 received 1048576 bytes, sha256 \(sent ?? "?"), from 10.97.0.5"), "\(job)")
             #expect(!job.contains("FAILED"), "\(job)")
         }
         #expect(ports.count == 2 && !ports[0].isEmpty && ports[0] != ports[1], "\(ports)")
