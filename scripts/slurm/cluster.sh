@@ -155,8 +155,8 @@ on_root h1 munged --force --socket="$dir/munge/munge.sock" --key-file="$dir/mung
   echo "SlurmdParameters=config_overrides"
   echo "ReturnToService=2"
   echo "MpiDefault=none"
-  # Every daemon has a namespace of its own: the default ports (6817, 6818)
-  # meet nobody else's.
+  # The daemons are in this cluster's own namespaces: the default ports
+  # (6817, 6818) meet no other cluster's.
   echo "NodeName=DEFAULT CPUs=2 RealMemory=1000 State=UNKNOWN"
   for h in "${names[@]}"; do
     addr=TESTNET_ADDR_$h
