@@ -2,100 +2,287 @@ import Foundation
 import Testing
 import TestSupport
 
-/// A real Slurm cluster on this host (scripts/slurm/cluster.sh: munged,
-/// slurmctld and two slurmd as two logical nodes), and a per-job VPN across
-/// its tasks: `srun -N2 -n4 wgns up DIR -- ...` as an unprivileged user, every
-/// task taking its identity from its rank, every task reaching every other
-/// through the hub. Needs root (slurmd starts tasks as their user) and
-/// Debian's slurmctld, slurmd, slurm-client and munge.
+/// A real Slurm cluster whose nodes are test hosts (scripts/slurm/cluster.sh
+/// on scripts/testnet/cluster.sh: network + UTS namespaces on a private
+/// bridge): munged and slurmctld on h1, the controller and login host, one
+/// slurmd inside each of h2 and h3 with NodeAddr its own address. Every job
+/// is submitted from h1 as the unprivileged test user; each step runs on a
+/// host of its own and reaches the others only across the bridge, with no
+/// `--host-loopback` anywhere. All traffic stays on the bridge and in the
+/// namespaces the cluster made. Needs root (namespaces; slurmd starts tasks as
+/// their user), iproute2, python3 and Debian's slurmctld, slurmd,
+/// slurm-client and munge.
 @Suite(.serialized) struct SlurmTests {
     static let canRun = getuid() == 0 && which("slurmctld") != nil && which("srun") != nil && which("munged") != nil
+        && which("ip") != nil && which("python3") != nil && getpwnam("wgns-test") != nil
+    static let script = "\(packageRoot)/scripts/slurm/cluster.sh"
 
-    /// Starts a two-node cluster whose state lives outside the fixture
-    /// (whose folder goes away as soon as the fixture does); nil, with the
-    /// failure recorded, when it does not start.
-    static func startCluster(_ f: UpFixture) throws -> String? {
-        let cluster = "/tmp/wgns-slurm-\(f.port)"
-        let start = try shell("bash '\(packageRoot)/scripts/slurm/cluster.sh' start '\(cluster)' 2")
-        #expect(start.status == 0, "\(start.stderr)")
-        if start.status != 0 { stopCluster(cluster); return nil }
-        return cluster
+    /// A cluster (made and removed by cluster.sh) and a folder of the test
+    /// user's, both gone at deinit.
+    final class Cluster {
+        let dir: String
+        let work: String
+        let start: RunResult
+
+        init(nodes: Int = 2) throws {
+            let id = UUID().uuidString.prefix(8)
+            dir = "/tmp/wgns-slurm-\(id)"
+            work = "/tmp/wgns-slurm-\(id).w"
+            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: false)
+            if let pw = getpwnam("wgns-test") { chown(work, pw.pointee.pw_uid, pw.pointee.pw_gid) }
+            chmod(work, 0o755)
+            // The checkout may be unreadable for the test user: its own copy.
+            try FileManager.default.copyItem(atPath: wgnsBinary, toPath: "\(work)/wgns")
+            chmod("\(work)/wgns", 0o755)
+            start = try shell("bash '\(SlurmTests.script)' start '\(dir)' \(nodes)")
+        }
+
+        /// Runs a bash script on HOST (default h1, the login host) as the
+        /// test user in the work folder, with SLURM_CONF set and W the wgns
+        /// binary. The script first closes every inherited descriptor above 2,
+        /// so that nothing it leaves in the background keeps the test waiting.
+        func sh(_ script: String, on host: String = "h1") throws -> RunResult {
+            try run("/bin/bash", [SlurmTests.script, "exec", dir, host, "/bin/bash", "-c", """
+                for n in $(cd /proc/$$/fd && echo *); do [ "$n" -gt 2 ] && eval "exec $n>&-"; done
+                cd '\(work)' || exit 99
+                W='\(work)/wgns'
+                \(script)
+                """])
+        }
+
+        func stop() throws -> RunResult { try shell("bash '\(SlurmTests.script)' stop '\(dir)'") }
+
+        deinit { _ = try? stop(); try? FileManager.default.removeItem(atPath: work) }
     }
 
-    static func stopCluster(_ cluster: String) {
-        _ = try? shell("bash '\(packageRoot)/scripts/slurm/cluster.sh' stop '\(cluster)'; rm -rf '\(cluster)'")
+    /// A started cluster, or nil with the failure recorded.
+    static func started(_ sourceLocation: SourceLocation = #_sourceLocation) throws -> Cluster? {
+        let c = try Cluster()
+        #expect(c.start.status == 0, "\(c.start.stdout)\(c.start.stderr)", sourceLocation: sourceLocation)
+        return c.start.status == 0 ? c : nil
     }
 
-    @Test(.enabled(if: canRun, "needs root and Slurm (scripts/deps.sh installs it)"))
-    func srunTasksReachEachOtherThroughTheJobVPN() throws {
-        let f = try UpFixture()
-        guard let cluster = try Self.startCluster(f) else { return }
-        defer { Self.stopCluster(cluster) }
+    /// Every live process (pid and command line) that carries `token` in its environment.
+    static func carrying(_ token: String) throws -> String {
+        try shell("grep -lsa '\(token)' /proc/[0-9]*/environ | cut -d/ -f3 | while read p; do [ \"$(awk '{print $3}' /proc/$p/stat 2>/dev/null)\" = Z ] || ps -o pid=,args= -p $p; done").stdout
+    }
 
-        let hubName = "slurm-hub-\(f.port)"
+    /// The nodes are the test hosts: each slurmd runs in its host's network
+    /// namespace and is known by that host's name and address, the
+    /// controller and munge run on h1, and a step's tasks land one per host,
+    /// as the test user. Stopping the cluster while a job still runs (a test
+    /// that failed halfway) leaves nothing: no process of the job (its
+    /// steps, wgns, the carriers, the tasks), no daemon, no process in any
+    /// host's namespace, no link, no keeper, no file, and the machine's mount
+    /// table as it was. Bad arguments are one line and exit 64; a start
+    /// that fails halfway (before the daemons, or after some) removes what
+    /// it made.
+    @Test(.enabled(if: canRun, "needs root, iproute2, python3 and Slurm (scripts/deps.sh installs it)"))
+    func nodesAreTestHostsAndStopLeavesNothing() throws {
+        let mounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n").count
+        guard let c = try Self.started() else { return }
+        #expect(c.start.stdout.contains("slurm: controller on h1, nodes h2 h3 (h1 h2 h3 on the test bridge)"), "\(c.start.stdout)")
+        let net = "\(c.dir)/net"
+        let testnet = "\(packageRoot)/scripts/testnet/cluster.sh"
+        let placed = try shell("""
+            for h in h1 h2 h3; do echo "$h $(bash '\(testnet)' ns '\(net)' $h)"; done > '\(c.work)/ns'
+            for d in munged slurmctld slurmd-h2 slurmd-h3; do
+              p=$(cat '\(c.dir)'/run/$d.pid); n=$(readlink /proc/$p/ns/net)
+              echo "$d $(cat /proc/$p/comm) on $(awk -v n="$n" '$2 == n { print $1 }' '\(c.work)/ns')"
+            done
+            """)
+        for line in ["munged munged on h1", "slurmctld slurmctld on h1", "slurmd-h2 slurmd on h2", "slurmd-h3 slurmd on h3"] {
+            #expect(placed.stdout.contains(line + "\n"), "\(placed.stdout)\(placed.stderr)")
+        }
+        let token = "WGNS_SLURM_TEST=\(UUID().uuidString)"
+        let r = try c.sh("""
+            export \(token)
+            sinfo -N -h -o '%N %o %n %t'
+            srun -N2 -n2 sh -c 'echo "task $SLURM_PROCID on $SLURMD_NODENAME: $(hostname) $(id -un) $(ip -4 -o addr show eth0 | awk "{print \\$4}")"' | sort
+            # A job that outlives the test: a hub on h1 and four tasks in wgns, each saying it is up.
+            "$W" vpn new vpn --peers 4 > /dev/null || exit 9
+            "$W" hub vpn -- srun -N2 -n4 "$W" up vpn -- sh -c 'touch up.$WGNS_PEER; exec sleep 600' > job.out 2>&1 &
+            i=0; until [ "$(ls | grep -c '^up\\.')" = 4 ]; do i=$((i + 1)); [ $i -gt 1200 ] && break; sleep 0.05; done
+            echo "up $(ls | grep -c '^up\\.')"
+            """)
+        #expect(r.stdout.contains("h2 10.231.0.2 h2 idle\nh3 10.231.0.3 h3 idle\n"), "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("task 0 on h2: h2 wgns-test 10.231.0.2/24\ntask 1 on h3: h3 wgns-test 10.231.0.3/24\n"), "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("up 4\n"), "\(r.stdout)\(r.stderr)")
+        let running = try Self.carrying(token)
+        #expect(!running.isEmpty)
+
+        let stop = try c.stop()
+        #expect(stop.status == 0, "\(stop.stderr)")
+        let tag = try shell("printf %s '\(net)' | sha1sum | cut -c1-6").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let left = try shell("""
+            for p in /proc/[0-9]*; do
+              [ "$(awk '{print $3}' $p/stat 2>/dev/null)" = Z ] && continue
+              n=$(readlink $p/ns/net 2>/dev/null) || continue
+              grep -qF " $n" '\(c.work)/ns' && echo "in a host: $(ps -o pid=,args= -p ${p#/proc/})"
+              tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '[/]\(c.dir.dropFirst())/' && echo "daemon: $(ps -o pid=,args= -p ${p#/proc/})"
+            done
+            pgrep -f '^wgns-\(tag)-h' > /dev/null && echo "a keeper"
+            ip -o link | grep -q ' wt\(tag)' && echo "a link"
+            [ -e '\(c.dir)' ] && echo "files: $(find '\(c.dir)' | head -5)"
+            true
+            """)
+        #expect(left.stdout.isEmpty, "left behind:\n\(left.stdout)")
+        let remains = try Self.carrying(token)
+        #expect(remains.isEmpty, "left behind: \(remains)")
+        let after = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n").count
+        #expect(after == mounts)
+
+        // Bad input: one line, exit 64, nothing made; a start that fails
+        // halfway (a host's link name taken) removes what it made.
+        let bad = try shell("bash '\(Self.script)' start '\(c.dir)' x")
+        #expect(bad.status == 64 && bad.stderr == "cluster.sh: NODES must be a number from 1 to 100, not 'x'\n", "\(bad.stderr)")
+        let usage = try shell("bash '\(Self.script)' srun '\(c.dir)'")
+        #expect(usage.status == 64 && usage.stderr.hasPrefix("usage: cluster.sh start DIR [NODES]"), "\(usage.stderr)")
+        let half = try shell("""
+            ip link add wt\(tag)2h type veth peer name wt\(tag)2x
+            bash '\(Self.script)' start '\(c.dir)' 2; echo "status $?"
+            ip link del wt\(tag)2h
+            [ -e '\(c.dir)' ] && echo "files: $(find '\(c.dir)')"
+            pgrep -f '^wgns-\(tag)-h' > /dev/null && echo "a keeper"
+            ip -o link | grep -q ' wt\(tag)' && echo "a link"
+            true
+            """)
+        #expect(half.stdout == "status 1\n", "\(half.stdout)\(half.stderr)")
+        // A slurmd that does not start, after munged and slurmctld did: they
+        // go too, and so does everything else start made.
+        let late = try shell("""
+            mkdir -p '\(c.work)/bin'; printf '#!/bin/sh\\nexit 1\\n' > '\(c.work)/bin/slurmd'; chmod 755 '\(c.work)/bin/slurmd'
+            PATH='\(c.work)/bin':$PATH bash '\(Self.script)' start '\(c.dir)' 2; echo "status $?"
+            ps -e -o args= | grep -q '[/]\(c.dir.dropFirst())/' && echo "a daemon: $(ps -e -o args= | grep '[/]\(c.dir.dropFirst())/')"
+            [ -e '\(c.dir)' ] && echo "files: $(find '\(c.dir)')"
+            pgrep -f '^wgns-\(tag)-h' > /dev/null && echo "a keeper"
+            true
+            """)
+        #expect(late.stdout == "status 1\n", "\(late.stdout)\(late.stderr)")
+        #expect(late.stderr.hasPrefix("cluster.sh: slurmd on h2 did not start\n"), "\(late.stderr)")
+        #expect(late.stderr.contains("== \(c.dir)/log/slurmctld.log\n"), "\(late.stderr)")
+    }
+
+    /// The task of the srun scenario: says where it runs, waits for all,
+    /// pings the hub and every other task by name (retrying while the hub has
+    /// not heard from it yet), then peer N sends a file over TCP to peer 1
+    /// (another host), which prints its sha256; then it waits for `release`.
+    static let taskScript = #"""
+        k=$WGNS_PEER; n=$WGNS_PEERS
+        echo "peer-$k is task $SLURM_PROCID on $SLURMD_NODENAME ($(hostname)) at $WGNS_ADDRESS"
+        all() { for j in $(seq 1 $n); do [ -e $1.$j ] || return 1; done; }
+        if [ $k = 1 ]; then
+          python3 -c '
+        import socket, hashlib
+        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", 5001)); s.listen(1); s.settimeout(120)
+        c, a = s.accept(); c.settimeout(60); h = hashlib.sha256(); size = 0
+        while True:
+            b = c.recv(65536)
+            if not b: break
+            h.update(b); size += len(b)
+        print("peer-1 received", size, h.hexdigest(), "from", a[0])' > tcp.recv 2>&1 &
+          R=$!
+        fi
+        touch up.$k
+        i=0; until all up; do i=$((i+1)); [ $i -gt 1200 ] && { echo "peer-$k: the others never came up"; exit 2; }; sleep 0.05; done
+        for t in hub $(seq -f 'peer-%g' 1 $n); do
+          [ $t = peer-$k ] && continue
+          ok=no
+          for try in $(seq 30); do ping -c1 -W1 $t > /dev/null 2>&1 && { ok=yes; break; }; done
+          [ $ok = yes ] && echo "peer-$k reaches $t" || echo "peer-$k cannot reach $t"
+        done
+        if [ $k = $n ]; then
+          python3 -c '
+        import socket, time
+        for i in range(100):
+            try: c = socket.create_connection(("peer-1", 5001), timeout=5); break
+            except OSError: time.sleep(0.2)
+        with open("data.bin", "rb") as f:
+            c.sendall(f.read())
+        c.close()'
+        fi
+        [ $k = 1 ] && { wait $R; cat tcp.recv; }
+        touch done.$k
+        i=0; until [ -e release ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 3; sleep 0.05; done
+        """#
+
+    /// The srun scenario: the hub on h1 (`wgns hub`, its port picked and
+    /// published as h1:PORT), and `srun -N2 -n4 wgns up DIR` from h1, two
+    /// tasks on each of h2 and h3, each its own peer by rank. Every task
+    /// reaches the hub and every other task by name, a file crosses from h3
+    /// to h2 over TCP with its sha256 intact, the tunnel MTU is the fabric's
+    /// minus 80 with host loopback off, and the hub sees each peer at its
+    /// host's fabric address. Nothing of the job is left afterwards.
+    @Test(.enabled(if: canRun, "needs root, iproute2, python3 and Slurm (scripts/deps.sh installs it)"))
+    func srunTasksOnTheirOwnHostsReachEachOther() throws {
+        guard let c = try Self.started() else { return }
+        let hub = "slurm-hub-\(UInt16.random(in: 1000...60000))"
         // Every process this test starts, through srun or not, inherits this
         // token: what is left of the job afterwards is found by it, whatever
         // other tests run as the same user meanwhile.
         let token = "WGNS_SLURM_TEST=\(UUID().uuidString)"
-        let r = try f.sh("""
-            export SLURM_CONF='\(cluster)/slurm.conf'
+        let r = try c.sh("""
             export \(token)
-            umask 077
-            "$W" vpn new vpn --peers 4 --subnet 10.98.0.0/24 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 10
-            "$W" hub vpn --name \(hubName) > hub.out 2>&1 &
-            HUB=$!
-            for i in $(seq 200); do grep -q 'up,' hub.out && break; sleep 0.05; done
-            mkdir -m 700 barrier
-            # Each task: wait for all four, ping the other three, wait for all four again.
-            srun -N2 -n4 --chdir='\(f.dir)' "$W" up vpn -- sh -c '
-                k=$((SLURM_PROCID + 1))
-                me=$(ip -4 -br addr show wg0 | awk "{print \\$3}")
-                echo "task $SLURM_PROCID on $SLURMD_NODENAME is peer-$k at $me"
-                touch barrier/up.$k; while [ "$(ls barrier | grep -c "^up")" -lt 4 ]; do sleep 0.05; done
-                for j in 1 2 3 4; do
-                    [ $j = $k ] && continue
-                    if ping -c 2 -i 0.2 -W 3 10.98.0.$((j + 1)) > /dev/null; then echo "REACHED $k->$j"; else echo "FAILED $k->$j"; fi
-                done
-                touch barrier/done.$k; while [ "$(ls barrier | grep -c "^done")" -lt 4 ]; do sleep 0.05; done'
-            echo "srun status $?"
-            "$W" down \(hubName)
-            wait $HUB
-            echo "hub status $?"
-            cat hub.out
+            head -c 8388608 /dev/urandom > data.bin; chmod 644 data.bin
+            echo "sent $(sha256sum < data.bin | cut -d' ' -f1)"
+            cat > task.sh <<'TASK'
+            \(Self.taskScript)
+            TASK
+            "$W" vpn new vpn --peers 4 > /dev/null || exit 9
+            "$W" hub vpn --name \(hub) > hub.out 2> hub.err & H=$!
+            for i in $(seq 200); do grep -q '^wgns hub: up' hub.out && break; kill -0 $H 2>/dev/null || break; sleep 0.05; done
+            cat hub.out hub.err
+            echo "published $(head -1 vpn/hub.endpoint | cut -d: -f1)"
+            srun -N2 -n4 --error='task.%t.err' "$W" up -v vpn -- sh task.sh > srun.out & S=$!
+            i=0; until [ "$(ls | grep -c '^done\\.')" = 4 ]; do i=$((i + 1)); [ $i -gt 2400 ] && break; kill -0 $S 2>/dev/null || break; sleep 0.05; done
+            "$W" show \(hub) endpoints | awk '{ print "hub sees", $NF }'
+            touch release
+            wait $S; echo "srun status $?"
+            cat srun.out
+            for t in 0 1 2 3; do grep -h "MTU wg0\\|containment" task.$t.err | sed "s/^/task $t: /"; done
+            "$W" down \(hub); wait $H; echo "hub status $?"
             """)
         let out = r.stdout
-        #expect(out.contains("srun status 0"), "\(out)\n\(r.stderr)")
-        let reached = out.split(separator: "\n").filter { $0.hasPrefix("REACHED ") }
-        #expect(Set(reached).count == 12, "\(out)\n\(r.stderr)")
-        #expect(!out.contains("FAILED"), "\(out)")
-        // Both logical nodes ran tasks, and every task took its own peer.
-        #expect(out.contains("on n1 is peer-") && out.contains("on n2 is peer-"), "\(out)")
-        for k in 1...4 { #expect(out.contains("is peer-\(k) at 10.98.0.\(k + 1)/24"), "\(out)") }
+        #expect(out.contains("wgns hub: up, wg0 10.97.0.1/24, UDP port "), "\(out)\n\(r.stderr)")
+        #expect(out.contains("published h1\n"), "\(out)")
+        #expect(out.contains("srun status 0\n"), "\(out)\n\(r.stderr)")
+        // Block distribution: ranks 0 and 1 on h2, 2 and 3 on h3.
+        for (k, host) in [(1, "h2"), (2, "h2"), (3, "h3"), (4, "h3")] {
+            #expect(out.contains("peer-\(k) is task \(k - 1) on \(host) (\(host)) at 10.97.0.\(k + 1)\n"), "\(out)")
+            #expect(out.contains("peer-\(k) reaches hub\n"), "\(out)")
+            for j in 1...4 where j != k { #expect(out.contains("peer-\(k) reaches peer-\(j)\n"), "\(out)") }
+            #expect(out.contains("task \(k - 1): wgns: ") && out.contains("endpoints resolved, MTU wg0 1420 "), "\(out)")
+        }
+        #expect(!out.contains("cannot reach"), "\(out)")
+        #expect(out.split(separator: "\n").filter { $0.hasPrefix("task ") && $0.contains("containment:") && $0.contains("host loopback off") }.count == 4, "\(out)")
+        let sent = out.split(separator: "\n").first { $0.hasPrefix("sent ") }.map { String($0.dropFirst(5)) } ?? "?"
+        #expect(out.contains("peer-1 received 8388608 \(sent) from 10.97.0.5\n"), "\(out)")
+        // The peers came in over the bridge, from their hosts' addresses.
+        let seen = out.split(separator: "\n").filter { $0.hasPrefix("hub sees ") }.map { $0.dropFirst(9).split(separator: ":")[0] }
+        #expect(seen.count == 4 && seen.filter { $0 == "10.231.0.2" }.count == 2 && seen.filter { $0 == "10.231.0.3" }.count == 2, "\(out)")
         #expect(out.contains("hub status 0"), "\(out)")
-
-        // After the job nothing of it is left: no process carries the token.
-        let left = try shell("grep -lsa '\(token)' /proc/[0-9]*/environ | cut -d/ -f3 | while read p; do ps -o pid=,args= -p $p; done")
-        #expect(left.stdout.isEmpty, "left behind: \(left.stdout)")
-        withExtendedLifetime(f) {}
+        let remains = try Self.carrying(token)
+        #expect(remains.isEmpty, "left behind: \(remains)")
     }
 
-    /// The batch script of examples/ as it is, submitted twice at once with
-    /// `sbatch --wait` by one user: in each job `wgns hub` runs on the batch
-    /// node, picks its own free port, and lives as long as `srun wgns up`
-    /// over four tasks on two nodes, every task reaching every other (and
-    /// the hub) by name. Both jobs succeed on different ports, and nothing
-    /// of either is left: no process, no VPN folder, no endpoint file.
-    @Test(.enabled(if: canRun, "needs root and Slurm (scripts/deps.sh installs it)"))
+    /// The batch script of examples/ as it is, submitted twice at once from
+    /// h1 with `sbatch --wait` by one user: in each job `wgns hub` runs on
+    /// the batch node (h2), picks its own free port there, and lives as long
+    /// as `srun wgns up` over four tasks on h2 and h3, every task reaching
+    /// every other (and the hub) by name: those on h3 across the bridge,
+    /// those on h2 through the hub's forwarded port on their own host; the
+    /// last task (h3) sends the first (h2) a MiB over TCP, which arrives with
+    /// its sha256. Both jobs succeed on different ports, and nothing of
+    /// either is left: no process, no VPN folder, no endpoint file.
+    @Test(.enabled(if: canRun, "needs root, iproute2, python3 and Slurm (scripts/deps.sh installs it)"))
     func exampleBatchJobsRunTogetherEachWithItsOwnVPN() throws {
-        let f = try UpFixture()
-        guard let cluster = try Self.startCluster(f) else { return }
-        defer { Self.stopCluster(cluster) }
-        // The checkout may be unreadable for the test user: the same bytes, in its folder.
+        guard let c = try Self.started() else { return }
         let example = try String(contentsOfFile: "\(packageRoot)/examples/slurm-vpn.sbatch", encoding: .utf8)
-        try f.write("slurm-vpn.sbatch", example, mode: 0o755)
+        try Data(example.utf8).write(to: URL(fileURLWithPath: "\(c.work)/slurm-vpn.sbatch"))
+        chmod("\(c.work)/slurm-vpn.sbatch", 0o755)
         let token = "WGNS_SLURM_TEST=\(UUID().uuidString)"
-        let r = try f.sh("""
-            export SLURM_CONF='\(cluster)/slurm.conf'
+        let r = try c.sh("""
             export \(token)
             export WGNS="$W"
             # Both jobs need every core of both nodes: --oversubscribe lets them share.
@@ -120,20 +307,21 @@ import TestSupport
             let up = lines.first { $0.hasPrefix("wgns hub: up, wg0 10.97.0.1/24, UDP port ") && $0.hasSuffix(" (picked) forwarded from the host, 4 peers") }
             #expect(up != nil, "\(job)")
             ports.append(up?.split(separator: " ")[7].description ?? "")
-            for k in 1...4 {
-                #expect(lines.contains { $0.hasPrefix("peer-\(k) is task \(k - 1) on n") && $0.hasSuffix(" at 10.97.0.\(k + 1), hub at 10.97.0.1") }, "\(job)")
+            for (k, host) in [(1, "h2"), (2, "h2"), (3, "h3"), (4, "h3")] {
+                #expect(lines.contains("peer-\(k) is task \(k - 1) on \(host) at 10.97.0.\(k + 1), hub at 10.97.0.1"), "\(job)")
                 for j in 1...4 where j != k { #expect(lines.contains("peer-\(k) reached peer-\(j)"), "\(job)") }
                 #expect(lines.contains("peer-\(k) reached hub"), "\(job)")
             }
-            #expect(job.contains(" on n1 at ") && job.contains(" on n2 at "), "\(job)")
+            // A MiB from h3 to h2 over TCP, by name, whole.
+            let sent = lines.first { $0.hasPrefix("peer-4 sends 1048576 bytes, sha256 ") }?.split(separator: " ").last
+            #expect(sent != nil && lines.contains("peer-1 received 1048576 bytes, sha256 \(sent ?? "?"), from 10.97.0.5"), "\(job)")
             #expect(!job.contains("FAILED"), "\(job)")
         }
         #expect(ports.count == 2 && !ports[0].isEmpty && ports[0] != ports[1], "\(ports)")
         // Nothing left: no VPN folder (keys), no process with the token.
         let left = out.components(separatedBy: "== left\n").last ?? ""
-        #expect(!left.contains("wgns-vpn-") || left.split(separator: " ").allSatisfy { !$0.hasPrefix("wgns-vpn-") || $0.hasSuffix(".out") }, "\(left)")
-        let procs = try shell("grep -lsa '\(token)' /proc/[0-9]*/environ | cut -d/ -f3 | while read p; do ps -o pid=,args= -p $p; done")
-        #expect(procs.stdout.isEmpty, "left behind: \(procs.stdout)")
-        withExtendedLifetime(f) {}
+        #expect(left.split(separator: " ").allSatisfy { !$0.hasPrefix("wgns-vpn-") || $0.hasSuffix(".out") }, "\(left)")
+        let remains = try Self.carrying(token)
+        #expect(remains.isEmpty, "left behind: \(remains)")
     }
 }

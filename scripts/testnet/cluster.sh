@@ -148,7 +148,9 @@ ip link set "$br" up
 echo "127.0.0.1 localhost" >> "$dir/hosts.tmp"
 for k in $(seq "$n"); do echo "$subnet.$k h$k" >> "$dir/hosts.tmp"; done
 mv "$dir/hosts.tmp" "$dir/hosts"
+record file "$dir/hosts"
 { echo "TESTNET_HOSTS=\"$(seq -f 'h%g' -s ' ' "$n")\""; echo "TESTNET_MTU=$mtu"; } > "$dir/env"
+record file "$dir/env"
 
 echo "# the test cluster has no DNS server" > "$dir/resolv.conf"
 record file "$dir/resolv.conf"
@@ -190,8 +192,6 @@ for k in $(seq "$n"); do
   fi
   echo "TESTNET_ADDR_h$k=$subnet.$k" >> "$dir/env"
 done
-record file "$dir/hosts"
-record file "$dir/env"
 
 # Ready when every host reaches every other (and every relay runs).
 for k in $(seq "$n"); do
