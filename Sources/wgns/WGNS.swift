@@ -1,3 +1,4 @@
+import Tunnel
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -43,6 +44,8 @@ enum WGNS {
             try run(CommandLine.arguments.dropFirst())
         } catch let error as CLIError {
             fail(error.message, status: error.status)
+        } catch let error as TunnelError where error.code == .usage {
+            fail("\(error)", status: 64)
         } catch {
             fail("\(error)")
         }

@@ -130,6 +130,32 @@ import TestSupport
         }
     }
 
+    /// A flag that contradicts the config is the command line's mistake
+    /// (exit 64); the same contradiction written in the config alone is the
+    /// config's (exit 1).
+    @Test func flagAgainstConfigIsAUsageError() throws {
+        let dir = tempDir()
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let key = try run(wgnsBinary, ["genkey"]).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        let peer = try run(wgnsBinary, ["pubkey"], stdin: key + "\n").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        func conf(_ name: String, _ namespace: String) throws -> String {
+            let path = "\(dir)/\(name).conf"
+            try "[Interface]\nPrivateKey = \(key)\nAddress = 10.9.0.2/24\n\n[Peer]\nPublicKey = \(peer)\nAllowedIPs = 10.9.0.0/24\nEndpoint = 127.0.0.1:51820\n\n[Namespace]\n\(namespace)\n"
+                .write(toFile: path, atomically: true, encoding: .utf8)
+            chmod(path, 0o600)
+            return path
+        }
+        let admin = try conf("admin", "NetAdmin = true")
+        try expectUsageError(["up", "--map-uid", "5", admin, "--", "true"], "MapUID and MapGID must be 0 or unset")
+        let forward = try conf("forward", "ForwardUDP = 5353")
+        try expectUsageError(["up", "--carrier", "slirp4netns", forward, "--", "true"], "need the pasta carrier")
+        let both = try conf("both", "NetAdmin = true\nMapUID = 5")
+        let r = try run(wgnsBinary, ["up", both, "--", "true"])
+        #expect(r.status == 1, "\(r.stderr)")
+        #expect(r.stderr.contains("MapUID and MapGID must be 0 or unset"), "\(r.stderr)")
+    }
+
     /// No command, or a group without its command: the usage on stderr, exit 64.
     @Test func noCommandPrintsUsage() throws {
         for args in [[], ["vpn"]] {

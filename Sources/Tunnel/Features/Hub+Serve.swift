@@ -32,7 +32,7 @@ extension Hub {
         guard let h = plan.hub else { throw TunnelError(.config, "not a hub") }
         let file = options.configFiles.first ?? ""
         if let r = serve.portRange {
-            guard h.picksPort else { throw TunnelError(.config, "\(file): --ports needs a hub without ListenPort (it listens on \(h.port))") }
+            guard h.picksPort else { throw TunnelError(.usage, "\(file): --ports needs a hub without ListenPort (it listens on \(h.port))") }
             h.portRange = r
         }
         // A hub that picks its port must say where: next to its config.

@@ -93,7 +93,7 @@ extension UpPlan {
         plan.mapUID = setting(options.mapUID, \.mapUID) ?? defaultUID
         plan.mapGID = setting(options.mapGID, \.mapGID) ?? defaultGID
         if plan.netAdmin && (plan.mapUID != 0 || plan.mapGID != 0) {
-            throw TunnelError(.config, "NetAdmin (--net-admin) runs the job as root of the tunnel's user namespace: MapUID and MapGID must be 0 or unset (got \(plan.mapUID):\(plan.mapGID))")
+            throw TunnelError(options.netAdmin != nil || options.mapUID != nil || options.mapGID != nil ? .usage : .config, "NetAdmin (--net-admin) runs the job as root of the tunnel's user namespace: MapUID and MapGID must be 0 or unset (got \(plan.mapUID):\(plan.mapGID))")
         }
 
         // Carrier.
@@ -126,7 +126,7 @@ extension UpPlan {
         default: break
         }
         if plan.carrier == .slirp4netns && (!forwardTCP.isEmpty || !forwardUDP.isEmpty) {
-            throw TunnelError(.config, "ForwardTCP/ForwardUDP need the pasta carrier (--carrier pasta)")
+            throw TunnelError(options.carrier != nil ? .usage : .config, "ForwardTCP/ForwardUDP need the pasta carrier (--carrier pasta)")
         }
         log.step("configs valid, carrier \(plan.carrier.rawValue), backend \(plan.backend.rawValue)")
 

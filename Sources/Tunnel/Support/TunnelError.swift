@@ -13,6 +13,9 @@ public struct TunnelError: Error, Sendable, CustomStringConvertible {
     public enum Code: String, Sendable, Hashable {
         /// A config file or a flag is wrong.
         case config
+        /// A flag contradicts another flag or the configs: the command
+        /// line's mistake (wgns exits 64, as for its own usage errors).
+        case usage
         /// User namespaces are disabled or exhausted.
         case userNamespaces
         /// Neither slirp4netns nor pasta (or not the one asked for) is installed.
