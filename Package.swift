@@ -32,7 +32,7 @@ let package = Package(
                 dependencies: ["KeyStore", "WGNetlink", "CWGShim", "POSIX",
                                .product(name: "SystemPackage", package: "swift-system")]),
         .executableTarget(name: "wgns",
-                          dependencies: ["KeyStore", "WGNetlink", "Tunnel"]),
+                          dependencies: ["KeyStore", "WGNetlink", "Tunnel", "POSIX"]),
         // A test helper, not a product: rtnetlink steps for RouteNetlinkTests.
         .executableTarget(name: "wgns-rtnl", dependencies: ["WGNetlink"], path: "Tests/RouteNetlinkSteps"),
         // Helpers shared by the test targets: running processes, finding the binary.

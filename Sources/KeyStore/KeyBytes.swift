@@ -15,7 +15,7 @@ public final class KeyBytes: @unchecked Sendable {
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: keyLength, alignment: 16)
         buffer.initializeMemory(as: UInt8.self, repeating: 0)
         do { try fill(buffer) } catch {
-            sodium_memzero(buffer.baseAddress, keyLength)
+            wipe(buffer.baseAddress, count: keyLength)
             buffer.deallocate()
             throw error
         }
@@ -23,7 +23,7 @@ public final class KeyBytes: @unchecked Sendable {
     }
 
     deinit {
-        sodium_memzero(pointer.baseAddress, keyLength)
+        wipe(pointer.baseAddress, count: keyLength)
         pointer.deallocate()
     }
 

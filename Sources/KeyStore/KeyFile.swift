@@ -47,7 +47,7 @@ public enum KeyFile {
                 "key file \(path) is readable by others (mode \(String(perm, radix: 8))); run: chmod 600 \(path)")
         }
         var buf = [UInt8](repeating: 0, count: 256)
-        defer { sodium_memzero(&buf, buf.count) }
+        defer { wipe(&buf) }
         var used = 0
         while used < buf.count {
             let n = try sys("cannot read key file \(path)") {
@@ -57,7 +57,7 @@ public enum KeyFile {
             used += n
         }
         var content = Array(buf[..<used])
-        defer { sodium_memzero(&content, content.count) }
+        defer { wipe(&content) }
         do {
             return try parse(K.self, from: content)
         } catch {
@@ -70,7 +70,7 @@ public enum KeyFile {
     /// then renamed over `path`.
     public static func write<K: WireGuardKey>(_ key: K, to path: String) throws(KeyStoreError) {
         var text = key.withUnsafeBytes { Array(encodeBase64($0).utf8) } + [UInt8(ascii: "\n")]
-        defer { sodium_memzero(&text, text.count) }
+        defer { wipe(&text) }
         try writeSecretFile(text, to: path)
     }
 

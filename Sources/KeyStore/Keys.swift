@@ -14,7 +14,7 @@ extension WireGuardKey {
     /// `=`, zero padding bits).
     public init(base64 text: String) throws(KeyStoreError) {
         var utf8 = Array(text.utf8)
-        defer { sodium_memzero(&utf8, utf8.count) }
+        defer { wipe(&utf8) }
         let result = utf8.withUnsafeBytes { b in Result { () throws(KeyStoreError) in try Self(base64Bytes: b) } }
         self = try result.get()
     }

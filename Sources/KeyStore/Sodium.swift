@@ -32,7 +32,7 @@ func appendBase64(_ bytes: UnsafeRawBufferPointer, to out: inout [UInt8]) {
 func encodeBase64(_ bytes: UnsafeRawBufferPointer) -> String {
     var out: [UInt8] = []
     out.reserveCapacity(keyBase64Length + 1)
-    defer { sodium_memzero(&out, out.count) }
+    defer { wipe(&out) }
     appendBase64(bytes, to: &out)
     return String(decoding: out, as: UTF8.self)
 }
@@ -55,7 +55,7 @@ func decodeBase64(_ text: UnsafeRawBufferPointer, into out: UnsafeMutableRawBuff
     }
     let consumed = end.map { UnsafeRawPointer($0) - text.baseAddress! } ?? 0
     guard rc == 0, binLen == keyLength, consumed == keyBase64Length else {
-        sodium_memzero(out.baseAddress, out.count)
+        wipe(out.baseAddress, count: out.count)
         throw KeyStoreError(.malformedKey, "key is not valid base64 (bad character or non-zero padding bits)")
     }
 }

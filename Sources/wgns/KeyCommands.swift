@@ -1,5 +1,5 @@
 import KeyStore
-import CSodium
+import POSIX
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,7 +22,7 @@ enum PubKey {
 
     static func run() throws {
         var input = readStdin(limit: 4096)
-        defer { sodium_memzero(&input, input.count) }
+        defer { KeyStore.wipe(&input) }
         let key: PublicKey
         do {
             key = try KeyFile.parse(PrivateKey.self, from: input).publicKey
@@ -49,18 +49,10 @@ func writeSecret(capacity: Int = 64, _ append: (inout [UInt8]) -> Void) throws {
     // growing), wiped after.
     var line: [UInt8] = []
     line.reserveCapacity(capacity)
-    defer { sodium_memzero(&line, line.count) }
+    defer { KeyStore.wipe(&line) }
     append(&line)
     line.append(10)
-    var off = 0
-    while off < line.count {
-        let n = line.withUnsafeBytes { write(STDOUT_FILENO, $0.baseAddress! + off, $0.count - off) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw CLIError("cannot write to stdout: \(String(cString: strerror(errno)))")
-        }
-        off += n
-    }
+    do { try POSIX.writeAll(STDOUT_FILENO, line) } catch { throw CLIError("cannot write to stdout: \(error)") }
 }
 
 /// Reads stdin up to `limit` bytes.
@@ -74,6 +66,6 @@ func readStdin(limit: Int) -> [UInt8] {
         used += n
     }
     let out = Array(buf[..<used])
-    sodium_memzero(&buf, buf.count)
+    KeyStore.wipe(&buf)
     return out
 }

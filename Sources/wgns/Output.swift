@@ -1,4 +1,5 @@
 import KeyStore
+import POSIX
 import WGNetlink
 #if canImport(Glibc)
 import Glibc
@@ -38,17 +39,7 @@ struct Output {
     mutating func flush(to fd: Int32 = STDOUT_FILENO) throws {
         if let e = spillError { throw e }
         defer { KeyStore.wipe(&bytes); bytes.removeAll(keepingCapacity: true) }
-        try bytes.withUnsafeBytes { raw in
-            var offset = 0
-            while offset < raw.count {
-                let n = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    throw CLIError("cannot write output: \(String(cString: strerror(errno)))")
-                }
-                offset += n
-            }
-        }
+        do { try POSIX.writeAll(fd, bytes) } catch { throw CLIError("cannot write output: \(error)") }
     }
 
     /// Writes `text` to stdout at once.
