@@ -7,12 +7,15 @@
 #
 #   cluster.sh start DIR [N]        N hosts h1..hN (default 3) at 10.231.0.1..N
 #   cluster.sh stop DIR             remove exactly what start made (recorded in DIR/made)
-#   cluster.sh exec DIR HOST CMD... run CMD on HOST as the test user (wgns-test as root)
+#   cluster.sh exec DIR HOST CMD... run CMD on HOST as the test user: $TESTNET_USER (a uid, or a
+#                                   name that is also its group's), default wgns-test
 #   cluster.sh root DIR HOST CMD... run CMD on HOST as root
 #   cluster.sh link DIR HOST up|down   the host's link to the bridge
 #   cluster.sh vanish DIR HOST      the host dies: every process in it is killed,
 #                                   its namespace and link are removed
 #   cluster.sh ns DIR HOST          print the host's network namespace (net:[INODE])
+#   cluster.sh pid DIR HOST         print the pid of a process in the host (its keeper):
+#                                   /proc/PID/net/ is the host's, nsenter -t PID enters it
 #
 # Knobs, read by start: TESTNET_MTU (1500; 9000; 2044 as IPoIB datagram mode),
 # TESTNET_DELAY_MS and TESTNET_LOSS_PCT (each way, on every host's link: a
@@ -29,7 +32,7 @@
 # Needs root, iproute2, and python3 and ethtool for the relay.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-usage() { echo "usage: cluster.sh start DIR [N] | stop DIR | exec|root DIR HOST CMD... | link DIR HOST up|down | vanish DIR HOST | ns DIR HOST" >&2; exit 64; }
+usage() { echo "usage: cluster.sh start DIR [N] | stop DIR | exec|root DIR HOST CMD... | link DIR HOST up|down | vanish DIR HOST | ns|pid DIR HOST" >&2; exit 64; }
 cmd=${1:-}; dir=${2:-}
 [ -n "$cmd" ] && [ -n "$dir" ] || usage
 subnet=10.231.0
@@ -40,10 +43,10 @@ tag=$(printf '%s' "$(cd "$dir" 2>/dev/null && pwd || echo "$dir")" | sha1sum | c
 nsname() { echo "wgns-$tag-$1"; }
 # The keeper's pid of host $1, from DIR/made.
 keeper() { awk -v h="$1" '$1 == "keeper" && $2 == h { print $3 }' "$dir/made" 2>/dev/null | tail -1; }
-# Every process whose network namespace is $1 (net:[INODE]).
+# Every process whose network namespace is $1 (net:[INODE]). One ls, not a
+# readlink a process: under the VM's TCG each of those costs tens of ms.
 ns_pids() {
-  local p
-  for p in /proc/[0-9]*; do [ "$(readlink "$p/ns/net" 2>/dev/null)" = "$1" ] && echo "${p#/proc/}"; done
+  ls -l /proc/[0-9]*/ns/net 2>/dev/null | awk -v n="$1" '$NF == n { split($(NF - 2), a, "/"); print a[3] }'
   return 0
 }
 
@@ -82,11 +85,15 @@ host_pid() {
 case "$cmd" in
 stop) stop; exit 0 ;;
 ns) readlink "/proc/$(host_pid "${3:-}")/ns/net"; exit 0 ;;
+pid) host_pid "${3:-}"; exit 0 ;;
 exec|root)
   k=$(host_pid "${3:-}"); h=$3; shift 3
   [ "${1:-}" = -- ] && shift
   user=()
-  [ "$cmd" = exec ] && user=(setpriv --reuid=wgns-test --regid=wgns-test --clear-groups env HOME=/tmp)
+  u=${TESTNET_USER:-wgns-test}
+  # setpriv by its path: a busybox sh (the VM's) would run its own applet,
+  # which has no --reuid.
+  [ "$cmd" = exec ] && user=("$(command -v setpriv)" --reuid="$u" --regid="$u" --clear-groups env HOME=/tmp)
   # A private mount namespace (slave: nothing goes back to the machine's)
   # with the cluster's /etc files and this host's /sys.
   exec nsenter -t "$k" -n -u -- unshare -m --propagation slave -- sh -c '

@@ -79,8 +79,9 @@ vm_kernel() {
     # dummy (the VM's stand-in for an outside interface) and veth for tests.
     local mod
     # nf_tables with what wg-quick's firewall for a default route uses (fib,
-    # ct): tests/50-wg-quick.sh runs wg-quick itself as the oracle.
-    for mod in wireguard tun dummy veth nf_tables nft_fib_ipv4 nft_fib_ipv6 nft_ct; do
+    # ct): tests/50-wg-quick.sh runs wg-quick itself as the oracle. bridge:
+    # the test cluster's fabric (tests/45-cluster.sh).
+    for mod in wireguard tun dummy veth bridge nf_tables nft_fib_ipv4 nft_fib_ipv6 nft_ct; do
         modprobe -d "$dir/root" -S "$VM_KVER" --show-depends "$mod" || vm_die "no module $mod in $pkg"
     done | awk '$1 == "insmod" { print $2 }' | awk '!seen[$0]++' >"$dir/modules.list"
     grep -q '/wireguard\.ko$' "$dir/modules.list" || vm_die "$pkg has no wireguard.ko"
@@ -147,14 +148,19 @@ vm_initramfs() {
     # refused, as for root of a job's own user namespace; busybox's does not.
     vm_copy_binary "$stage" /usr/bin/ping /usr/bin/ping
     [ -x /sbin/ip ] && vm_copy_binary "$stage" /sbin/ip /usr/sbin/ip
-    # wg-quick (the oracle of tests/50-wg-quick.sh) and what it runs: bash,
-    # the GNU tools it parses, nft.
-    if [ -x /usr/bin/wg-quick ] && [ -x /bin/bash ]; then
-        cp /usr/bin/wg-quick "$stage/usr/bin/wg-quick"
+    # bash, for wg-quick (the oracle of tests/50-wg-quick.sh) and for
+    # scripts/testnet/cluster.sh (tests/45-cluster.sh), with the GNU tools
+    # they need where busybox's differ: readlink, stat, sort, sysctl, nft for
+    # wg-quick; seq (-f) and sleep (a keeper renamed with exec -a, which a
+    # busybox applet would not know itself by) for cluster.sh.
+    if [ -x /bin/bash ]; then
         rm -f "$stage/bin/bash"; vm_copy_binary "$stage" /bin/bash /bin/bash
-        for tool in /usr/bin/readlink /usr/bin/stat /usr/bin/sort /usr/sbin/sysctl /usr/sbin/nft; do
+        for tool in /usr/bin/readlink /usr/bin/stat /usr/bin/sort /usr/sbin/sysctl /usr/sbin/nft /usr/bin/seq /usr/bin/sleep; do
             [ -x "$tool" ] && vm_copy_binary "$stage" "$tool" "$tool"
         done
+        [ -x /usr/bin/wg-quick ] && cp /usr/bin/wg-quick "$stage/usr/bin/wg-quick"
+        mkdir -p "$stage/vm/testnet"
+        cp "$VM_ROOT/scripts/testnet/cluster.sh" "$stage/vm/testnet/"
     fi
     local carrier
     for carrier in slirp4netns pasta; do
@@ -186,6 +192,8 @@ vm_initramfs() {
     printf 'root:x:0:\nuser:x:1000:\n' >"$stage/etc/group"
     printf '127.0.0.1 localhost\n::1 localhost\n' >"$stage/etc/hosts"
     printf 'nameserver 127.0.0.1\n' >"$stage/etc/resolv.conf"
+    # cluster.sh binds each test host's name over it.
+    printf '(none)\n' >"$stage/etc/hostname"
     cp "$VM_GUEST/init" "$stage/init"
     cp "$VM_GUEST/lib.sh" "$VM_GUEST/run-one.sh" "$VM_ROOT/scripts/bench/pipeline-kernel.sh" "$stage/vm/"
     cp "$main" "$stage/vm/main.sh"

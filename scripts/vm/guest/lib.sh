@@ -40,6 +40,23 @@ AllowedIPs = 10.97.0.0/24
 EOF
 }
 
+# refused CHECK: on a VM that the caller has broken, `wgns doctor` and
+# `wgns up` (./job.conf, slirp4netns) as the user, then the caller's `undo`.
+# Doctor must exit 1 with a line `fail CHECK...`; wgns up must fail with one
+# line; no process of the user may be left. Their outputs stay in doctor.out
+# and up.err for the caller's own checks of what they said.
+refused() {
+    as_user wgns doctor >doctor.out 2>&1 && drc=0 || drc=$?
+    as_user wgns up --carrier slirp4netns "$PWD/job.conf" -- true >up.out 2>up.err && urc=0 || urc=$?
+    undo
+    cat doctor.out up.err
+    [ "$drc" = 1 ] || fail "doctor exited $drc, not 1"
+    grep -q "^fail $1" doctor.out || fail "doctor does not fail '$1'"
+    [ "$urc" != 0 ] || fail "wgns up succeeded"
+    [ "$(grep -c . up.err)" = 1 ] || fail "wgns up said more than one line"
+    no_leftovers "the refused wgns up"
+}
+
 # no_leftovers WHAT: fails if any process of uid $TEST_UID is still there.
 no_leftovers() {
     sleep 0.2
