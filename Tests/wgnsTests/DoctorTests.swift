@@ -43,12 +43,10 @@ import Tunnel
         #expect(j.stdout.hasPrefix("{\"ready\":false,"))
     }
 
-    /// Inside a user namespace whose user.max_user_namespaces (or
-    /// user.max_net_namespaces) is 0, nested namespaces are forbidden, as on
-    /// a cluster that disables them; doctor and `wgns up` say the same line.
-    @Test(arguments: [("user.max_user_namespaces", "user/max_user_namespaces"),
-                      ("user.max_net_namespaces", "user/max_net_namespaces")])
-    func disabledNamespacesAreReported(sysctl: String, file: String) throws {
+    /// In a user namespace of its own where /proc/sys/`file` is 0, runs
+    /// `wgns doctor` and `wgns up` of a minimal config; stdout has
+    /// "doctor status N" and "up status N".
+    func doctorAndUp(withZeroIn file: String) throws -> RunResult {
         let unshare = try #require(which("unshare"))
         let dir = "/tmp/wgns-doctor-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
@@ -58,7 +56,16 @@ import Tunnel
         chmod("\(dir)/job.conf", 0o600)
         let sh = "echo 0 > /proc/sys/\(file) && '\(wgnsBinary)' doctor; echo \"doctor status $?\"; "
             + "'\(wgnsBinary)' up --carrier slirp4netns '\(dir)/job.conf' -- true; echo \"up status $?\""
-        let r = try run(unshare, ["-U", "-r", "/bin/sh", "-c", sh])
+        return try run(unshare, ["-U", "-r", "/bin/sh", "-c", sh])
+    }
+
+    /// Inside a user namespace whose user.max_user_namespaces (or
+    /// user.max_net_namespaces) is 0, nested namespaces are forbidden, as on
+    /// a cluster that disables them; doctor and `wgns up` say the same line.
+    @Test(arguments: [("user.max_user_namespaces", "user/max_user_namespaces"),
+                      ("user.max_net_namespaces", "user/max_net_namespaces")])
+    func disabledNamespacesAreReported(sysctl: String, file: String) throws {
+        let r = try doctorAndUp(withZeroIn: file)
         #expect(r.stdout.contains("doctor status 1"), "\(r.stdout)")
         #expect(r.stdout.contains("fail user namespaces: "))
         #expect(r.stdout.contains("(\(sysctl) = 0)"))
@@ -76,16 +83,7 @@ import Tunnel
     @Test func noInotifyInstanceLeftIsReported() throws {
         let before = try run(wgnsBinary, ["doctor"])
         guard !before.stdout.contains("ok   kernel WireGuard") else { return }  // no wireguard-go there
-        let unshare = try #require(which("unshare"))
-        let dir = "/tmp/wgns-doctor-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
-        defer { try? FileManager.default.removeItem(atPath: dir) }
-        let key = try run(wgnsBinary, ["genkey"]).stdout
-        try Data("[Interface]\nPrivateKey = \(key)Address = 10.99.0.2/24\n".utf8).write(to: URL(fileURLWithPath: "\(dir)/job.conf"))
-        chmod("\(dir)/job.conf", 0o600)
-        let sh = "echo 0 > /proc/sys/user/max_inotify_instances && '\(wgnsBinary)' doctor; echo \"doctor status $?\"; "
-            + "'\(wgnsBinary)' up --carrier slirp4netns '\(dir)/job.conf' -- true; echo \"up status $?\""
-        let r = try run(unshare, ["-U", "-r", "/bin/sh", "-c", sh])
+        let r = try doctorAndUp(withZeroIn: "user/max_inotify_instances")
         #expect(r.stdout.contains("warn inotify instances: user.max_inotify_instances = 0, "), "\(r.stdout)")
         #expect(r.stdout.contains("room for 0 more userspace tunnels"))
         #expect(r.stdout.contains("fix: sudo sysctl -w user.max_inotify_instances=1024"))
