@@ -66,12 +66,7 @@ import TestSupport
         k=$1; n=$2
         mtu=$(ip -o link show wg0 | sed "s/.* mtu \([0-9]*\) .*/\1/")
         echo "peer $k wg0 mtu $mtu"
-        all() { for j in $(seq 1 $n); do [ -e $1.$j ] || return 1; done; }
-        if [ $k = 1 ]; then
-          \#(TestJobs.tcpReceiver(bind: "10.97.0.2"))
-        fi
-        touch up.$k
-        i=0; until all up; do i=$((i+1)); [ $i -gt 1200 ] && { echo "peer $k: the others never came up"; exit 2; }; sleep 0.05; done
+        \#(TestJobs.meet(receiverBind: "10.97.0.2"))
         targets="1"; for j in $(seq 1 $n); do [ $j = $k ] || targets="$targets $((j+1))"; done
         for t in $targets; do
           ok=no

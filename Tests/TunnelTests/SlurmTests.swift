@@ -170,12 +170,7 @@ import TestSupport
     static let taskScript = #"""
         k=$WGNS_PEER; n=$WGNS_PEERS
         echo "peer-$k is task $SLURM_PROCID on $SLURMD_NODENAME ($(hostname)) at $WGNS_ADDRESS"
-        all() { for j in $(seq 1 $n); do [ -e $1.$j ] || return 1; done; }
-        if [ $k = 1 ]; then
-          \#(TestJobs.tcpReceiver(bind: "0.0.0.0"))
-        fi
-        touch up.$k
-        i=0; until all up; do i=$((i+1)); [ $i -gt 1200 ] && { echo "peer-$k: the others never came up"; exit 2; }; sleep 0.05; done
+        \#(TestJobs.meet(receiverBind: "0.0.0.0"))
         for t in hub $(seq -f 'peer-%g' 1 $n); do
           [ $t = peer-$k ] && continue
           ok=no
