@@ -245,7 +245,7 @@ public struct Supervisor {
         while let line = reader.nextLine() {
             guard let message = HolderStatus(line: line) else { continue }
             if case .namespaces(let group) = message {
-                server.take(group.rawValue, passed ?? [])
+                server.take(group, passed ?? [])
                 passed = nil
             } else {
                 handle(message)
