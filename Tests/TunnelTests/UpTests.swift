@@ -102,7 +102,7 @@ final class UpFixture {
     }
 
     static let server = """
-        import socket, hashlib, sys
+        import socket, hashlib, struct, sys
         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind((sys.argv[1], 5000)); s.listen(1)
         open(sys.argv[2], "w").write("ready\\n")
@@ -113,11 +113,14 @@ final class UpFixture {
             b = c.recv(65536)
             if not b: break
             h.update(b); n += len(b)
-        c.sendall(("%d %s\\n" % (n, h.hexdigest())).encode()); c.shutdown(socket.SHUT_WR)
-        # Wait for the client to close: it has the reply then. Exiting at
-        # once would end this job, and the tunnel with it, while the reply
-        # may still be in flight.
-        c.settimeout(30); c.recv(1); c.close()
+        c.sendall(("%d %s\\n" % (n, h.hexdigest())).encode())
+        # This job may end (and the tunnel with it) only once the reply has
+        # reached the client. A read cannot tell: the client has shut its
+        # side already, so recv returns at once, and under load the tunnel
+        # went down with the reply still queued (the client timed out).
+        # Lingering, close sends the FIN and returns once the client's
+        # kernel has acknowledged it, and so all of the reply (30 s at most).
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 30)); c.close()
         print("server got", n, h.hexdigest(), flush=True)
         """
 
