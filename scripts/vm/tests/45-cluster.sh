@@ -68,8 +68,10 @@ EOF
 
 # Every network and UTS namespace a process is in, one a line (one ls:
 # a readlink a process costs seconds under TCG).
+# A process that is exiting (or a zombie) still lists its ns links but they
+# no longer resolve (no " -> "): it holds no namespace, so it is not counted.
 cluster_namespaces() {
-    ls -l /proc/[0-9]*/ns/net /proc/[0-9]*/ns/uts 2>/dev/null | sed 's/.* -> //' | sort -u
+    ls -l /proc/[0-9]*/ns/net /proc/[0-9]*/ns/uts 2>/dev/null | sed -n 's/.* -> //p' | sort -u
 }
 
 # cluster_vpn FABRIC_MTU N CARRIER1 CARRIER2 CARRIER3: peer K on host h(K+1)
