@@ -19,6 +19,9 @@ struct NamespaceInit {
         sigemptyset(&sigs)
         sigaddset(&sigs, SIGCHLD)
         sigprocmask(SIG_BLOCK, &sigs, nil)
+        // Forked with default handlers: a log line to a stderr whose reader
+        // is gone (`wgns up -v ... 2>&1 | head`) must not end the tunnel.
+        signal(SIGPIPE, SIG_IGN)
         let plan: UpPlan
         do {
             plan = try UpPlan.read(from: Descriptor(owning: dup(control)))

@@ -53,6 +53,10 @@ extension UpPlan {
         // The keys are read below: no process of this user may ptrace us or
         // read our memory (the carriers never need our /proc entries).
         _ = CWGShim_set_undumpable()
+        // A supervisor's stderr may be a pipe whose reader goes away (`wgns
+        // up -v ... 2>&1 | head`): its writes then fail with EPIPE, and the
+        // tunnel and the job carry on.
+        signal(SIGPIPE, SIG_IGN)
         var log = StepLog(enabled: options.verbose, start: monotonicNanos())
         var plan = UpPlan()
         plan.startTime = log.start
