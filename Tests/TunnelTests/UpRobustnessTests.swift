@@ -26,6 +26,20 @@ extension UpTests {
         #expect(words.count == 4 && words[1] == words[3], "\(c.stdout)")
     }
 
+    /// `wgns up -v ... 2>&1 | head`: stderr is a pipe whose reader is gone.
+    /// The step log's writes (the supervisor's, pid 1's inside) and the
+    /// carrier's chatter, which wgns relays, fail with EPIPE; nothing ends
+    /// for it: the job runs and its status comes back.
+    @Test(arguments: ["slirp4netns", "pasta"])
+    func verboseToAStderrWhoseReaderIsGone(carrier: String) throws {
+        let f = try UpFixture()
+        let r = try f.sh("""
+            { "$W" up -v --carrier \(carrier) job.conf -- sh -c 'sleep 0.3; echo ran > ran.txt; exit 7'; echo $? > status.txt; } 2>&1 | true
+            cat status.txt ran.txt
+            """)
+        #expect(r.stdout == "7\nran\n", "\(r.stdout) \(r.stderr)")
+    }
+
     /// A machine without /etc/resolv.conf: the job still gets one (its
     /// own, in a private /etc that keeps every other host entry), and the
     /// outer /etc is left as it was. The machine is simulated by an outer

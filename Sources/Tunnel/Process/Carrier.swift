@@ -34,8 +34,12 @@ final class Carrier {
     var exitFD: Descriptor?
     /// The carrier's stdout and stderr (non-blocking), captured so that its
     /// chatter ("sent tapfd=...", seccomp warnings) stays out of the user's
-    /// terminal; -1 with `-v`, where they go to wgns's stderr as they come.
+    /// terminal; with `-v` (`relay`) `drain` passes it on to wgns's stderr.
     let output: Int32
+    /// `-v`: what the carrier says goes on to our stderr as it comes (by
+    /// us, so that a stderr whose reader is gone fails our write with EPIPE
+    /// instead of killing the carrier with SIGPIPE).
+    let relay: Bool
     /// The last bytes the carrier wrote on `output`.
     private var said: [UInt8] = []
     /// Whether `stop()` already ran.
@@ -45,12 +49,13 @@ final class Carrier {
     private var pidFIFO: PidFIFO?
 
     init(kind: CarrierKind, process: ChildProcess, ready: consuming Descriptor, exitFD: consuming Descriptor?,
-         output: Int32, pidFIFO: PidFIFO? = nil) {
+         output: Int32, relay: Bool, pidFIFO: PidFIFO? = nil) {
         self.kind = kind
         self.process = process
         self.ready = ready
         self.exitFD = exitFD
         self.output = output
+        self.relay = relay
         self.pidFIFO = pidFIFO
     }
 
@@ -71,6 +76,10 @@ final class Carrier {
             let n = read(fd, &buf, buf.count)
             if n < 0 && errno == EINTR { continue }
             if n <= 0 { break }
+            if relay {
+                try? POSIX.writeAll(STDERR_FILENO, Array(buf[..<n]))
+                continue
+            }
             said += buf[..<n]
             if said.count > 4096 { said.removeFirst(said.count - 4096) }
         }
@@ -83,8 +92,8 @@ final class Carrier {
         said = []
     }
 
-    /// The carrier's last few lines of output on one line ("" if none), for
-    /// an error message.
+    /// The carrier's last few lines of output on one line ("" if none, and
+    /// with `-v`, where they are on stderr already), for an error message.
     func lastWords() -> String {
         drain()
         let lines = String(decoding: said, as: UTF8.self).split(whereSeparator: \.isNewline)
@@ -108,13 +117,11 @@ final class Carrier {
         var opts = SpawnOptions()
         opts.deathSignal = SIGKILL
         opts.newProcessGroup = true
-        // With -v the carrier's output goes to our stderr (never into the
-        // job's stdout); without, into a pipe that `drain` empties.
+        // The carrier's output goes into a pipe that `drain` empties (and
+        // with -v passes on to our stderr; never into the job's stdout).
         var out: [Int32] = [-1, -1]
-        if !verbose {
-            try sys("pipe2") { CWGShim_pipe2(&out, O_CLOEXEC) }
-            _ = fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK)
-        }
+        try sys("pipe2") { CWGShim_pipe2(&out, O_CLOEXEC) }
+        _ = fcntl(out[0], F_SETFL, fcntl(out[0], F_GETFL) | O_NONBLOCK)
         // Our copy of the write end goes once the carrier has its own; the
         // read end goes to the Carrier, or is closed on failure.
         var handedOver = false
@@ -122,7 +129,7 @@ final class Carrier {
             if out[1] >= 0 { close(out[1]) }
             if !handedOver && out[0] >= 0 { close(out[0]) }
         }
-        let quietErr: Int32 = verbose ? 2 : out[1]
+        let quietErr = out[1]
         switch kind {
         case .slirp4netns:
             if !forwardTCP.isEmpty || !forwardUDP.isEmpty {
@@ -140,7 +147,7 @@ final class Carrier {
                 throw TunnelError(.carrier, "cannot start \(path)", errno: error.errno)
             }
             handedOver = true
-            return Carrier(kind: kind, process: p, ready: readyPipe.read, exitFD: exitPipe.write, output: out[0])
+            return Carrier(kind: kind, process: p, ready: readyPipe.read, exitFD: exitPipe.write, output: out[0], relay: verbose)
         case .pasta:
             // pasta stays in the foreground (so that it dies with us) and
             // writes its pid file once the namespace is configured. The pid
@@ -167,7 +174,7 @@ final class Carrier {
             }
             handedOver = true
             let ready = fifo.takeReader()
-            return Carrier(kind: kind, process: p, ready: ready, exitFD: nil, output: out[0], pidFIFO: fifo)
+            return Carrier(kind: kind, process: p, ready: ready, exitFD: nil, output: out[0], relay: verbose, pidFIFO: fifo)
         }
     }
 
