@@ -24,12 +24,18 @@ public enum Holder {
         let statusFD = status
         // Forked or exec'd, the holder starts with default handlers and an
         // empty mask. SIGUSR1 (below) and SIGCHLD are taken with sigwaitinfo;
-        // write errors come back as EPIPE, not as a signal.
+        // write errors come back as EPIPE, not as a signal. The signals the
+        // supervisor passes on to the job are blocked: a batch system that
+        // signals every process of the job (scancel) reaches the job through
+        // the supervisor and directly, and the holder, which only holds the
+        // namespaces, ends when the supervisor closes the control pipe.
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, SIGUSR1)
         sigaddset(&set, SIGCHLD)
-        sigprocmask(SIG_BLOCK, &set, nil)
+        var passedOn = set
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&passedOn, s) }
+        sigprocmask(SIG_BLOCK, &passedOn, nil)
         signal(SIGPIPE, SIG_IGN)
         // The supervisor is undumpable, and so is its fork: but writing our
         // own uid_map needs /proc/self to be ours (undumpable makes it
