@@ -121,7 +121,7 @@ struct NamespaceInit {
                 } catch { throw TunnelError(.setup, wrapping: error) }
             }
             log.step("interfaces keyed, addressed, MTU set, up")
-            try installRoutes(plan, routes: routes, mark: mark)
+            try TunnelRoutes.install(plan.interfaces, routes: routes, mark: mark)
             log.step("routes and rules")
 
             // Wait for the carrier.
@@ -211,12 +211,6 @@ struct NamespaceInit {
             try routes.addAddress(slirpAddress6, to: "tap0", noDAD: true)
             try routes.addRoute(IPPrefix(address: IPAddress("::")!, prefixLength: 0)!, device: "tap0", gateway: slirpGateway6)
         } catch { throw TunnelError(.setup, "carrier IPv6", wrapping: error) }
-    }
-
-    /// The routes and rules wg-quick adds for the interfaces' AllowedIPs and
-    /// `Table` (see TunnelRoutes).
-    func installRoutes(_ plan: UpPlan, routes: RouteNetlink, mark: UInt32) throws(TunnelError) {
-        try TunnelRoutes.install(plan.interfaces, routes: routes, mark: mark)
     }
 
     /// Waits for the job, passing signals on and draining daemon logs; ends

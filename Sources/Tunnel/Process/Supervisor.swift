@@ -33,7 +33,6 @@ public struct Supervisor {
     var server = NamedTunnel.Server()
     var carrier: Carrier?
     var holderEnded: Termination?
-    var carrierEnded: Termination?
 
     var carrierReady = false
     var jobRunning = false
@@ -56,10 +55,9 @@ public struct Supervisor {
     public static func run(_ plan: UpPlan, holderCommand: [String]) throws(TunnelError) -> Int32 {
         var sigs = sigset_t()
         sigemptyset(&sigs)
-        // SIGUSR1 too: sent to the holder, never wanted here.
-        for s in [SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGTTOU, SIGTTIN, SIGQUIT, SIGUSR1] { sigaddset(&sigs, s) }
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGCHLD, SIGTTOU, SIGTTIN, SIGQUIT] { sigaddset(&sigs, s) }
         sigprocmask(SIG_BLOCK, &sigs, nil)
-        signal(SIGPIPE, SIG_IGN)
+        // SIGPIPE is ignored since UpPlan.prepare.
         let sfd = try sys("signalfd") { CWGShim_signalfd(&sigs) }
         defer { close(sfd) }
         // Job control only on our own controlling terminal, in the
@@ -196,7 +194,6 @@ public struct Supervisor {
         } else {
             carrier = nil
             let how = c.stop()
-            carrierEnded = how
             pendingError = TunnelError(.carrier, "carrier \(plan.carrier.rawValue) failed to start (\(how))" + Self.said(c))
         }
     }
@@ -224,8 +221,7 @@ public struct Supervisor {
     /// SIGCHLD: the holder or the carrier may have ended.
     mutating func childrenChanged() {
         if holderEnded == nil, let t = holder.poll() { holderEnded = t }
-        guard carrierEnded == nil, let c = carrier, let t = c.process.poll() else { return }
-        carrierEnded = t
+        guard let c = carrier, let t = c.process.poll() else { return }
         carrier = nil
         if jobRunning {
             writeStderr("wgns: carrier \(plan.carrier.rawValue) exited (\(t)) during the job; ending the job\(Self.said(c))\n")
@@ -307,19 +303,17 @@ public struct Supervisor {
     /// Closes the control pipe (pid 1 inside then ends everything there),
     /// stops the carrier and waits for the holder.
     mutating func stopEverything() {
+        log.mark()
         if control >= 0 { close(control); control = -1 }
-        if let c = carrier.take() { carrierEnded = carrierEnded ?? c.stop() }
+        if let c = carrier.take() { _ = c.stop() }
+        log.step("carrier stopped")
         if holderEnded == nil { holderEnded = holder.wait() }
+        log.step("namespaces ended")
     }
 
     /// Ends the run: everything stopped, then the status or the error.
     mutating func finish() throws(TunnelError) -> Int32 {
-        log.mark()
-        if control >= 0 { close(control); control = -1 }
-        if let c = carrier.take() { carrierEnded = carrierEnded ?? c.stop() }
-        log.step("carrier stopped")
-        if holderEnded == nil { holderEnded = holder.wait() }
-        log.step("namespaces ended")
+        stopEverything()
         if let signo = interruptedBy { return 128 + signo }
         if let e = pendingError { throw e }
         return exitStatus ?? 1

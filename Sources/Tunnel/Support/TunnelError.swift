@@ -77,13 +77,6 @@ public struct TunnelError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-extension TunnelError: Equatable {
-    /// Equal when code, errno and text are (the cause compares by its text).
-    public static func == (a: TunnelError, b: TunnelError) -> Bool {
-        a.code == b.code && a.errno == b.errno && a.description == b.description
-    }
-}
-
 /// Runs a system call (POSIX.valueOrErrno: EINTR retried); `-1` becomes a
 /// `TunnelError` naming `what`.
 @discardableResult
