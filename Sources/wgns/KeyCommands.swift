@@ -60,9 +60,8 @@ func readStdin(limit: Int) -> [UInt8] {
     var buf = [UInt8](repeating: 0, count: limit)
     var used = 0
     while used < limit {
-        let n = buf.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress! + used, limit - used) }
-        if n < 0 && errno == EINTR { continue }
-        if n <= 0 { break }
+        let n = try? valueOrErrno { buf.withUnsafeMutableBytes { read(STDIN_FILENO, $0.baseAddress! + used, limit - used) } }
+        guard let n, n > 0 else { break }
         used += n
     }
     let out = Array(buf[..<used])

@@ -378,14 +378,7 @@ public enum Doctor {
         // Our copy of the write end goes, so that the child's exit is EOF.
         close(fds[1])
         guard case .success(let child) = spawned else { return ([], 127) }
-        var bytes: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 4096)
-        while bytes.count < 65536 {
-            let n = read(reader.raw, &buf, buf.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            bytes += buf[..<n]
-        }
+        let bytes = (try? reader.readAll()) ?? []
         let status = child.wait().shellStatus
         let lines = String(decoding: bytes, as: UTF8.self).split(whereSeparator: \.isNewline)
             .map { String($0).trimmingWhitespace() }.filter { !$0.isEmpty }

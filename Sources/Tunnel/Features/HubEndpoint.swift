@@ -104,17 +104,9 @@ public struct HubEndpoint: Sendable, Hashable {
     /// Reads `DIR/hub.endpoint` and judges its hub's liveness.
     public static func read(_ dir: String) -> State {
         let path = VPN.endpointPath(dir)
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return .absent }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buf = [UInt8](repeating: 0, count: 1024)
-        while bytes.count < 65536 {
-            let n = Glibc.read(fd, &buf, buf.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
-            bytes += buf[..<n]
-        }
+        guard let file = try? Descriptor.open(path, O_RDONLY) else { return .absent }
+        let fd = file.raw
+        let bytes = (try? file.readAll()) ?? []
         guard let record = HubEndpoint(text: String(decoding: bytes, as: UTF8.self)) else { return .malformed }
         // F_OFD_GETLK reports a conflicting lock; F_UNLCK means nobody holds one.
         var lock = flock()

@@ -73,9 +73,8 @@ final class Carrier {
         guard fd >= 0 else { return }
         var buf = [UInt8](repeating: 0, count: 4096)
         while true {
-            let n = read(fd, &buf, buf.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { break }
+            // Non-blocking: EAGAIN (nothing more for now) ends it like EOF.
+            guard let n = try? valueOrErrno({ read(fd, &buf, buf.count) }), n > 0 else { break }
             if relay {
                 try? POSIX.writeAll(STDERR_FILENO, Array(buf[..<n]))
                 continue

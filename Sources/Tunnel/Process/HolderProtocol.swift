@@ -127,9 +127,7 @@ struct ControlReader {
         while true {
             if let m = HolderControl.take(from: &buffer) { return m }
             var chunk: [UInt8] = [0, 0]
-            let n = read(fd, &chunk, chunk.count)
-            if n < 0 && errno == EINTR { continue }
-            if n <= 0 { return nil }
+            guard let n = try? valueOrErrno({ read(fd, &chunk, chunk.count) }), n > 0 else { return nil }
             buffer += chunk[..<n]
         }
     }
