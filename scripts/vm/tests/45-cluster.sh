@@ -156,4 +156,6 @@ cluster_vpn() {
 if [ -x /bin/bash ] && [ -f $CLUSTER ] && command -v slirp4netns >/dev/null && command -v pasta >/dev/null; then
     run_test user/cluster-kernel/mtu1500-slirp4netns-pasta cluster_vpn 1500 1 slirp4netns pasta slirp4netns
     run_test user/cluster-kernel/mtu9000-pasta-slirp4netns cluster_vpn 9000 2 pasta slirp4netns pasta
+else
+    echo "@@VM-ERROR bash, the test cluster's cluster.sh, slirp4netns or pasta missing from the initramfs (scripts/vm/lib.sh copies them)"
 fi
