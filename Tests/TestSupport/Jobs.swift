@@ -37,15 +37,13 @@ public enum TestJobs {
     }
 
     /// Shell lines for peer `$k` of `$n` (set before): defines `all NAME`
-    /// (true once NAME.1 ... NAME.n exist), starts peer 1's `tcpReceiver`,
-    /// then says `up.$k` and waits (60 s at most, else exit 2) until every
-    /// peer has.
-    public static func meet(receiverBind address: String) -> String {
+    /// (true once NAME.1 ... NAME.n exist), starts peer 1's `tcpReceiver`
+    /// if given an address, then says `up.$k` and waits (60 s at most, else
+    /// exit 2) until every peer has.
+    public static func meet(receiverBind address: String? = nil) -> String {
         """
         all() { for j in $(seq 1 $n); do [ -e $1.$j ] || return 1; done; }
-        if [ $k = 1 ]; then
-          \(tcpReceiver(bind: address))
-        fi
+        \(address.map { "if [ $k = 1 ]; then\n  \(tcpReceiver(bind: $0))\nfi" } ?? ":")
         touch up.$k
         i=0; until all up; do i=$((i+1)); [ $i -gt 1200 ] && { echo "peer $k: the others never came up"; exit 2; }; sleep 0.05; done
         """

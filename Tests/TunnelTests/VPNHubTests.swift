@@ -13,9 +13,7 @@ import Tunnel
     /// from yet is not routable), then waits until every peer is done.
     static let peerScript = """
         k=$1; n=$2
-        touch up.$k
-        all() { for j in $(seq 1 $n); do [ -e $1.$j ] || return 1; done; }
-        i=0; until all up; do i=$((i+1)); [ $i -gt 600 ] && { echo "peer $k: the others never came up"; exit 2; }; sleep 0.05; done
+        \(TestJobs.meet())
         for j in $(seq 1 $n); do
           [ $j = $k ] && continue
           ok=no
@@ -253,9 +251,7 @@ import Tunnel
     /// prints its WGNS_* environment.
     static let byNameScript = """
         k=$1; n=$2
-        touch up.$k
-        all() { for j in $(seq 1 $n); do [ -e $1.$j ] || return 1; done; }
-        i=0; until all up; do i=$((i+1)); [ $i -gt 600 ] && { echo "peer $k: the others never came up"; exit 2; }; sleep 0.05; done
+        \(TestJobs.meet())
         echo "peer $k env $WGNS_NAME $WGNS_PEER/$WGNS_PEERS $WGNS_ADDRESS hub $WGNS_HUB"
         for t in 1 2 3 4 5; do ping -c1 -W2 hub > /dev/null 2>&1 && { echo "peer $k reaches hub"; break; }; done
         for j in $(seq 1 $n); do
