@@ -18,6 +18,8 @@ let package = Package(
                        providers: [.apt(["libsodium-dev"])]),
         .systemLibrary(name: "CLibMnl", pkgConfig: "libmnl",
                        providers: [.apt(["libmnl-dev"])]),
+        .systemLibrary(name: "CBlake2", pkgConfig: "libb2",
+                       providers: [.apt(["libb2-dev"])]),
         // Only what Swift cannot import: function-like netlink macros and
         // the _GNU_SOURCE namespace calls.
         .target(name: "CWGShim"),
@@ -28,8 +30,12 @@ let package = Package(
         .target(name: "WGNetlink",
                 dependencies: ["KeyStore", "CLibMnl", "POSIX",
                                .product(name: "SystemPackage", package: "swift-system")]),
+        // The built-in WireGuard data plane (protocol and packet I/O).
+        .target(name: "BuiltinWireGuard",
+                dependencies: ["KeyStore", "WGNetlink", "CSodium", "CBlake2", "CWGShim", "POSIX",
+                               .product(name: "SystemPackage", package: "swift-system")]),
         .target(name: "Tunnel",
-                dependencies: ["KeyStore", "WGNetlink", "CWGShim", "POSIX",
+                dependencies: ["KeyStore", "WGNetlink", "BuiltinWireGuard", "CWGShim", "POSIX",
                                .product(name: "SystemPackage", package: "swift-system")]),
         .executableTarget(name: "wgns",
                           dependencies: ["KeyStore", "WGNetlink", "Tunnel", "POSIX"]),
@@ -39,6 +45,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "KeyStoreTests", dependencies: ["KeyStore", "TestSupport"]),
         .testTarget(name: "WGNetlinkTests", dependencies: ["WGNetlink", "KeyStore", "TestSupport"]),
+        .testTarget(name: "BuiltinWireGuardTests", dependencies: ["BuiltinWireGuard", "KeyStore", "WGNetlink", "TestSupport"]),
         .testTarget(name: "TunnelTests", dependencies: ["Tunnel", "KeyStore", "WGNetlink", "TestSupport"]),
         .testTarget(name: "wgnsTests", dependencies: ["Tunnel", "TestSupport"]),
     ],

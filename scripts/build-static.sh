@@ -6,7 +6,8 @@
 # One fully static executable (`ldd` says "not a dynamic executable"):
 # - swiftc -static-executable links the Swift runtime, libstdc++, libgcc and
 #   glibc in.
-# - libsodium.a comes from Debian 12's libsodium-dev (scripts/deps.sh).
+# - libsodium.a comes from Debian 12's libsodium-dev (scripts/deps.sh), libb2.a
+#   (BLAKE2s) from its libb2-dev.
 # - Debian 12's libmnl-dev has no libmnl.a; Debian 13's libmnl-dev 1.0.5
 #   has one. It is fetched once with `apt-get download` through a private apt
 #   configuration (its own sources list, lists and cache: the machine's apt
@@ -67,6 +68,9 @@ libdir=$scratch/static-libs
 mkdir -p "$libdir"
 ln -sfn "$mnl/root/usr/lib/x86_64-linux-gnu/libmnl.a" "$libdir/libmnl.a"
 ln -sfn "$sodium" "$libdir/libsodium.a"
+b2=/usr/lib/x86_64-linux-gnu/libb2.a
+[ -f "$b2" ] || die "no $b2 (install libb2-dev: bash scripts/deps.sh)"
+ln -sfn "$b2" "$libdir/libb2.a"
 
 # The commit this binary is built from; rewritten only when it changes, so
 # that a rebuild of the same commit compiles nothing.

@@ -6,7 +6,7 @@ if [ "$(id -u)" != 0 ]; then exec sudo "$0" "$@"; fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
 apt-get install -y -q --no-install-recommends \
-    libsodium-dev libmnl-dev pkg-config libstdc++-12-dev \
+    libsodium-dev libmnl-dev libb2-dev pkg-config libstdc++-12-dev \
     wireguard-tools wireguard-go slirp4netns passt iproute2 iputils-ping \
     qemu-system-x86 busybox-static kmod cpio iperf3 hyperfine procps util-linux \
     slurmctld slurmd slurm-client munge python3 \

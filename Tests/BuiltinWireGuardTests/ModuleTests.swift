@@ -1,0 +1,6 @@
+import Testing
+@testable import BuiltinWireGuard
+
+@Test func identifierIsTheWhitepapers() {
+    #expect(BuiltinWireGuard.identifier.utf8.count == 34)
+}
