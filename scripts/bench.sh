@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # --- Start-up natively: scripts/bench/startup.sh ------------------------------
+# (and, at the end: the encrypted path, one hop across the test cluster, per
+# backend and carrier against wireguard-go 12 and 13 themselves: dataplane.sh)
 # `wgns showconf wg0` against `wg showconf wg0` of a peerless wireguard-go
 # device (hyperfine -N --warmup 20) and the binary's size; BENCH_BEFORE_BIN
 # adds another wgns build to both.

@@ -38,35 +38,15 @@ mkdir -p "$cache"
 
 # libmnl.a from Debian 13 (trixie), once.
 mnl_version=1.0.5
-mnl=$cache/libmnl-dev-$mnl_version
-if [ ! -f "$mnl/.done" ]; then
-    echo "build-static.sh: fetching Debian 13's libmnl-dev $mnl_version (once)" >&2
-    apt=$cache/apt-trixie
-    rm -rf "$apt" "$mnl"
-    mkdir -p "$apt/lists/partial" "$apt/archives/partial" "$mnl"
-    echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" \
-        >"$apt/sources.list"
-    : >"$apt/status"
-    aptopts=(-q -o "Dir::Etc::sourcelist=$apt/sources.list" -o Dir::Etc::sourceparts=-
-             -o "Dir::State=$apt" -o "Dir::State::Lists=$apt/lists" -o "Dir::State::status=$apt/status"
-             -o "Dir::Cache=$apt" -o "Dir::Cache::archives=$apt/archives"
-             -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache= -o APT::Sandbox::User=root)
-    apt-get "${aptopts[@]}" update >&2 || die "apt-get update of the trixie list failed"
-    version=$(apt-cache "${aptopts[@]}" show libmnl-dev | awk '$1 == "Version:" { print $2; exit }')
-    case $version in "$mnl_version"-*) ;; *) die "trixie's libmnl-dev is '$version', not $mnl_version" ;; esac
-    (cd "$apt" && apt-get "${aptopts[@]}" download "libmnl-dev=$version" >&2) || die "apt-get download libmnl-dev failed"
-    dpkg-deb -x "$apt"/libmnl-dev_*.deb "$mnl/root" || die "dpkg-deb -x libmnl-dev failed"
-    [ -f "$mnl/root/usr/lib/x86_64-linux-gnu/libmnl.a" ] || die "trixie's libmnl-dev has no libmnl.a"
-    rm -rf "$apt"
-    touch "$mnl/.done"
-fi
+mnl=$(bash "$root/scripts/fetch-trixie.sh" libmnl-dev "$mnl_version-" "$cache/libmnl-dev-$mnl_version")
+[ -f "$mnl/usr/lib/x86_64-linux-gnu/libmnl.a" ] || die "trixie's libmnl-dev has no libmnl.a"
 sodium=/usr/lib/x86_64-linux-gnu/libsodium.a
 [ -f "$sodium" ] || die "no $sodium (install libsodium-dev: bash scripts/deps.sh)"
 # A folder of only the two archives: with -static the linker takes .a files
 # alone, and these are the only libmnl.a and libsodium.a it can find.
 libdir=$scratch/static-libs
 mkdir -p "$libdir"
-ln -sfn "$mnl/root/usr/lib/x86_64-linux-gnu/libmnl.a" "$libdir/libmnl.a"
+ln -sfn "$mnl/usr/lib/x86_64-linux-gnu/libmnl.a" "$libdir/libmnl.a"
 ln -sfn "$sodium" "$libdir/libsodium.a"
 b2=/usr/lib/x86_64-linux-gnu/libb2.a
 [ -f "$b2" ] || die "no $b2 (install libb2-dev: bash scripts/deps.sh)"
