@@ -5,8 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # --- Start-up natively: scripts/bench/startup.sh ------------------------------
-# (and, at the end: the encrypted path, one hop across the test cluster, per
-# backend and carrier against wireguard-go 12 and 13 themselves: dataplane.sh)
 # `wgns showconf wg0` against `wg showconf wg0` of a peerless wireguard-go
 # device (hyperfine -N --warmup 20) and the binary's size; BENCH_BEFORE_BIN
 # adds another wgns build to both.
@@ -106,4 +104,7 @@ bench_vm || { echo "bench: the VM section failed" >&2; status=1; }
 bash scripts/bench/up.sh || { echo "bench: the wgns up section failed" >&2; status=1; }
 bash scripts/bench/vpn.sh || { echo "bench: the per-job VPN section failed" >&2; status=1; }
 bash scripts/bench/cluster.sh || { echo "bench: the test cluster section failed" >&2; status=1; }
+# The encrypted path alone: one hop across the test cluster per backend and
+# carrier, against Debian 12's and 13's wireguard-go to themselves.
+bash scripts/bench/dataplane.sh || { echo "bench: the data plane section failed" >&2; status=1; }
 exit "$status"
