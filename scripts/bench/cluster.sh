@@ -8,26 +8,11 @@
 # (the test hosts are network namespaces); as a normal user it says so and
 # skips. WGNS_BIN picks the binary. Prints one table.
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-if [ "$(id -u)" != 0 ]; then echo "cluster throughput: skipped (the test hosts need root: ip netns)"; exit 0; fi
-source scripts/host-setup.sh
-command -v iperf3 >/dev/null || { echo "bench cluster: iperf3 is missing (scripts/deps.sh installs it)" >&2; exit 1; }
-bin=${WGNS_BIN:-$(bash scripts/build-static.sh --scratch-path "${VM_SCRATCH:-.build-static}" | tail -n1)}
-C=$(pwd)/scripts/testnet/cluster.sh
+source "$(dirname "$0")/cluster-lib.sh"
+bench_cluster_setup "cluster throughput"
 secs=${BENCH_CLUSTER_SECONDS:-5}
-work=$(mktemp -d /tmp/wgns-bench-cluster.XXXXXX)
-chmod 755 "$work"
-net= hub=
-cleanup() {
-    [ -n "$hub" ] && { kill "$hub" 2>/dev/null; wait "$hub" 2>/dev/null || true; }
-    [ -n "$net" ] && bash "$C" stop "$net"
-    rm -rf "$work"
-}
-trap cleanup EXIT
-mkdir -m 755 "$work/w"
-cp "$bin" "$work/w/wgns"
-chown -R "$TEST_USER" "$work/w"
-cd "$work/w"
+hub=
+bench_cleanup() { [ -n "$hub" ] && { kill "$hub" 2>/dev/null; wait "$hub" 2>/dev/null || true; }; }
 on() { bash "$C" exec "$net" "$@"; }
 port=$(free_port udp)
 
@@ -40,11 +25,11 @@ for mtu in ${BENCH_CLUSTER_MTUS:-1500 9000 2044}; do
     # The fabric itself, host to host, for scale.
     bash "$C" root "$net" h2 iperf3 -s -1 -D -B 10.231.0.2 -p 5201 >/dev/null
     sleep 0.2
-    raw=$(bash "$C" root "$net" h3 iperf3 -c h2 -p 5201 -t "$secs" -J 2>/dev/null | jq -r '.end.sum_received.bits_per_second / 1e9 | . * 100 | round / 100' || echo failed)
+    raw=$(bash "$C" root "$net" h3 iperf3 -c h2 -p 5201 -t "$secs" -J 2>/dev/null | gbit)
     rm -rf v; on h1 ./wgns vpn new v --peers 2 --subnet 10.97.0.0/24 --endpoint "h1:$port" >/dev/null
     bash "$C" exec "$net" h1 ./wgns hub v --name "bench-cluster-$port" >hub.out 2>&1 &
     hub=$!
-    for _ in $(seq 200); do grep -q "up," hub.out && break; sleep 0.05; done
+    for _ in $(seq 200); do grep -qs "up," hub.out && break; sleep 0.05; done
     row=() wgmtu=?
     for carrier in slirp4netns pasta; do
         rm -f ready
@@ -54,8 +39,8 @@ for mtu in ${BENCH_CLUSTER_MTUS:-1500 9000 2044}; do
         wgmtu=$(cat mtu 2>/dev/null || echo ?)
         g=$(on h3 ./wgns up --carrier "$carrier" v --peer 2 -- sh -c '
             for i in $(seq 50); do ping -c1 -W1 10.97.0.2 >/dev/null 2>&1 && break; done
-            iperf3 -c 10.97.0.2 -p 5202 -t '"$secs"' -J' 2>/dev/null | jq -r '.end.sum_received.bits_per_second / 1e9 | . * 100 | round / 100' 2>/dev/null || true)
-        [ -n "$g" ] || { g=failed; status=1; }
+            iperf3 -c 10.97.0.2 -p 5202 -t '"$secs"' -J' 2>/dev/null | gbit)
+        [ "$g" != failed ] || status=1
         kill "$srv" 2>/dev/null || true; wait "$srv" 2>/dev/null || true
         row+=("$g")
     done

@@ -16,30 +16,16 @@
 # from `times`) per GiB moved, and the ratio of its figure to
 # the best wireguard-go reference of the same MTU. Needs root (test hosts).
 set -euo pipefail
-cd "$(dirname "$0")/../.."
-if [ "$(id -u)" != 0 ]; then echo "data plane throughput: skipped (the test hosts need root: ip netns)"; exit 0; fi
-source scripts/host-setup.sh
-command -v iperf3 >/dev/null || { echo "bench dataplane: iperf3 is missing (scripts/deps.sh installs it)" >&2; exit 1; }
-bin=${WGNS_BIN:-$(bash scripts/build-static.sh --scratch-path "${VM_SCRATCH:-.build-static}" | tail -n1)}
+source "$(dirname "$0")/cluster-lib.sh"
+bench_cluster_setup "data plane throughput"
 wg12=$(command -v wireguard-go) || { echo "bench dataplane: wireguard-go is missing" >&2; exit 1; }
-wg13=$(bash scripts/fetch-trixie.sh wireguard-go 0.0.20231211 "$(pwd)/build-cache/wireguard-go-13")/usr/bin/wireguard-go
-C=$(pwd)/scripts/testnet/cluster.sh
+wg13=$(bash "$repo/scripts/fetch-trixie.sh" wireguard-go 0.0.20231211 "$repo/build-cache/wireguard-go-13")/usr/bin/wireguard-go
 secs=${BENCH_DP_SECONDS:-5}
-work=$(mktemp -d /tmp/wgns-bench-dp.XXXXXX)
-chmod 755 "$work"
-net= pids=()
-cleanup() {
+pids=()
+bench_cleanup() {
     for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
     wait 2>/dev/null || true
-    [ -n "$net" ] && bash "$C" stop "$net"
-    rm -rf "$work"
 }
-trap cleanup EXIT
-mkdir -m 755 "$work/w"
-cp "$bin" "$work/w/wgns"
-chown -R "$TEST_USER" "$work/w"
-cd "$work/w"
-gbit() { jq -r '.end.sum_received.bits_per_second / 1e9 | . * 100 | round / 100' 2>/dev/null || echo failed; }
 root() { bash "$C" root "$net" "$@"; }
 
 # ref_device HOST NAME BINARY ADDR MTU PORT KEYFILE PEERPUB PEERALLOWED [ENDPOINT]
