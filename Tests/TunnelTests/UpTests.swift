@@ -8,35 +8,19 @@ import KeyStore
 /// wireguard-go. When the tests run as root, every wgns runs as the
 /// unprivileged WGNS_TEST_USER (pasta refuses root, and rootless is the point).
 final class UpFixture {
-    let dir: String
-    let uid: uid_t
-    let gid: gid_t
-    let user: String?
+    /// The work folder (TestSupport's one fixture): wgns, jobs/, owned by the test user.
+    let folder: TestFolder
+    var dir: String { folder.path }
+    var uid: uid_t { folder.uid }
+    var gid: gid_t { folder.gid }
+    var user: String? { folder.user }
     let jobKey = PrivateKey.generate()
     let peerKey = PrivateKey.generate()
     /// A UDP port for the peer, random so that parallel runs on this host do not meet.
     let port = UInt16.random(in: 40000...59000)
 
     init() throws {
-        dir = "/tmp/wgns-up-\(UUID().uuidString.prefix(8))"
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: false)
-        if getuid() == 0, let name = ProcessInfo.processInfo.environment["WGNS_TEST_USER"], !name.isEmpty,
-           let pw = getpwnam(name) {
-            user = name
-            uid = pw.pointee.pw_uid
-            gid = pw.pointee.pw_gid
-        } else {
-            user = nil
-            uid = getuid()
-            gid = getgid()
-        }
-        chmod(dir, 0o755)
-        chown(dir, uid, gid)
-        // The checkout may be under /root: the test user needs its own copy.
-        try FileManager.default.copyItem(atPath: wgnsBinary, toPath: "\(dir)/wgns")
-        chmod("\(dir)/wgns", 0o755)
-        try write("server.py", Self.server, mode: 0o644)
-        try write("client.py", Self.client, mode: 0o644)
+        folder = try TestFolder("up")
         try write("job.conf", """
             [Interface]
             PrivateKey = \(jobKey.base64Secret())
@@ -66,14 +50,9 @@ final class UpFixture {
             """)
     }
 
-    deinit { try? FileManager.default.removeItem(atPath: dir) }
-
     /// Writes a file in the fixture folder, owned by the user wgns runs as.
     func write(_ name: String, _ text: String, mode: mode_t = 0o600) throws {
-        let path = "\(dir)/\(name)"
-        try Data(text.utf8).write(to: URL(fileURLWithPath: path))
-        chmod(path, mode)
-        chown(path, uid, gid)
+        try folder.write(name, text, mode: mode)
     }
 
     /// Runs `script` with bash in the fixture folder as the test user. The
@@ -87,12 +66,13 @@ final class UpFixture {
         return try run("/usr/bin/env", argv)
     }
 
-    /// Runs the peer (`wgns up peer.conf` with a TCP checksum server) in the
-    /// background of a script, then `body`, then waits for the peer.
+    /// Runs the peer (`wgns up peer.conf` with jobs/upload-recv on TCP
+    /// port 5000) in the background of a script, then `body`, then waits for
+    /// the peer.
     func withPeer(_ body: String) -> String {
         """
         rm -f ready; mkfifo ready
-        "$W" up peer.conf -- python3 server.py 10.99.0.1 ready > peer.out 2>&1 &
+        "$W" up peer.conf -- bash jobs/upload-recv 5000 ready > peer.out 2>&1 &
         PEER=$!
         read x < ready
         \(body)
@@ -101,43 +81,10 @@ final class UpFixture {
         """
     }
 
-    static let server = """
-        import socket, hashlib, struct, sys
-        s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((sys.argv[1], 5000)); s.listen(1)
-        open(sys.argv[2], "w").write("ready\\n")
-        # A client that never comes (a test failing) must not hang the test.
-        s.settimeout(30)
-        c, _ = s.accept(); c.settimeout(None); h = hashlib.sha256(); n = 0
-        while True:
-            b = c.recv(65536)
-            if not b: break
-            h.update(b); n += len(b)
-        c.sendall(("%d %s\\n" % (n, h.hexdigest())).encode())
-        # This job may end (and the tunnel with it) only once the reply has
-        # reached the client. A read cannot tell: the client has shut its
-        # side already, so recv returns at once, and under load the tunnel
-        # went down with the reply still queued (the client timed out).
-        # Lingering, close sends the FIN and returns once the client's
-        # kernel has acknowledged it, and so all of the reply (30 s at most).
-        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 30)); c.close()
-        print("server got", n, h.hexdigest(), flush=True)
-        """
-
-    static let client = """
-        import socket, hashlib, os, sys
-        data = os.urandom(int(sys.argv[2]))
-        c = socket.create_connection((sys.argv[1], 5000), timeout=30)
-        c.sendall(data); c.shutdown(socket.SHUT_WR)
-        reply = b""
-        while True:
-            b = c.recv(4096)
-            if not b: break
-            reply += b
-        mine = "%d %s" % (len(data), hashlib.sha256(data).hexdigest())
-        print("checksum", "match" if reply.decode().strip() == mine else "MISMATCH", mine, flush=True)
-        sys.exit(0 if reply.decode().strip() == mine else 1)
-        """
+    /// A job that uploads BYTES random bytes to the peer with jobs/upload-send.
+    static func upload(_ bytes: Int) -> String {
+        "head -c \(bytes) /dev/urandom > data && bash jobs/upload-send 10.99.0.1 5000 data"
+    }
 
     /// Pids of every process on the host whose network namespace is `netns` (`net:[N]`).
     static func processes(inNetns netns: String) -> [Int32] {
@@ -161,14 +108,14 @@ final class UpFixture {
     func pingAndTransferThroughTheTunnel(carrier: String) throws {
         let f = try UpFixture()
         let r = try f.sh(f.withPeer("""
-            "$W" up --carrier \(carrier) --host-loopback job.conf -- sh -c 'ping -c 2 -W 5 10.99.0.1 && python3 client.py 10.99.0.1 4000000'
+            "$W" up --carrier \(carrier) --host-loopback job.conf -- sh -c 'ping -c 2 -W 5 10.99.0.1 && \(UpFixture.upload(4_000_000))'
             echo "job status $?"
             """))
         #expect(r.stdout.contains("2 received"), "\(r.stdout)\n\(r.stderr)")
-        #expect(r.stdout.contains("checksum match"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("checksums match: 4000000 "), "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("job status 0"))
         #expect(r.stdout.contains("peer status 0"))
-        #expect(r.stdout.contains("server got 4000000"))
+        #expect(r.stdout.contains("received 4000000 "))
     }
 
     /// A peer at an IPv6 endpoint through slirp4netns: fd00::2 is the host's
@@ -181,11 +128,11 @@ final class UpFixture {
         let job = try String(contentsOfFile: "\(f.dir)/job.conf", encoding: .utf8)
         try f.write("job6.conf", job.replacingOccurrences(of: "Endpoint = 10.0.2.2:", with: "Endpoint = [fd00::2]:"))
         let r = try f.sh(f.withPeer("""
-            "$W" up --carrier slirp4netns --host-loopback \(isolate ? "--isolate " : "")job6.conf -- sh -c 'ping -c 1 -W 2 10.99.0.1 && python3 client.py 10.99.0.1 100000'
+            "$W" up --carrier slirp4netns --host-loopback \(isolate ? "--isolate " : "")job6.conf -- sh -c 'ping -c 1 -W 2 10.99.0.1 && \(UpFixture.upload(100_000))'
             echo "job status $?"
             """))
         #expect(r.stdout.contains("1 received"), "\(r.stdout)\n\(r.stderr)")
-        #expect(r.stdout.contains("checksum match"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("checksums match: 100000 "), "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("job status 0"))
         #expect(r.stdout.contains("peer status 0"))
     }
@@ -292,7 +239,7 @@ final class UpFixture {
         let mountsAfter = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n").count
         #expect(mountsAfter == mountsBefore)
         let files = try FileManager.default.contentsOfDirectory(atPath: f.dir).sorted()
-        #expect(files == ["children", "client.py", "job.conf", "netns", "peer.conf", "server.py", "up", "wgns", "wgns.pid"])
+        #expect(files == ["children", "job.conf", "jobs", "netns", "peer.conf", "up", "wgns", "wgns.pid"])
         #expect(!FileManager.default.fileExists(atPath: "/run/wireguard/wg0.sock"))
     }
 

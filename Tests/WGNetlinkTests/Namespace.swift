@@ -50,11 +50,5 @@ func leftoverProcesses(_ token: String) -> [String] {
     return found
 }
 
-/// The unprivileged user `scripts/test.sh` made, when running as root.
-let testUser: String? = {
-    guard let u = ProcessInfo.processInfo.environment["WGNS_TEST_USER"], !u.isEmpty else { return nil }
-    return u
-}()
-
 /// True when this kernel has WireGuard loaded or loadable as a module that is already in.
 let kernelHasWireGuard = FileManager.default.fileExists(atPath: "/sys/module/wireguard")
