@@ -92,11 +92,17 @@ chmod 0755 "$work"
 cleanup() { rm -rf "$work"; }
 trap cleanup EXIT
 cp "$bin" "$work/wgns"
-cp "$here/server.py" "$here/client.sh" "$work/"
+# The upload's two sides, the same as every test's (Tests/jobs/).
+cp "$repo/Tests/jobs/upload-recv" "$repo/Tests/jobs/upload-send" "$work/"
 chmod 0755 "$work/wgns"
 W=$work/wgns
 
 pass=0 fail=0
+# A cell's job, run by bash in the userland under test (bash and coreutils,
+# no python): ping the peer, then upload BYTES random bytes to it, checked
+# end to end (upload-send). Arguments: DIR BYTES.
+job='ping -c 2 -W 5 10.99.0.1 || { echo "job: ping failed"; exit 10; }
+head -c "$2" /dev/urandom >"$1/data" && exec bash "$1/upload-send" 10.99.0.1 5000 "$1/data"'
 # Live processes (not zombies) of session SID.
 session_processes() {
     # A process may go while cat reads: that is no error here.
@@ -146,7 +152,7 @@ EOF
     # The peer: this host's userland, in a session of its own.
     mkfifo "$dir/ready" && chown "$TEST_USER" "$dir/ready"
     (cd "$dir" && exec_as_test_user "${envs[@]}" HOME="$dir" setsid bash -c 'echo $$ >peer.sid; exec "$@"' _ \
-        "$W" up peer.conf -- python3 "$work/server.py" 10.99.0.1 ready) >"$dir/peer.out" 2>&1 &
+        "$W" up peer.conf -- bash "$work/upload-recv" 5000 ready) >"$dir/peer.out" 2>&1 &
     local peer=$! x
     # Opened read-write, so that the open itself never blocks on a dead peer.
     exec 5<>"$dir/ready"
@@ -157,17 +163,17 @@ EOF
     if [ "$root" != / ]; then
         jdir=/mnt jw=/mnt/wgns
         cp "$W" "$dir/wgns"
-        cp "$work/client.sh" "$dir/"
+        cp "$work/upload-send" "$dir/"
         wrap=(bwrap --bind "$root" / --proc /proc --dev /dev --dev-bind /dev/net/tun /dev/net/tun
               --bind "$dir" /mnt --chdir /mnt "$@")
     else
         jw=$W
-        cp "$work/client.sh" "$dir/"
+        cp "$work/upload-send" "$dir/"
     fi
     if [ -z "$why" ]; then
         (cd "$dir" && exec_as_test_user "${envs[@]}" HOME="$jdir" TMPDIR="$jdir" setsid bash -c 'echo $$ >job.sid; exec "$@"' _ \
             "${wrap[@]}" "$jw" up -v --backend userspace --carrier "$carrier" --host-loopback "$jdir/job.conf" \
-            -- bash "$jdir/client.sh" "$jdir" "$bytes") >"$dir/job.out" 2>"$dir/job.err" || jrc=$?
+            -- bash -c "$job" _ "$jdir" "$bytes") >"$dir/job.out" 2>"$dir/job.err" || jrc=$?
         # A failed job leaves the peer waiting for its client: stop it.
         [ "$jrc" = 0 ] || kill -TERM "$peer" 2>/dev/null || true
         if [ "$jrc" != 0 ]; then
