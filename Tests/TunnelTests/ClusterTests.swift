@@ -10,122 +10,65 @@ import TestSupport
 /// traffic stays on the bridge and in the namespaces the cluster made.
 /// Needs root (`ip netns add`).
 @Suite(.serialized) struct ClusterTests {
-    static let canRun = getuid() == 0 && which("ip") != nil && which("pasta") != nil && which("slirp4netns") != nil
-        && which("python3") != nil
+    static let canRun = getuid() == 0 && testUser != nil && which("ip") != nil && which("pasta") != nil
+        && which("slirp4netns") != nil && which("python3") != nil
     static let clusterScript = "\(packageRoot)/scripts/testnet/cluster.sh"
 
     /// A cluster and a work folder for the test user, both gone at deinit.
     final class Fixture {
-        let dir: String
-        var net: String { "\(dir)/net" }
-        var work: String { "\(dir)/w" }
+        /// The work folder (TestSupport's one fixture: wgns and jobs/, the test user's).
+        let folder: TestFolder
+        var work: String { folder.path }
+        /// The cluster's folder (cluster.sh's, root's).
+        let net: String
         let port = UInt16.random(in: 40000...59000)
         let hosts: Int
         let start: RunResult
 
         init(hosts: Int = 3, mtu: Int = 1500, delayMS: Int = 0, lossPercent: Double = 0) throws {
             self.hosts = hosts
-            dir = "/tmp/wgns-cluster-\(UUID().uuidString.prefix(8))"
-            try FileManager.default.createDirectory(atPath: "\(dir)/w", withIntermediateDirectories: true)
-            chmod(dir, 0o755)
-            let user = ProcessInfo.processInfo.environment["WGNS_TEST_USER"].flatMap { $0.isEmpty ? nil : $0 } ?? "wgns-test"
-            if let pw = getpwnam(user) { chown("\(dir)/w", pw.pointee.pw_uid, pw.pointee.pw_gid) }
-            chmod("\(dir)/w", 0o755)
-            try FileManager.default.copyItem(atPath: wgnsBinary, toPath: "\(dir)/w/wgns")
-            chmod("\(dir)/w/wgns", 0o755)
+            folder = try TestFolder("cluster")
+            net = "\(folder.path).net"
             start = try shell("""
                 TESTNET_MTU=\(mtu) TESTNET_DELAY_MS=\(delayMS) TESTNET_LOSS_PCT=\(lossPercent) \
-                bash '\(ClusterTests.clusterScript)' start '\(dir)/net' \(hosts)
+                bash '\(ClusterTests.clusterScript)' start '\(net)' \(hosts)
                 """)
         }
 
         /// Runs a bash script as root in the work folder, with C (cluster.sh),
-        /// D (the cluster), W (the work folder), PORT, and `on HOST CMD...`
-        /// (CMD on HOST as the test user) and `onroot HOST CMD...`.
-        func sh(_ script: String) throws -> RunResult {
-            try run("/bin/bash", ["-c", """
-                C='\(ClusterTests.clusterScript)'; D='\(net)'; W='\(work)'; PORT=\(port)
+        /// D (the cluster), W (the work folder), PORT, `environment`, and
+        /// `on HOST CMD...` (CMD on HOST as the test user) and `onroot HOST CMD...`.
+        func sh(_ script: String, environment: [String: String] = [:]) throws -> RunResult {
+            var env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+            env["C"] = ClusterTests.clusterScript
+            env["D"] = net
+            env["W"] = work
+            env["PORT"] = "\(port)"
+            env["TESTNET_USER"] = folder.user
+            return try run("/bin/bash", ["-c", """
                 cd "$W"
                 on() { bash "$C" exec "$D" "$@"; }
                 onroot() { bash "$C" root "$D" "$@"; }
                 \(script)
-                """])
+                """], environment: env)
+        }
+
+        /// Runs Tests/scripts/NAME as `sh` does.
+        func script(_ name: String, environment: [String: String] = [:]) throws -> RunResult {
+            try sh(". '\(scriptsFolder)/\(name)'", environment: environment)
         }
 
         deinit {
-            _ = try? shell("bash '\(ClusterTests.clusterScript)' stop '\(dir)/net'; rm -rf '\(dir)'")
+            _ = try? shell("bash '\(ClusterTests.clusterScript)' stop '\(net)'; rm -rf '\(net)'")
         }
     }
 
-    /// The peers' job: says its wg0 MTU, waits for every peer, pings the hub
-    /// and every other peer (retrying while the hub has not heard from it),
-    /// notes when it reached them all, sends a DF ping of exactly the tunnel
-    /// MTU and one byte more to every other peer, then peer 1 receives and
-    /// peer 2 sends a file over TCP, and everybody waits for everybody.
-    static let peerScript = #"""
-        k=$1; n=$2
-        mtu=$(ip -o link show wg0 | sed "s/.* mtu \([0-9]*\) .*/\1/")
-        echo "peer $k wg0 mtu $mtu"
-        \#(TestJobs.meet(receiverBind: "10.97.0.2"))
-        targets="1"; for j in $(seq 1 $n); do [ $j = $k ] || targets="$targets $((j+1))"; done
-        for t in $targets; do
-          ok=no
-          for try in $(seq 30); do ping -c1 -W1 10.97.0.$t > /dev/null 2>&1 && { ok=yes; break; }; done
-          [ $ok = yes ] && echo "peer $k reaches 10.97.0.$t" || echo "peer $k cannot reach 10.97.0.$t"
-        done
-        date +%s.%N > reached.$k
-        for t in $targets; do
-          [ $t = 1 ] && continue
-          ok=lost
-          for try in 1 2 3 4 5; do ping -c1 -W2 -M do -s $((mtu - 28)) 10.97.0.$t > /dev/null 2>&1 && { ok=fits; break; }; done
-          echo "peer $k df $mtu to 10.97.0.$t $ok"
-          ping -c1 -W1 -M do -s $((mtu - 27)) 10.97.0.$t 2>&1 | grep -q "message too long" && echo "peer $k df $((mtu + 1)) to 10.97.0.$t refused" || echo "peer $k df $((mtu + 1)) to 10.97.0.$t not refused"
-        done
-        if [ $k = 2 ]; then
-          \#(TestJobs.tcpSend(to: "10.97.0.2"))
-        fi
-        [ $k = 1 ] && { wait $R; cat tcp.recv; }
-        touch done.$k
-        i=0; until all done; do i=$((i+1)); [ $i -gt 2400 ] && exit 3; sleep 0.05; done
-        """#
-
-    /// IP fragmentation counters of every host (/proc/net/snmp, per network
-    /// namespace): "frag hK created C reassembled R".
-    static let fragCounters = #"""
-        for h in $(. "$D/env"; echo $TESTNET_HOSTS); do
-          onroot $h awk -v h=$h '/^Ip:/ { if (!n++) { for (i = 1; i <= NF; i++) col[$i] = i } else print "frag " h " created " $col["FragCreates"] " reassembled " $col["ReasmReqds"] }' /proc/net/snmp
-        done
-        """#
-
-    /// The hub on h1 and a peer on every other host, each peer's job
-    /// `peer.sh`; prints each peer's output, the bring-up time and the
-    /// fragmentation counters before and after.
-    static func hubAndPeers(_ f: Fixture, carrier: String) throws -> RunResult {
-        let peers = f.hosts - 1
-        return try f.sh("""
-            head -c 8388608 /dev/urandom > data.bin; chmod 644 data.bin
-            echo "sent $(sha256sum < data.bin | cut -d' ' -f1)"
-            cat > peer.sh <<'PEER'
-            \(peerScript)
-            PEER
-            on h1 ./wgns vpn new v --peers \(peers) --subnet 10.97.0.0/24 --endpoint h1:$PORT > /dev/null || exit 9
-            \(fragCounters.replacingOccurrences(of: "\"frag \"", with: "\"before frag \""))
-            t0=$(date +%s.%N)
-            on h1 ./wgns hub v --name hub$PORT > hub.out 2> hub.err &
-            H=$!
-            for i in $(seq 200); do grep -q '^wgns hub: up' hub.out && break; kill -0 $H 2>/dev/null || break; sleep 0.05; done
-            cat hub.out
-            for k in $(seq \(peers)); do
-              on h$((k + 1)) ./wgns up -v --carrier \(carrier) v --peer $k -- sh peer.sh $k \(peers) > job.$k.out 2> job.$k.err &
-              eval J$k=\\$!
-            done
-            for k in $(seq \(peers)); do eval wait \\$J$k; echo "job $k status $?"; done
-            for k in $(seq \(peers)); do cat job.$k.out; grep -h "MTU wg0" job.$k.err | sed "s/^/peer $k: /"; done
-            last=$(cat reached.* | sort -n | tail -1)
-            echo "bring-up $(awk -v a=$t0 -v b=$last 'BEGIN { printf "%.2f", b - a }') s"
-            \(fragCounters.replacingOccurrences(of: "\"frag \"", with: "\"after frag \""))
-            on h1 ./wgns down hub$PORT; wait $H; echo "hub status $?"
-            """)
+    /// The hub on h1 and a peer on every other host (Tests/scripts/cluster-vpn.sh,
+    /// each peer's job Tests/jobs/member.sh), every wgns given `options`;
+    /// prints each peer's output, the bring-up time and the fragmentation
+    /// counters before and after.
+    static func hubAndPeers(_ f: Fixture, carrier: String, options: String = "") throws -> RunResult {
+        try f.script("cluster-vpn.sh", environment: ["PEERS": "\(f.hosts - 1)", "CARRIER": carrier, "WGNS_OPTS": options])
     }
 
     /// Checks what `hubAndPeers` printed: every peer reached the hub and
@@ -139,14 +82,14 @@ import TestSupport
         #expect(out.contains("wgns hub: up, wg0 10.97.0.1/24"), "\(out)\n\(r.stderr)", sourceLocation: sourceLocation)
         for k in 1...peers {
             #expect(out.contains("job \(k) status 0"), "\(out)", sourceLocation: sourceLocation)
-            #expect(out.contains("peer \(k) wg0 mtu \(tunnelMTU)\n"), "\(out)", sourceLocation: sourceLocation)
+            #expect(out.contains("peer-\(k) wg0 mtu \(tunnelMTU)\n"), "\(out)", sourceLocation: sourceLocation)
             #expect(out.split(separator: "\n").contains { $0.hasPrefix("peer \(k): wgns: ") && $0.contains("endpoints resolved, MTU wg0 \(tunnelMTU) ") },
                     "\(out)", sourceLocation: sourceLocation)
-            #expect(out.contains("peer \(k) reaches 10.97.0.1\n"), "\(out)", sourceLocation: sourceLocation)
+            #expect(out.contains("peer-\(k) reaches 10.97.0.1\n"), "\(out)", sourceLocation: sourceLocation)
             for j in 1...peers where j != k {
-                #expect(out.contains("peer \(k) reaches 10.97.0.\(j + 1)\n"), "\(out)", sourceLocation: sourceLocation)
-                #expect(out.contains("peer \(k) df \(tunnelMTU) to 10.97.0.\(j + 1) fits\n"), "\(out)", sourceLocation: sourceLocation)
-                #expect(out.contains("peer \(k) df \(tunnelMTU + 1) to 10.97.0.\(j + 1) refused\n"), "\(out)", sourceLocation: sourceLocation)
+                #expect(out.contains("peer-\(k) reaches 10.97.0.\(j + 1)\n"), "\(out)", sourceLocation: sourceLocation)
+                #expect(out.contains("peer-\(k) df \(tunnelMTU) to 10.97.0.\(j + 1) fits\n"), "\(out)", sourceLocation: sourceLocation)
+                #expect(out.contains("peer-\(k) df \(tunnelMTU + 1) to 10.97.0.\(j + 1) refused\n"), "\(out)", sourceLocation: sourceLocation)
             }
         }
         #expect(!out.contains("cannot reach"), sourceLocation: sourceLocation)
@@ -161,7 +104,7 @@ import TestSupport
         #expect(out.contains("hub status 0"), "\(out)", sourceLocation: sourceLocation)
     }
 
-    @Test(.enabled(if: canRun, "needs root, iproute2, pasta, slirp4netns and python3"),
+    @Test(.enabled(if: canRun, "needs root, WGNS_TEST_USER, iproute2, pasta, slirp4netns and python3"),
           arguments: [("slirp4netns", 1500), ("pasta", 1500), ("slirp4netns", 9000), ("pasta", 9000), ("pasta", 2044)])
     func hubAndPeersAcrossTheFabric(carrier: String, mtu: Int) throws {
         let f = try Fixture(mtu: mtu)
@@ -174,7 +117,7 @@ import TestSupport
 
     /// 1% loss and 5 ms delay on every host's way out (a lossy, slow fabric):
     /// everything still completes. Bring-up time is printed, not asserted.
-    @Test(.enabled(if: canRun, "needs root, iproute2, pasta, slirp4netns and python3"),
+    @Test(.enabled(if: canRun, "needs root, WGNS_TEST_USER, iproute2, pasta, slirp4netns and python3"),
           arguments: ["slirp4netns", "pasta"])
     func lossAndDelay(carrier: String) throws {
         let f = try Fixture(delayMS: 5, lossPercent: 1)
@@ -186,87 +129,18 @@ import TestSupport
         print("cluster \(carrier) 1% loss, 5 ms: \(r.stdout.split(separator: "\n").first { $0.hasPrefix("bring-up") } ?? ""), fabric \(rtt.stdout)")
     }
 
-    /// The peers' job in the fault test: notes that it started, then until
-    /// the file `stop` exists pings the hub and every other peer, each
-    /// success stamping `ok.K.T` with the time.
-    static let proberScript = #"""
-        k=$1; n=$2
-        echo $$ >> started.$k
-        targets="1"; for j in $(seq 1 $n); do [ $j = $k ] || targets="$targets $((j+1))"; done
-        while [ ! -e stop ]; do
-          for t in $targets; do
-            ping -c1 -W1 10.97.0.$t > /dev/null 2>&1 && { date +%s.%N > ok.$k.$t.tmp; mv ok.$k.$t.tmp ok.$k.$t; }
-          done
-          sleep 0.2
-        done
-        """#
-
     /// Faults, one after another on one cluster of 4 hosts (hub on h1, peers
     /// on h2..h4, slirp4netns): the hub host's link down 5 s; the hub killed
     /// (SIGKILL) and started again with the same config; h4 vanishing (every
     /// process in it killed, its namespace deleted). After each, every
     /// surviving tunnel carries traffic again (bounds generous, times
     /// printed), no job restarted, and nothing of h4's peer is left.
-    @Test(.enabled(if: canRun, "needs root, iproute2, pasta, slirp4netns and python3"))
+    @Test(.enabled(if: canRun, "needs root, WGNS_TEST_USER, iproute2, pasta, slirp4netns and python3"))
     func faults() throws {
         let f = try Fixture(hosts: 4)
         #expect(f.start.status == 0, "\(f.start.stderr)")
         guard f.start.status == 0 else { return }
-        let r = try f.sh("""
-            cat > prober.sh <<'PROBER'
-            \(Self.proberScript)
-            PROBER
-            now() { date +%s.%N; }
-            # recovered SINCE LIMIT PAIRS...: waits until every pair K:T has an
-            # ok.K.T newer than SINCE; prints the seconds it took, or "never".
-            recovered() {
-              since=$1; limit=$2; shift 2
-              while :; do
-                all=yes
-                for p in "$@"; do
-                  o=ok.${p%:*}.${p#*:}
-                  [ -e $o ] && awk -v a="$(cat $o)" -v b=$since 'BEGIN { exit !(a > b) }' || { all=no; break; }
-                done
-                [ $all = yes ] && { awk -v a=$since -v b="$(now)" 'BEGIN { printf "%.1f\\n", b - a }'; return 0; }
-                awk -v a=$since -v b="$(now)" -v l=$limit 'BEGIN { exit !(b - a > l) }' && { echo never; return 1; }
-                sleep 0.1
-              done
-            }
-            pairs() { for k in "$@"; do echo "$k:1"; for j in "$@"; do [ $j = $k ] || echo "$k:$((j + 1))"; done; done; }
-            # Started straight from here (cluster.sh execs wgns), so that $H is wgns itself.
-            hub() { bash "$C" exec "$D" h1 ./wgns hub v --name hub$PORT >> hub.out 2>> hub.err & H=$!; }
-            on h1 ./wgns vpn new v --peers 3 --subnet 10.97.0.0/24 --endpoint h1:$PORT > /dev/null || exit 9
-            hub
-            for i in $(seq 200); do grep -q '^wgns hub: up' hub.out && break; sleep 0.05; done
-            for k in 1 2 3; do bash "$C" exec "$D" h$((k + 1)) ./wgns up v --peer $k -- sh prober.sh $k 3 > job.$k.out 2>&1 & eval J$k=\\$!; done
-            t=$(now); echo "first contact $(recovered $t 60 $(pairs 1 2 3)) s"
-
-            onroot h1 ip link set eth0 down; sleep 5; onroot h1 ip link set eth0 up; t=$(now)
-            echo "link flap: recovered in $(recovered $t 30 $(pairs 1 2 3)) s"
-
-            kill -KILL $H; wait $H 2>/dev/null
-            sleep 1
-            on h1 ./wgns list | grep -qx hub$PORT && echo "killed hub still listed"
-            hub; t=$(now)
-            echo "hub restart: recovered in $(recovered $t 90 $(pairs 1 2 3)) s"
-
-            # h4 (peer 3) vanishes: note its wgns and every descendant first.
-            ns=$(bash "$C" ns "$D" h4)
-            gone=$(ps -e -o pid=,ppid= | awk -v root=$J3 '{ kids[$2] = kids[$2] " " $1 } END { n = split(root, q, " "); for (i = 1; i <= n; i++) { printf "%s ", q[i]; m = split(kids[q[i]], c, " "); for (j = 1; j <= m; j++) q[++n] = c[j] } }')
-            echo "h4 processes $(echo $gone | wc -w)"
-            bash "$C" vanish "$D" h4; t=$(now)
-            echo "after vanish: recovered in $(recovered $t 30 $(pairs 1 2 | grep -v ':4$')) s"
-            sleep 1
-            left=""; for p in $gone; do [ -e /proc/$p ] && [ "$(awk '{print $3}' /proc/$p/stat 2>/dev/null)" != Z ] && left="$left $p"; done
-            echo "h4 left:${left:- nothing}"
-            for p in /proc/[0-9]*; do [ "$(readlink $p/ns/net 2>/dev/null)" = "$ns" ] && { echo "h4 namespace still there"; break; }; done
-            on h1 ./wgns list | grep -qx hub$PORT && echo "hub still up"
-
-            touch stop
-            wait $J1; echo "job 1 status $?"; wait $J2; echo "job 2 status $?"
-            for k in 1 2 3; do echo "job $k started $(wc -l < started.$k) times"; done
-            on h1 ./wgns down hub$PORT; wait $H; echo "hub status $?"
-            """)
+        let r = try f.script("cluster-faults.sh")
         let out = r.stdout
         print(out.split(separator: "\n").filter { $0.contains("recovered") || $0.hasPrefix("first contact") }.map { "cluster faults: \($0)" }.joined(separator: "\n"))
         #expect(!out.contains("never"), "\(out)\n\(r.stderr)")
@@ -293,7 +167,7 @@ import TestSupport
     /// else (no default route, no address on the bridge); stop removes
     /// everything start made, relays included; bad knobs are usage errors
     /// that make nothing; a start that fails halfway removes what it made.
-    @Test(.enabled(if: canRun, "needs root, iproute2, pasta, slirp4netns and python3"))
+    @Test(.enabled(if: canRun, "needs root, WGNS_TEST_USER, iproute2, pasta, slirp4netns and python3"))
     func clusterScript() throws {
         let dir = "/tmp/wgns-cluster-\(UUID().uuidString.prefix(8))"
         defer { _ = try? shell("bash '\(Self.clusterScript)' stop '\(dir)'; rm -rf '\(dir)'") }
@@ -305,7 +179,7 @@ import TestSupport
         #expect(start.stdout.contains("cluster: 2 hosts (h1..h2, 10.231.0.1-2/24), MTU 1500, delay 1 ms, loss 0.5% each way"), "\(start.stdout)")
         do { let state = try Self.machineState(tag: tag); #expect(state == "2\n7\n2\n\(mounts)\n", "\(state)") }
         let r = try shell("""
-            C='\(Self.clusterScript)'; D='\(dir)'
+            C='\(Self.clusterScript)'; D='\(dir)'; export TESTNET_USER='\(testUser ?? "")'
             bash "$C" root "$D" h2 ping -c1 -W2 h1 > /dev/null && echo "h2 reaches h1 by name"
             bash "$C" exec "$D" h1 sh -c 'echo "user $(id -un) on $(cat /etc/hostname)"'
             bash "$C" root "$D" h1 ip route | grep -q default && echo "h1 has a default route"
@@ -314,7 +188,7 @@ import TestSupport
             bash "$C" exec "$D" h9 true; echo "h9 status $?"
             """)
         #expect(r.stdout.contains("h2 reaches h1 by name\n"), "\(r.stdout)\(r.stderr)")
-        #expect(r.stdout.contains("user wgns-test on h1\n"))
+        #expect(r.stdout.contains("user \(testUser ?? "?") on h1\n"), "\(r.stdout)")
         #expect(r.stdout.contains("h1 reaches nothing else\n"))
         #expect(!r.stdout.contains("default route") && !r.stdout.contains("bridge has an address"))
         #expect(r.stdout.contains("h9 status 1") && r.stderr.contains("cluster.sh: no host h9 in \(dir)\n"))
