@@ -14,26 +14,20 @@ import TestSupport
 /// slurm-client and munge.
 @Suite(.serialized) struct SlurmTests {
     static let canRun = getuid() == 0 && which("slurmctld") != nil && which("srun") != nil && which("munged") != nil
-        && which("ip") != nil && which("python3") != nil && getpwnam("wgns-test") != nil
+        && which("ip") != nil && which("python3") != nil && testUser != nil
     static let script = "\(packageRoot)/scripts/slurm/cluster.sh"
 
     /// A cluster (made and removed by cluster.sh) and a folder of the test
-    /// user's, both gone at deinit.
+    /// user's (TestSupport's one fixture: wgns and jobs/), both gone at deinit.
     final class Cluster {
+        let folder: TestFolder
+        var work: String { folder.path }
         let dir: String
-        let work: String
         let start: RunResult
 
         init(nodes: Int = 2) throws {
-            let id = UUID().uuidString.prefix(8)
-            dir = "/tmp/wgns-slurm-\(id)"
-            work = "/tmp/wgns-slurm-\(id).w"
-            try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: false)
-            if let pw = getpwnam("wgns-test") { chown(work, pw.pointee.pw_uid, pw.pointee.pw_gid) }
-            chmod(work, 0o755)
-            // The checkout may be unreadable for the test user: its own copy.
-            try FileManager.default.copyItem(atPath: wgnsBinary, toPath: "\(work)/wgns")
-            chmod("\(work)/wgns", 0o755)
+            folder = try TestFolder("slurm")
+            dir = "\(folder.path).slurm"
             start = try shell("bash '\(SlurmTests.script)' start '\(dir)' \(nodes)")
         }
 
@@ -42,17 +36,19 @@ import TestSupport
         /// binary. The script first closes every inherited descriptor above 2,
         /// so that nothing it leaves in the background keeps the test waiting.
         func sh(_ script: String, on host: String = "h1") throws -> RunResult {
-            try run("/bin/bash", [SlurmTests.script, "exec", dir, host, "/bin/bash", "-c", """
+            var env = ProcessInfo.processInfo.environment
+            env["TESTNET_USER"] = folder.user
+            return try run("/bin/bash", [SlurmTests.script, "exec", dir, host, "/bin/bash", "-c", """
                 for n in $(cd /proc/$$/fd && echo *); do [ "$n" -gt 2 ] && eval "exec $n>&-"; done
                 cd '\(work)' || exit 99
                 W='\(work)/wgns'
                 \(script)
-                """])
+                """], environment: env)
         }
 
         func stop() throws -> RunResult { try shell("bash '\(SlurmTests.script)' stop '\(dir)'") }
 
-        deinit { _ = try? stop(); try? FileManager.default.removeItem(atPath: work) }
+        deinit { _ = try? stop() }
     }
 
     /// A started cluster, or nil with the failure recorded.
@@ -77,7 +73,7 @@ import TestSupport
     /// table as it was. Bad arguments are one line and exit 64; a start
     /// that fails halfway (before the daemons, or after some) removes what
     /// it made.
-    @Test(.enabled(if: canRun, "needs root, iproute2, python3 and Slurm (scripts/deps.sh installs it)"))
+    @Test(.enabled(if: canRun, "needs root, WGNS_TEST_USER, iproute2, python3 and Slurm (scripts/deps.sh installs it)"))
     func nodesAreTestHostsAndStopLeavesNothing() throws {
         let mounts = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n").count
         guard let c = try Self.started() else { return }
@@ -106,7 +102,8 @@ import TestSupport
             echo "up $(ls | grep -c '^up\\.')"
             """)
         #expect(r.stdout.contains("h2 10.231.0.2 h2 idle\nh3 10.231.0.3 h3 idle\n"), "\(r.stdout)\(r.stderr)")
-        #expect(r.stdout.contains("task 0 on h2: h2 wgns-test 10.231.0.2/24\ntask 1 on h3: h3 wgns-test 10.231.0.3/24\n"), "\(r.stdout)\(r.stderr)")
+        let user = c.folder.user ?? "?"
+        #expect(r.stdout.contains("task 0 on h2: h2 \(user) 10.231.0.2/24\ntask 1 on h3: h3 \(user) 10.231.0.3/24\n"), "\(r.stdout)\(r.stderr)")
         #expect(r.stdout.contains("up 4\n"), "\(r.stdout)\(r.stderr)")
         let running = try Self.carrying(token)
         #expect(!running.isEmpty)
@@ -163,28 +160,6 @@ import TestSupport
         #expect(late.stderr.contains("== \(c.dir)/log/slurmctld.log\n"), "\(late.stderr)")
     }
 
-    /// The task of the srun scenario: says where it runs, waits for all,
-    /// pings the hub and every other task by name (retrying while the hub has
-    /// not heard from it yet), then peer N sends a file over TCP to peer 1
-    /// (another host), which prints its sha256; then it waits for `release`.
-    static let taskScript = #"""
-        k=$WGNS_PEER; n=$WGNS_PEERS
-        echo "peer-$k is task $SLURM_PROCID on $SLURMD_NODENAME ($(hostname)) at $WGNS_ADDRESS"
-        \#(TestJobs.meet(receiverBind: "0.0.0.0"))
-        for t in hub $(seq -f 'peer-%g' 1 $n); do
-          [ $t = peer-$k ] && continue
-          ok=no
-          for try in $(seq 30); do ping -c1 -W1 $t > /dev/null 2>&1 && { ok=yes; break; }; done
-          [ $ok = yes ] && echo "peer-$k reaches $t" || echo "peer-$k cannot reach $t"
-        done
-        if [ $k = $n ]; then
-          \#(TestJobs.tcpSend(to: "peer-1"))
-        fi
-        [ $k = 1 ] && { wait $R; cat tcp.recv; }
-        touch done.$k
-        i=0; until [ -e release ]; do i=$((i+1)); [ $i -gt 1200 ] && exit 3; sleep 0.05; done
-        """#
-
     /// The srun scenario: the hub on h1 (`wgns hub`, its port picked and
     /// published as h1:PORT), and `srun -N2 -n4 wgns up DIR` from h1, two
     /// tasks on each of h2 and h3, each its own peer by rank. Every task
@@ -192,7 +167,7 @@ import TestSupport
     /// to h2 over TCP with its sha256 intact, the tunnel MTU is the fabric's
     /// minus 80 with host loopback off, and the hub sees each peer at its
     /// host's fabric address. Nothing of the job is left afterwards.
-    @Test(.enabled(if: canRun, "needs root, iproute2, python3 and Slurm (scripts/deps.sh installs it)"))
+    @Test(.enabled(if: canRun, "needs root, WGNS_TEST_USER, iproute2, python3 and Slurm (scripts/deps.sh installs it)"))
     func srunTasksOnTheirOwnHostsReachEachOther() throws {
         guard let c = try Self.started() else { return }
         let hub = "slurm-hub-\(UInt16.random(in: 1000...60000))"
@@ -204,15 +179,12 @@ import TestSupport
             export \(token)
             head -c 8388608 /dev/urandom > data.bin; chmod 644 data.bin
             echo "sent $(sha256sum < data.bin | cut -d' ' -f1)"
-            cat > task.sh <<'TASK'
-            \(Self.taskScript)
-            TASK
             "$W" vpn new vpn --peers 4 > /dev/null || exit 9
             "$W" hub vpn --name \(hub) > hub.out 2> hub.err & H=$!
             for i in $(seq 200); do grep -q '^wgns hub: up' hub.out && break; kill -0 $H 2>/dev/null || break; sleep 0.05; done
             cat hub.out hub.err
             echo "published $(head -1 vpn/hub.endpoint | cut -d: -f1)"
-            srun -N2 -n4 --error='task.%t.err' "$W" up -v vpn -- sh task.sh > srun.out & S=$!
+            srun -N2 -n4 --error='task.%t.err' "$W" up -v vpn -- env MEMBER_TARGETS=name MEMBER_SEND=4 MEMBER_END=release sh jobs/member.sh > srun.out & S=$!
             i=0; until [ "$(ls | grep -c '^done\\.')" = 4 ]; do i=$((i + 1)); [ $i -gt 2400 ] && break; kill -0 $S 2>/dev/null || break; sleep 0.05; done
             "$W" show \(hub) endpoints | awk '{ print "hub sees", $NF }'
             touch release
@@ -227,7 +199,9 @@ import TestSupport
         #expect(out.contains("srun status 0\n"), "\(out)\n\(r.stderr)")
         // Block distribution: ranks 0 and 1 on h2, 2 and 3 on h3.
         for (k, host) in [(1, "h2"), (2, "h2"), (3, "h3"), (4, "h3")] {
-            #expect(out.contains("peer-\(k) is task \(k - 1) on \(host) (\(host)) at 10.97.0.\(k + 1)\n"), "\(out)")
+            #expect(out.contains("peer-\(k) is task \(k - 1) on \(host)\n"), "\(out)")
+            #expect(out.contains("peer-\(k) on \(host)\n"), "\(out)")
+            #expect(out.contains("peer-\(k) env peer-\(k) \(k)/4 10.97.0.\(k + 1) hub 10.97.0.1\n"), "\(out)")
             #expect(out.contains("peer-\(k) reaches hub\n"), "\(out)")
             for j in 1...4 where j != k { #expect(out.contains("peer-\(k) reaches peer-\(j)\n"), "\(out)") }
             #expect(out.split(separator: "\n").contains { $0.contains("task \(k - 1): wgns: ") && $0.contains("endpoints resolved, MTU wg0 1420 ") }, "\(out)")
@@ -253,7 +227,7 @@ import TestSupport
     /// last task (h3) sends the first (h2) a MiB over TCP, which arrives with
     /// its sha256. Both jobs succeed on different ports, and nothing of
     /// either is left: no process, no VPN folder, no endpoint file.
-    @Test(.enabled(if: canRun, "needs root, iproute2, python3 and Slurm (scripts/deps.sh installs it)"))
+    @Test(.enabled(if: canRun, "needs root, WGNS_TEST_USER, iproute2, python3 and Slurm (scripts/deps.sh installs it)"))
     func exampleBatchJobsRunTogetherEachWithItsOwnVPN() throws {
         guard let c = try Self.started() else { return }
         let example = try String(contentsOfFile: "\(packageRoot)/examples/slurm-vpn.sbatch", encoding: .utf8)
