@@ -161,6 +161,10 @@ vm_initramfs() {
         [ -x /usr/bin/wg-quick ] && cp /usr/bin/wg-quick "$stage/usr/bin/wg-quick"
         mkdir -p "$stage/vm/testnet"
         cp "$VM_ROOT/scripts/testnet/cluster.sh" "$stage/vm/testnet/"
+        # The member job and the upload pair of every multi-node test
+        # (Tests/jobs), run there by bash and busybox.
+        mkdir -p "$stage/vm/jobs"
+        cp "$VM_ROOT"/Tests/jobs/* "$stage/vm/jobs/"
     fi
     local carrier
     for carrier in slirp4netns pasta; do

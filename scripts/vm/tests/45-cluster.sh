@@ -15,56 +15,12 @@
 
 CLUSTER=/vm/testnet/cluster.sh
 
-# The peers' job: peer.sh K N (peer K of N, on host h(K+1), at 10.97.0.(K+1)).
-# Peer 1 receives the file on TCP port 5001 and peer 2 sends it. The peers
-# meet through files in the shared working directory (up.K, done.K).
-cluster_peer_job() {
-    cat <<'EOF'
-k=$1 n=$2
-mtu=$(/usr/sbin/ip -o link show wg0 | sed 's/.* mtu \([0-9]*\) .*/\1/')
-echo "peer $k wg0 mtu $mtu"
-/usr/sbin/ip -d -o link show wg0 | grep -q ' wireguard ' && echo "peer $k wg0 is kernel WireGuard"
-all() { for j in $(seq 1 "$n"); do [ -e "$1.$j" ] || return 1; done; }
-# busybox nc ends at EOF on its stdin: the receiver's is a FIFO held open.
-# Every wait is bounded, so that a broken VPN fails the test with what each
-# peer saw, before the VM's watchdog kills it.
-[ "$k" = 1 ] && { mkfifo hold; timeout 60 nc -l -p 5001 <>hold >recv.bin & R=$!; }
-touch "up.$k"
-i=0; until all up; do i=$((i + 1)); [ $i -gt 600 ] && { echo "peer $k: the others never came up"; exit 2; }; sleep 0.1; done
-targets=1; for j in $(seq 1 "$n"); do [ "$j" = "$k" ] || targets="$targets $((j + 1))"; done
-reached=
-for t in $targets; do
-    ok=no
-    for try in $(seq 10); do /usr/bin/ping -c1 -W1 "10.97.0.$t" >/dev/null 2>&1 && { ok=yes; break; }; done
-    [ $ok = yes ] && { echo "peer $k reaches 10.97.0.$t"; reached="$reached $t "; } || echo "peer $k cannot reach 10.97.0.$t"
-done
-for t in $targets; do
-    [ "$t" = 1 ] && continue
-    case "$reached" in *" $t "*) ;; *) echo "peer $k df to 10.97.0.$t skipped"; continue ;; esac
-    ok=lost
-    for try in 1 2 3; do /usr/bin/ping -c1 -W2 -M do -s $((mtu - 28)) "10.97.0.$t" >/dev/null 2>&1 && { ok=fits; break; }; done
-    echo "peer $k df $mtu to 10.97.0.$t $ok"
-    if /usr/bin/ping -c1 -W1 -M do -s $((mtu - 27)) "10.97.0.$t" 2>&1 | grep -q -i "message too long"; then
-        echo "peer $k df $((mtu + 1)) to 10.97.0.$t refused"
-    else
-        echo "peer $k df $((mtu + 1)) to 10.97.0.$t not refused"
-    fi
-done
-if [ "$k" = 2 ]; then
-    case "$reached" in
-    *" 2 "*)
-        i=0
-        until nc -w 5 10.97.0.2 5001 <data.bin; do
-            i=$((i + 1)); [ $i -gt 10 ] && { echo "peer 2 cannot connect to peer 1"; break; }; sleep 0.2
-        done ;;
-    *) echo "peer 2 sends no file: it cannot reach peer 1" ;;
-    esac
-fi
-[ "$k" = 1 ] && { wait $R; echo "received $(wc -c <recv.bin) $(sha256sum <recv.bin | cut -d' ' -f1)"; }
-touch "done.$k"
-i=0; until all done; do i=$((i + 1)); [ $i -gt 600 ] && { echo "peer $k: the others never finished"; exit 3; }; sleep 0.1; done
-EOF
-}
+# The peers' job: /vm/jobs/member.sh (Tests/jobs/member.sh, the host tests'
+# own), peer K of N on host h(K+1) at 10.97.0.(K+1), with DF probes; peer 2
+# sends peer 1 the file over TCP (upload-send and upload-recv, with busybox
+# nc and bash's /dev/tcp). The peers meet through files in the shared
+# working directory (up.K, done.K).
+MEMBER=/vm/jobs/member.sh
 
 # Every network and UTS namespace a process is in, one a line (one ls:
 # a readlink a process costs seconds under TCG).
@@ -97,7 +53,6 @@ cluster_vpn() {
     for h in h1 h2 h3 h4; do echo "$h $(bash $CLUSTER pid "$w/net" $h)"; done >host.pids
     dd if=/dev/urandom of=data.bin bs=65536 count=16 2>/dev/null && chmod 0644 data.bin
     sent=$(sha256sum <data.bin | cut -d' ' -f1)
-    cluster_peer_job >peer.sh
     as_user wgns vpn new "$w/v" --peers 3 --subnet 10.97.0.0/24 --endpoint "h1:$port" >/dev/null || fail "wgns vpn new failed"
     frag >frag.before
     on h1 wgns hub --backend kernel --name "$hub_name" "$w/v" >hub.out 2>hub.err &
@@ -111,8 +66,8 @@ cluster_vpn() {
     k=0
     for carrier in $carriers; do
         k=$((k + 1))
-        on "h$((k + 1))" wgns up -v --backend kernel --carrier "$carrier" "$w/v" --peer $k -- sh peer.sh $k 3 \
-            >job.$k.out 2>job.$k.err &
+        on "h$((k + 1))" wgns up -v --backend kernel --carrier "$carrier" "$w/v" --peer $k -- \
+            env MEMBER_DF=yes MEMBER_SEND=2 sh $MEMBER $k 3 >job.$k.out 2>job.$k.err &
         eval "job$k=\$!"
     done
     : >status
@@ -126,19 +81,20 @@ cluster_vpn() {
     grep -q '^wgns hub: up, wg0 10.97.0.1/24' hub.out || fail "no up line from the hub"
     for k in 1 2 3; do
         grep -q -x "job $k status 0" status || { cat job.$k.err; fail "peer $k's job did not exit 0"; }
-        grep -q -x "peer $k wg0 is kernel WireGuard" job.$k.out || fail "peer $k's wg0 is not kernel WireGuard"
-        grep -q -x "peer $k wg0 mtu $tmtu" job.$k.out || fail "peer $k's wg0 MTU is not $tmtu (fabric $mtu - 80)"
+        grep -q -x "peer-$k wg0 is kernel WireGuard" job.$k.out || fail "peer $k's wg0 is not kernel WireGuard"
+        grep -q -x "peer-$k wg0 mtu $tmtu" job.$k.out || fail "peer $k's wg0 MTU is not $tmtu (fabric $mtu - 80)"
         grep -q -E "endpoints resolved, MTU wg0 $tmtu( |,|\$)" job.$k.err || fail "peer $k's wgns did not say it chose MTU $tmtu"
-        grep -q -x "peer $k reaches 10.97.0.1" job.$k.out || fail "peer $k does not reach the hub"
+        grep -q -x "peer-$k reaches 10.97.0.1" job.$k.out || fail "peer $k does not reach the hub"
         for j in 1 2 3; do
             [ $j = $k ] && continue
             a=10.97.0.$((j + 1))
-            grep -q -x "peer $k reaches $a" job.$k.out || fail "peer $k does not reach peer $j"
-            grep -q -x "peer $k df $tmtu to $a fits" job.$k.out || fail "a DF packet of $tmtu from peer $k to peer $j did not cross"
-            grep -q -x "peer $k df $((tmtu + 1)) to $a refused" job.$k.out || fail "a DF packet of $((tmtu + 1)) from peer $k to peer $j was not refused"
+            grep -q -x "peer-$k reaches $a" job.$k.out || fail "peer $k does not reach peer $j"
+            grep -q -x "peer-$k df $tmtu to $a fits" job.$k.out || fail "a DF packet of $tmtu from peer $k to peer $j did not cross"
+            grep -q -x "peer-$k df $((tmtu + 1)) to $a refused" job.$k.out || fail "a DF packet of $((tmtu + 1)) from peer $k to peer $j was not refused"
         done
     done
-    grep -q -x "received 1048576 $sent" job.1.out || fail "the file did not arrive whole (sent 1048576 bytes, sha256 $sent)"
+    grep -q -x "received 1048576 $sent from 10.97.0.3" job.1.out || fail "the file did not arrive whole from peer 2 (sent 1048576 bytes, sha256 $sent)"
+    grep -q -x "checksums match: 1048576 $sent to 10.97.0.2:5001" job.2.out || fail "peer 2 did not hear back the file's checksum"
     same_file frag.before frag.after "the hosts' fragmentation counters"
     [ "$(grep -c 'latest handshake' show.out)" = 3 ] || { cat show.out; fail "the hub does not show three handshakes"; }
     [ "$hrc" = 0 ] || { cat hub.err; fail "the hub exited $hrc"; }
@@ -153,9 +109,9 @@ cluster_vpn() {
 
 # Two clusters, each carrier on both fabrics, and peers of both carriers
 # reaching each other on each.
-if [ -x /bin/bash ] && [ -f $CLUSTER ] && command -v slirp4netns >/dev/null && command -v pasta >/dev/null; then
+if [ -x /bin/bash ] && [ -f $CLUSTER ] && [ -f $MEMBER ] && command -v slirp4netns >/dev/null && command -v pasta >/dev/null; then
     run_test user/cluster-kernel/mtu1500-slirp4netns-pasta cluster_vpn 1500 1 slirp4netns pasta slirp4netns
     run_test user/cluster-kernel/mtu9000-pasta-slirp4netns cluster_vpn 9000 2 pasta slirp4netns pasta
 else
-    echo "@@VM-ERROR bash, the test cluster's cluster.sh, slirp4netns or pasta missing from the initramfs (scripts/vm/lib.sh copies them)"
+    echo "@@VM-ERROR bash, the test cluster's cluster.sh, the member job, slirp4netns or pasta missing from the initramfs (scripts/vm/lib.sh copies them)"
 fi
