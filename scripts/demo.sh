@@ -16,6 +16,8 @@ cluster=$(pwd)/scripts/testnet/cluster.sh
 work=$(mktemp -d /tmp/wgns-demo.XXXXXX)
 chmod 755 "$work"
 cp .build/debug/wgns "$work/"
+# The member job of every multi-node test (Tests/jobs/member.sh).
+cp -r Tests/jobs "$work/jobs"
 chown -R "$TEST_USER" "$work"
 hub=
 net=
@@ -61,33 +63,13 @@ for _ in $(seq 100); do grep -q "up," "$work/hub.out" 2>/dev/null && break; slee
 cat "$work/hub.out"
 
 step "$n jobs${net:+ on h2..h$((n + 1))}, each in its own namespace (wgns up vpn --peer K), pinging each other through the hub"
-mkdir -m 777 "$work/barrier"
+# Every job (Tests/jobs/member.sh, the tests' own) says where it is, waits
+# until all are up, pings the hub and the others by name, then waits until
+# all are done, so that nobody leaves while others still ping it.
 job() {
-    local k=$1 others=""
-    for j in $(seq $n); do [ "$j" = "$k" ] || others="$others $j"; done
-    # Every job waits until all are up, pings the others, then waits until
-    # all are done, so that nobody leaves while others still ping it.
-    on "h$((k + 1))" ./wgns up vpn --peer "$k" $( [ "$k" = $n ] && echo --isolate ) -- sh -c '
-        k=$1; shift; n=$1; shift; b=$1; shift
-        me=$(ip -4 -br addr show wg0 | awk "{print \$3}")
-        links=$(ip -br link | awk "{print \$1}" | tr "\n" " ")
-        echo "peer-$k on $(cat /etc/hostname 2>/dev/null || hostname): $me, wg0 mtu $(ip -o link show wg0 | sed "s/.* mtu \([0-9]*\) .*/\1/"), interfaces: $links"
-        touch "$b/up.$k"; while [ "$(ls "$b" | grep -c "^up\.")" -lt "$n" ]; do sleep 0.05; done
-        for j in "$@"; do
-            ip=10.97.0.$((j + 1))
-            # A hub that has not yet heard a peer drops what is meant for it;
-            # and a hub whose namespace has sent nothing yet sometimes loses
-            # the first handshake (WireGuard retries after 5 s): try a while.
-            ok=no
-            for try in 1 2 3 4 5; do out=$(ping -c 3 -i 0.2 -W 2 "$ip") && { ok=yes; break; }; done
-            if [ $ok = yes ]; then
-                echo "peer-$k -> peer-$j ($ip): $(echo "$out" | grep -o "[0-9]* received") , rtt $(echo "$out" | tail -1 | cut -d/ -f5) ms"
-            else
-                echo "peer-$k -> peer-$j ($ip): UNREACHABLE"
-            fi
-        done
-        touch "$b/done.$k"; while [ "$(ls "$b" | grep -c "^done\.")" -lt "$n" ]; do sleep 0.05; done' \
-        sh "$k" "$n" "$work/barrier" $others
+    local k=$1
+    on "h$((k + 1))" ./wgns up vpn --peer "$k" $( [ "$k" = $n ] && echo --isolate ) -- \
+        env MEMBER_TARGETS=name sh jobs/member.sh
 }
 pids=()
 for k in $(seq $n); do job "$k" >"$work/job-$k.out" 2>&1 & pids+=($!); done
@@ -110,7 +92,7 @@ for p in $(pgrep -u "$TEST_USER" -f "wgns|slirp4netns|pasta|wireguard-go" || tru
 done
 echo "processes left behind by the demo: $left"
 if [ -n "$net" ]; then bash "$cluster" stop "$net"; net=; echo "test cluster removed"; fi
-if grep -q UNREACHABLE "$work"/job-*.out || [ "$status" != 0 ]; then
+if grep -q "cannot reach" "$work"/job-*.out || [ "$status" != 0 ]; then
     echo "demo: some peers could not reach each other" >&2
     exit 1
 fi
