@@ -58,12 +58,21 @@ final class UpFixture {
     /// Runs `script` with bash in the fixture folder as the test user. The
     /// script first closes every inherited descriptor above 2, so that a
     /// wgns it leaves in the background does not keep the test waiting.
-    func sh(_ script: String) throws -> RunResult {
+    func sh(_ script: String, environment: [String: String] = [:]) throws -> RunResult {
         var argv: [String] = []
         if let user { argv = ["setpriv", "--reuid", user, "--regid", user, "--clear-groups"] }
-        argv += ["env", "-i", "HOME=\(dir)", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "W=\(dir)/wgns",
-                 "/bin/bash", "-c", "for n in $(cd /proc/$$/fd && echo *); do [ \"$n\" -gt 2 ] && eval \"exec $n>&-\"; done\ncd \(dir) || exit 99\n" + script]
+        argv += ["env", "-i", "HOME=\(dir)", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "W=\(dir)/wgns"]
+        argv += environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        argv += ["/bin/bash", "-c", "for n in $(cd /proc/$$/fd && echo *); do [ \"$n\" -gt 2 ] && eval \"exec $n>&-\"; done\ncd \(dir) || exit 99\n" + script]
         return try run("/usr/bin/env", argv)
+    }
+
+    /// Runs the files `names` of Tests/scripts, one after another in one bash
+    /// (read here: the test user may not read the checkout), as `sh` does,
+    /// with `environment` added.
+    func script(_ names: String..., environment: [String: String] = [:]) throws -> RunResult {
+        let text = try names.map { try String(contentsOfFile: "\(scriptsFolder)/\($0)", encoding: .utf8) }.joined(separator: "\n")
+        return try sh(text, environment: environment)
     }
 
     /// Runs the peer (`wgns up peer.conf` with jobs/upload-recv on TCP

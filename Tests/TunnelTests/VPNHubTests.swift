@@ -8,16 +8,6 @@ import Tunnel
 /// isolation and the Slurm rank. All traffic stays on loopback and in the
 /// tests' own namespaces.
 @Suite(.serialized) struct VPNHubTests {
-    /// Starts a hub (`wgns hub`, named when `name` is given) in the background
-    /// of a script and waits for its "up" line.
-    static func startHub(_ name: String? = nil) -> String {
-        """
-        "$W" hub \(name.map { "--name \($0) " } ?? "")v > hub.out 2> hub.err &
-        H=$!
-        for i in $(seq 1 200); do grep -q '^wgns hub: up' hub.out && break; kill -0 $H 2>/dev/null || break; sleep 0.05; done
-        """
-    }
-
     /// Every process whose command line or working directory is in `dir`.
     static func processes(under dir: String) -> [String] {
         let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.compactMap { Int32($0) } ?? []
@@ -44,20 +34,7 @@ import Tunnel
         let f = try UpFixture()
         let name = "hub\(f.port)"
         let mountsBefore = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n").count
-        let r = try f.sh("""
-            "$W" vpn new v --peers 3 --subnet 10.97.0.0/24 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 9
-            \(Self.startHub(name))
-            "$W" list | grep -x \(name) && echo "hub listed"
-            for k in 1 2 3; do "$W" up v --peer $k -- sh jobs/member.sh $k 3 > job.$k.out 2>&1 & eval J$k=\\$!; done
-            wait $J1; echo "job 1 status $?"; wait $J2; echo "job 2 status $?"; wait $J3; echo "job 3 status $?"
-            cat job.1.out job.2.out job.3.out
-            "$W" show \(name) > show.out; echo "show status $?"
-            "$W" status \(name) | grep -c '^peer: ' | sed 's/^/status peers /'
-            kill -INT $H; wait $H; echo "hub status $?"
-            cat hub.out
-            "$W" list | grep -x \(name) || echo "hub gone"
-            rm -f up.* done.* reached.* job.*.out
-            """)
+        let r = try f.script("hub.sh", "vpn-all-to-all.sh", environment: ["NAME": name, "PORT": "\(f.port)"])
         let out = r.stdout
         #expect(out.contains("hub listed\n"), "\(out)\n\(r.stderr)")
         #expect(out.contains("wgns hub: up, wg0 10.97.0.1/24, UDP port \(f.port) forwarded from the host, 3 peers\n"))
@@ -89,21 +66,7 @@ import Tunnel
     /// A dual-stack VPN: the hub forwards IPv6 between peers too (one of them isolated).
     @Test func hubForwardsIPv6() throws {
         let f = try UpFixture()
-        let r = try f.sh("""
-            "$W" vpn new v --peers 2 --subnet 10.97.0.0/24 --subnet fd97::/64 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 9
-            \(Self.startHub())
-            rm -f up; mkfifo up
-            "$W" up v --peer 1 -- sh -c 'echo > up; sleep 30' > job.1.out 2>&1 &
-            J1=$!
-            read x < up
-            "$W" up v --peer 2 --isolate -- sh -c '
-              for t in 1 2 3 4 5; do ping -c1 -W2 fd97::2 > /dev/null 2>&1 && { echo "v6 peer reached"; break; }; done
-              ping -c1 -W2 fd97::1 > /dev/null 2>&1 && echo "v6 hub reached"'
-            kill -TERM $J1; wait $J1
-            kill -HUP $H; wait $H; echo "hub status $?"
-            cat hub.out
-            rm -f up job.1.out
-            """)
+        let r = try f.script("hub.sh", "vpn-ipv6.sh", environment: ["PORT": "\(f.port)"])
         #expect(r.stdout.contains("wgns hub: up, wg0 10.97.0.1/24, fd97::1/64, UDP port \(f.port) forwarded from the host, 2 peers\n"), "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("v6 peer reached\n"))
         #expect(r.stdout.contains("v6 hub reached\n"))
@@ -142,29 +105,8 @@ import Tunnel
             """, mode: 0o644)
         let tcp = f.port &+ 1
         let isolate = how == "flag" ? "--isolate" : ""
-        let r = try f.sh("""
-            "$W" vpn new v --peers 2 --subnet 10.97.0.0/24 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 9
-            \(how == "config" ? "printf 'Isolate = true\\n' >> v/peer-2.conf" : "")
-            python3 -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1", \(tcp))); s.listen(8); time.sleep(60)' &
-            L=$!
-            \(Self.startHub())
-            "$W" up v --peer 1 -- sh jobs/member.sh 1 2 > job.1.out 2>&1 &
-            J1=$!
-            "$W" up v --peer 2 \(isolate) -- sh -c '
-              \(Self.listInterfaces)
-              echo "sysfs $(ls /sys/class/net | tr "\\n" " ")"
-              echo "host loopback $(python3 probe.py 10.0.2.2 \(tcp))"
-              echo "outside $(python3 probe.py 192.0.2.1 80)"
-              ping -c1 -W1 10.0.2.2 > /dev/null 2>&1 && echo "ping host loopback works" || echo "ping host loopback fails"
-              sh jobs/member.sh 2 2'
-            echo "isolated status $?"
-            wait $J1; echo "job 1 status $?"
-            "$W" up v --peer 1 -- sh -c 'echo "control host loopback $(python3 probe.py 10.0.2.2 \(tcp))"'
-            cat job.1.out
-            kill -INT $H; wait $H; echo "hub status $?"
-            kill -KILL $L; wait $L 2>/dev/null
-            rm -f up.* done.* reached.* job.*.out
-            """)
+        let r = try f.script("hub.sh", "vpn-isolated.sh",
+                             environment: ["PORT": "\(f.port)", "TCP": "\(tcp)", "ISOLATE": isolate, "HOW": how])
         let out = r.stdout
         #expect(out.contains("interfaces lo wg0 \n"), "\(out)\n\(r.stderr)")
         #expect(out.contains("sysfs lo wg0 \n"))
@@ -232,21 +174,7 @@ import Tunnel
     /// each other and the hub by name; the file goes with the hub.
     @Test func hubPicksItsPortAndPeersFindItAndEachOtherByName() throws {
         let f = try UpFixture()
-        let r = try f.sh("""
-            "$W" vpn new v --peers 3 > /dev/null || exit 9
-            cat v/hub.conf v/peer-1.conf | grep -ic '^ListenPort\\|^Endpoint' | sed 's/^/ports in configs /'
-            \(Self.startHub())
-            stat -c 'endpoint file mode %a' v/hub.endpoint
-            head -1 v/hub.endpoint | sed 's/^/published /'
-            "$W" hub v > second.out 2> second.err; echo "second hub status $?"
-            for k in 1 2 3; do "$W" up v --peer $k -- env MEMBER_TARGETS=name sh jobs/member.sh $k 3 > job.$k.out 2>&1 & eval J$k=\\$!; done
-            wait $J1; echo "job 1 status $?"; wait $J2; echo "job 2 status $?"; wait $J3; echo "job 3 status $?"
-            cat job.1.out job.2.out job.3.out second.err
-            kill -TERM $H; wait $H; echo "hub status $?"
-            cat hub.out
-            [ -e v/hub.endpoint ] && echo "endpoint left" || echo "endpoint gone"
-            rm -f up.* done.* reached.* job.*.out second.*
-            """)
+        let r = try f.script("hub.sh", "vpn-by-name.sh")
         let out = r.stdout
         #expect(out.contains("ports in configs 0\n"), "\(out)\n\(r.stderr)")
         #expect(out.contains("endpoint file mode 600\n"))
@@ -278,23 +206,7 @@ import Tunnel
     /// Two such hubs at once get different ports.
     @Test func hubLivesAsLongAsItsCommand() throws {
         let f = try UpFixture()
-        let r = try f.sh("""
-            "$W" vpn new a --peers 2 > /dev/null && "$W" vpn new b --peers 2 > /dev/null || exit 9
-            cmd='echo "$1 sees $WGNS_ENDPOINT hub $WGNS_HUB peers $WGNS_PEERS netns $(readlink /proc/self/ns/net)"
-                 [ "$(head -1 $1/hub.endpoint)" = "$WGNS_ENDPOINT" ] && echo "$1 endpoint published"
-                 "$W" exec hub-$1 -- getent hosts peer-2 | tr -s " " | sed "s/^/$1 hub resolves /"
-                 "$W" up $1 --peer 1 -- ping -c1 -W5 hub.vpn > /dev/null && echo "$1 peer reaches hub"
-                 sleep 1; exit $2'
-            "$W" hub a --name hub-a -- sh -c "$cmd" x a 7 > a.out 2>&1 &
-            A=$!
-            "$W" hub b --name hub-b -- sh -c "$cmd" x b 0 > b.out 2>&1 &
-            B=$!
-            wait $A; echo "a status $?"; wait $B; echo "b status $?"
-            cat a.out b.out
-            echo "host netns $(readlink /proc/self/ns/net)"
-            ls a b | tr '\\n' ' '; echo
-            rm -f a.out b.out
-            """)
+        let r = try f.script("vpn-hub-command.sh")
         let out = r.stdout
         #expect(out.contains("a status 7\n"), "\(out)\n\(r.stderr)")
         #expect(out.contains("b status 0\n"))
@@ -316,25 +228,7 @@ import Tunnel
     /// Bad input around a published endpoint: one line each, non-zero, nothing left.
     @Test func publishedEndpointBadInput() throws {
         let f = try UpFixture()
-        let r = try f.sh("""
-            "$W" vpn new v --peers 2 > /dev/null || exit 9
-            mkdir plain
-            "$W" hub plain; echo "plain hub status $?"
-            "$W" up plain -- true; echo "plain up status $?"
-            "$W" hub v --advertise no-such-host.invalid -- true; echo "advertise status $?"
-            "$W" up v --peer 1 --wait 0.5 -- true; echo "no hub status $?"
-            "$W" up v --peer 1 --wait soon -- true; echo "bad wait status $?"
-            SLURM_PROCID=2 "$W" up v --wait 1 -- true; echo "rank status $?"
-            # A hub killed with SIGKILL leaves its file: it is stale, not an endpoint.
-            \(Self.startHub())
-            kill -KILL $H; wait $H 2>/dev/null
-            for i in $(seq 100); do pgrep -u $(id -u) -f "$PWD/wgns hub" > /dev/null || break; sleep 0.05; done
-            [ -e v/hub.endpoint ] && echo "stale file there"
-            "$W" up v --peer 1 --wait 0.5 -- true; echo "stale status $?"
-            # A new hub replaces it.
-            "$W" hub v -- "$W" up v --peer 2 -- ping -c1 -W5 hub > /dev/null; echo "replaced status $?"
-            ls v | tr '\\n' ' '; echo
-            """)
+        let r = try f.script("hub.sh", "vpn-bad-input.sh")
         let out = r.stdout, err = r.stderr
         #expect(out.contains("plain hub status 1"), "\(out)\n\(err)")
         #expect(err.contains("wgns: plain is not a VPN directory (no plain/hub.conf; make one with `wgns vpn new plain --peers N`)\n"))
