@@ -35,8 +35,8 @@ import TestSupport
         /// test user in the work folder, with SLURM_CONF set and W the wgns
         /// binary. The script first closes every inherited descriptor above 2,
         /// so that nothing it leaves in the background keeps the test waiting.
-        func sh(_ script: String, on host: String = "h1") throws -> RunResult {
-            var env = ProcessInfo.processInfo.environment
+        func sh(_ script: String, on host: String = "h1", environment: [String: String] = [:]) throws -> RunResult {
+            var env = ProcessInfo.processInfo.environment.merging(environment) { $1 }
             env["TESTNET_USER"] = folder.user
             return try run("/bin/bash", [SlurmTests.script, "exec", dir, host, "/bin/bash", "-c", """
                 for n in $(cd /proc/$$/fd && echo *); do [ "$n" -gt 2 ] && eval "exec $n>&-"; done
@@ -44,6 +44,12 @@ import TestSupport
                 W='\(work)/wgns'
                 \(script)
                 """], environment: env)
+        }
+
+        /// Runs Tests/scripts/NAME as `sh` does (read here: the test user may
+        /// not read the checkout), with `environment` added.
+        func script(_ name: String, environment: [String: String] = [:]) throws -> RunResult {
+            try sh(try String(contentsOfFile: "\(scriptsFolder)/\(name)", encoding: .utf8), environment: environment)
         }
 
         func stop() throws -> RunResult { try shell("bash '\(SlurmTests.script)' stop '\(dir)'") }
@@ -90,22 +96,13 @@ import TestSupport
         for line in ["munged munged on h1", "slurmctld slurmctld on h1", "slurmd-h2 slurmd on h2", "slurmd-h3 slurmd on h3"] {
             #expect(placed.stdout.contains(line + "\n"), "\(placed.stdout)\(placed.stderr)")
         }
-        let token = "WGNS_SLURM_TEST=\(UUID().uuidString)"
-        let r = try c.sh("""
-            export \(token)
-            sinfo -N -h -o '%N %o %n %t'
-            srun -N2 -n2 sh -c 'echo "task $SLURM_PROCID on $SLURMD_NODENAME: $(hostname) $(id -un) $(ip -4 -o addr show eth0 | awk "{print \\$4}")"' | sort
-            # A job that outlives the test: a hub on h1 and four tasks in wgns, each saying it is up.
-            "$W" vpn new vpn --peers 4 > /dev/null || exit 9
-            "$W" hub vpn -- srun -N2 -n4 "$W" up vpn -- sh -c 'touch up.$WGNS_PEER; exec sleep 600' > job.out 2>&1 &
-            i=0; until [ "$(ls | grep -c '^up\\.')" = 4 ]; do i=$((i + 1)); [ $i -gt 1200 ] && break; sleep 0.05; done
-            echo "up $(ls | grep -c '^up\\.')"
-            """)
+        let token = UUID().uuidString
+        let r = try c.script("slurm-nodes.sh", environment: ["WGNS_SLURM_TEST": token])
         #expect(r.stdout.contains("h2 10.231.0.2 h2 idle\nh3 10.231.0.3 h3 idle\n"), "\(r.stdout)\(r.stderr)")
         let user = c.folder.user ?? "?"
         #expect(r.stdout.contains("task 0 on h2: h2 \(user) 10.231.0.2/24\ntask 1 on h3: h3 \(user) 10.231.0.3/24\n"), "\(r.stdout)\(r.stderr)")
         #expect(r.stdout.contains("up 4\n"), "\(r.stdout)\(r.stderr)")
-        let running = try Self.carrying(token)
+        let running = try Self.carrying("WGNS_SLURM_TEST=\(token)")
         #expect(!running.isEmpty)
 
         let stop = try c.stop()
@@ -124,7 +121,7 @@ import TestSupport
             true
             """)
         #expect(left.stdout.isEmpty, "left behind:\n\(left.stdout)")
-        let remains = try Self.carrying(token)
+        let remains = try Self.carrying("WGNS_SLURM_TEST=\(token)")
         #expect(remains.isEmpty, "left behind: \(remains)")
         let after = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n").count
         #expect(after == mounts)
@@ -174,25 +171,8 @@ import TestSupport
         // Every process this test starts, through srun or not, inherits this
         // token: what is left of the job afterwards is found by it, whatever
         // other tests run as the same user meanwhile.
-        let token = "WGNS_SLURM_TEST=\(UUID().uuidString)"
-        let r = try c.sh("""
-            export \(token)
-            head -c 8388608 /dev/urandom > data.bin; chmod 644 data.bin
-            echo "sent $(sha256sum < data.bin | cut -d' ' -f1)"
-            "$W" vpn new vpn --peers 4 > /dev/null || exit 9
-            "$W" hub vpn --name \(hub) > hub.out 2> hub.err & H=$!
-            for i in $(seq 200); do grep -q '^wgns hub: up' hub.out && break; kill -0 $H 2>/dev/null || break; sleep 0.05; done
-            cat hub.out hub.err
-            echo "published $(head -1 vpn/hub.endpoint | cut -d: -f1)"
-            srun -N2 -n4 --error='task.%t.err' "$W" up -v vpn -- env MEMBER_TARGETS=name MEMBER_SEND=4 MEMBER_END=release sh jobs/member.sh > srun.out & S=$!
-            i=0; until [ "$(ls | grep -c '^done\\.')" = 4 ]; do i=$((i + 1)); [ $i -gt 2400 ] && break; kill -0 $S 2>/dev/null || break; sleep 0.05; done
-            "$W" show \(hub) endpoints | awk '{ print "hub sees", $NF }'
-            touch release
-            wait $S; echo "srun status $?"
-            cat srun.out
-            for t in 0 1 2 3; do grep -h "MTU wg0\\|containment" task.$t.err | sed "s/^/task $t: /"; done
-            "$W" down \(hub); wait $H; echo "hub status $?"
-            """)
+        let token = UUID().uuidString
+        let r = try c.script("slurm-srun.sh", environment: ["WGNS_SLURM_TEST": token, "HUB": hub])
         let out = r.stdout
         #expect(out.contains("wgns hub: up, wg0 10.97.0.1/24, UDP port "), "\(out)\n\(r.stderr)")
         #expect(out.contains("published h1\n"), "\(out)")
@@ -214,7 +194,7 @@ import TestSupport
         let seen = out.split(separator: "\n").filter { $0.hasPrefix("hub sees ") }.map { $0.dropFirst(9).split(separator: ":")[0] }
         #expect(seen.count == 4 && seen.filter { $0 == "10.231.0.2" }.count == 2 && seen.filter { $0 == "10.231.0.3" }.count == 2, "\(out)")
         #expect(out.contains("hub status 0"), "\(out)")
-        let remains = try Self.carrying(token)
+        let remains = try Self.carrying("WGNS_SLURM_TEST=\(token)")
         #expect(remains.isEmpty, "left behind: \(remains)")
     }
 
@@ -233,21 +213,8 @@ import TestSupport
         let example = try String(contentsOfFile: "\(packageRoot)/examples/slurm-vpn.sbatch", encoding: .utf8)
         try Data(example.utf8).write(to: URL(fileURLWithPath: "\(c.work)/slurm-vpn.sbatch"))
         chmod("\(c.work)/slurm-vpn.sbatch", 0o755)
-        let token = "WGNS_SLURM_TEST=\(UUID().uuidString)"
-        let r = try c.sh("""
-            export \(token)
-            export WGNS="$W"
-            # Both jobs need every core of both nodes: --oversubscribe lets them share.
-            sbatch --wait --oversubscribe --parsable slurm-vpn.sbatch > job.1 & A=$!
-            sbatch --wait --oversubscribe --parsable slurm-vpn.sbatch > job.2 & B=$!
-            for i in $(seq 600); do
-              [ "$(squeue -h -t R -o %i | wc -l)" = 2 ] && { echo "both running"; break; }
-              sleep 0.05
-            done
-            wait $A; echo "job 1 status $?"; wait $B; echo "job 2 status $?"
-            for k in 1 2; do echo "== job $k"; cat wgns-vpn-$(cat job.$k).out; done
-            echo "== left"; ls -a | grep -v '^\\.*$' | tr '\\n' ' '; echo
-            """)
+        let token = UUID().uuidString
+        let r = try c.script("slurm-example.sh", environment: ["WGNS_SLURM_TEST": token])
         let out = r.stdout
         #expect(out.contains("both running\n"), "\(out)\n\(r.stderr)")
         #expect(out.contains("job 1 status 0\n") && out.contains("job 2 status 0\n"), "\(out)\n\(r.stderr)")
@@ -273,7 +240,7 @@ import TestSupport
         // Nothing left: no VPN folder (keys), no process with the token.
         let left = out.components(separatedBy: "== left\n").last ?? ""
         #expect(left.split(separator: " ").allSatisfy { !$0.hasPrefix("wgns-vpn-") || $0.hasSuffix(".out") }, "\(left)")
-        let remains = try Self.carrying(token)
+        let remains = try Self.carrying("WGNS_SLURM_TEST=\(token)")
         #expect(remains.isEmpty, "left behind: \(remains)")
     }
 }
