@@ -108,18 +108,8 @@ import TestSupport
         let stop = try c.stop()
         #expect(stop.status == 0, "\(stop.stderr)")
         let tag = try shell("printf %s '\(net)' | sha1sum | cut -c1-6").stdout.trimmingCharacters(in: .whitespacesAndNewlines)
-        let left = try shell("""
-            for p in /proc/[0-9]*; do
-              [ "$(awk '{print $3}' $p/stat 2>/dev/null)" = Z ] && continue
-              n=$(readlink $p/ns/net 2>/dev/null) || continue
-              grep -qF " $n" '\(c.work)/ns' && echo "in a host: $(ps -o pid=,args= -p ${p#/proc/})"
-              tr '\\0' ' ' < $p/cmdline 2>/dev/null | grep -q '[/]\(c.dir.dropFirst())/' && echo "daemon: $(ps -o pid=,args= -p ${p#/proc/})"
-            done
-            pgrep -f '^wgns-\(tag)-h' > /dev/null && echo "a keeper"
-            ip -o link | grep -q ' wt\(tag)' && echo "a link"
-            [ -e '\(c.dir)' ] && echo "files: $(find '\(c.dir)' | head -5)"
-            true
-            """)
+        let left = try run("/bin/bash", ["\(scriptsFolder)/slurm-left.sh"], environment: ProcessInfo.processInfo.environment
+            .merging(["NSFILE": "\(c.work)/ns", "DIR": c.dir, "TAG": tag]) { $1 })
         #expect(left.stdout.isEmpty, "left behind:\n\(left.stdout)")
         let remains = try Self.carrying("WGNS_SLURM_TEST=\(token)")
         #expect(remains.isEmpty, "left behind: \(remains)")

@@ -369,23 +369,7 @@ extension UpTests {
     @Test func namedTunnelExecListDown() throws {
         let f = try UpFixture()
         let name = "t\(f.port)"
-        let r = try f.sh("""
-            "$W" up --name \(name) job.conf > named.out 2>&1 &
-            P=$!
-            for i in $(seq 1 100); do "$W" list | grep -qx \(name) && break; sleep 0.05; done
-            "$W" list | grep -x \(name) && echo listed
-            "$W" up --name \(name) job.conf -- true; echo "second status $?"
-            "$W" exec \(name) -- sh -c 'echo "inside $(id -u) $(readlink /proc/self/ns/net)"; ip -o -4 addr show wg0'
-            echo "outside x $(readlink /proc/self/ns/net)"
-            "$W" exec \(name) -- sh -c 'exit 5'; echo "exec status $?"
-            "$W" exec \(name) -- no-such-command-here; echo "missing status $?"
-            "$W" status \(name)
-            "$W" show \(name) endpoints
-            "$W" down \(name); echo "down status $?"
-            wait $P; echo "up status $?"
-            "$W" list | grep -x \(name) || echo "not listed"
-            "$W" down \(name); echo "down again status $?"
-            """)
+        let r = try f.script("up-named.sh", environment: ["NAME": name])
         let out = r.stdout
         #expect(out.contains("listed\n"), "\(out) \(r.stderr)")
         #expect(out.contains("second status 1"))
