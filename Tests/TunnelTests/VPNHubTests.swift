@@ -26,10 +26,6 @@ import Tunnel
         #expect(UpFixture.eventually { processes(under: dir).isEmpty }, "\(processes(under: dir))", sourceLocation: sourceLocation)
     }
 
-    /// A shell command that prints the job's network interfaces, sorted, on
-    /// one line ("interfaces lo wg0 ").
-    static let listInterfaces = #"echo "interfaces $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | sort | tr "\n" " ")""#
-
     @Test func hubAndThreePeersReachEachOther() throws {
         let f = try UpFixture()
         let name = "hub\(f.port)"
@@ -96,13 +92,6 @@ import Tunnel
     @Test(arguments: ["flag", "config"])
     func isolatedJobReachesOnlyTheTunnel(how: String) throws {
         let f = try UpFixture()
-        try f.write("probe.py", """
-            import socket, sys
-            try:
-                socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3).close(); print("connected")
-            except OSError as e:
-                print("refused:", e.strerror)
-            """, mode: 0o644)
         let tcp = f.port &+ 1
         let isolate = how == "flag" ? "--isolate" : ""
         let r = try f.script("hub.sh", "vpn-isolated.sh",
@@ -128,15 +117,7 @@ import Tunnel
     @Test func namedIsolatedTunnelExecSeesOnlyTheTunnel() throws {
         let f = try UpFixture()
         let name = "iso\(f.port)"
-        let r = try f.sh("""
-            "$W" vpn new v --peers 1 --subnet 10.97.0.0/24 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 9
-            "$W" up --name \(name) --isolate v --peer 1 > named.out 2>&1 &
-            P=$!
-            for i in $(seq 1 200); do "$W" list | grep -qx \(name) && "$W" exec \(name) -- true 2>/dev/null && break; sleep 0.05; done
-            "$W" exec \(name) -- sh -c '\(Self.listInterfaces)'
-            "$W" status \(name) | head -1
-            "$W" down \(name); wait $P; echo "up status $?"
-            """)
+        let r = try f.script("vpn-named-isolated.sh", environment: ["NAME": name, "PORT": "\(f.port)"])
         #expect(r.stdout.contains("interfaces lo wg0 \n"), "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("interface: wg0\n"))
         #expect(r.stdout.contains("up status 0"))
@@ -146,15 +127,7 @@ import Tunnel
     /// Inside a Slurm step without --peer, task rank R is peer R+1.
     @Test func slurmRankPicksThePeer() throws {
         let f = try UpFixture()
-        let r = try f.sh("""
-            "$W" vpn new v --peers 3 --subnet 10.97.0.0/24 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 9
-            for rank in 0 2; do SLURM_PROCID=$rank "$W" up v -- sh -c "echo rank $rank \\$(ip -o -4 addr show wg0 | tr -s ' ' | cut -d' ' -f4)"; done
-            SLURM_PROCID=0 "$W" up v --peer 2 -- sh -c "echo explicit \\$(ip -o -4 addr show wg0 | tr -s ' ' | cut -d' ' -f4)"
-            SLURM_PROCID=3 "$W" up v -- true; echo "rank 3 status $?"
-            "$W" up v -- true; echo "no rank status $?"
-            "$W" up v --peer 0 -- true; echo "peer 0 status $?"
-            mkdir empty; "$W" up empty --peer 1 -- true; echo "empty status $?"
-            """)
+        let r = try f.script("vpn-slurm-rank.sh", environment: ["PORT": "\(f.port)"])
         let out = r.stdout
         #expect(out.contains("rank 0 10.97.0.2/24\n"), "\(out)\n\(r.stderr)")
         #expect(out.contains("rank 2 10.97.0.4/24\n"))
@@ -259,30 +232,7 @@ import Tunnel
     @Test func hubNeverTakesAPortSomeoneHolds() throws {
         let f = try UpFixture()
         let p = f.port
-        try f.write("hold.py", """
-            import os, socket, sys, time
-            held = []
-            for i, p in enumerate(sys.argv[1:]):
-                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                if i % 2: s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("0.0.0.0", int(p)))
-                held.append(s)
-            open("held", "w").close()
-            end = time.time() + 30
-            while os.path.exists("held") and time.time() < end:
-                time.sleep(0.05)
-            """, mode: 0o644)
-        let r = try f.sh("""
-            "$W" vpn new v --peers 1 > /dev/null || exit 9
-            python3 hold.py \(p) \(p + 1) \(p + 3) & P=$!
-            for i in $(seq 200); do [ -e held ] && break; sleep 0.02; done
-            for i in 1 2 3; do
-              "$W" hub v --ports \(p)-\(p + 3) -- sh -c 'echo "hub at $WGNS_ENDPOINT"; "$W" up v --peer 1 -- ping -c1 -W5 hub > /dev/null && echo "peer reaches hub"'
-            done
-            "$W" hub v --ports \(p)-\(p + 1) -- true; echo "all taken status $?"
-            "$W" hub v --ports 9-2 -- true; echo "bad range status $?"
-            rm -f held; wait $P
-            """)
+        let r = try f.script("vpn-ports.sh", environment: ["P": "\(p)"])
         let out = r.stdout
         let ats = out.split(separator: "\n").filter { $0.hasPrefix("hub at ") }
         #expect(ats.count == 3, "\(out)\n\(r.stderr)")

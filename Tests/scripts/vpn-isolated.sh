@@ -15,13 +15,13 @@ J1=$!
 "$W" up v --peer 2 $ISOLATE -- sh -c '
   echo "interfaces $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | sort | tr "\n" " ")"
   echo "sysfs $(ls /sys/class/net | tr "\n" " ")"
-  echo "host loopback $(python3 probe.py 10.0.2.2 $1)"
-  echo "outside $(python3 probe.py 192.0.2.1 80)"
+  echo "host loopback $(python3 jobs/probe.py 10.0.2.2 $1)"
+  echo "outside $(python3 jobs/probe.py 192.0.2.1 80)"
   ping -c1 -W1 10.0.2.2 > /dev/null 2>&1 && echo "ping host loopback works" || echo "ping host loopback fails"
   sh jobs/member.sh 2 2' _ "$TCP"
 echo "isolated status $?"
 wait $J1; echo "job 1 status $?"
-"$W" up v --peer 1 -- sh -c 'echo "control host loopback $(python3 probe.py 10.0.2.2 $1)"' _ "$TCP"
+"$W" up v --peer 1 -- sh -c 'echo "control host loopback $(python3 jobs/probe.py 10.0.2.2 $1)"' _ "$TCP"
 cat job.1.out
 kill -INT $H; wait $H; echo "hub status $?"
 kill -KILL $L; wait $L 2>/dev/null
