@@ -9,22 +9,7 @@ import TestSupport
 /// iproute2's `ip` as the judge.
 @Suite(.serialized) struct RouteNetlinkTests {
     @Test func linksAddressesRoutesRules() throws {
-        let r = try inFreshNamespace("""
-            "$RTNL" 'veth d0 d1' 'up lo' 'up d0' 'mtu d0 1400' 'addr-add d0 10.1.0.2/24' \
-              'addr-add d0 fd00::2/64' 'route-add 10.2.0.0/16 d0' 'route-add 0.0.0.0/0 d0 51820' \
-              'route-add fd01::/64 d0' 'route-add ::/0 d0 51820' \
-              'rule-add not-fwmark 51820 51820 v4' 'rule-add suppress 254 v4' \
-              'rule-add not-fwmark 51820 51820 v6' 'rule-add suppress 254 v6' \
-              links 'index d0' 'index nope' 'route-get 10.2.3.4'
-            echo ---
-            ip -o link show d0
-            ip -o addr show dev d0 scope global
-            ip route show table main
-            ip route show table 51820
-            ip -6 route show table 51820
-            ip rule
-            ip -6 rule
-            """)
+        let r = try inFreshNamespace(String(contentsOfFile: "\(scriptsFolder)/rtnl-links.sh", encoding: .utf8))
         #expect(r.status == 0, "\(r.stderr)")
         let parts = r.stdout.components(separatedBy: "---\n")
         #expect(parts.count == 2)
@@ -49,15 +34,7 @@ import TestSupport
     }
 
     @Test func removalUndoesEverything() throws {
-        let r = try inFreshNamespace("""
-            "$RTNL" 'veth d0 d1' 'up d0' 'addr-add d0 10.1.0.2/24' 'addr-add d0 fd00::2/64' \
-              'route-add 10.2.0.0/16 d0 100' 'rule-add not-fwmark 7 100 v4' 'rule-add suppress 254 v4'
-            "$RTNL" 'rule-del not-fwmark 7 100 v4' 'rule-del suppress 254 v4' 'route-del 10.2.0.0/16 d0 100' \
-              'addr-del d0 10.1.0.2/24' 'addr-del d0 fd00::2/64' 'down d0'
-            ip -o addr show dev d0 scope global; ip route show table 100; ip rule; ip -o link show d0
-            echo ---
-            "$RTNL" 'delete d0' links
-            """)
+        let r = try inFreshNamespace(String(contentsOfFile: "\(scriptsFolder)/rtnl-removal.sh", encoding: .utf8))
         #expect(r.status == 0, "\(r.stderr)")
         #expect(!r.stdout.contains("10.1.0.2"))
         #expect(!r.stdout.contains("fd00::2"))
@@ -71,18 +48,7 @@ import TestSupport
     @Test func tunLinkAndMoveToAnotherNamespace() throws {
         // A TUN device (as wireguard-go makes) moved by fd into a second
         // network namespace of the same user namespace.
-        let r = try inFreshNamespace("""
-            ip tuntap add t0 mode tun
-            "$RTNL" links
-            unshare -n sleep 30 & child=$!
-            while [ "$(readlink /proc/$child/ns/net)" = "$(readlink /proc/self/ns/net)" ]; do :; done
-            "$RTNL" "move t0 /proc/$child/ns/net"
-            echo ---
-            "$RTNL" links
-            echo ---
-            nsenter --net=/proc/$child/ns/net "$RTNL" links
-            kill $child
-            """)
+        let r = try inFreshNamespace(String(contentsOfFile: "\(scriptsFolder)/rtnl-tun-move.sh", encoding: .utf8))
         #expect(r.status == 0, "\(r.stderr)")
         let parts = r.stdout.components(separatedBy: "---\n")
         #expect(parts.count == 3)

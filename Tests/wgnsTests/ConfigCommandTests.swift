@@ -58,31 +58,7 @@ private func stageConfigs() throws -> (dir: String, files: [String]) {
         }
         let (dir, files) = try stageConfigs()
         defer { try? FileManager.default.removeItem(atPath: dir) }
-        var script = """
-            set -u
-            umask 077
-            mount -t tmpfs -o mode=0700 none /run
-            WG_PROCESS_FOREGROUND=1 \(wggo) wgt >/dev/null 2>&1 &
-            go=$!
-            trap 'kill $go 2>/dev/null; wait $go 2>/dev/null' EXIT
-            for i in $(seq 200); do [ -S /run/wireguard/wgt.sock ] && break; sleep 0.02; done
-
-            """
-        for f in files {
-            script += """
-                '\(wgnsBinary)' strip '\(f)' > '\(f).ours' || echo "STRIPFAIL \(f)"
-                \(wg) setconf wgt /dev/null
-                if \(wg) setconf wgt '\(f).ours'; then \(wg) showconf wgt > '\(f).ours.show'; else echo "OURS-REJECTED \(f)"; fi
-                if wg-quick strip '\(f)' > '\(f).theirs' 2>/dev/null && \(wg) setconf wgt /dev/null && \(wg) setconf wgt '\(f).theirs' 2>/dev/null; then
-                    \(wg) showconf wgt > '\(f).theirs.show'
-                    echo "COMPARE \(f)"
-                else
-                    echo "THEIRS-REJECTED \(f)"
-                fi
-
-                """
-        }
-        let r = try run(unshare, ["-r", "-n", "-m", "/bin/sh", "-c", script])
+        let r = try run(unshare, ["-r", "-n", "-m", "/bin/sh", "\(scriptsFolder)/strip-compare.sh", wgnsBinary, wg, wggo] + files)
         #expect(!r.stdout.contains("STRIPFAIL"), "\(r.stdout)")
         #expect(!r.stdout.contains("OURS-REJECTED"), "\(r.stdout) \(r.stderr)")
         // wg-quick strip handles the plain wg-quick files, so those must match
