@@ -178,15 +178,8 @@ import TestSupport
         #expect(start.status == 0, "\(start.stderr)")
         #expect(start.stdout.contains("cluster: 2 hosts (h1..h2, 10.231.0.1-2/24), MTU 1500, delay 1 ms, loss 0.5% each way"), "\(start.stdout)")
         do { let state = try Self.machineState(tag: tag); #expect(state == "2\n7\n2\n\(mounts)\n", "\(state)") }
-        let r = try shell("""
-            C='\(Self.clusterScript)'; D='\(dir)'; export TESTNET_USER='\(testUser ?? "")'
-            bash "$C" root "$D" h2 ping -c1 -W2 h1 > /dev/null && echo "h2 reaches h1 by name"
-            bash "$C" exec "$D" h1 sh -c 'echo "user $(id -un) on $(cat /etc/hostname)"'
-            bash "$C" root "$D" h1 ip route | grep -q default && echo "h1 has a default route"
-            bash "$C" root "$D" h1 ip route get 192.0.2.1 2>&1 | grep -q unreachable && echo "h1 reaches nothing else"
-            ip -o addr show dev wt\(tag)br | grep -q inet && echo "the bridge has an address"
-            bash "$C" exec "$D" h9 true; echo "h9 status $?"
-            """)
+        let r = try run("/bin/bash", ["\(scriptsFolder)/cluster-hosts.sh"], environment: ProcessInfo.processInfo.environment.merging(
+            ["C": Self.clusterScript, "D": dir, "TAG": tag, "TESTNET_USER": testUser ?? ""]) { $1 })
         #expect(r.stdout.contains("h2 reaches h1 by name\n"), "\(r.stdout)\(r.stderr)")
         #expect(r.stdout.contains("user \(testUser ?? "?") on h1\n"), "\(r.stdout)")
         #expect(r.stdout.contains("h1 reaches nothing else\n"))

@@ -122,26 +122,15 @@ import TestSupport
         #expect(bad.status == 64 && bad.stderr == "cluster.sh: NODES must be a number from 1 to 100, not 'x'\n", "\(bad.stderr)")
         let usage = try shell("bash '\(Self.script)' srun '\(c.dir)'")
         #expect(usage.status == 64 && usage.stderr.hasPrefix("usage: cluster.sh start DIR [NODES]"), "\(usage.stderr)")
-        let half = try shell("""
-            ip link add wt\(tag)2h type veth peer name wt\(tag)2x
-            bash '\(Self.script)' start '\(c.dir)' 2; echo "status $?"
-            ip link del wt\(tag)2h
-            [ -e '\(c.dir)' ] && echo "files: $(find '\(c.dir)')"
-            pgrep -f '^wgns-\(tag)-h' > /dev/null && echo "a keeper"
-            ip -o link | grep -q ' wt\(tag)' && echo "a link"
-            true
-            """)
+        func failedStart(_ how: String) throws -> RunResult {
+            try run("/bin/bash", ["\(scriptsFolder)/slurm-failed-start.sh"], environment: ProcessInfo.processInfo.environment.merging(
+                ["HOW": how, "SLURM_CLUSTER": Self.script, "DIR": c.dir, "TAG": tag, "BIN": "\(c.work)/bin"]) { $1 })
+        }
+        let half = try failedStart("link")
         #expect(half.stdout == "status 1\n", "\(half.stdout)\(half.stderr)")
         // A slurmd that does not start, after munged and slurmctld did: they
         // go too, and so does everything else start made.
-        let late = try shell("""
-            mkdir -p '\(c.work)/bin'; printf '#!/bin/sh\\nexit 1\\n' > '\(c.work)/bin/slurmd'; chmod 755 '\(c.work)/bin/slurmd'
-            PATH='\(c.work)/bin':$PATH bash '\(Self.script)' start '\(c.dir)' 2; echo "status $?"
-            ps -e -o args= | grep -q '[/]\(c.dir.dropFirst())/' && echo "a daemon: $(ps -e -o args= | grep '[/]\(c.dir.dropFirst())/')"
-            [ -e '\(c.dir)' ] && echo "files: $(find '\(c.dir)')"
-            pgrep -f '^wgns-\(tag)-h' > /dev/null && echo "a keeper"
-            true
-            """)
+        let late = try failedStart("slurmd")
         #expect(late.stdout == "status 1\n", "\(late.stdout)\(late.stderr)")
         #expect(late.stderr.hasPrefix("cluster.sh: slurmd on h2 did not start\n"), "\(late.stderr)")
         #expect(late.stderr.contains("== \(c.dir)/log/slurmctld.log\n"), "\(late.stderr)")
