@@ -41,7 +41,7 @@ struct StaticBinaryTests {
             // Configs hold keys: the user's own, mode 0600 (as a user keeps
             // them; a readable one gets wgns's warning line); the rest 0644.
             var owner = getuid()
-            if owner == 0, let user = ProcessInfo.processInfo.environment["WGNS_TEST_USER"], let pw = getpwnam(user) {
+            if let user = testUser, let pw = getpwnam(user) {
                 owner = pw.pointee.pw_uid
             }
             for (name, text) in all {
@@ -58,10 +58,7 @@ struct StaticBinaryTests {
         deinit { try? FileManager.default.removeItem(atPath: path) }
 
         /// The unprivileged user wgns runs as when the tests run as root.
-        static let user: String? = {
-            guard getuid() == 0, let u = ProcessInfo.processInfo.environment["WGNS_TEST_USER"], !u.isEmpty else { return nil }
-            return u
-        }()
+        static let user: String? = testUser
 
         /// Runs `/bin/wgns ARGS` inside: uid and gid 4242 (no passwd or group
         /// entry anywhere), only `env` in the environment, at most 60 s.
