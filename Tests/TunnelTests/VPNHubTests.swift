@@ -441,4 +441,62 @@ import Tunnel
         #expect(r.stderr.contains("wgns: --ports '9-2': expected LO-HI, two UDP ports from 1 to 65535 with LO <= HI\n"))
         Self.expectNothingRunning(under: f.dir)
     }
+
+    /// The neighbour's binds on the hub's port: every address and option
+    /// tried; the child that keeps what was bound prints its pid.
+    static let neighbourBind = """
+        import os, socket, sys, time
+        port = int(sys.argv[1]); held = []
+        for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::"), (socket.AF_INET6, "::1")):
+            for opts in ("REUSEADDR", "REUSEPORT", "REUSEADDR+REUSEPORT"):
+                s = socket.socket(fam, socket.SOCK_DGRAM)
+                if "REUSEADDR" in opts: s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if "REUSEPORT" in opts: s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                try:
+                    s.bind((addr, port)); held.append(s); print("bound", addr, opts)
+                except OSError as e:
+                    print("refused", addr, opts, e.errno)
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            fd = os.open("/dev/null", os.O_RDWR)
+            for k in (0, 1, 2): os.dup2(fd, k)
+            time.sleep(30); os._exit(0)
+        print("holder", pid, flush=True)
+        """
+
+    /// Issue 19, item 7: once a hub is up (port picked, or its ListenPort),
+    /// another uid cannot bind its port on any address with SO_REUSEADDR or
+    /// SO_REUSEPORT (and so cannot steal the peers' datagrams), and the VPN
+    /// keeps working.
+    @Test(.enabled(if: UpFixture.neighbour != nil, "needs root and WGNS_NEIGHBOUR_USER (scripts/host-setup.sh)"),
+          arguments: ["picked", "fixed"])
+    func neighbourCannotTakeTheHubsPort(how: String) throws {
+        let f = try UpFixture()
+        try f.write("bind.py", Self.neighbourBind, mode: 0o644)
+        let up = try f.sh("""
+            "$W" vpn new v --peers 1\(how == "fixed" ? " --endpoint 127.0.0.1:\(f.port)" : "") > /dev/null || exit 9
+            "$W" hub v > hub.out 2> hub.err &
+            echo $! > hub.pid
+            for i in $(seq 1 200); do grep -q '^wgns hub: up' hub.out && break; sleep 0.05; done
+            cat hub.out
+            """)
+        let port = up.stdout.split(separator: "\n").first { $0.hasPrefix("wgns hub: up") }
+            .flatMap { $0.split(separator: " ").drop { $0 != "port" }.dropFirst().first }.flatMap { UInt16($0) }
+        #expect(port != nil, "\(up.stdout)\n\(up.stderr)")
+        if how == "fixed" { #expect(port == f.port) }
+        let n = try f.neighbourSh("python3 \"$D/bind.py\" \(port ?? 0)")
+        let holder = n.stdout.split(separator: "\n").first { $0.hasPrefix("holder ") }.flatMap { Int32($0.dropFirst(7)) }
+        #expect(n.stdout.components(separatedBy: "refused ").count == 13, "\(n.stdout)\n\(n.stderr)")
+        #expect(!n.stdout.contains("bound "), "\(n.stdout)")
+        let r = try f.sh("""
+            "$W" up v --peer 1 -- ping -c1 -W5 hub > /dev/null && echo "peer reaches hub"
+            kill -TERM $(cat hub.pid)
+            for i in $(seq 100); do kill -0 $(cat hub.pid) 2>/dev/null || break; sleep 0.05; done
+            cat hub.err
+            """)
+        if let holder { kill(holder, SIGKILL) }
+        #expect(r.stdout.contains("peer reaches hub\n"), "\(r.stdout)\n\(r.stderr)")
+        Self.expectNothingRunning(under: f.dir)
+    }
 }
