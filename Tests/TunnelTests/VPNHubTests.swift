@@ -499,4 +499,50 @@ import Tunnel
         #expect(r.stdout.contains("peer reaches hub\n"), "\(r.stdout)\n\(r.stderr)")
         Self.expectNothingRunning(under: f.dir)
     }
+
+    /// Issue 19, item 9: a VPN folder or a config with hooks that another
+    /// user owns, or that its group may write, is refused in one line that
+    /// names the path and the fix, and nothing runs (no hook, no tunnel).
+    @Test(.enabled(if: UpFixture.neighbour != nil, "needs root and WGNS_NEIGHBOUR_USER (scripts/host-setup.sh)"))
+    func foreignOrWritableFoldersAndHookConfigsAreRefused() throws {
+        let f = try UpFixture()
+        let made = try f.sh("""
+            "$W" vpn new gw --peers 1 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 9
+            "$W" vpn new theirs --peers 1 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 9
+            sed 's/^\\[Interface\\]/[Interface]\\nPostUp = touch hook-ran/' job.conf > hooks.conf
+            cp hooks.conf mine.conf && chmod 600 mine.conf
+            mkdir open && cp hooks.conf open/hooks.conf && chmod 775 open
+            chmod g+w gw
+            """)
+        #expect(made.status == 0, "\(made.stderr)")
+        // What another user made, readable to the test user (as a swapped-in folder would be).
+        let n = UpFixture.neighbour ?? "nobody"
+        let chowned = try shell("""
+            cd \(f.dir) && chown -R \(n) theirs hooks.conf && chmod 755 theirs && chmod 644 theirs/* hooks.conf
+            """)
+        #expect(chowned.status == 0, "\(chowned.stderr)")
+        let r = try f.sh("""
+            "$W" up gw --peer 1 -- true; echo "group-writable up status $?"
+            "$W" hub gw -- true; echo "group-writable hub status $?"
+            "$W" up theirs --peer 1 -- true; echo "foreign up status $?"
+            "$W" hub theirs -- true; echo "foreign hub status $?"
+            "$W" up hooks.conf -- true; echo "foreign hooks status $?"
+            "$W" up open/hooks.conf -- true; echo "hooks in a group-writable folder status $?"
+            [ -e hook-ran ] || [ -e open/hook-ran ] && echo "a hook ran"
+            "$W" up mine.conf -- true; echo "own hooks status $?"
+            [ -e hook-ran ] && echo "own hook ran"
+            """)
+        let out = r.stdout, err = r.stderr
+        for what in ["group-writable up", "group-writable hub", "foreign up", "foreign hub", "foreign hooks", "hooks in a group-writable folder"] {
+            #expect(out.contains("\(what) status 1\n"), "\(out)\n\(err)")
+        }
+        #expect(err.contains("wgns: gw: this VPN folder is writable by its group, who could change what wgns runs as you; run `chmod go-w gw`\n"), "\(err)")
+        #expect(err.contains("wgns: theirs: this VPN folder belongs to \(n), not to you, and wgns would run what it says as you; use one of your own (`wgns vpn new`, or a copy you own)\n"), "\(err)")
+        #expect(err.contains("wgns: hooks.conf: this config with hooks belongs to \(n), not to you, and wgns would run what it says as you; use one of your own (a copy you own)\n"), "\(err)")
+        #expect(err.contains("wgns: open: this folder of a config with hooks is writable by its group, who could change what wgns runs as you; run `chmod go-w open`\n"), "\(err)")
+        #expect(err.split(separator: "\n").count == 6, "\(err)")
+        #expect(!out.contains("a hook ran"))
+        #expect(out.contains("own hooks status 0\nown hook ran\n"), "\(out)\n\(err)")
+        Self.expectNothingRunning(under: f.dir)
+    }
 }
