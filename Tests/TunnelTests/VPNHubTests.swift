@@ -545,4 +545,53 @@ import Tunnel
         #expect(out.contains("own hooks status 0\nown hook ran\n"), "\(out)\n\(err)")
         Self.expectNothingRunning(under: f.dir)
     }
+
+    /// Issue 19, item 8: a neighbour floods the named tunnel's abstract
+    /// socket with connects (four processes, each keeping 300 open): the
+    /// owner's `list`, `exec` and `show` still find the tunnel every time,
+    /// and a second `up --name` of the same name is refused.
+    @Test(.enabled(if: UpFixture.neighbour != nil, "needs root and WGNS_NEIGHBOUR_USER (scripts/host-setup.sh)"))
+    func neighbourFloodingANamedTunnelChangesNothingForItsOwner() throws {
+        let f = try UpFixture()
+        let name = "t\(f.port)"
+        try f.write("flood.py", """
+            import os, socket, sys, time
+            name = sys.argv[1].encode(); end = time.time() + float(sys.argv[2])
+            for _ in range(3):
+                if os.fork() == 0: break
+            held = []
+            while time.time() < end:
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.setblocking(False)
+                try: s.connect(b"\\0" + name)
+                except OSError: pass
+                held.append(s)
+                if len(held) > 300: held.pop(0).close()
+            """, mode: 0o644)
+        let up = try f.sh("""
+            "$W" up --name \(name) job.conf > up.out 2>&1 &
+            for i in $(seq 200); do "$W" list | grep -qx \(name) && break; sleep 0.05; done
+            "$W" list | grep -qx \(name) && echo "listed"
+            """)
+        #expect(up.stdout == "listed\n", "\(up.stdout)\n\(up.stderr)")
+        let flood = try f.neighbourSh("setsid python3 \"$D/flood.py\" wgns/\(f.uid)/\(name) 30 > /dev/null 2>&1 & echo $!")
+        let floodGroup = Int32(flood.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+        #expect(floodGroup > 0, "\(flood.stdout)\n\(flood.stderr)")
+        let r = try f.sh("""
+            sleep 1
+            n=0; for i in $(seq 10); do "$W" list | grep -qx \(name) && n=$((n+1)); done; echo "listed $n/10"
+            n=0; for i in $(seq 5); do "$W" exec \(name) -- true && n=$((n+1)); done; echo "exec $n/5"
+            n=0; for i in $(seq 5); do "$W" show \(name) > /dev/null && n=$((n+1)); done; echo "show $n/5"
+            timeout 20 "$W" up --name \(name) job.conf -- echo "a second \(name) ran"; echo "second up status $?"
+            """)
+        if floodGroup > 0 { kill(-floodGroup, SIGKILL) }
+        let down = try f.sh(#""$W" down \#(name); echo "down status $?""#)
+        #expect(r.stdout.contains("listed 10/10\n"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("exec 5/5\n"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("show 5/5\n"), "\(r.stdout)\n\(r.stderr)")
+        #expect(!r.stdout.contains("a second \(name) ran"), "\(r.stdout)")
+        #expect(r.stdout.contains("second up status 1\n"), "\(r.stdout)")
+        #expect(r.stderr.contains("wgns: a tunnel named \(name) is already up\n"), "\(r.stderr)")
+        #expect(down.stdout == "down status 0\n", "\(down.stdout)\n\(down.stderr)")
+        Self.expectNothingRunning(under: f.dir)
+    }
 }
