@@ -594,4 +594,40 @@ import Tunnel
         #expect(down.stdout == "down status 0\n", "\(down.stdout)\n\(down.stderr)")
         Self.expectNothingRunning(under: f.dir)
     }
+
+    /// Issue 19, item 13: a hub restarted on the same folder (a new picked
+    /// port, or the same fixed one with none of the old sessions) is reached
+    /// again by a member that keeps running: the member's supervisor sees
+    /// the new `hub.endpoint` and handshakes at once. The job counts the
+    /// one-second pings until the first answer after the new hub is up
+    /// (the aim is 3; 10 only detects a failure).
+    @Test(arguments: ["picked", "fixed"])
+    func restartedHubIsReachedAgain(how: String) throws {
+        let f = try UpFixture()
+        let r = try f.sh("""
+            "$W" vpn new v --peers 1\(how == "fixed" ? " --endpoint 127.0.0.1:\(f.port)" : "") > /dev/null || exit 9
+            \(Self.startHub())
+            rm -f first restarted; mkfifo first
+            "$W" up v --peer 1 -- sh -c '
+              ping -c1 -W5 hub > /dev/null && echo "reached the first hub"
+              echo > first
+              i=0; until [ -e restarted ]; do i=$((i+1)); [ $i -gt 400 ] && exit 3; sleep 0.05; done
+              n=0; until ping -c1 -W1 hub > /dev/null 2>&1; do n=$((n+1)); [ $n -ge 10 ] && { echo "the new hub is not reached"; exit 4; }; done
+              echo "reached the new hub after $n lost pings"' > job.out 2>&1 &
+            J=$!
+            read x < first
+            kill -TERM $H; wait $H
+            "$W" hub v > hub.out 2> hub.err &
+            H=$!
+            for i in $(seq 1 200); do grep -q '^wgns hub: up' hub.out && break; kill -0 $H 2>/dev/null || break; sleep 0.05; done
+            touch restarted
+            wait $J; echo "job status $?"
+            kill -TERM $H; wait $H
+            cat job.out hub.err
+            """)
+        #expect(r.stdout.contains("reached the first hub\n"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("reached the new hub after "), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("job status 0\n"), "\(r.stdout)")
+        Self.expectNothingRunning(under: f.dir)
+    }
 }

@@ -180,7 +180,14 @@ public struct Supervisor {
             guard d > now else { deadlinePassed(); return }
             timeout = Int32(min((d - now) / 1_000_000 + 1, 60_000))
         }
-        if poll(&fds, nfds_t(fds.count), timeout) < 0 { return }
+        if let w = followerWake {
+            let now = monotonicNanos()
+            let ms = Int32(min(w > now ? (w - now) / 1_000_000 + 1 : 0, 60_000))
+            timeout = timeout < 0 ? ms : min(timeout, ms)
+        }
+        let n = poll(&fds, nfds_t(fds.count), timeout)
+        followHub()
+        if n < 0 { return }
         if let c = carrier, c.output >= 0, fds.contains(where: { $0.fd == c.output && $0.revents != 0 }) { c.drain() }
         if let k = fds.firstIndex(where: { $0.fd == listener && $0.revents != 0 }), k >= 2 { namedClientArrived() }
         if readyIndex >= 0 && fds[readyIndex].revents != 0 {

@@ -39,6 +39,8 @@ public struct UpOptions: Sendable {
     public var hosts: String?
     public var environment: [String] = []
     public var peerEndpoint: Endpoint?
+    /// `wgns up DIR`: follow the hub that publishes in DIR across restarts.
+    public var follower: HubFollower?
     /// How to start the holder: a program and arguments that end up calling
     /// `Holder.run()` (e.g. the wgns binary with a hidden subcommand).
     public var holderCommand: [String] = []
@@ -163,6 +165,7 @@ extension UpPlan {
         plan.isolate = setting(options.isolate, \.isolate) ?? plan.fullTunnel
         log.step(containment(plan))
         (plan.hosts, plan.environment) = (options.hosts, options.environment)
+        plan.follower = options.follower
         if options.hub {
             try Hub.check(configs, files: options.configFiles, plan: &plan)
         } else if options.command.isEmpty && options.name != nil {
