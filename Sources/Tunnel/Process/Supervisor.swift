@@ -274,6 +274,9 @@ public struct Supervisor {
             deadline = monotonicNanos() + UInt64(Self.stopGrace * 1e9)
         } else if !carrierReady {
             pendingError = TunnelError(.carrier, "carrier \(plan.carrier.rawValue) failed to start (\(t))" + Self.said(c))
+        } else {
+            // Ready, then gone before the job started: no job runs on a dead carrier.
+            pendingError = TunnelError(.carrier, "carrier \(plan.carrier.rawValue) exited (\(t)) before the job started" + Self.said(c))
         }
     }
 
