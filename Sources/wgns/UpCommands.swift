@@ -114,6 +114,11 @@ struct Up: Invocation {
                 let (e, loopback) = try VPN.peerEndpoint(toward: hub.endpoint, in: c)
                 options.peerEndpoint = e
                 if loopback { options.hostLoopback = true }
+                options.follower = HubFollower(directory: c, current: hub)
+            } else {
+                var current: HubEndpoint?
+                if case .live(let hub) = HubEndpoint.read(c) { current = hub }
+                options.follower = HubFollower(directory: c, current: current)
             }
             if options.hosts == nil { (options.hosts, options.environment) = (m.hosts, m.environment) }
         }

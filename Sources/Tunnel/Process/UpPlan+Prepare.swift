@@ -39,6 +39,8 @@ public struct UpOptions: Sendable {
     public var hosts: String?
     public var environment: [String] = []
     public var peerEndpoint: Endpoint?
+    /// `wgns up DIR`: follow the hub that publishes in DIR across restarts.
+    public var follower: HubFollower?
     /// How to start the holder: a program and arguments that end up calling
     /// `Holder.run()` (e.g. the wgns binary with a hidden subcommand).
     public var holderCommand: [String] = []
@@ -66,6 +68,7 @@ extension UpPlan {
         for file in options.configFiles {
             var c: TunnelConfig
             do { c = try TunnelConfig(contentsOf: file); try c.validateForUp(file: file) } catch { throw TunnelError(.config, wrapping: error) }
+            try Ownership.checkHooks(c, file: file)
             if let w = c.exposureWarning(file: file) { writeStderr("wgns: \(w)\n") }
             guard let key = c.interface.privateKey else {
                 throw TunnelError(.config, "\(file): [Interface] has no PrivateKey or PrivateKeyFile")
@@ -162,6 +165,7 @@ extension UpPlan {
         plan.isolate = setting(options.isolate, \.isolate) ?? plan.fullTunnel
         log.step(containment(plan))
         (plan.hosts, plan.environment) = (options.hosts, options.environment)
+        plan.follower = options.follower
         if options.hub {
             try Hub.check(configs, files: options.configFiles, plan: &plan)
         } else if options.command.isEmpty && options.name != nil {
