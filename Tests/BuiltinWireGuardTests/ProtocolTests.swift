@@ -97,6 +97,11 @@ import WGNetlink
                                            UInt8(truncatingIfNeeded: addr >> 8), UInt8(truncatingIfNeeded: addr)),
                               prefixLength: UInt8(len))!, value: v)
         }
+        // Remove a few values entirely: the scan and the trie must still agree.
+        for v in [UInt32(3), 7, 11] {
+            table.removeAll { $0.2 == v }
+            t.removeAll(value: v)
+        }
         for _ in 0..<2000 {
             let a = UInt32.random(in: .min ... .max, using: &rng)
             let best = table.filter { e in e.1 == 0 || (a >> (32 - e.1)) == (e.0 >> (32 - e.1)) }.max { $0.1 < $1.1 }
@@ -104,6 +109,20 @@ import WGNetlink
                                    UInt8(truncatingIfNeeded: a)))
             #expect(got == (best?.2 ?? 0))
         }
+    }
+
+    @Test func allowedIPsPrunesAndReusesNodes() {
+        var t = AllowedIPs()
+        for round in 0..<50 {
+            for i in 0..<100 {
+                t.insert(IPPrefix(address: .v6(IPAddress("fd00::\(String(i, radix: 16))")!.v6Bytes), prefixLength: 128)!,
+                         value: UInt32(round % 2 + 1))
+            }
+            t.removeAll(value: UInt32(round % 2 + 1))
+            #expect(t.lookup(IPAddress("fd00::5")!) == 0)
+        }
+        // 50 rounds of 100 /128s: without pruning and reuse the node array would hold 50 times one round's nodes.
+        #expect(t.nodeCount(v6: true) < 2 * (128 + 100 * 8))
     }
 
     @Test func messagesCheckSizeTypeAndReservedBytes() {
@@ -147,5 +166,12 @@ import WGNetlink
         var seen = Set<UInt32>()
         for _ in 0..<5000 { seen.insert(t.insert(.handshake(peer))) }
         #expect(seen.count == 5000 && t.count == 5000)
+    }
+}
+
+extension IPAddress {
+    var v6Bytes: IPv6Bytes {
+        if case .v6(let b) = self { return b }
+        fatalError("not IPv6")
     }
 }
