@@ -138,6 +138,38 @@ import TestSupport
         // Its first initiation got a cookie reply; the retry carried a valid mac2 and nothing else was dropped.
         #expect(device.drops.cookieReplied >= 1, "\(device.drops)")
         #expect(device.drops.incomingTotal == device.drops.cookieReplied, "\(device.drops)")
+
+        // 3. We rekey while the session lives (REKEY_AFTER_MESSAGES reached, as if 2^60 messages had gone):
+        // the packet that crosses it still goes under the old keys, a new handshake runs, and the next
+        // packet goes under the new ones; wireguard-go answers both.
+        device.underLoad = false
+        let old = device.locked { () -> Keypair? in
+            let peer = device.peerOrder[0]
+            peer.lastSentHandshake = nil  // its own initiation was answered a moment ago
+            peer.keypairs.current?.sendCounter = Timing.rekeyAfterMessages + 1
+            return peer.keypairs.current
+        }
+        try #require(old != nil)
+        sink.tun.removeAll()
+        icmpEcho(type: 8, from: (10, 99, 0, 1), to: (10, 99, 0, 2), id: 0x4343, seq: 1)
+            .withUnsafeBytes { device.handleOutgoing($0, sink: sink) }
+        pump(device, sink: sink, seconds: 10) {
+            sink.tun.contains { isEchoReply($0, id: 0x4343, from: (10, 99, 0, 2)) }
+                && device.locked { device.peerOrder[0].keypairs.current !== old }
+        }
+        let rotated = device.locked { () -> (Bool, Bool) in
+            let k = device.peerOrder[0].keypairs
+            return (k.current !== old && k.current?.isInitiator == true, k.previous === old)
+        }
+        #expect(sink.tun.contains { isEchoReply($0, id: 0x4343, from: (10, 99, 0, 2)) })
+        #expect(rotated.0 && rotated.1, "a new session we initiated, the old one kept as previous")
+        sink.tun.removeAll()
+        icmpEcho(type: 8, from: (10, 99, 0, 1), to: (10, 99, 0, 2), id: 0x4444, seq: 1)
+            .withUnsafeBytes { device.handleOutgoing($0, sink: sink) }
+        pump(device, sink: sink, seconds: 10) { sink.tun.contains { isEchoReply($0, id: 0x4444, from: (10, 99, 0, 2)) } }
+        #expect(sink.tun.contains { isEchoReply($0, id: 0x4444, from: (10, 99, 0, 2)) })
+        #expect(device.locked { device.peerOrder[0].keypairs.current?.sendCounter ?? 0 } < 100)
+        #expect(device.drops.incomingTotal == device.drops.cookieReplied, "\(device.drops)")
     }
 }
 
