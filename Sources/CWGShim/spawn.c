@@ -20,6 +20,61 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
+#include <stddef.h>
+#include <linux/audit.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/ioctl.h>
+
+#if defined(__x86_64__)
+#define WGNS_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define WGNS_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+int CWGShim_deny_tty_injection(void) {
+#ifndef WGNS_AUDIT_ARCH
+    errno = ENOSYS;
+    return -1;
+#else
+    /* The low 32 bits of ioctl's second argument (the kernel reads the
+     * request as an unsigned int). Little-endian on both architectures. */
+    enum { ARG1 = offsetof(struct seccomp_data, args) + sizeof(__u64) };
+    struct sock_filter f[] = {
+#if defined(__x86_64__)
+        /*  0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        /*  1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 3, 0),      /* 5 : 2 */
+        /*  2 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_I386, 0, 9),        /* 3 : kill */
+        /* i386: ioctl is 54. */
+        /*  3 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        /*  4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 54, 4, 8),                      /* check : allow */
+        /* x86_64, and x32 (its numbers carry bit 30; 514 was x32's own ioctl). */
+        /*  5 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        /*  6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 2, 0),              /* check : 7 */
+        /*  7 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x40000000 | __NR_ioctl, 1, 0), /* check : 8 */
+        /*  8 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x40000000 | 514, 0, 4),        /* check : allow */
+        /*  9 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG1),
+        /* 10 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TIOCSTI, 3, 0),                 /* deny : 11 */
+        /* 11 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TIOCLINUX, 2, 1),               /* deny : allow */
+#else
+        /*  0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        /*  1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, WGNS_AUDIT_ARCH, 0, 5),         /* 2 : kill */
+        /*  2 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        /*  3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 4),              /* 4 : allow */
+        /*  4 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG1),
+        /*  5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TIOCSTI, 3, 0),                 /* deny : 6 */
+        /*  6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TIOCLINUX, 2, 1),               /* deny : allow */
+#endif
+        /* kill  */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+        /* allow */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        /* deny  */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+    };
+    struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+#endif
+}
+
 int CWGShim_set_undumpable(void) { return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }
 int CWGShim_set_dumpable(int on) { return prctl(PR_SET_DUMPABLE, on ? 1 : 0, 0, 0, 0); }
 
@@ -112,6 +167,8 @@ static void child(const struct CWGShim_spawn_attr *a, pid_t parent, int report_f
         snprintf(line, sizeof line, "%u %u 1\n", (unsigned)a->inner_gid, (unsigned)outer_gid);
         if (write_file("/proc/self/gid_map", line) < 0) goto fail;
     }
+    stage = CWGShim_STAGE_SECCOMP;
+    if (a->deny_tty_injection && CWGShim_deny_tty_injection() < 0) goto fail;
     stage = CWGShim_STAGE_CWD;
     if (a->cwd && chdir(a->cwd) < 0) goto fail;
     stage = CWGShim_STAGE_EXEC;

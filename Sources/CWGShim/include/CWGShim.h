@@ -22,7 +22,7 @@ int CWGShim_nss_configure_hosts(const char *services);
 enum {
     CWGShim_STAGE_PDEATHSIG = 1, CWGShim_STAGE_PGROUP = 2, CWGShim_STAGE_FDS = 3,
     CWGShim_STAGE_USERNS = 4, CWGShim_STAGE_CWD = 5, CWGShim_STAGE_EXEC = 6,
-    CWGShim_STAGE_SANDBOX = 7,
+    CWGShim_STAGE_SANDBOX = 7, CWGShim_STAGE_SECCOMP = 8,
 };
 struct CWGShim_spawn_attr {
     const char *path;          /* searched in PATH when it has no '/' */
@@ -36,6 +36,7 @@ struct CWGShim_spawn_attr {
     int new_userns;            /* unshare(CLONE_NEWUSER), map inner ids to the current ones */
     unsigned inner_uid, inner_gid;
     const char *cwd;           /* NULL: unchanged */
+    int deny_tty_injection;    /* PR_SET_NO_NEW_PRIVS + CWGShim_deny_tty_injection() before exec */
 };
 /* Returns the pid, or -1 with the failing stage and errno (the child is reaped). */
 pid_t CWGShim_spawn(const struct CWGShim_spawn_attr *attr, int *stage, int *err);
@@ -66,6 +67,12 @@ int CWGShim_send_fds(int sock, const char *text, const int *fds, int count);
 int CWGShim_send_own_namespaces(int sock, const char *text);
 /* recvmsg into buf; received descriptors (close-on-exec) into fds, their number in *count. */
 ssize_t CWGShim_recv_fds(int sock, void *buf, size_t len, int *fds, int max_fds, int *count);
+/* A seccomp filter (after PR_SET_NO_NEW_PRIVS) under which ioctl(TIOCSTI)
+ * and ioctl(TIOCLINUX) fail with EPERM, for this process and everything it
+ * starts: nothing can push input into a terminal it shares with the user's
+ * shell. Checks the native and (x86_64) the i386 and x32 ioctl; any other
+ * architecture's system call kills the process. 0, or -1 with errno. */
+int CWGShim_deny_tty_injection(void);
 /* prctl(PR_SET_DUMPABLE, 0): no ptrace, no /proc/PID/mem for anyone without CAP_SYS_PTRACE. */
 int CWGShim_set_undumpable(void);
 /* prctl(PR_SET_DUMPABLE, on). */

@@ -46,6 +46,10 @@ struct SpawnOptions {
     var userNamespaceIDs: (uid: UInt32, gid: UInt32)? = nil
     /// Environment; nil inherits.
     var environment: [String]? = nil
+    /// No new privileges, and ioctl(TIOCSTI/TIOCLINUX) fails with EPERM for
+    /// the child and all it starts (`CWGShim_deny_tty_injection`): a job
+    /// cannot type into the terminal it shares with the user's shell.
+    var denyTerminalInjection = false
 }
 
 /// A started child process, by pid. Whoever holds it waits for it.
@@ -99,6 +103,7 @@ struct ChildProcess {
                         attr.inner_gid = ids.gid
                     }
                     attr.cwd = nil
+                    attr.deny_tty_injection = options.denyTerminalInjection ? 1 : 0
                     return body(&attr)
                 }
                 if cenv != nil {

@@ -62,6 +62,10 @@ struct JobSandbox {
             sb.channel_fd = channel
             sb.channel_text = UnsafePointer(ctext)
             guard let command else { return CWGShim_spawn_sandboxed(nil, &sb, &stage, &err) }
+            // The job shares the user's terminal (job control, Ctrl-C): it
+            // must not push input into the shell that started wgns.
+            var options = options
+            options.denyTerminalInjection = true
             return ChildProcess.withSpawnAttributes(command, options) { CWGShim_spawn_sandboxed($0, &sb, &stage, &err) }
         }
         if pid < 0 { throw ChildProcess.Failure(stage: stage, errno: Errno(rawValue: err)) }
