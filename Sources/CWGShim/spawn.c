@@ -271,6 +271,7 @@ void *CWGShim_memmem(const void *haystack, size_t hlen, const void *needle, size
 /* ---- The job's sandbox: its pid 1 (see Sources/Tunnel/JobSandbox.swift). ---- */
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 static int send_fds(int sock, const char *text, const int *fds, int n) {
     char cbuf[CMSG_SPACE(sizeof(int) * 8)];
@@ -350,6 +351,30 @@ static void fail_report(int report_fd, int stage) {
     _exit(127);
 }
 
+/* The sandbox's masks (see CWGShim_sandbox_attr): -1 with errno on the
+ * first that fails. A working directory inside a masked folder is entered
+ * again by name, so that it is the mask too. */
+static int mask_paths(const struct CWGShim_sandbox_attr *sb) {
+    for (int i = 0; i < sb->mask_count; i++) {
+        const char *path = sb->mask[i];
+        struct stat st;
+        if (stat(path, &st) < 0) { if (errno == ENOENT) continue; return -1; }
+        unsigned long ro = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+        if (S_ISDIR(st.st_mode)) {
+            if (mount("tmpfs", path, "tmpfs", ro, "mode=0500,size=4k,nr_inodes=1") < 0) return -1;
+        } else {
+            if (!sb->mask_source) { errno = EINVAL; return -1; }
+            if (mount(sb->mask_source, path, NULL, MS_BIND, NULL) < 0) return -1;
+            if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | ro, NULL) < 0) return -1;
+        }
+    }
+    if (sb->mask_count > 0) {
+        char cwd[4096];
+        if (getcwd(cwd, sizeof cwd) && chdir(cwd) < 0) { if (chdir("/") < 0) return -1; }
+    }
+    return 0;
+}
+
 /* Pid 1 of the job's pid namespace. Never returns. */
 static void sandbox_init(const struct CWGShim_spawn_attr *job, const struct CWGShim_sandbox_attr *sb, int report_fd) {
     /* The signals it passes on, and SIGCHLD: blocked, taken with sigwaitinfo. */
@@ -376,6 +401,7 @@ static void sandbox_init(const struct CWGShim_spawn_attr *job, const struct CWGS
      * (this pid namespace's), without the control sockets' folder. */
     if (unshare(CLONE_NEWNS) < 0) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
     if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
+    if (mask_paths(sb) < 0) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
     for (int i = 0; i < sb->detach_count; i++) {
         if (umount2(sb->detach[i], MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
     }

@@ -200,6 +200,42 @@ import TestSupport
         #expect(r.stdout.contains("wgns-exit=7\n"), "\(r.stdout)\(r.stderr)")
     }
 
+    /// The job runs as the same uid on the same file system: it could `cat`
+    /// the config, its PrivateKeyFile and a VPN folder's hub.conf. In the
+    /// job's mount namespace they are empty and read-only, even for MapUid
+    /// 0 (which cannot unmount them), also from inside the VPN folder;
+    /// `--no-mask` is the control that shows the reads would succeed.
+    @Test(arguments: [false, true])
+    func jobCannotReadItsKeys(root: Bool) throws {
+        let f = try UpFixture()
+        let flags = root ? "--map-uid 0 --map-gid 0" : ""
+        let r = try f.sh("""
+            "$W" genkey > job.key; chmod 600 job.key
+            sed 's|^PrivateKey = .*|PrivateKeyFile = job.key|' job.conf > keyfile.conf; chmod 600 keyfile.conf
+            "$W" vpn new vpn --peers 2 --endpoint 127.0.0.1:\(f.port) > /dev/null
+            read() { echo "$1 $(cat "$2" 2>/dev/null | wc -c)"; }
+            export -f read
+            "$W" up \(flags) keyfile.conf -- bash -c 'read conf keyfile.conf; read key job.key; [ -s peer.conf ] && echo "other readable"
+                (echo x > job.key) 2>/dev/null && echo written; umount job.key 2>/dev/null && echo unmounted; umount keyfile.conf 2>/dev/null && echo unmounted'
+            "$W" up \(flags) vpn --peer 1 -- bash -c 'read hub vpn/hub.conf; read peer vpn/peer-1.conf; echo "listed $(ls vpn | wc -l)"; umount vpn 2>/dev/null && echo unmounted'
+            (cd vpn && "$W" up \(flags) . --peer 2 -- bash -c 'read cwd-hub hub.conf; read cwd-peer ./peer-2.conf')
+            "$W" up --no-mask keyfile.conf -- bash -c 'read open-conf keyfile.conf; read open-key job.key'
+            """)
+        #expect(r.stdout == """
+            conf 0
+            key 0
+            other readable
+            hub 0
+            peer 0
+            listed 0
+            cwd-hub 0
+            cwd-peer 0
+            open-conf \((try? String(contentsOfFile: "\(f.dir)/keyfile.conf", encoding: .utf8))?.utf8.count ?? -1)
+            open-key 45
+
+            """, "\(r.stdout)\(r.stderr)")
+    }
+
     /// `wgns up -v` says what containment is in effect, and the command line
     /// overrides the config both ways.
     @Test func containmentLineAndOverrides() throws {

@@ -57,6 +57,14 @@ struct CWGShim_sandbox_attr {
     int detach_count;
     int channel_fd;
     const char *channel_text;
+    /* Paths the job must not read (the configs and key files the tunnel was
+     * built from, a VPN folder): a directory gets an empty read-only tmpfs
+     * over it, anything else a read-only bind of `mask_source` (an empty
+     * file). A path that does not exist is skipped. Done before the nested
+     * user namespace, so that the job cannot undo it. */
+    const char *const *mask;
+    int mask_count;
+    const char *mask_source;
 };
 /* Returns the sandbox's pid, or -1 with the failing stage and errno. */
 pid_t CWGShim_spawn_sandboxed(const struct CWGShim_spawn_attr *job, const struct CWGShim_sandbox_attr *sandbox,

@@ -38,6 +38,12 @@ struct JobSandbox {
     var channel: Int32 = -1
     /// The message that goes with them.
     var channelText = HolderStatus.namespaces(.job).line
+    /// Absolute paths the job must not read (`UpPlan.masked`): a folder gets
+    /// an empty read-only tmpfs over it, a file an empty read-only file.
+    var mask: [String] = []
+    /// The empty file bound over masked files: made in the folder of
+    /// generated files, which the sandbox then detaches.
+    static let maskSource = Namespace.runtimeDirectory() + "/" + Namespace.generatedFolder + "/empty"
 
     /// Starts the sandbox and, inside it, `command` with `options` (nil: an
     /// idle sandbox, for `wgns exec`, that ends on SIGTERM). The returned
@@ -47,13 +53,24 @@ struct JobSandbox {
         var stage: Int32 = 0
         var err: Int32 = 0
         var cdetach: [UnsafePointer<CChar>?] = detach.map { UnsafePointer(strdup($0)) }
+        var cmask: [UnsafePointer<CChar>?] = mask.map { UnsafePointer(strdup($0)) }
         let ctext = strdup(channelText)
+        let csource = strdup(Self.maskSource)
         defer {
-            for p in cdetach { free(UnsafeMutablePointer(mutating: p)) }
+            for p in cdetach + cmask { free(UnsafeMutablePointer(mutating: p)) }
             free(ctext)
+            free(csource)
         }
-        let pid: pid_t = cdetach.withUnsafeMutableBufferPointer { dp in
+        if !mask.isEmpty {
+            let fd = open(Self.maskSource, O_WRONLY | O_CREAT | O_CLOEXEC, 0o444)
+            if fd < 0 { throw ChildProcess.Failure(stage: Int32(CWGShim_STAGE_SANDBOX), errno: Errno(rawValue: errno)) }
+            close(fd)
+        }
+        let pid: pid_t = cdetach.withUnsafeMutableBufferPointer { dp in cmask.withUnsafeMutableBufferPointer { mp in
             var sb = CWGShim_sandbox_attr()
+            sb.mask = UnsafePointer(mp.baseAddress)
+            sb.mask_count = Int32(mp.count)
+            sb.mask_source = UnsafePointer(csource)
             sb.nested_userns = ownUserNamespace ? 1 : 0
             sb.inner_uid = uid
             sb.inner_gid = gid
@@ -67,7 +84,7 @@ struct JobSandbox {
             var options = options
             options.denyTerminalInjection = true
             return ChildProcess.withSpawnAttributes(command, options) { CWGShim_spawn_sandboxed($0, &sb, &stage, &err) }
-        }
+        } }
         if pid < 0 { throw ChildProcess.Failure(stage: stage, errno: Errno(rawValue: err)) }
         return ChildProcess(pid: pid)
     }

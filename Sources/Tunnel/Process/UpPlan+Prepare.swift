@@ -33,6 +33,9 @@ public struct UpOptions: Sendable {
     /// `--net-admin`: the job runs as root of the tunnel's own user namespace
     /// and can change and leave its tunnel.
     public var netAdmin: Bool?
+    /// `--no-mask` makes it false: the job may read the configs, key files
+    /// and VPN folder the tunnel was built from (hidden by default).
+    public var mask = true
     /// Lines added to the job's /etc/hosts (a VPN's members), environment
     /// entries for the job, and an endpoint for the peers that have none
     /// (the hub's published one): `wgns up DIR`.
@@ -70,6 +73,7 @@ extension UpPlan {
             guard let key = c.interface.privateKey else {
                 throw TunnelError(.config, "\(file): [Interface] has no PrivateKey or PrivateKeyFile")
             }
+            if options.mask { plan.masked += Self.masked(file: file, c) }
             // Key files are read here, once, and travel inline in the plan.
             do {
                 c.interface.privateKey = .inline(try key.load())
@@ -172,6 +176,26 @@ extension UpPlan {
             plan.command = options.command
         }
         return plan
+    }
+
+    /// What the job must not read of config `file`: the file, its key
+    /// files, and the VPN folder it belongs to (one that holds `hub.conf`,
+    /// as `wgns vpn new` makes), each by its real path. Symbolic links to
+    /// them lead to the mask; a hard link elsewhere would not.
+    static func masked(file: String, _ c: TunnelConfig) -> [String] {
+        var paths = [file]
+        if case .file(let p)? = c.interface.privateKey { paths.append(p) }
+        for peer in c.peers { if case .file(let p)? = peer.presharedKey { paths.append(p) } }
+        let dir = file.contains("/") ? String(file[..<file.lastIndex(of: "/")!]) : "."
+        if access(VPN.hubPath(dir.isEmpty ? "/" : dir), F_OK) == 0 { paths.append(dir.isEmpty ? "/" : dir) }
+        var out: [String] = []
+        for p in paths {
+            var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            guard realpath(p, &buf) != nil else { continue }
+            let real = buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            if real != "/" && !out.contains(real) { out.append(real) }
+        }
+        return out
     }
 
     /// The containment in effect, in one line (`wgns up -v`).
