@@ -236,6 +236,50 @@ import TestSupport
             """, "\(r.stdout)\(r.stderr)")
     }
 
+    /// The host's daemons listen under /run (nscd, systemd-resolved, the
+    /// system D-Bus, the user's bus at /run/user/UID/bus, through which
+    /// `systemd-run --user` starts a process on the host): in no mode does
+    /// the job reach a unix socket of the host's /run. A socket the test
+    /// makes there (root's, mode 0777) is the host: the test user reaches
+    /// it outside wgns (the control), the job finds no socket under /run at
+    /// all and cannot connect to it, nor to the daemons' usual paths.
+    @Test(arguments: Tunnel.allCases)
+    func jobReachesNoHostDaemon(tunnel: Tunnel) throws {
+        let f = try UpFixture()
+        guard getuid() == 0 else { return }  // making a socket in /run needs root
+        try Self.fullConfig(f)
+        let dir = "/run/wgns-test-\(UInt32.random(in: 1...UInt32.max))"
+        let listener = Process()
+        listener.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        listener.arguments = ["-c", """
+            import os, socket
+            os.mkdir("\(dir)", 0o755)
+            s = socket.socket(socket.AF_UNIX); s.bind("\(dir)/sock"); os.chmod("\(dir)/sock", 0o777); s.listen(8)
+            s.settimeout(60)
+            try:
+                while True: s.accept()[0].close()
+            except Exception: pass
+            """]
+        try listener.run()
+        defer {
+            kill(listener.processIdentifier, SIGKILL); listener.waitUntilExit()
+            try? FileManager.default.removeItem(atPath: dir)
+        }
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: "\(dir)/sock") { usleep(20_000) }
+        let probe = """
+            probe() { for p in "$@"; do python3 -c 'import socket, sys
+            c = socket.socket(socket.AF_UNIX); c.settimeout(2); c.connect(sys.argv[1]); print("reached", sys.argv[1])' "$p" 2>/dev/null; done; }
+            """
+        let paths = "\(dir)/sock /run/nscd/socket /run/systemd/resolve/io.systemd.Resolve /run/dbus/system_bus_socket /var/run/dbus/system_bus_socket /run/user/\(f.uid)/bus"
+        try f.write("probe.sh", probe + "\nprobe \(paths)\necho \"sockets $(find /run /var/run/ -type s 2>/dev/null | wc -l)\"\n", mode: 0o644)
+        let flags = tunnel == .isolated ? "--isolate" : ""
+        let r = try f.sh("""
+            sh probe.sh | grep -c '^reached \(dir)/sock$'
+            "$W" up \(flags) \(tunnel == .full ? "full.conf" : "job.conf") -- sh probe.sh
+            """)
+        #expect(r.stdout == "1\nsockets 0\n", "\(tunnel): \(r.stdout)\(r.stderr)")
+    }
+
     /// `wgns up -v` says what containment is in effect, and the command line
     /// overrides the config both ways.
     @Test func containmentLineAndOverrides() throws {
