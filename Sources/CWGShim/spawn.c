@@ -22,6 +22,7 @@
 
 #include <stddef.h>
 #include <linux/audit.h>
+#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <sys/ioctl.h>
@@ -167,6 +168,13 @@ static void child(const struct CWGShim_spawn_attr *a, pid_t parent, int report_f
         snprintf(line, sizeof line, "%u %u 1\n", (unsigned)a->inner_gid, (unsigned)outer_gid);
         if (write_file("/proc/self/gid_map", line) < 0) goto fail;
     }
+    stage = CWGShim_STAGE_CAPS;
+    /* Root's exec takes its capabilities from the bounding set: without
+     * these, no mount or unmount (the host's /proc lies under this one),
+     * no setns (another network namespace), no ptrace beyond its own uid's
+     * rules. */
+    if (a->drop_admin_caps && (prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) < 0
+                               || prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) < 0)) goto fail;
     stage = CWGShim_STAGE_SECCOMP;
     if (a->deny_tty_injection && CWGShim_deny_tty_injection() < 0) goto fail;
     stage = CWGShim_STAGE_CWD;
@@ -400,8 +408,8 @@ static void sandbox_init(const struct CWGShim_spawn_attr *job, const struct CWGS
     /* A mount namespace of the namespace's user namespace: its own /proc
      * (this pid namespace's), without the control sockets' folder. */
     if (unshare(CLONE_NEWNS) < 0) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
-    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
     if (mask_paths(sb) < 0) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
     for (int i = 0; i < sb->detach_count; i++) {
         if (umount2(sb->detach[i], MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
     }

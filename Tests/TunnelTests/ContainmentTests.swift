@@ -280,6 +280,51 @@ import TestSupport
         #expect(r.stdout == "1\nsockets 0\n", "\(tunnel): \(r.stdout)\(r.stderr)")
     }
 
+    /// Hooks run as root of the tunnel's user namespace and may run what
+    /// the job can write (here: a script in its folder, which the job
+    /// rewrites into an attack). The attack, as PostUp and as PreDown: find
+    /// a network namespace with the carrier's tap0 through every visible
+    /// /proc/PID/ns/net, find wgns, wireguard-go or a carrier, read their
+    /// environ or mem; then unmount /proc (under it lies the host's) and try
+    /// again. It finds nothing, isolated or not; under isolation the job's
+    /// data cannot leave through the carrier's namespace.
+    @Test(arguments: [true, false])
+    func hooksCannotReachTheCarrierOrTheKeys(isolate: Bool) throws {
+        let f = try UpFixture()
+        try f.write("hook.sh", "echo harmless\n", mode: 0o755)
+        try f.write("attack.sh", """
+            try() {
+              for d in /proc/[0-9]*; do
+                p=${d#/proc/}; c=$(cat $d/comm 2>/dev/null)
+                # Its own pid 1 is the sandbox's reaper (a wgns fork that holds nothing).
+                [ "$p" = 1 ] || case "$c" in wgns|wireguard-go|pasta|slirp4netns) echo "OPEN $1 sees $p:$c" ;; esac
+                nsenter --net=$d/ns/net ip -o link show 2>/dev/null | grep -q tap0 && [ "$(readlink $d/ns/net)" != "$own" ] && echo "OPEN $1 netns $p:$c"
+                [ "$c" = wgns ] || [ "$c" = wireguard-go ] || continue
+                head -c 1 $d/environ >/dev/null 2>&1 && echo "OPEN $1 environ $p:$c"
+                python3 -c 'import sys; open(sys.argv[1], "rb")' $d/mem 2>/dev/null && echo "OPEN $1 mem $p:$c"
+              done
+            }
+            own=$(readlink /proc/self/ns/net)
+            ip -o link show | grep -q tap0 && tap=1 || tap=0
+            try proc
+            for i in 1 2 3; do umount /proc 2>/dev/null; done
+            try unmounted
+            mkdir -p /tmp/wgns-hook-proc-$$ && mount -t proc proc /tmp/wgns-hook-proc-$$ 2>/dev/null && ls /tmp/wgns-hook-proc-$$ | grep -c '^[0-9]' | sed 's/^/own-proc-pids /'
+            umount /tmp/wgns-hook-proc-$$ 2>/dev/null; rmdir /tmp/wgns-hook-proc-$$
+            echo "hook done tap0 $tap"
+            """, mode: 0o644)
+        try f.write("h.conf", (try String(contentsOfFile: "\(f.dir)/job.conf", encoding: .utf8))
+            .replacing("[Peer]", with: "PostUp = sh hook.sh\nPreDown = sh hook.sh\n\n[Peer]"))
+        let r = try f.sh("""
+            "$W" up \(isolate ? "--isolate" : "") h.conf -- sh -c 'cp attack.sh hook.sh; sleep 0.2' 2>&1 | sed 's/^wgns: P[a-zA-Z]*: //'
+            """)
+        #expect(!r.stdout.contains("OPEN"), "isolate \(isolate): \(r.stdout)\(r.stderr)")
+        // PostUp ran the harmless script; PreDown ran the attack to its end,
+        // where it was (the job's network namespace under isolation).
+        #expect(r.stdout.hasPrefix("harmless\n"), "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("hook done tap0 \(isolate ? 0 : 1)\n"), "\(r.stdout)\(r.stderr)")
+    }
+
     /// `wgns up -v` says what containment is in effect, and the command line
     /// overrides the config both ways.
     @Test func containmentLineAndOverrides() throws {

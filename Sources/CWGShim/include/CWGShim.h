@@ -22,7 +22,7 @@ int CWGShim_nss_configure_hosts(const char *services);
 enum {
     CWGShim_STAGE_PDEATHSIG = 1, CWGShim_STAGE_PGROUP = 2, CWGShim_STAGE_FDS = 3,
     CWGShim_STAGE_USERNS = 4, CWGShim_STAGE_CWD = 5, CWGShim_STAGE_EXEC = 6,
-    CWGShim_STAGE_SANDBOX = 7, CWGShim_STAGE_SECCOMP = 8,
+    CWGShim_STAGE_SANDBOX = 7, CWGShim_STAGE_SECCOMP = 8, CWGShim_STAGE_CAPS = 9,
 };
 struct CWGShim_spawn_attr {
     const char *path;          /* searched in PATH when it has no '/' */
@@ -37,6 +37,7 @@ struct CWGShim_spawn_attr {
     unsigned inner_uid, inner_gid;
     const char *cwd;           /* NULL: unchanged */
     int deny_tty_injection;    /* PR_SET_NO_NEW_PRIVS + CWGShim_deny_tty_injection() before exec */
+    int drop_admin_caps;       /* CAP_SYS_ADMIN and CAP_SYS_PTRACE leave the bounding set before exec */
 };
 /* Returns the pid, or -1 with the failing stage and errno (the child is reaped). */
 pid_t CWGShim_spawn(const struct CWGShim_spawn_attr *attr, int *stage, int *err);

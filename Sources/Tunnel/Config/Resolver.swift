@@ -70,8 +70,7 @@ public enum Resolver {
         let prefix = context.map { "\($0): " } ?? ""
         // A host name is quoted whole; anything else (a key glued on by a
         // lost newline brings its `=`) at most 12 characters (`quotedValue`).
-        var hostText = endpoint.host
-        let quotedEndpoint = hostText.withUTF8 { isDomain($0) } ? endpoint.description : "\(quotedValue(endpoint.host)):\(endpoint.port)"
+        let quotedEndpoint = quotedName(endpoint.host) == endpoint.host ? endpoint.description : "\(quotedName(endpoint.host)):\(endpoint.port)"
         _ = hostLookupConfigured
         var pause = retry.firstPause
         var retried = 0

@@ -413,6 +413,14 @@ func quotedValue(_ s: String) -> String {
     return s.withUTF8 { quotedValue($0) }
 }
 
+/// A name (a host, a routing table) as an error quotes it: whole when it is
+/// one (letters, digits, '-', '_', '.'; a key glued on by a lost newline
+/// brings its '='), else as `quotedValue`.
+func quotedName(_ s: String) -> String {
+    var s = s
+    return s.withUTF8 { isDomain($0) ? String(decoding: $0, as: UTF8.self) : quotedValue($0) }
+}
+
 /// The bytes as text (they are always valid UTF-8 here: slices cut at ASCII).
 func str(_ b: Bytes) -> String { String(decoding: b, as: UTF8.self) }
 

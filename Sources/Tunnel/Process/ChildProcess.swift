@@ -50,6 +50,9 @@ struct SpawnOptions {
     /// the child and all it starts (`CWGShim_deny_tty_injection`): a job
     /// cannot type into the terminal it shares with the user's shell.
     var denyTerminalInjection = false
+    /// CAP_SYS_ADMIN and CAP_SYS_PTRACE leave the child's bounding set
+    /// (root of a user namespace keeps every other capability there).
+    var dropAdminCapabilities = false
 }
 
 /// A started child process, by pid. Whoever holds it waits for it.
@@ -104,6 +107,7 @@ struct ChildProcess {
                     }
                     attr.cwd = nil
                     attr.deny_tty_injection = options.denyTerminalInjection ? 1 : 0
+                    attr.drop_admin_caps = options.dropAdminCapabilities ? 1 : 0
                     return body(&attr)
                 }
                 if cenv != nil {
