@@ -218,7 +218,12 @@ pid_t CWGShim_spawn(const struct CWGShim_spawn_attr *a, int *stage_out, int *err
     return pid;
 }
 
-pid_t CWGShim_fork_with_pdeathsig(int sig) {
+static pid_t fork_with_pdeathsig(int sig, int undumpable);
+
+pid_t CWGShim_fork_with_pdeathsig(int sig) { return fork_with_pdeathsig(sig, 0); }
+pid_t CWGShim_fork_undumpable_with_pdeathsig(int sig) { return fork_with_pdeathsig(sig, 1); }
+
+static pid_t fork_with_pdeathsig(int sig, int undumpable) {
     sigset_t all, old, none;
     sigfillset(&all);
     sigemptyset(&none);
@@ -226,6 +231,7 @@ pid_t CWGShim_fork_with_pdeathsig(int sig) {
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        if (undumpable && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) _exit(127);
         /* The signal state of an exec'd child (spawn's): default handlers,
          * nothing blocked. The child blocks what it waits for itself. */
         default_handlers();
@@ -395,8 +401,10 @@ static void sandbox_init(const struct CWGShim_spawn_attr *job, const struct CWGS
 
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail_report(report_fd, CWGShim_STAGE_PDEATHSIG);
     /* Undumpable, as its parent, makes /proc/self root's: writing its own
-     * uid_map needs it to be ours for a moment (see below). */
-    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+     * uid_map needs it to be ours for a moment (see below). The parent
+     * wiped its keys before (JobSandbox.start); without a user namespace of
+     * its own (a hook's sandbox, NetAdmin's) it stays undumpable. */
+    if (sb->nested_userns) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
     /* Nothing of the parent's but the job's descriptors and the two channels. */
     for (int fd = 3; fd < 1024; fd++) {
         if (fd == report_fd || fd == sb->channel_fd) continue;

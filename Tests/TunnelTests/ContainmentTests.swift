@@ -325,6 +325,64 @@ import TestSupport
         #expect(r.stdout.contains("hook done tap0 \(isolate ? 0 : 1)\n"), "\(r.stdout)\(r.stderr)")
     }
 
+    /// What README promises of memory, tried by a process of the same user
+    /// outside the tunnel: opening /proc/PID/mem and PTRACE_ATTACH fail on
+    /// every wgns process, early (wgns blocked reading its config or a key
+    /// from a FIFO, before it has read anything) and late (a job running:
+    /// the supervisor, the holder, NamespaceInit and the sandbox's pid 1).
+    @Test func noProcessOfTheUserReadsWgnsMemory() throws {
+        let f = try UpFixture()
+        try f.write("memprobe.py", """
+            import ctypes, os, sys
+            libc = ctypes.CDLL(None, use_errno=True)
+            def children(pid):
+                out = []
+                for d in os.listdir("/proc"):
+                    if not d.isdigit(): continue
+                    try:
+                        for line in open(f"/proc/{d}/status"):
+                            if line.startswith("PPid:") and int(line.split()[1]) == pid: out.append(int(d))
+                    except OSError: pass
+                return out
+            todo, seen = [int(sys.argv[1])], []
+            while todo:
+                p = todo.pop(0); seen.append(p); todo += children(p)
+            for p in seen:
+                try: comm = open(f"/proc/{p}/comm").read().strip()
+                except OSError: continue
+                try:
+                    open(f"/proc/{p}/mem", "rb").close(); mem = "OPEN"
+                except OSError as e: mem = "closed" if e.errno in (1, 13) else f"errno{e.errno}"
+                if libc.ptrace(16, p, None, None) == 0:
+                    os.waitpid(p, 0); libc.ptrace(17, p, None, None); tr = "OPEN"
+                else: tr = "closed" if ctypes.get_errno() in (1, 13) else f"errno{ctypes.get_errno()}"
+                print(comm, "mem", mem, "ptrace", tr)
+            """, mode: 0o644)
+        let r = try f.sh("""
+            rm -f in.fifo conf.fifo; mkfifo in.fifo conf.fifo
+            "$W" pubkey < in.fifo > pub.out & P=$!
+            exec 3> in.fifo; sleep 0.3
+            echo "early pubkey: $(python3 memprobe.py $P)"
+            "$W" genkey >&3; exec 3>&-; wait $P; wc -l < pub.out
+            "$W" up conf.fifo -- true & U=$!
+            sleep 0.3
+            echo "early up: $(python3 memprobe.py $U)"
+            cat job.conf > conf.fifo; wait $U; echo "up $?"
+            "$W" up job.conf -- sh -c 'touch running; sleep 5' & U=$!
+            for i in $(seq 100); do [ -e running ] && break; sleep 0.05; done
+            python3 memprobe.py $U | sed 's/^/late: /'
+            kill $U; wait $U
+            """)
+        let lines = r.stdout.split(separator: "\n").map(String.init)
+        #expect(lines.contains("early pubkey: wgns mem closed ptrace closed"), "\(r.stdout)\(r.stderr)")
+        #expect(lines.contains("early up: wgns mem closed ptrace closed"), "\(r.stdout)\(r.stderr)")
+        #expect(lines.contains("up 0"), "\(r.stdout)\(r.stderr)")
+        let late = lines.filter { $0.hasPrefix("late: wgns ") }
+        // Supervisor, holder, NamespaceInit, the sandbox's pid 1.
+        #expect(late.count == 4, "\(r.stdout)\(r.stderr)")
+        for l in late { #expect(l == "late: wgns mem closed ptrace closed", "\(r.stdout)\(r.stderr)") }
+    }
+
     /// `wgns up -v` says what containment is in effect, and the command line
     /// overrides the config both ways.
     @Test func containmentLineAndOverrides() throws {

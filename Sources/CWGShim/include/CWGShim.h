@@ -44,6 +44,10 @@ pid_t CWGShim_spawn(const struct CWGShim_spawn_attr *attr, int *stage, int *err)
 /* fork(); the child gets PR_SET_PDEATHSIG(sig) and the signal state of an exec'd
  * child (default handlers, empty mask), and continues in the caller's code. */
 pid_t CWGShim_fork_with_pdeathsig(int sig);
+/* The same, and the child is undumpable (PR_SET_DUMPABLE 0) before it
+ * returns: no process of the same user can open its /proc/PID/mem in the
+ * moment between fork and the child's own prctl. */
+pid_t CWGShim_fork_undumpable_with_pdeathsig(int sig);
 /* The job's sandbox: a fork that is pid 1 of a new pid namespace, in a mount
  * namespace of its own (its /proc, `detach` unmounted) and, with
  * nested_userns, a user namespace of its own mapping inner_uid/gid to the

@@ -1,4 +1,5 @@
 import CWGShim
+import KeyStore
 import SystemPackage
 import WGNetlink
 #if canImport(Glibc)
@@ -61,6 +62,11 @@ struct JobSandbox {
             free(ctext)
             free(csource)
         }
+        // A sandbox with a user namespace of its own is dumpable for a
+        // moment (to write its uid_map), and its memory is a copy of this
+        // process's: no key may be in it. The tunnel is configured by now;
+        // nothing here needs a key again.
+        if ownUserNamespace { KeyStore.wipeEveryKey() }
         if !mask.isEmpty {
             let fd = open(Self.maskSource, O_WRONLY | O_CREAT | O_CLOEXEC, 0o444)
             if fd < 0 { throw ChildProcess.Failure(stage: Int32(CWGShim_STAGE_SANDBOX), errno: Errno(rawValue: errno)) }
