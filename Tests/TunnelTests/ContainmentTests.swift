@@ -38,7 +38,7 @@ import TestSupport
               while True: s.accept()[0].close()
             except Exception: pass' \(hostPort) &
             L=$!
-            "$W" up \(flags) \(conf) -- sh ./attack.sh \(hostPort)
+            "$W" up \(flags) \(conf) -- sh ./attack.sh \(hostPort) \(f.dir)/\(conf)
             echo "status $?"
             kill $L
             """)
@@ -76,7 +76,8 @@ import TestSupport
         let rep = try Self.attack(f, tunnel == .full ? "full.conf" : "job.conf", flags)
         let mode = "root \(root), \(tunnel)"
         for name in ["uapi", "wg-showconf", "wg-set", "ip-link", "ip-addr", "ip-route", "resolv-write",
-                     "resolv-remount", "resolv-umount", "setns", "processes", "memory", "host-loopback"] {
+                     "resolv-remount", "resolv-umount", "setns", "processes", "memory", "host-loopback",
+                     "run-sockets", "config-file", "tiocsti"] {
             #expect(rep.attacks[name] == "blocked", "\(mode): \(name): \(rep.attacks[name] ?? "not run")\n\(rep.raw)")
         }
         // Only a split tunnel that was not asked to be isolated keeps tap0.
