@@ -286,6 +286,7 @@ void *CWGShim_memmem(const void *haystack, size_t hlen, const void *needle, size
 #include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <dirent.h>
 
 static int send_fds(int sock, const char *text, const int *fds, int n) {
     char cbuf[CMSG_SPACE(sizeof(int) * 8)];
@@ -365,6 +366,55 @@ static void fail_report(int report_fd, int stage) {
     _exit(127);
 }
 
+static int mask_file(const char *path, const char *source) {
+    unsigned long ro = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    if (!source) { errno = EINVAL; return -1; }
+    if (mount(source, path, NULL, MS_BIND, NULL) < 0) return -1;
+    return mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | ro, NULL);
+}
+
+/* Folders, directly under /tmp and the like, where servers that run
+ * commands for their clients keep their sockets: only these are searched a
+ * level down (a /tmp of thousands of folders would cost tens of ms). */
+static int socket_folder(const char *name) {
+    static const char *const prefixes[] = { "tmux-", ".X11-unix", ".ICE-unix", "emacs", "screen", "ssh-", "vscode", "jupyter" };
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) return 1;
+    return 0;
+}
+
+/* Masks the sockets under `dir`, `depth` levels down (readdir's d_type, no
+ * stat per entry; below the first level only in socket_folder()s), at most
+ * *budget of them. */
+static int mask_sockets(const char *dir, int depth, const char *source, int *budget) {
+    if (depth <= 0 || *budget <= 0) return 0;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    char path[4096];
+    int r = 0;
+    while (r == 0 && *budget > 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.' && (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0))) continue;
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
+        unsigned char type = e->d_type;
+        if (type == DT_UNKNOWN) {
+            struct stat st;
+            if (lstat(path, &st) < 0) continue;
+            type = S_ISSOCK(st.st_mode) ? DT_SOCK : S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
+        }
+        if (type == DT_SOCK && access(path, W_OK) == 0) {
+            (*budget)--;
+            if (mask_file(path, source) < 0 && errno != ENOENT) r = -1;
+        } else if (type == DT_DIR && socket_folder(e->d_name)) {
+            r = mask_sockets(path, depth - 1, source, budget);
+        }
+    }
+    int e2 = errno;
+    closedir(d);
+    errno = e2;
+    return r;
+}
+
 /* The sandbox's masks (see CWGShim_sandbox_attr): -1 with errno on the
  * first that fails. A working directory inside a masked folder is entered
  * again by name, so that it is the mask too. */
@@ -376,11 +426,14 @@ static int mask_paths(const struct CWGShim_sandbox_attr *sb) {
         unsigned long ro = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
         if (S_ISDIR(st.st_mode)) {
             if (mount("tmpfs", path, "tmpfs", ro, "mode=0500,size=4k,nr_inodes=1") < 0) return -1;
-        } else {
-            if (!sb->mask_source) { errno = EINVAL; return -1; }
-            if (mount(sb->mask_source, path, NULL, MS_BIND, NULL) < 0) return -1;
-            if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | ro, NULL) < 0) return -1;
+        } else if (mask_file(path, sb->mask_source) < 0) {
+            return -1;
         }
+    }
+    if (sb->mask_host_sockets) {
+        static const char *const dirs[] = { "/tmp", "/var/tmp", "/dev/shm" };
+        int budget = 1000;
+        for (int i = 0; i < 3; i++) if (mask_sockets(dirs[i], 2, sb->mask_source, &budget) < 0) return -1;
     }
     if (sb->mask_count > 0) {
         char cwd[4096];

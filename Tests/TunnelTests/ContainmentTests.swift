@@ -252,7 +252,7 @@ import TestSupport
         guard getuid() == 0 else { return }  // making a socket in /run needs root
         try Self.fullConfig(f)
         let name = "wgns-test-\(UInt32.random(in: 1...UInt32.max))"
-        let dir = "/run/\(name)", tmpSocket = "/tmp/\(name).sock"
+        let dir = "/run/\(name)", tmpSocket = "/tmp/\(name).sock", tmuxDir = "/tmp/tmux-\(name)"
         let listener = Process()
         listener.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
         listener.arguments = ["-c", """
@@ -260,6 +260,8 @@ import TestSupport
             os.mkdir("\(dir)", 0o755)
             s = socket.socket(socket.AF_UNIX); s.bind("\(dir)/sock"); os.chmod("\(dir)/sock", 0o777); s.listen(8)
             t = socket.socket(socket.AF_UNIX); t.bind("\(tmpSocket)"); os.chmod("\(tmpSocket)", 0o777); t.listen(8)
+            os.mkdir("\(tmuxDir)", 0o755)
+            u = socket.socket(socket.AF_UNIX); u.bind("\(tmuxDir)/default"); os.chmod("\(tmuxDir)/default", 0o777); u.listen(8)
             s.settimeout(60)
             try:
                 while True: s.accept()[0].close()
@@ -270,23 +272,24 @@ import TestSupport
             kill(listener.processIdentifier, SIGKILL); listener.waitUntilExit()
             try? FileManager.default.removeItem(atPath: dir)
             try? FileManager.default.removeItem(atPath: tmpSocket)
+            try? FileManager.default.removeItem(atPath: tmuxDir)
         }
-        for _ in 0..<100 where !FileManager.default.fileExists(atPath: tmpSocket) { usleep(20_000) }
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: "\(tmuxDir)/default") { usleep(20_000) }
         let probe = """
             probe() { for p in "$@"; do python3 -c 'import socket, sys
             c = socket.socket(socket.AF_UNIX); c.settimeout(2); c.connect(sys.argv[1]); print("reached", sys.argv[1])' "$p" 2>/dev/null; done; }
             """
-        let paths = "\(dir)/sock \(tmpSocket) /run/nscd/socket /run/systemd/resolve/io.systemd.Resolve /run/dbus/system_bus_socket /var/run/dbus/system_bus_socket /run/user/\(f.uid)/bus"
+        let paths = "\(dir)/sock \(tmpSocket) \(tmuxDir)/default /run/nscd/socket /run/systemd/resolve/io.systemd.Resolve /run/dbus/system_bus_socket /var/run/dbus/system_bus_socket /run/user/\(f.uid)/bus"
         try f.write("probe.sh", probe + "\nprobe \(paths)\necho \"sockets $(find /run /var/run/ -type s 2>/dev/null | wc -l)\"\n", mode: 0o644)
         let flags = tunnel == .isolated ? "--isolate" : ""
         let r = try f.sh("""
-            sh probe.sh | grep -c '^reached /.../wgns-test-'
+            sh probe.sh | grep -c '^reached /.../\\(tmux-\\)\\{0,1\\}wgns-test-'
             "$W" up \(flags) \(tunnel == .full ? "full.conf" : "job.conf") -- sh probe.sh
             """)
         // Isolated or in a full tunnel, neither socket; a split tunnel keeps
         // the file system outside /run (README says so).
-        let inside = tunnel == .split ? "reached \(tmpSocket)\n" : ""
-        #expect(r.stdout == "2\n\(inside)sockets 0\n", "\(tunnel): \(r.stdout)\(r.stderr)")
+        let inside = tunnel == .split ? "reached \(tmpSocket)\nreached \(tmuxDir)/default\n" : ""
+        #expect(r.stdout == "3\n\(inside)sockets 0\n", "\(tunnel): \(r.stdout)\(r.stderr)")
     }
 
     /// Hooks run as root of the tunnel's user namespace and may run what

@@ -70,6 +70,12 @@ struct CWGShim_sandbox_attr {
     const char *const *mask;
     int mask_count;
     const char *mask_source;
+    /* Also mask (as files) every unix socket that the sandbox's pid 1 may
+     * connect to directly under /tmp, /var/tmp and /dev/shm, and one level
+     * further in the folders tmux, X11, emacs, screen, ssh-agent, VS Code
+     * and Jupyter use there (tmux-UID, .X11-unix, ...): such servers run
+     * commands for their clients. */
+    int mask_host_sockets;
 };
 /* Returns the sandbox's pid, or -1 with the failing stage and errno. */
 pid_t CWGShim_spawn_sandboxed(const struct CWGShim_spawn_attr *job, const struct CWGShim_sandbox_attr *sandbox,

@@ -42,6 +42,10 @@ struct JobSandbox {
     /// Absolute paths the job must not read (`UpPlan.masked`): a folder gets
     /// an empty read-only tmpfs over it, a file an empty read-only file.
     var mask: [String] = []
+    /// Also mask the unix sockets under /tmp, /var/tmp and /dev/shm, and in
+    /// the folders there that tmux, X11, emacs, screen, ssh-agent, VS Code
+    /// and Jupyter use (`CWGShim_sandbox_attr.mask_host_sockets`).
+    var maskHostSockets = false
     /// The empty file bound over masked files: made in the folder of
     /// generated files, which the sandbox then detaches.
     static let maskSource = Namespace.runtimeDirectory() + "/" + Namespace.generatedFolder + "/empty"
@@ -67,7 +71,7 @@ struct JobSandbox {
         // process's: no key may be in it. The tunnel is configured by now;
         // nothing here needs a key again.
         if ownUserNamespace { KeyStore.wipeEveryKey() }
-        if !mask.isEmpty {
+        if !mask.isEmpty || maskHostSockets {
             let fd = open(Self.maskSource, O_WRONLY | O_CREAT | O_CLOEXEC, 0o444)
             if fd < 0 { throw ChildProcess.Failure(stage: Int32(CWGShim_STAGE_SANDBOX), errno: Errno(rawValue: errno)) }
             close(fd)
@@ -77,6 +81,7 @@ struct JobSandbox {
             sb.mask = UnsafePointer(mp.baseAddress)
             sb.mask_count = Int32(mp.count)
             sb.mask_source = UnsafePointer(csource)
+            sb.mask_host_sockets = maskHostSockets ? 1 : 0
             sb.nested_userns = ownUserNamespace ? 1 : 0
             sb.inner_uid = uid
             sb.inner_gid = gid

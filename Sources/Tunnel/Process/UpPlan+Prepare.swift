@@ -168,7 +168,10 @@ extension UpPlan {
         // host: /run is private (Namespace.overlayRuntimeDirectory); these
         // are the ones elsewhere (tmux, screen, X11, editors' servers run
         // commands for whoever connects).
-        if plan.isolate || plan.fullTunnel { plan.masked += hostSockets() }
+        if plan.isolate || plan.fullTunnel {
+            plan.maskHostSockets = true
+            plan.masked += tmuxSocket()
+        }
         log.step(containment(plan))
         (plan.hosts, plan.environment) = (options.hosts, options.environment)
         if options.hub {
@@ -203,40 +206,15 @@ extension UpPlan {
         return out
     }
 
-    /// The unix sockets that exist now under /tmp, /var/tmp and /dev/shm (3
-    /// levels down), in $HOME (2 levels) and at $TMUX's path, by real path;
-    /// at most 1,000. A socket made after `wgns up` started is not among them.
-    static func hostSockets() -> [String] {
-        var found: [String] = []
-        func scan(_ dir: String, _ depth: Int) {
-            guard depth > 0, found.count < 1000, let d = opendir(dir) else { return }
-            defer { closedir(d) }
-            while let e = readdir(d), found.count < 1000 {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                if name == "." || name == ".." { continue }
-                let path = dir == "/" ? "/\(name)" : "\(dir)/\(name)"
-                var st = stat()
-                guard lstat(path, &st) == 0 else { continue }
-                switch st.st_mode & S_IFMT {
-                case S_IFSOCK: found.append(path)
-                case S_IFDIR: scan(path, depth - 1)
-                default: break
-                }
-            }
-        }
-        for dir in ["/tmp", "/var/tmp", "/dev/shm"] { scan(dir, 3) }
-        if let home = getenv("HOME").map({ String(cString: $0) }), home.hasPrefix("/"), home != "/" { scan(home, 2) }
-        if let tmux = getenv("TMUX").map({ String(cString: $0) }), let path = tmux.split(separator: ",").first, path.hasPrefix("/") {
-            found.append(String(path))
-        }
-        var out: [String] = []
-        for p in found {
-            var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-            guard realpath(p, &buf) != nil else { continue }
-            let real = buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
-            if !out.contains(real) { out.append(real) }
-        }
-        return out
+    /// The socket at $TMUX's path (the tmux server the user runs wgns
+    /// from), by real path, if there is one. The sandbox finds the others
+    /// (`JobSandbox.maskHostSockets`).
+    static func tmuxSocket() -> [String] {
+        guard let tmux = getenv("TMUX").map({ String(cString: $0) }),
+              let path = tmux.split(separator: ",").first, path.hasPrefix("/") else { return [] }
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard realpath(String(path), &buf) != nil else { return [] }
+        return [buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }]
     }
 
     /// The containment in effect, in one line (`wgns up -v`).

@@ -83,6 +83,9 @@ public struct UpPlan: Sendable {
     /// Absolute paths hidden from the job (`JobSandbox.mask`): the config
     /// files and key files the tunnel was built from, and a VPN folder.
     public var masked: [String] = []
+    /// The job reaches no unix socket of the host's /tmp, /var/tmp and
+    /// /dev/shm either (isolated, or a full tunnel): `JobSandbox.maskHostSockets`.
+    public var maskHostSockets = false
 
     /// The job's environment: this process's, with `environment` set over
     /// it; nil (inherit) when there is nothing to add.
@@ -151,6 +154,7 @@ public struct UpPlan: Sendable {
         if let h = hosts { put("hosts", h) }
         for e in environment { put("env", e) }
         for m in masked { put("mask", m) }
+        if maskHostSockets { put("masksockets", "1") }
         for a in command { put("arg", a) }
         body.reserveCapacity(body.count + configs.reduce(0) { $0 + $1.count + 32 } + extra + 64)
         for (k, text) in configs.enumerated() {
@@ -234,6 +238,7 @@ public struct UpPlan: Sendable {
             case "hosts": plan.hosts = value
             case "env": plan.environment.append(value)
             case "mask": plan.masked.append(value)
+            case "masksockets": plan.maskHostSockets = value == "1"
             case "src" where !plan.interfaces.isEmpty: plan.interfaces[plan.interfaces.count - 1].source = value
             case "hook" where !plan.interfaces.isEmpty:
                 let parts = value.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
