@@ -454,10 +454,13 @@ static void sandbox_init(const struct CWGShim_spawn_attr *job, const struct CWGS
 
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail_report(report_fd, CWGShim_STAGE_PDEATHSIG);
     /* Undumpable, as its parent, makes /proc/self root's: writing its own
-     * uid_map needs it to be ours for a moment (see below). The parent
-     * wiped its keys before (JobSandbox.start); without a user namespace of
-     * its own (a hook's sandbox, NetAdmin's) it stays undumpable. */
-    if (sb->nested_userns) prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+     * uid_map needs it to be ours for a moment (see below): its copy of
+     * the caller's keys goes first. Without a user namespace of its own (a
+     * hook's sandbox, NetAdmin's) it stays undumpable. */
+    if (sb->nested_userns) {
+        if (sb->before_dumpable) sb->before_dumpable();
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    }
     /* Nothing of the parent's but the job's descriptors and the two channels. */
     for (int fd = 3; fd < 1024; fd++) {
         if (fd == report_fd || fd == sb->channel_fd) continue;

@@ -25,6 +25,13 @@ public func wipeEveryKey() {
     pthread_mutex_unlock(liveKeysLock)
 }
 
+/// `wipeEveryKey` for the child of a fork, before it execs or becomes
+/// dumpable: it has one thread, so it takes no lock (a lock another thread
+/// of the parent held at the fork would never be released).
+public func wipeEveryKeyAfterFork() {
+    for p in liveKeys { wipe(p, count: keyLength) }
+}
+
 /// Storage behind the secret key types (private and preshared); not meant
 /// to be used directly.
 /// 32 bytes of key material in their own heap allocation, wiped with

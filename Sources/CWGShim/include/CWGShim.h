@@ -76,6 +76,10 @@ struct CWGShim_sandbox_attr {
      * and Jupyter use there (tmux-UID, .X11-unix, ...): such servers run
      * commands for their clients. */
     int mask_host_sockets;
+    /* Called in the sandbox's pid 1 (a fork of the caller) just before it
+     * makes itself dumpable to write its uid_map (with nested_userns): the
+     * caller wipes there its copy of every secret. NULL: none. */
+    void (*before_dumpable)(void);
 };
 /* Returns the sandbox's pid, or -1 with the failing stage and errno. */
 pid_t CWGShim_spawn_sandboxed(const struct CWGShim_spawn_attr *job, const struct CWGShim_sandbox_attr *sandbox,

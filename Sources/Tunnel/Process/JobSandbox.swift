@@ -66,11 +66,6 @@ struct JobSandbox {
             free(ctext)
             free(csource)
         }
-        // A sandbox with a user namespace of its own is dumpable for a
-        // moment (to write its uid_map), and its memory is a copy of this
-        // process's: no key may be in it. The tunnel is configured by now;
-        // nothing here needs a key again.
-        if ownUserNamespace { KeyStore.wipeEveryKey() }
         if !mask.isEmpty || maskHostSockets {
             let fd = open(Self.maskSource, O_WRONLY | O_CREAT | O_CLOEXEC, 0o444)
             if fd < 0 { throw ChildProcess.Failure(stage: Int32(CWGShim_STAGE_SANDBOX), errno: Errno(rawValue: errno)) }
@@ -82,6 +77,10 @@ struct JobSandbox {
             sb.mask_count = Int32(mp.count)
             sb.mask_source = UnsafePointer(csource)
             sb.mask_host_sockets = maskHostSockets ? 1 : 0
+            // A sandbox with a user namespace of its own is dumpable for a
+            // moment (to write its uid_map), and its memory is a copy of
+            // this process's: it wipes its copy of every key first (ours stay).
+            sb.before_dumpable = { KeyStore.wipeEveryKeyAfterFork() }
             sb.nested_userns = ownUserNamespace ? 1 : 0
             sb.inner_uid = uid
             sb.inner_gid = gid
