@@ -395,6 +395,50 @@ import TestSupport
         for l in late { #expect(l == "late: wgns mem closed ptrace closed", "\(r.stdout)\(r.stderr)") }
     }
 
+    /// The holder is dumpable until the carrier has its namespaces, and a
+    /// descriptor of its /proc/PID/mem opened then keeps working. It is a
+    /// fork of the supervisor, which has read the key: the holder wipes its
+    /// copy first. A process of the same user opens the holder's mem and
+    /// maps while it waits for a slow carrier, and searches all of its
+    /// writable memory for the private key once the job runs: not there.
+    @Test func theHoldersEarlyMemoryHoldsNoKey() throws {
+        let f = try UpFixture()
+        guard let slirp = which("slirp4netns") else { return }
+        try f.write("slirp4netns", "#!/bin/sh\nsleep 1\nexec \(slirp) \"$@\"\n", mode: 0o755)
+        let raw = f.jobKey.base64Secret()
+        try f.write("grab.py", """
+            import base64, os, re, sys, time
+            key = base64.b64decode(sys.argv[2])
+            sup = int(sys.argv[1]); holder = None
+            deadline = time.time() + 5
+            while holder is None and time.time() < deadline:
+                try:
+                    for t in os.listdir(f"/proc/{sup}/task"):
+                        for c in open(f"/proc/{sup}/task/{t}/children").read().split():
+                            if open(f"/proc/{c}/comm").read().strip() == "wgns": holder = int(c)
+                except OSError: pass
+            mem = os.open(f"/proc/{holder}/mem", os.O_RDONLY)
+            regions = [tuple(int(x, 16) for x in l.split()[0].split("-")) for l in open(f"/proc/{holder}/maps") if l.split()[1].startswith("rw")]
+            print("holder mem opened")
+            sys.stdout.flush()
+            while not os.path.exists("running"): time.sleep(0.05)
+            found = 0
+            for a, b in regions:
+                try: data = os.pread(mem, b - a, a)
+                except OSError: continue
+                found += data.count(key) + data.count(sys.argv[2].encode())
+            print("key copies in the holder:", found)
+            """, mode: 0o644)
+        let r = try f.sh("""
+            PATH=$PWD:$PATH "$W" up --carrier slirp4netns job.conf -- sh -c 'touch running; sleep 0.5' & U=$!
+            python3 grab.py $U '\(raw)'
+            wait $U; echo "up $?"
+            """)
+        #expect(r.stdout.contains("holder mem opened\n"), "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("key copies in the holder: 0\n"), "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("up 0\n"), "\(r.stdout)\(r.stderr)")
+    }
+
     /// `wgns up -v` says what containment is in effect, and the command line
     /// overrides the config both ways.
     @Test func containmentLineAndOverrides() throws {
