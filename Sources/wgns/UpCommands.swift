@@ -125,7 +125,7 @@ struct Up: Invocation {
         session.apply(to: &options)
         options.isolate = isolate
         options.netAdmin = netAdmin ? true : nil
-        options.mask = !noMask
+        options.mask = noMask ? false : nil
         options.carrier = carrier
         options.mapUID = mapUID
         options.mapGID = mapGID

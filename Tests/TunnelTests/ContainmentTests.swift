@@ -205,7 +205,8 @@ import TestSupport
     /// the config, its PrivateKeyFile and a VPN folder's hub.conf. In the
     /// job's mount namespace they are empty and read-only, even for MapUid
     /// 0 (which cannot unmount them), also from inside the VPN folder;
-    /// `--no-mask` is the control that shows the reads would succeed.
+    /// `--no-mask` and `Mask = false` are the controls that show the reads
+    /// would succeed.
     @Test(arguments: [false, true])
     func jobCannotReadItsKeys(root: Bool) throws {
         let f = try UpFixture()
@@ -221,6 +222,8 @@ import TestSupport
             "$W" up \(flags) vpn --peer 1 -- bash -c 'read hub vpn/hub.conf; read peer vpn/peer-1.conf; echo "listed $(ls vpn | wc -l)"; umount vpn 2>/dev/null && echo unmounted'
             (cd vpn && "$W" up \(flags) . --peer 2 -- bash -c 'read cwd-hub hub.conf; read cwd-peer ./peer-2.conf')
             "$W" up --no-mask keyfile.conf -- bash -c 'read open-conf keyfile.conf; read open-key job.key'
+            { cat keyfile.conf; printf '\\n[Namespace]\\nMask = false\\n'; } > nomask.conf; chmod 600 nomask.conf
+            "$W" up nomask.conf -- bash -c 'read config-open-key job.key'
             """)
         #expect(r.stdout == """
             conf 0
@@ -233,6 +236,7 @@ import TestSupport
             cwd-peer 0
             open-conf \((try? String(contentsOfFile: "\(f.dir)/keyfile.conf", encoding: .utf8))?.utf8.count ?? -1)
             open-key 45
+            config-open-key 45
 
             """, "\(r.stdout)\(r.stderr)")
     }

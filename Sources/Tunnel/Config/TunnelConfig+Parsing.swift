@@ -277,6 +277,8 @@ struct ConfigParser {
             config.namespace.netAdmin = try parseBool(value, name: "NetAdmin", line: line)
         case "hostloopback":
             config.namespace.hostLoopback = try parseBool(value, name: "HostLoopback", line: line)
+        case "mask":
+            config.namespace.mask = try parseBool(value, name: "Mask", line: line)
         case "forwardtcp", "forwardudp":
             for item in try list(value, str(key), line) {
                 guard let f = PortForward(str(item)) else {
@@ -285,7 +287,7 @@ struct ConfigParser {
                 if k == "forwardtcp" { config.namespace.forwardTCP.append(f) } else { config.namespace.forwardUDP.append(f) }
             }
         default:
-            throw error(line, "unknown key '\(quoted(key))' in [Namespace] (expected Carrier, Backend, MapUID, MapGID, Isolate, NetAdmin, HostLoopback, ForwardTCP or ForwardUDP)")
+            throw error(line, "unknown key '\(quoted(key))' in [Namespace] (expected Carrier, Backend, MapUID, MapGID, Isolate, NetAdmin, HostLoopback, Mask, ForwardTCP or ForwardUDP)")
         }
     }
 

@@ -34,8 +34,9 @@ public struct UpOptions: Sendable {
     /// and can change and leave its tunnel.
     public var netAdmin: Bool?
     /// `--no-mask` makes it false: the job may read the configs, key files
-    /// and VPN folder the tunnel was built from (hidden by default).
-    public var mask = true
+    /// and VPN folder the tunnel was built from (hidden by default); nil:
+    /// the configs' `Mask =` decides.
+    public var mask: Bool?
     /// Lines added to the job's /etc/hosts (a VPN's members), environment
     /// entries for the job, and an endpoint for the peers that have none
     /// (the hub's published one): `wgns up DIR`.
@@ -66,6 +67,7 @@ extension UpPlan {
         plan.verbose = options.verbose
         if options.configFiles.isEmpty { throw TunnelError(.config, "give at least one config file") }
         var configs: [TunnelConfig] = []
+        var maskable: [String] = []
         for file in options.configFiles {
             var c: TunnelConfig
             do { c = try TunnelConfig(contentsOf: file); try c.validateForUp(file: file) } catch { throw TunnelError(.config, wrapping: error) }
@@ -73,7 +75,7 @@ extension UpPlan {
             guard let key = c.interface.privateKey else {
                 throw TunnelError(.config, "\(file): [Interface] has no PrivateKey or PrivateKeyFile")
             }
-            if options.mask { plan.masked += Self.masked(file: file, c) }
+            maskable += Self.masked(file: file, c)
             // Key files are read here, once, and travel inline in the plan.
             do {
                 c.interface.privateKey = .inline(try key.load())
@@ -95,6 +97,9 @@ extension UpPlan {
         plan.forwardUDP = forwardUDP
         plan.hostLoopback = setting(options.hostLoopback, \.hostLoopback) ?? false
         plan.netAdmin = setting(options.netAdmin, \.netAdmin) ?? false
+        if setting(options.mask, \.mask) ?? true {
+            for p in maskable where !plan.masked.contains(p) { plan.masked.append(p) }
+        }
         // The tunnel's user namespace maps one id, its root: a job with
         // network administration runs there, so as uid 0.
         let defaultUID = plan.netAdmin ? 0 : getuid(), defaultGID = plan.netAdmin ? 0 : getgid()
