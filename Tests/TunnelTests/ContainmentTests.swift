@@ -308,6 +308,25 @@ import TestSupport
     func hooksCannotReachTheCarrierOrTheKeys(isolate: Bool) throws {
         let f = try UpFixture()
         try f.write("hook.sh", "echo harmless\n", mode: 0o755)
+        // A socket of the host's /tmp (a tmux server's would run commands on
+        // the host): out of the hook's reach under isolation, as of the job's.
+        let hostSocket = "/tmp/wgns-hooktest-\(UInt32.random(in: 1...UInt32.max)).sock"
+        let listener = Process()
+        listener.executableURL = URL(fileURLWithPath: "/usr/bin/python3")
+        listener.arguments = ["-c", """
+            import os, socket
+            s = socket.socket(socket.AF_UNIX); s.bind("\(hostSocket)"); os.chmod("\(hostSocket)", 0o777); s.listen(8)
+            s.settimeout(60)
+            try:
+                while True: s.accept()[0].close()
+            except Exception: pass
+            """]
+        try listener.run()
+        defer {
+            kill(listener.processIdentifier, SIGKILL); listener.waitUntilExit()
+            try? FileManager.default.removeItem(atPath: hostSocket)
+        }
+        for _ in 0..<100 where !FileManager.default.fileExists(atPath: hostSocket) { usleep(20_000) }
         try f.write("attack.sh", """
             try() {
               for d in /proc/[0-9]*; do
@@ -325,6 +344,8 @@ import TestSupport
             try proc
             for i in 1 2 3; do umount /proc 2>/dev/null; done
             try unmounted
+            python3 -c 'import socket, sys
+            c = socket.socket(socket.AF_UNIX); c.settimeout(2); c.connect(sys.argv[1]); print("reached the host socket")' \(hostSocket) 2>/dev/null
             mkdir -p /tmp/wgns-hook-proc-$$ && mount -t proc proc /tmp/wgns-hook-proc-$$ 2>/dev/null && ls /tmp/wgns-hook-proc-$$ | grep -c '^[0-9]' | sed 's/^/own-proc-pids /'
             umount /tmp/wgns-hook-proc-$$ 2>/dev/null; rmdir /tmp/wgns-hook-proc-$$
             echo "hook done tap0 $tap"
@@ -339,6 +360,7 @@ import TestSupport
         // where it was (the job's network namespace under isolation).
         #expect(r.stdout.hasPrefix("harmless\n"), "\(r.stdout)\(r.stderr)")
         #expect(r.stdout.contains("hook done tap0 \(isolate ? 0 : 1)\n"), "\(r.stdout)\(r.stderr)")
+        #expect(r.stdout.contains("reached the host socket") == !isolate, "\(r.stdout)\(r.stderr)")
     }
 
     /// What README promises of memory, tried by a process of the same user

@@ -90,7 +90,8 @@ enum Hooks {
                 let place = "\(i.source.isEmpty ? i.name : i.source):\(c.line)"
                 log.mark()
                 let how: Termination
-                do { how = try runOne(c.text.replacing("%i", with: i.name), phase: phase, timeout: timeout, place: place) } catch {
+                do { how = try runOne(c.text.replacing("%i", with: i.name), phase: phase, timeout: timeout, place: place,
+                                                maskHostSockets: plan.maskHostSockets) } catch {
                     guard let failed else { throw error }
                     failed(error)
                     continue
@@ -166,7 +167,10 @@ enum Hooks {
     static let shell = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh"
 
     /// Runs one command and relays its output; returns how it ended.
-    static func runOne(_ command: String, phase: Hook.Phase, timeout: Int, place: String) throws(TunnelError) -> Termination {
+    /// `maskHostSockets`: the hook, as the job, reaches none of the host's
+    /// unix sockets in /tmp and the like (isolated, or a full tunnel).
+    static func runOne(_ command: String, phase: Hook.Phase, timeout: Int, place: String,
+                       maskHostSockets: Bool = false) throws(TunnelError) -> Termination {
         let out = try Pipe()
         let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { if devnull >= 0 { close(devnull) } }
@@ -191,6 +195,7 @@ enum Hooks {
         var sandbox = JobSandbox()
         sandbox.ownUserNamespace = false
         sandbox.channel = -1
+        sandbox.maskHostSockets = maskHostSockets
         let child: ChildProcess
         do { child = try sandbox.start([shell, "-c", command], opts) } catch {
             throw TunnelError(.setup, "\(place): cannot start \(phase.rawValue) with \(shell)", errno: error.errno)
