@@ -204,7 +204,8 @@ import TestSupport
     /// The job runs as the same uid on the same file system: it could `cat`
     /// the config, its PrivateKeyFile and a VPN folder's hub.conf. In the
     /// job's mount namespace they are empty and read-only, even for MapUid
-    /// 0 (which cannot unmount them), also from inside the VPN folder;
+    /// 0 (which cannot unmount them), also from inside the VPN folder, whose
+    /// other files the job still reads and writes (a batch job's own);
     /// `--no-mask` and `Mask = false` are the controls that show the reads
     /// would succeed.
     @Test(arguments: [false, true])
@@ -219,7 +220,8 @@ import TestSupport
             export -f read
             "$W" up \(flags) keyfile.conf -- bash -c 'read conf keyfile.conf; read key job.key; [ -s peer.conf ] && echo "other readable"
                 (echo x > job.key) 2>/dev/null && echo written; umount job.key 2>/dev/null && echo unmounted; umount keyfile.conf 2>/dev/null && echo unmounted'
-            "$W" up \(flags) vpn --peer 1 -- bash -c 'read hub vpn/hub.conf; read peer vpn/peer-1.conf; echo "listed $(ls vpn | wc -l)"; umount vpn 2>/dev/null && echo unmounted'
+            "$W" up \(flags) vpn --peer 1 -- bash -c 'read hub vpn/hub.conf; read peer vpn/peer-1.conf; read other-peer vpn/peer-2.conf
+                umount vpn/hub.conf 2>/dev/null && echo unmounted; echo mine > vpn/mine && echo "own file $(cat vpn/mine)"'
             (cd vpn && "$W" up \(flags) . --peer 2 -- bash -c 'read cwd-hub hub.conf; read cwd-peer ./peer-2.conf')
             "$W" up --no-mask keyfile.conf -- bash -c 'read open-conf keyfile.conf; read open-key job.key'
             { cat keyfile.conf; printf '\\n[Namespace]\\nMask = false\\n'; } > nomask.conf; chmod 600 nomask.conf
@@ -231,7 +233,8 @@ import TestSupport
             other readable
             hub 0
             peer 0
-            listed 0
+            other-peer 0
+            own file mine
             cwd-hub 0
             cwd-peer 0
             open-conf \((try? String(contentsOfFile: "\(f.dir)/keyfile.conf", encoding: .utf8))?.utf8.count ?? -1)

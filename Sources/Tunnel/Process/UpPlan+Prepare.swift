@@ -192,15 +192,24 @@ extension UpPlan {
     }
 
     /// What the job must not read of config `file`: the file, its key
-    /// files, and the VPN folder it belongs to (one that holds `hub.conf`,
-    /// as `wgns vpn new` makes), each by its real path. Symbolic links to
-    /// them lead to the mask; a hard link elsewhere would not.
+    /// files, and every config of the VPN folder it belongs to (one that
+    /// holds `hub.conf`, as `wgns vpn new` makes: hub.conf, peer-K.conf,
+    /// each with its keys), each by its real path. The folder itself stays
+    /// (a batch job keeps its own files there: examples/slurm-vpn.sbatch).
+    /// Symbolic links to them lead to the mask; a hard link elsewhere would not.
     static func masked(file: String, _ c: TunnelConfig) -> [String] {
         var paths = [file]
         if case .file(let p)? = c.interface.privateKey { paths.append(p) }
         for peer in c.peers { if case .file(let p)? = peer.presharedKey { paths.append(p) } }
         let dir = file.contains("/") ? String(file[..<file.lastIndex(of: "/")!]) : "."
-        if access(VPN.hubPath(dir.isEmpty ? "/" : dir), F_OK) == 0 { paths.append(dir.isEmpty ? "/" : dir) }
+        let folder = dir.isEmpty ? "/" : dir
+        if access(VPN.hubPath(folder), F_OK) == 0, let d = opendir(folder) {
+            defer { closedir(d) }
+            while let e = readdir(d) {
+                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name.hasSuffix(".conf") { paths.append(folder == "/" ? "/\(name)" : "\(folder)/\(name)") }
+            }
+        }
         var out: [String] = []
         for p in paths {
             var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
