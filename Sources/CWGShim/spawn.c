@@ -20,6 +20,62 @@
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
 
+#include <stddef.h>
+#include <linux/audit.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <sys/ioctl.h>
+
+#if defined(__x86_64__)
+#define WGNS_AUDIT_ARCH AUDIT_ARCH_X86_64
+#elif defined(__aarch64__)
+#define WGNS_AUDIT_ARCH AUDIT_ARCH_AARCH64
+#endif
+
+int CWGShim_deny_tty_injection(void) {
+#ifndef WGNS_AUDIT_ARCH
+    errno = ENOSYS;
+    return -1;
+#else
+    /* The low 32 bits of ioctl's second argument (the kernel reads the
+     * request as an unsigned int). Little-endian on both architectures. */
+    enum { ARG1 = offsetof(struct seccomp_data, args) + sizeof(__u64) };
+    struct sock_filter f[] = {
+#if defined(__x86_64__)
+        /*  0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        /*  1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_X86_64, 3, 0),      /* 5 : 2 */
+        /*  2 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH_I386, 0, 9),        /* 3 : kill */
+        /* i386: ioctl is 54. */
+        /*  3 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        /*  4 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 54, 4, 8),                      /* check : allow */
+        /* x86_64, and x32 (its numbers carry bit 30; 514 was x32's own ioctl). */
+        /*  5 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        /*  6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 2, 0),              /* check : 7 */
+        /*  7 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x40000000 | __NR_ioctl, 1, 0), /* check : 8 */
+        /*  8 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, 0x40000000 | 514, 0, 4),        /* check : allow */
+        /*  9 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG1),
+        /* 10 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TIOCSTI, 3, 0),                 /* deny : 11 */
+        /* 11 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TIOCLINUX, 2, 1),               /* deny : allow */
+#else
+        /*  0 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, arch)),
+        /*  1 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, WGNS_AUDIT_ARCH, 0, 5),         /* 2 : kill */
+        /*  2 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        /*  3 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, __NR_ioctl, 0, 4),              /* 4 : allow */
+        /*  4 */ BPF_STMT(BPF_LD | BPF_W | BPF_ABS, ARG1),
+        /*  5 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TIOCSTI, 3, 0),                 /* deny : 6 */
+        /*  6 */ BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, TIOCLINUX, 2, 1),               /* deny : allow */
+#endif
+        /* kill  */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_KILL_PROCESS),
+        /* allow */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+        /* deny  */ BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ERRNO | EPERM),
+    };
+    struct sock_fprog prog = { .len = sizeof f / sizeof f[0], .filter = f };
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) return -1;
+    return prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0);
+#endif
+}
+
 int CWGShim_set_undumpable(void) { return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0); }
 int CWGShim_set_dumpable(int on) { return prctl(PR_SET_DUMPABLE, on ? 1 : 0, 0, 0, 0); }
 
@@ -112,6 +168,15 @@ static void child(const struct CWGShim_spawn_attr *a, pid_t parent, int report_f
         snprintf(line, sizeof line, "%u %u 1\n", (unsigned)a->inner_gid, (unsigned)outer_gid);
         if (write_file("/proc/self/gid_map", line) < 0) goto fail;
     }
+    stage = CWGShim_STAGE_CAPS;
+    /* Root's exec takes its capabilities from the bounding set: without
+     * these, no mount or unmount (the host's /proc lies under this one),
+     * no setns (another network namespace), no ptrace beyond its own uid's
+     * rules. */
+    if (a->drop_admin_caps && (prctl(PR_CAPBSET_DROP, CAP_SYS_ADMIN, 0, 0, 0) < 0
+                               || prctl(PR_CAPBSET_DROP, CAP_SYS_PTRACE, 0, 0, 0) < 0)) goto fail;
+    stage = CWGShim_STAGE_SECCOMP;
+    if (a->deny_tty_injection && CWGShim_deny_tty_injection() < 0) goto fail;
     stage = CWGShim_STAGE_CWD;
     if (a->cwd && chdir(a->cwd) < 0) goto fail;
     stage = CWGShim_STAGE_EXEC;
@@ -153,7 +218,12 @@ pid_t CWGShim_spawn(const struct CWGShim_spawn_attr *a, int *stage_out, int *err
     return pid;
 }
 
-pid_t CWGShim_fork_with_pdeathsig(int sig) {
+static pid_t fork_with_pdeathsig(int sig, int undumpable);
+
+pid_t CWGShim_fork_with_pdeathsig(int sig) { return fork_with_pdeathsig(sig, 0); }
+pid_t CWGShim_fork_undumpable_with_pdeathsig(int sig) { return fork_with_pdeathsig(sig, 1); }
+
+static pid_t fork_with_pdeathsig(int sig, int undumpable) {
     sigset_t all, old, none;
     sigfillset(&all);
     sigemptyset(&none);
@@ -161,6 +231,7 @@ pid_t CWGShim_fork_with_pdeathsig(int sig) {
     pid_t parent = getpid();
     pid_t pid = fork();
     if (pid == 0) {
+        if (undumpable && prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) _exit(127);
         /* The signal state of an exec'd child (spawn's): default handlers,
          * nothing blocked. The child blocks what it waits for itself. */
         default_handlers();
@@ -214,6 +285,8 @@ void *CWGShim_memmem(const void *haystack, size_t hlen, const void *needle, size
 /* ---- The job's sandbox: its pid 1 (see Sources/Tunnel/JobSandbox.swift). ---- */
 #include <sys/mount.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <dirent.h>
 
 static int send_fds(int sock, const char *text, const int *fds, int n) {
     char cbuf[CMSG_SPACE(sizeof(int) * 8)];
@@ -293,6 +366,82 @@ static void fail_report(int report_fd, int stage) {
     _exit(127);
 }
 
+static int mask_file(const char *path, const char *source) {
+    unsigned long ro = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+    if (!source) { errno = EINVAL; return -1; }
+    if (mount(source, path, NULL, MS_BIND, NULL) < 0) return -1;
+    return mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | ro, NULL);
+}
+
+/* Folders, directly under /tmp and the like, where servers that run
+ * commands for their clients keep their sockets: only these are searched a
+ * level down (a /tmp of thousands of folders would cost tens of ms). */
+static int socket_folder(const char *name) {
+    static const char *const prefixes[] = { "tmux-", ".X11-unix", ".ICE-unix", "emacs", "screen", "ssh-", "vscode", "jupyter" };
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (strncmp(name, prefixes[i], strlen(prefixes[i])) == 0) return 1;
+    return 0;
+}
+
+/* Masks the sockets under `dir`, `depth` levels down (readdir's d_type, no
+ * stat per entry; below the first level only in socket_folder()s), at most
+ * *budget of them. */
+static int mask_sockets(const char *dir, int depth, const char *source, int *budget) {
+    if (depth <= 0 || *budget <= 0) return 0;
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    struct dirent *e;
+    char path[4096];
+    int r = 0;
+    while (r == 0 && *budget > 0 && (e = readdir(d))) {
+        if (e->d_name[0] == '.' && (e->d_name[1] == 0 || (e->d_name[1] == '.' && e->d_name[2] == 0))) continue;
+        if (snprintf(path, sizeof path, "%s/%s", dir, e->d_name) >= (int)sizeof path) continue;
+        unsigned char type = e->d_type;
+        if (type == DT_UNKNOWN) {
+            struct stat st;
+            if (lstat(path, &st) < 0) continue;
+            type = S_ISSOCK(st.st_mode) ? DT_SOCK : S_ISDIR(st.st_mode) ? DT_DIR : DT_REG;
+        }
+        if (type == DT_SOCK && access(path, W_OK) == 0) {
+            (*budget)--;
+            if (mask_file(path, source) < 0 && errno != ENOENT) r = -1;
+        } else if (type == DT_DIR && socket_folder(e->d_name)) {
+            r = mask_sockets(path, depth - 1, source, budget);
+        }
+    }
+    int e2 = errno;
+    closedir(d);
+    errno = e2;
+    return r;
+}
+
+/* The sandbox's masks (see CWGShim_sandbox_attr): -1 with errno on the
+ * first that fails. A working directory inside a masked folder is entered
+ * again by name, so that it is the mask too. */
+static int mask_paths(const struct CWGShim_sandbox_attr *sb) {
+    for (int i = 0; i < sb->mask_count; i++) {
+        const char *path = sb->mask[i];
+        struct stat st;
+        if (stat(path, &st) < 0) { if (errno == ENOENT) continue; return -1; }
+        unsigned long ro = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC;
+        if (S_ISDIR(st.st_mode)) {
+            if (mount("tmpfs", path, "tmpfs", ro, "mode=0500,size=4k,nr_inodes=1") < 0) return -1;
+        } else if (mask_file(path, sb->mask_source) < 0) {
+            return -1;
+        }
+    }
+    if (sb->mask_host_sockets) {
+        static const char *const dirs[] = { "/tmp", "/var/tmp", "/dev/shm" };
+        int budget = 1000;
+        for (int i = 0; i < 3; i++) if (mask_sockets(dirs[i], 2, sb->mask_source, &budget) < 0) return -1;
+    }
+    if (sb->mask_count > 0) {
+        char cwd[4096];
+        if (getcwd(cwd, sizeof cwd) && chdir(cwd) < 0) { if (chdir("/") < 0) return -1; }
+    }
+    return 0;
+}
+
 /* Pid 1 of the job's pid namespace. Never returns. */
 static void sandbox_init(const struct CWGShim_spawn_attr *job, const struct CWGShim_sandbox_attr *sb, int report_fd) {
     /* The signals it passes on, and SIGCHLD: blocked, taken with sigwaitinfo. */
@@ -305,8 +454,13 @@ static void sandbox_init(const struct CWGShim_spawn_attr *job, const struct CWGS
 
     if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0) < 0) fail_report(report_fd, CWGShim_STAGE_PDEATHSIG);
     /* Undumpable, as its parent, makes /proc/self root's: writing its own
-     * uid_map needs it to be ours for a moment (see below). */
-    prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+     * uid_map needs it to be ours for a moment (see below): its copy of
+     * the caller's keys goes first. Without a user namespace of its own (a
+     * hook's sandbox, NetAdmin's) it stays undumpable. */
+    if (sb->nested_userns) {
+        if (sb->before_dumpable) sb->before_dumpable();
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
+    }
     /* Nothing of the parent's but the job's descriptors and the two channels. */
     for (int fd = 3; fd < 1024; fd++) {
         if (fd == report_fd || fd == sb->channel_fd) continue;
@@ -318,6 +472,7 @@ static void sandbox_init(const struct CWGShim_spawn_attr *job, const struct CWGS
     /* A mount namespace of the namespace's user namespace: its own /proc
      * (this pid namespace's), without the control sockets' folder. */
     if (unshare(CLONE_NEWNS) < 0) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
+    if (mask_paths(sb) < 0) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
     if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) fail_report(report_fd, CWGShim_STAGE_SANDBOX);
     for (int i = 0; i < sb->detach_count; i++) {
         if (umount2(sb->detach[i], MNT_DETACH) < 0 && errno != EINVAL && errno != ENOENT) fail_report(report_fd, CWGShim_STAGE_SANDBOX);

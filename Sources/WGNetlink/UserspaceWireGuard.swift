@@ -1,3 +1,6 @@
+// CLibMnl too: libmnl.h includes <sys/socket.h>, and where another file of
+// this module imports it first, the socket constants are found only through it.
+import CLibMnl
 import KeyStore
 import SystemPackage
 #if canImport(Glibc)

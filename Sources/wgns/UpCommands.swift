@@ -33,7 +33,7 @@ struct Up: Invocation {
         --wait seconds for a live hub to publish it.
         """,
         options: SessionOptions.options + [carrier, mapUID, mapGID, hostLoopback, noHostLoopback, peer, wait,
-                                           isolate, noIsolate, netAdmin],
+                                           isolate, noIsolate, netAdmin, noMask],
         arguments: [Argument("CONFIG", .any, "wg-quick configs (one interface each; a bare NAME is NAME.conf in $WGNS_CONFIG_DIR, $XDG_CONFIG_HOME/wgns or ~/.config/wireguard), or a VPN directory from `wgns vpn new`.")],
         passthrough: "COMMAND [ARGS...]",
         run: start)
@@ -49,7 +49,10 @@ struct Up: Invocation {
     static let noIsolate = Option.flag("no-isolate", "Let the job also reach the network through the carrier, even with a full tunnel (overrides Isolate = true).")
     static let netAdmin = Option.flag("net-admin", "Run the job as root of the tunnel's own user namespace, with network administration there: the job CAN change and leave its tunnel (`wg`, `ip`). Off by default: the job cannot even read its tunnel's keys.")
 
+    static let noMask = Option.flag("no-mask", "Let the job read the configs, their PrivateKeyFile/PresharedKeyFile and the VPN folder the tunnel was built from (by default they look empty to it).")
+
     var session: SessionOptions
+    var noMask = false
     var carrier: CarrierKind?
     var mapUID: UInt32?
     var mapGID: UInt32?
@@ -74,6 +77,7 @@ struct Up: Invocation {
         wait = try waitSeconds(a.value(Self.wait))
         isolate = try either(a, Self.isolate, Self.noIsolate)
         netAdmin = a.flag(Self.netAdmin)
+        noMask = a.flag(Self.noMask)
         configs = a.positionals
         command = a.passthrough
     }
@@ -126,6 +130,7 @@ struct Up: Invocation {
         session.apply(to: &options)
         options.isolate = isolate
         options.netAdmin = netAdmin ? true : nil
+        options.mask = noMask ? false : nil
         options.carrier = carrier
         options.mapUID = mapUID
         options.mapGID = mapGID

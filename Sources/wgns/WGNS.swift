@@ -40,6 +40,9 @@ enum WGNS {
     /// Finds the command the arguments name and runs it; errors become one
     /// line on stderr and exit status 1 (64 for a mistake on the command line).
     static func main() {
+        // Keys are read by many commands (up, hub, setconf, pubkey, check,
+        // ...): nobody of this user may read our memory from here on.
+        becomeUndumpable()
         do {
             try run(CommandLine.arguments.dropFirst())
         } catch let error as CLIError {

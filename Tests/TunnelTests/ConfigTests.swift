@@ -122,6 +122,40 @@ let exampleConfigs: [String] = (try? FileManager.default.contentsOfDirectory(atP
         }
     }
 
+    /// A line that lost its newline glues the next key onto a value
+    /// (`AllowedIPs = 10.0.0.0/8 PresharedKey = KEY`): whatever the field,
+    /// the error quotes at most 12 characters of it, never the key.
+    static let glued = [
+        ("[Interface]\nAddress = 10.0.0.2/24 PrivateKey = ", 2, "Address"),
+        ("[Interface]\nDNS = 10.0.0.1 PrivateKey = ", 2, "DNS"),
+        ("[Interface]\nDNS = vpn.example PrivateKey = ", 2, "DNS"),
+        ("[Interface]\nMTU = 1420 PrivateKey = ", 2, "MTU"),
+        ("[Interface]\nListenPort = 51820 PrivateKey = ", 2, "ListenPort"),
+        ("[Peer]\nPublicKey = \(pub)\nAllowedIPs = 10.0.0.0/8 PresharedKey = ", 3, "AllowedIPs"),
+        ("[Peer]\nPublicKey = \(pub)\nAllowedIPs = 10.0.0.0/8, PresharedKey = ", 3, "AllowedIPs"),
+        ("[Peer]\nPublicKey = \(pub)\nEndpoint = 1.2.3.4:51820 PresharedKey = ", 3, "Endpoint"),
+        ("[Peer]\nPublicKey = \(pub)\nEndpoint = vpn.example.org PresharedKey = ", 3, "Endpoint"),
+        ("[Peer]\nPublicKey = \(pub)\nPersistentKeepalive = 25 PresharedKey = ", 3, "PersistentKeepalive"),
+    ]
+
+    @Test(arguments: glued)
+    func gluedKeyIsNotQuoted(prefix: String, line: Int, field: String) {
+        let key = PresharedKey.generate().base64Secret()
+        do {
+            _ = try TunnelConfig(parsing: prefix + key + "\n", file: "glued.conf")
+            Issue.record("accepted: \(prefix)")
+        } catch {
+            #expect(error.line == line)
+            #expect(error.message.hasPrefix("\(field) '"), "\(error.message)")
+            let quoted = error.message.split(separator: "'", maxSplits: 2)[1]
+            #expect(quoted.replacing("...", with: "").count <= 12, "\(error.message)")
+            for n in stride(from: 0, to: key.count - 4, by: 4) {
+                let piece = key.dropFirst(n).prefix(5)
+                #expect(!error.description.contains(piece), "\(piece) of the key in: \(error.message)")
+            }
+        }
+    }
+
     /// A mistyped secret is never echoed back in the error.
     @Test func secretsNotEchoed() {
         let almost = String(PrivateKey.generate().base64Secret().dropLast(2)) + "=="

@@ -1,6 +1,7 @@
 import Testing
 @testable import Tunnel
 import WGNetlink
+import KeyStore
 
 /// What the resolver keeps of nsswitch.conf, and its retry policy.
 @Suite struct ResolverTests {
@@ -24,6 +25,25 @@ import WGNetlink
                                      policy: .init(retries: 0), notice: { _ in notices += 1 })
         #expect(a.description == "[fd00::1]:7")
         #expect(notices == 0)
+    }
+
+    /// `check --resolve` and `up` quote a host name whole, but at most 12
+    /// characters of a host that is no name: one glued to a key by a lost
+    /// newline (`Endpoint = vpn.example PresharedKey = KEY:51820`) must not
+    /// put the key into the error.
+    @Test func unresolvedHostIsQuotedShort() {
+        let key = PresharedKey.generate().base64Secret()
+        for host in ["vpnPresharedKey=\(key)", "no-such-host.invalid"] {
+            do {
+                _ = try Resolver.resolve(Endpoint(host: host, port: 51820), prefer: .ipv4, context: "f.conf",
+                                         policy: .init(retries: 0), notice: { _ in })
+                Issue.record("resolved \(host)")
+            } catch {
+                let quoted = host.contains("=") ? "vpnPreshared...:51820" : "\(host):51820"
+                #expect("\(error)".hasPrefix("f.conf: endpoint \(quoted) does not resolve"), "\(error)")
+                #expect(!"\(error)".contains(key.prefix(6)), "\(error)")
+            }
+        }
     }
 
     /// WG_ENDPOINT_RESOLUTION_RETRIES as wg reads it, and wg's pauses:

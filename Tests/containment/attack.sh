@@ -6,8 +6,10 @@
 #   ATTACK NAME skipped why        this machine lacks the tool to try
 # and INFO lines. Needs sh, wg, ip, nsenter, timeout, nc; python3 where there
 # is one (the host), for what busybox cannot do (the VM).
-#   attack.sh HOSTPORT   (a TCP port listening on the host's 127.0.0.1)
+#   attack.sh HOSTPORT [CONFIG]   (a TCP port listening on the host's
+#   127.0.0.1; the config the tunnel was built from)
 port=${1:-0}
+conf=${2:-}
 say() { echo "ATTACK $*"; }
 have_py() { command -v python3 >/dev/null 2>&1; }
 info() { echo "INFO $*"; }
@@ -109,6 +111,36 @@ s.sendto(b"x", ("10.0.2.3", 53))' 2>/dev/null; then say bind-tap0 OPEN; else say
 elif ip link show tap0 >/dev/null 2>&1; then say bind-tap0 OPEN "tap0 is visible"
 else say bind-tap0 blocked; fi
 info "resolv $(grep -c '^nameserver' /etc/resolv.conf) $(grep '^nameserver' /etc/resolv.conf | tr '\n' ' ')"
+
+# 10. The host's daemons under /run (nscd, resolved, D-Bus, the user's bus).
+n=$(find /run /var/run/ -type s 2>/dev/null | wc -l)
+if [ "$n" = 0 ]; then say run-sockets blocked; else say run-sockets OPEN "$(find /run /var/run/ -type s 2>/dev/null | tr '\n' ' ')"; fi
+
+# 11. The config (and so its keys) on disk.
+if [ -z "$conf" ]; then say config-file skipped "no config named"
+elif [ -s "$conf" ] || grep -q . "$conf" 2>/dev/null; then say config-file OPEN "$conf"
+else say config-file blocked; fi
+
+# 12. Typing into a terminal: TIOCSTI on a controlling terminal of our own
+# (a fresh pty, made ours by a new session), which the kernel allows.
+if have_py; then
+  r=$(timeout 5 python3 -c '
+import fcntl, os, pty, termios
+m, s = pty.openpty()
+name = os.ttyname(s)
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    fd = os.open(name, os.O_RDWR)  # becomes the controlling terminal
+    try:
+        fcntl.ioctl(fd, termios.TIOCSTI, b"x"); os._exit(0)
+    except OSError as e: os._exit(e.errno)
+_, st = os.waitpid(pid, 0)
+print(os.waitstatus_to_exitcode(st))' 2>&1)
+  case "$r" in 0) say tiocsti OPEN ;; 1) say tiocsti blocked ;; *) say tiocsti skipped "$r" ;; esac
+else say tiocsti skipped "no python3"
+fi
+info "seccomp $(awk '/^Seccomp:/ {print $2}' /proc/self/status) no-new-privs $(awk '/^NoNewPrivs:/ {print $2}' /proc/self/status)"
 
 # What root inside its own user namespace can still do (MapUid 0).
 if have_py; then

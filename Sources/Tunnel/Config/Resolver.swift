@@ -68,6 +68,9 @@ public enum Resolver {
         if let policy { retry = policy } else { retry = try RetryPolicy.fromEnvironment() }
         let notice = notice ?? { writeStderr("wgns: \($0)\n") }
         let prefix = context.map { "\($0): " } ?? ""
+        // A host name is quoted whole; anything else (a key glued on by a
+        // lost newline brings its `=`) at most 12 characters (`quotedValue`).
+        let quotedEndpoint = quotedName(endpoint.host) == endpoint.host ? endpoint.description : "\(quotedName(endpoint.host)):\(endpoint.port)"
         _ = hostLookupConfigured
         var pause = retry.firstPause
         var retried = 0
@@ -82,7 +85,7 @@ public enum Resolver {
             }
             if rc == 0 {
                 guard let a = found else {
-                    throw TunnelError(.resolve, "\(prefix)endpoint \(endpoint) does not resolve: neither an IPv4 nor an IPv6 address found")
+                    throw TunnelError(.resolve, "\(prefix)endpoint \(quotedEndpoint) does not resolve: neither an IPv4 nor an IPv6 address found")
                 }
                 return SocketAddress(address: a.address, port: endpoint.port, scopeID: a.scopeID)
             }
@@ -90,11 +93,11 @@ public enum Resolver {
             let permanent = rc == EAI_NONAME || rc == EAI_FAIL || rc == eaiNoData
             if permanent || (retry.retries.map { retried >= $0 } ?? false) {
                 let tries = retried > 0 ? " (tried \(retried + 1) times)" : ""
-                throw TunnelError(.resolve, "\(prefix)endpoint \(endpoint) does not resolve: \(why)\(tries)")
+                throw TunnelError(.resolve, "\(prefix)endpoint \(quotedEndpoint) does not resolve: \(why)\(tries)")
             }
             retried += 1
             let hundredths = (pause + 5_000) / 10_000
-            notice("\(prefix)endpoint \(endpoint): \(why); trying again in \(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100) s")
+            notice("\(prefix)endpoint \(quotedEndpoint): \(why); trying again in \(hundredths / 100).\(hundredths % 100 < 10 ? "0" : "")\(hundredths % 100) s")
             var ts = timespec(tv_sec: Int(pause / 1_000_000), tv_nsec: Int(pause % 1_000_000) * 1000)
             var rest = timespec()
             while nanosleep(&ts, &rest) < 0 && errno == EINTR { ts = rest }

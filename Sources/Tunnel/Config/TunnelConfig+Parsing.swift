@@ -162,7 +162,7 @@ struct ConfigParser {
         case "address":
             for item in try list(value, "Address", line) {
                 guard let p = IPPrefix(utf8: item) else {
-                    throw error(line, "Address '\(str(item))' is not an IP address with an optional /prefix")
+                    throw error(line, "Address '\(quotedValue(item))' is not an IP address with an optional /prefix")
                 }
                 config.interface.addresses.append(p)
             }
@@ -171,19 +171,19 @@ struct ConfigParser {
                 // wg-quick's rule: digits and dots, or anything with a colon, is a server.
                 if item.allSatisfy({ $0 == UInt8(ascii: ".") || isDigit($0) }) || item.contains(UInt8(ascii: ":")) {
                     guard let a = IPAddress(utf8: item) else {
-                        throw error(line, "DNS '\(str(item))' is not a valid IP address")
+                        throw error(line, "DNS '\(quotedValue(item))' is not a valid IP address")
                     }
                     config.interface.dnsServers.append(a)
                 } else {
                     guard isDomain(item) else {
-                        throw error(line, "DNS '\(str(item))' is neither an IP address nor a search domain")
+                        throw error(line, "DNS '\(quotedValue(item))' is neither an IP address nor a search domain")
                     }
                     config.interface.dnsSearch.append(str(item))
                 }
             }
         case "mtu":
             guard let m = decimal(value, max: 65535), m >= 576 else {
-                throw error(line, "MTU '\(str(value))' is not a number from 576 to 65535")
+                throw error(line, "MTU '\(quotedValue(value))' is not a number from 576 to 65535")
             }
             config.interface.mtu = UInt32(m)
         case "table":
@@ -222,7 +222,7 @@ struct ConfigParser {
             func each(_ all: Bytes) throws(ConfigError) {
                 try forEachPiece(of: all, separatedBy: UInt8(ascii: ",")) { (item) throws(ConfigError) in
                     guard let p = IPPrefix(utf8: item) else {
-                        throw error(line, "AllowedIPs '\(str(item))' is not an IP address with an optional /prefix")
+                        throw error(line, "AllowedIPs '\(quotedValue(item))' is not an IP address with an optional /prefix")
                     }
                     peer!.allowedIPs.append(p)
                 }
@@ -236,14 +236,14 @@ struct ConfigParser {
             let compact = value.contains(where: isSpace) ? withoutSpaces(value) : nil
             let e = compact.map { c in c.withUnsafeBufferPointer { Endpoint(utf8: $0) } } ?? Endpoint(utf8: value)
             guard let e else {
-                let v = String(decoding: compact ?? Array(value), as: UTF8.self)
+                let v = compact.map { c in c.withUnsafeBufferPointer { quotedValue($0) } } ?? quotedValue(value)
                 throw error(line, "Endpoint '\(v)' is not host:port, 1.2.3.4:port or [v6]:port")
             }
             peer!.endpoint = e
         case "persistentkeepalive":
             if normalized(value) == "off" { peer!.persistentKeepalive = 0; break }
             guard let n = decimal(value, max: 65535) else {
-                throw error(line, "PersistentKeepalive '\(str(value))' is not 'off' or a number of seconds from 0 to 65535")
+                throw error(line, "PersistentKeepalive '\(quotedValue(value))' is not 'off' or a number of seconds from 0 to 65535")
             }
             peer!.persistentKeepalive = UInt16(n)
         default:
@@ -257,19 +257,19 @@ struct ConfigParser {
         switch k {
         case "carrier":
             guard let c = CarrierKind(rawValue: normalized(value)) else {
-                throw error(line, "Carrier '\(str(value))' is not slirp4netns or pasta")
+                throw error(line, "Carrier '\(quotedValue(value))' is not slirp4netns or pasta")
             }
             config.namespace.carrier = c
         case "backend":
             guard let b = BackendKind(rawValue: normalized(value)) else {
-                throw error(line, "Backend '\(str(value))' is not auto, kernel or userspace")
+                throw error(line, "Backend '\(quotedValue(value))' is not auto, kernel or userspace")
             }
             config.namespace.backend = b
         case "mapuid":
-            guard let u = decimal(value, max: UInt64(UInt32.max) - 1) else { throw error(line, "MapUID '\(str(value))' is not a user id") }
+            guard let u = decimal(value, max: UInt64(UInt32.max) - 1) else { throw error(line, "MapUID '\(quotedValue(value))' is not a user id") }
             config.namespace.mapUID = UInt32(u)
         case "mapgid":
-            guard let g = decimal(value, max: UInt64(UInt32.max) - 1) else { throw error(line, "MapGID '\(str(value))' is not a group id") }
+            guard let g = decimal(value, max: UInt64(UInt32.max) - 1) else { throw error(line, "MapGID '\(quotedValue(value))' is not a group id") }
             config.namespace.mapGID = UInt32(g)
         case "isolate":
             config.namespace.isolate = try parseBool(value, name: "Isolate", line: line)
@@ -277,15 +277,17 @@ struct ConfigParser {
             config.namespace.netAdmin = try parseBool(value, name: "NetAdmin", line: line)
         case "hostloopback":
             config.namespace.hostLoopback = try parseBool(value, name: "HostLoopback", line: line)
+        case "mask":
+            config.namespace.mask = try parseBool(value, name: "Mask", line: line)
         case "forwardtcp", "forwardudp":
             for item in try list(value, str(key), line) {
                 guard let f = PortForward(str(item)) else {
-                    throw error(line, "\(str(key)) '\(str(item))' is not PORT or HOSTPORT:NSPORT (ports 1 to 65535)")
+                    throw error(line, "\(str(key)) '\(quotedValue(item))' is not PORT or HOSTPORT:NSPORT (ports 1 to 65535)")
                 }
                 if k == "forwardtcp" { config.namespace.forwardTCP.append(f) } else { config.namespace.forwardUDP.append(f) }
             }
         default:
-            throw error(line, "unknown key '\(quoted(key))' in [Namespace] (expected Carrier, Backend, MapUID, MapGID, Isolate, NetAdmin, HostLoopback, ForwardTCP or ForwardUDP)")
+            throw error(line, "unknown key '\(quoted(key))' in [Namespace] (expected Carrier, Backend, MapUID, MapGID, Isolate, NetAdmin, HostLoopback, Mask, ForwardTCP or ForwardUDP)")
         }
     }
 
@@ -304,7 +306,7 @@ struct ConfigParser {
 
     func parsePort(_ value: Bytes, name: String, line: Int) throws(ConfigError) -> UInt16 {
         guard let p = decimal(value, max: 65535) else {
-            throw error(line, "\(name) '\(str(value))' is not a port number from 0 to 65535")
+            throw error(line, "\(name) '\(quotedValue(value))' is not a port number from 0 to 65535")
         }
         return UInt16(p)
     }
@@ -314,7 +316,7 @@ struct ConfigParser {
         if v == "off" { return 0 }
         let parsed: UInt32? = v.hasPrefix("0x") ? UInt32(v.dropFirst(2), radix: 16) : decimal(value, max: UInt64(UInt32.max)).map(UInt32.init)
         guard let mark = parsed else {
-            throw error(line, "FwMark '\(str(value))' is not 'off' or a 32-bit number (decimal or 0x hex)")
+            throw error(line, "FwMark '\(quotedValue(value))' is not 'off' or a 32-bit number (decimal or 0x hex)")
         }
         return mark
     }
@@ -323,7 +325,7 @@ struct ConfigParser {
         switch normalized(value) {
         case "true", "yes", "on", "1": return true
         case "false", "no", "off", "0": return false
-        default: throw error(line, "\(name) '\(str(value))' is not true or false")
+        default: throw error(line, "\(name) '\(quotedValue(value))' is not true or false")
         }
     }
 
@@ -394,6 +396,31 @@ func quoted(_ b: Bytes) -> String {
     let cut = b.firstIndex { $0 == 0x20 || $0 == 0x09 || $0 == 0x3a || $0 == 0x3d || $0 == 0x2c } ?? b.endIndex
     let head = b[b.startIndex..<min(cut, b.startIndex + 12)]
     return String(decoding: head, as: UTF8.self) + (head.count < b.count ? "..." : "")
+}
+
+/// A value that did not parse, as an error may quote it: at most 12
+/// characters, cut also at the first whitespace or '=', with "..." when cut.
+/// A line that lost its newline glues the next key onto this value
+/// (`AllowedIPs = 10.0.0.0/8 PresharedKey = KEY`): the key must not reach an
+/// error, whatever the field.
+func quotedValue(_ b: Bytes) -> String {
+    let cut = b.firstIndex { isSpace($0) || $0 == 0x3d } ?? b.endIndex
+    let head = b[b.startIndex..<min(cut, b.startIndex + 12)]
+    return String(decoding: head, as: UTF8.self) + (head.count < b.count ? "..." : "")
+}
+
+/// `quotedValue` of text.
+func quotedValue(_ s: String) -> String {
+    var s = s
+    return s.withUTF8 { quotedValue($0) }
+}
+
+/// A name (a host, a routing table) as an error quotes it: whole when it is
+/// one (letters, digits, '-', '_', '.'; a key glued on by a lost newline
+/// brings its '='), else as `quotedValue`.
+func quotedName(_ s: String) -> String {
+    var s = s
+    return s.withUTF8 { isDomain($0) ? String(decoding: $0, as: UTF8.self) : quotedValue($0) }
 }
 
 /// The bytes as text (they are always valid UTF-8 here: slices cut at ASCII).

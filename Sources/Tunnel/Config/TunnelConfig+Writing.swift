@@ -75,6 +75,7 @@ extension TunnelConfig {
             if let v = n.isolate { line("Isolate", v ? "true" : "false") }
             if let v = n.netAdmin { line("NetAdmin", v ? "true" : "false") }
             if let v = n.hostLoopback { line("HostLoopback", v ? "true" : "false") }
+            if let v = n.mask { line("Mask", v ? "true" : "false") }
             if !n.forwardTCP.isEmpty { line("ForwardTCP", n.forwardTCP.map(\.description).joined(separator: ", ")) }
             if !n.forwardUDP.isEmpty { line("ForwardUDP", n.forwardUDP.map(\.description).joined(separator: ", ")) }
         }

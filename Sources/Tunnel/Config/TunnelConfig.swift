@@ -225,6 +225,9 @@ public struct NamespaceSettings: Sendable, Hashable {
     public var netAdmin: Bool?
     /// `HostLoopback = true|false`: reach the host's loopback at 10.0.2.2.
     public var hostLoopback: Bool?
+    /// `Mask = true|false`: hide the configs, key files and VPN folder the
+    /// tunnel was built from in the job's file system (default true).
+    public var mask: Bool?
     /// `ForwardTCP =`: host TCP ports forwarded into the namespace.
     public var forwardTCP: [PortForward] = []
     /// `ForwardUDP =`: host UDP ports forwarded into the namespace.

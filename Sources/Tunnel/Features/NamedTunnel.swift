@@ -254,6 +254,7 @@ public enum NamedTunnel {
         if hasCwd { _ = chdir(cwd) } else { _ = chdir("/") }
         var opts = SpawnOptions()
         opts.deathSignal = SIGKILL
+        opts.denyTerminalInjection = true
         // The command shares our process group and terminal, so the terminal's
         // signals reach it; we only wait, as system() does.
         signal(SIGINT, SIG_IGN)

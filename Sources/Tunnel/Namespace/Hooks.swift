@@ -90,7 +90,8 @@ enum Hooks {
                 let place = "\(i.source.isEmpty ? i.name : i.source):\(c.line)"
                 log.mark()
                 let how: Termination
-                do { how = try runOne(c.text.replacing("%i", with: i.name), phase: phase, timeout: timeout, place: place) } catch {
+                do { how = try runOne(c.text.replacing("%i", with: i.name), phase: phase, timeout: timeout, place: place,
+                                                maskHostSockets: plan.maskHostSockets) } catch {
                     guard let failed else { throw error }
                     failed(error)
                     continue
@@ -166,7 +167,10 @@ enum Hooks {
     static let shell = access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh"
 
     /// Runs one command and relays its output; returns how it ended.
-    static func runOne(_ command: String, phase: Hook.Phase, timeout: Int, place: String) throws(TunnelError) -> Termination {
+    /// `maskHostSockets`: the hook, as the job, reaches none of the host's
+    /// unix sockets in /tmp and the like (isolated, or a full tunnel).
+    static func runOne(_ command: String, phase: Hook.Phase, timeout: Int, place: String,
+                       maskHostSockets: Bool = false) throws(TunnelError) -> Termination {
         let out = try Pipe()
         let devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)
         defer { if devnull >= 0 { close(devnull) } }
@@ -180,8 +184,20 @@ enum Hooks {
         opts.fds = [devnull, out.write.raw, out.write.raw]
         opts.deathSignal = SIGKILL
         opts.newProcessGroup = true
+        // A hook is root of the tunnel's user namespace, and whatever it
+        // runs (files and PATH the job can write) must not enter the
+        // carrier's network namespace nor reach a process that holds keys.
+        // So: a pid and mount namespace of its own, whose /proc shows no
+        // wgns process, wireguard-go or carrier; and no CAP_SYS_ADMIN (no
+        // setns, no unmounting that /proc to find the host's beneath it) nor
+        // CAP_SYS_PTRACE. Its background processes end with it.
+        opts.dropAdminCapabilities = true
+        var sandbox = JobSandbox()
+        sandbox.ownUserNamespace = false
+        sandbox.channel = -1
+        sandbox.maskHostSockets = maskHostSockets
         let child: ChildProcess
-        do { child = try ChildProcess.spawn([shell, "-c", command], opts) } catch {
+        do { child = try sandbox.start([shell, "-c", command], opts) } catch {
             throw TunnelError(.setup, "\(place): cannot start \(phase.rawValue) with \(shell)", errno: error.errno)
         }
         out.write.close()
@@ -215,7 +231,7 @@ enum Hooks {
             }
             let now = monotonicNanos()
             if now >= deadline {
-                _ = kill(-child.pid, SIGKILL)
+                child.kill(SIGKILL)  // the sandbox's pid 1: everything in it goes
                 _ = child.wait()
                 relay(final: true)
                 throw TunnelError(.setup, "\(place): \(phase.rawValue) did not finish within \(timeout) s and was killed (WGNS_HOOK_TIMEOUT sets the limit in seconds)")

@@ -73,16 +73,30 @@ enum Namespace {
     /// dropped from the job's mount namespace once they are mounted in place.
     static let generatedFolder = "wgns"
 
-    /// Puts a private tmpfs over `dir` (the runtime directory, /run), then
-    /// binds every entry of the old one back, so that the job still sees
-    /// the host's /run/user, /run/systemd and so on; then mounts a private
-    /// tmpfs on each of `DIR/wireguard` (mode 0700) and `DIR/wgns`.
+    /// Puts a private, empty tmpfs over `dir` (the runtime directory, /run)
+    /// and mounts a private tmpfs on each of `DIR/wireguard` (mode 0700)
+    /// and `DIR/wgns`. None of the host's entries come back: its unix
+    /// sockets there (nscd, systemd-resolved, the system and the user's
+    /// D-Bus, through which `systemd-run --user` starts a process outside
+    /// every namespace) are ways out of the tunnel, in every mode. The
+    /// user's runtime directory (`XDG_RUNTIME_DIR`, when it is under `dir`)
+    /// and `DIR/lock` exist, empty and private.
     static func overlayRuntimeDirectory(_ dir: String) throws(TunnelError) {
-        try overlayDirectory(dir, except: [socketFolder, generatedFolder])
+        try mount("tmpfs", dir, "tmpfs", UInt(MS_NOSUID | MS_NODEV), "mode=0755")
         for (name, mode) in [(socketFolder, "0700"), (generatedFolder, "0755")] {
             let path = "\(dir)/\(name)"
             try sys("mkdir \(path)", code: .setup) { mkdir(path, 0o700) }
             try mount("tmpfs", path, "tmpfs", UInt(MS_NOSUID | MS_NODEV | MS_NOEXEC), "mode=\(mode)")
+        }
+        _ = mkdir("\(dir)/lock", 0o755)
+        _ = chmod("\(dir)/lock", 0o1777)
+        if let xdg = getenv("XDG_RUNTIME_DIR").map({ String(cString: $0) }), xdg.hasPrefix(dir + "/"), !xdg.contains("/../") {
+            var path = dir
+            for part in xdg.dropFirst(dir.count + 1).split(separator: "/") {
+                path += "/\(part)"
+                _ = mkdir(path, 0o755)
+            }
+            _ = chmod(path, 0o700)
         }
     }
 

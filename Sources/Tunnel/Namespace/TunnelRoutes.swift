@@ -33,7 +33,7 @@ public enum RouteTable: Sendable, Hashable, CustomStringConvertible {
             } else if let n = Self.named(t.text) {
                 self = .number(n)
             } else {
-                throw ConfigError(file: file, line: t.line, "Table '\(t.text)' is neither off, auto, a number nor a table name in \(Self.nameFiles.joined(separator: ", ")) or \(Self.nameFolder)/*.conf")
+                throw ConfigError(file: file, line: t.line, "Table '\(quotedName(t.text))' is neither off, auto, a number nor a table name in \(Self.nameFiles.joined(separator: ", ")) or \(Self.nameFolder)/*.conf")
             }
         }
     }

@@ -46,6 +46,13 @@ struct SpawnOptions {
     var userNamespaceIDs: (uid: UInt32, gid: UInt32)? = nil
     /// Environment; nil inherits.
     var environment: [String]? = nil
+    /// No new privileges, and ioctl(TIOCSTI/TIOCLINUX) fails with EPERM for
+    /// the child and all it starts (`CWGShim_deny_tty_injection`): a job
+    /// cannot type into the terminal it shares with the user's shell.
+    var denyTerminalInjection = false
+    /// CAP_SYS_ADMIN and CAP_SYS_PTRACE leave the child's bounding set
+    /// (root of a user namespace keeps every other capability there).
+    var dropAdminCapabilities = false
 }
 
 /// A started child process, by pid. Whoever holds it waits for it.
@@ -99,6 +106,8 @@ struct ChildProcess {
                         attr.inner_gid = ids.gid
                     }
                     attr.cwd = nil
+                    attr.deny_tty_injection = options.denyTerminalInjection ? 1 : 0
+                    attr.drop_admin_caps = options.dropAdminCapabilities ? 1 : 0
                     return body(&attr)
                 }
                 if cenv != nil {

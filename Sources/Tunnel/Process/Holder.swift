@@ -40,6 +40,11 @@ public enum Holder {
         // The supervisor is undumpable, and so is its fork: but writing our
         // own uid_map needs /proc/self to be ours (undumpable makes it
         // root's). Undumpable again on SIGUSR1, once the carrier is in.
+        // Dumpable, same-uid processes may read our memory (until
+        // SIGUSR1), and a descriptor they open now stays open: a fork's copy
+        // of the supervisor's keys is wiped first (we need none of them:
+        // NamespaceInit reads the plan).
+        KeyStore.wipeEveryKey()
         _ = CWGShim_set_dumpable(1)
         do {
             try Namespace.enter()
@@ -55,7 +60,8 @@ public enum Holder {
         HolderStatus.namespacesCreated.send(on: statusFD)
         // The first child is pid 1 of the new pid namespace: when it ends,
         // the kernel kills everything else in there.
-        let pid = CWGShim_fork_with_pdeathsig(SIGKILL)
+        // Undumpable from its first instruction: it reads the plan (keys).
+        let pid = CWGShim_fork_undumpable_with_pdeathsig(SIGKILL)
         if pid < 0 {
             HolderStatus.setupFailed("cannot fork: \(String(cString: strerror(errno)))").send(on: statusFD)
             _exit(1)

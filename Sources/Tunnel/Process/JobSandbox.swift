@@ -1,4 +1,5 @@
 import CWGShim
+import KeyStore
 import SystemPackage
 import WGNetlink
 #if canImport(Glibc)
@@ -38,6 +39,16 @@ struct JobSandbox {
     var channel: Int32 = -1
     /// The message that goes with them.
     var channelText = HolderStatus.namespaces(.job).line
+    /// Absolute paths the job must not read (`UpPlan.masked`): a folder gets
+    /// an empty read-only tmpfs over it, a file an empty read-only file.
+    var mask: [String] = []
+    /// Also mask the unix sockets under /tmp, /var/tmp and /dev/shm, and in
+    /// the folders there that tmux, X11, emacs, screen, ssh-agent, VS Code
+    /// and Jupyter use (`CWGShim_sandbox_attr.mask_host_sockets`).
+    var maskHostSockets = false
+    /// The empty file bound over masked files: made in the folder of
+    /// generated files, which the sandbox then detaches.
+    static let maskSource = Namespace.runtimeDirectory() + "/" + Namespace.generatedFolder + "/empty"
 
     /// Starts the sandbox and, inside it, `command` with `options` (nil: an
     /// idle sandbox, for `wgns exec`, that ends on SIGTERM). The returned
@@ -47,13 +58,29 @@ struct JobSandbox {
         var stage: Int32 = 0
         var err: Int32 = 0
         var cdetach: [UnsafePointer<CChar>?] = detach.map { UnsafePointer(strdup($0)) }
+        var cmask: [UnsafePointer<CChar>?] = mask.map { UnsafePointer(strdup($0)) }
         let ctext = strdup(channelText)
+        let csource = strdup(Self.maskSource)
         defer {
-            for p in cdetach { free(UnsafeMutablePointer(mutating: p)) }
+            for p in cdetach + cmask { free(UnsafeMutablePointer(mutating: p)) }
             free(ctext)
+            free(csource)
         }
-        let pid: pid_t = cdetach.withUnsafeMutableBufferPointer { dp in
+        if !mask.isEmpty || maskHostSockets {
+            let fd = open(Self.maskSource, O_WRONLY | O_CREAT | O_CLOEXEC, 0o444)
+            if fd < 0 { throw ChildProcess.Failure(stage: Int32(CWGShim_STAGE_SANDBOX), errno: Errno(rawValue: errno)) }
+            close(fd)
+        }
+        let pid: pid_t = cdetach.withUnsafeMutableBufferPointer { dp in cmask.withUnsafeMutableBufferPointer { mp in
             var sb = CWGShim_sandbox_attr()
+            sb.mask = UnsafePointer(mp.baseAddress)
+            sb.mask_count = Int32(mp.count)
+            sb.mask_source = UnsafePointer(csource)
+            sb.mask_host_sockets = maskHostSockets ? 1 : 0
+            // A sandbox with a user namespace of its own is dumpable for a
+            // moment (to write its uid_map), and its memory is a copy of
+            // this process's: it wipes its copy of every key first (ours stay).
+            sb.before_dumpable = { KeyStore.wipeEveryKeyAfterFork() }
             sb.nested_userns = ownUserNamespace ? 1 : 0
             sb.inner_uid = uid
             sb.inner_gid = gid
@@ -62,8 +89,12 @@ struct JobSandbox {
             sb.channel_fd = channel
             sb.channel_text = UnsafePointer(ctext)
             guard let command else { return CWGShim_spawn_sandboxed(nil, &sb, &stage, &err) }
+            // The job shares the user's terminal (job control, Ctrl-C): it
+            // must not push input into the shell that started wgns.
+            var options = options
+            options.denyTerminalInjection = true
             return ChildProcess.withSpawnAttributes(command, options) { CWGShim_spawn_sandboxed($0, &sb, &stage, &err) }
-        }
+        } }
         if pid < 0 { throw ChildProcess.Failure(stage: stage, errno: Errno(rawValue: err)) }
         return ChildProcess(pid: pid)
     }

@@ -173,6 +173,8 @@ struct NamespaceInit {
         // A job with network administration may manage its tunnel: it keeps
         // wireguard-go's sockets.
         if !plan.netAdmin { sandbox.detach.append("\(run)/\(Namespace.socketFolder)") }
+        sandbox.mask = plan.masked
+        sandbox.maskHostSockets = plan.maskHostSockets
         sandbox.channel = status
         sandbox.channelText = HolderStatus.namespaces(.job).line
         if CWGShim_send_own_namespaces(status, HolderStatus.namespaces(.admin).line) != 0 {

@@ -33,6 +33,10 @@ public struct UpOptions: Sendable {
     /// `--net-admin`: the job runs as root of the tunnel's own user namespace
     /// and can change and leave its tunnel.
     public var netAdmin: Bool?
+    /// `--no-mask` makes it false: the job may read the configs, key files
+    /// and VPN folder the tunnel was built from (hidden by default); nil:
+    /// the configs' `Mask =` decides.
+    public var mask: Bool?
     /// Lines added to the job's /etc/hosts (a VPN's members), environment
     /// entries for the job, and an endpoint for the peers that have none
     /// (the hub's published one): `wgns up DIR`.
@@ -65,6 +69,7 @@ extension UpPlan {
         plan.verbose = options.verbose
         if options.configFiles.isEmpty { throw TunnelError(.config, "give at least one config file") }
         var configs: [TunnelConfig] = []
+        var maskable: [String] = []
         for file in options.configFiles {
             var c: TunnelConfig
             do { c = try TunnelConfig(contentsOf: file); try c.validateForUp(file: file) } catch { throw TunnelError(.config, wrapping: error) }
@@ -73,6 +78,7 @@ extension UpPlan {
             guard let key = c.interface.privateKey else {
                 throw TunnelError(.config, "\(file): [Interface] has no PrivateKey or PrivateKeyFile")
             }
+            maskable += Self.masked(file: file, c)
             // Key files are read here, once, and travel inline in the plan.
             do {
                 c.interface.privateKey = .inline(try key.load())
@@ -94,6 +100,9 @@ extension UpPlan {
         plan.forwardUDP = forwardUDP
         plan.hostLoopback = setting(options.hostLoopback, \.hostLoopback) ?? false
         plan.netAdmin = setting(options.netAdmin, \.netAdmin) ?? false
+        if setting(options.mask, \.mask) ?? true {
+            for p in maskable where !plan.masked.contains(p) { plan.masked.append(p) }
+        }
         // The tunnel's user namespace maps one id, its root: a job with
         // network administration runs there, so as uid 0.
         let defaultUID = plan.netAdmin ? 0 : getuid(), defaultGID = plan.netAdmin ? 0 : getgid()
@@ -163,6 +172,14 @@ extension UpPlan {
         }
         // A full tunnel is a kill switch unless asked otherwise.
         plan.isolate = setting(options.isolate, \.isolate) ?? plan.fullTunnel
+        // An isolated job, or a full tunnel's, reaches no unix socket of the
+        // host: /run is private (Namespace.overlayRuntimeDirectory); these
+        // are the ones elsewhere (tmux, screen, X11, editors' servers run
+        // commands for whoever connects).
+        if plan.isolate || plan.fullTunnel {
+            plan.maskHostSockets = true
+            plan.masked += tmuxSocket()
+        }
         log.step(containment(plan))
         (plan.hosts, plan.environment) = (options.hosts, options.environment)
         plan.follower = options.follower
@@ -176,6 +193,46 @@ extension UpPlan {
             plan.command = options.command
         }
         return plan
+    }
+
+    /// What the job must not read of config `file`: the file, its key
+    /// files, and every config of the VPN folder it belongs to (one that
+    /// holds `hub.conf`, as `wgns vpn new` makes: hub.conf, peer-K.conf,
+    /// each with its keys), each by its real path. The folder itself stays
+    /// (a batch job keeps its own files there: examples/slurm-vpn.sbatch).
+    /// Symbolic links to them lead to the mask; a hard link elsewhere would not.
+    static func masked(file: String, _ c: TunnelConfig) -> [String] {
+        var paths = [file]
+        if case .file(let p)? = c.interface.privateKey { paths.append(p) }
+        for peer in c.peers { if case .file(let p)? = peer.presharedKey { paths.append(p) } }
+        let dir = file.contains("/") ? String(file[..<file.lastIndex(of: "/")!]) : "."
+        let folder = dir.isEmpty ? "/" : dir
+        if access(VPN.hubPath(folder), F_OK) == 0, let d = opendir(folder) {
+            defer { closedir(d) }
+            while let e = readdir(d) {
+                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                if name.hasSuffix(".conf") { paths.append(folder == "/" ? "/\(name)" : "\(folder)/\(name)") }
+            }
+        }
+        var out: [String] = []
+        for p in paths {
+            var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+            guard realpath(p, &buf) != nil else { continue }
+            let real = buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
+            if real != "/" && !out.contains(real) { out.append(real) }
+        }
+        return out
+    }
+
+    /// The socket at $TMUX's path (the tmux server the user runs wgns
+    /// from), by real path, if there is one. The sandbox finds the others
+    /// (`JobSandbox.maskHostSockets`).
+    static func tmuxSocket() -> [String] {
+        guard let tmux = getenv("TMUX").map({ String(cString: $0) }),
+              let path = tmux.split(separator: ",").first, path.hasPrefix("/") else { return [] }
+        var buf = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
+        guard realpath(String(path), &buf) != nil else { return [] }
+        return [buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }]
     }
 
     /// The containment in effect, in one line (`wgns up -v`).

@@ -82,6 +82,12 @@ public struct UpPlan: Sendable {
     public var hub: HubState?
     /// A VPN member's watch on its hub's endpoint file; only the supervisor uses it.
     public var follower: HubFollower?
+    /// Absolute paths hidden from the job (`JobSandbox.mask`): the config
+    /// files and key files the tunnel was built from, and a VPN folder.
+    public var masked: [String] = []
+    /// The job reaches no unix socket of the host's /tmp, /var/tmp and
+    /// /dev/shm either (isolated, or a full tunnel): `JobSandbox.maskHostSockets`.
+    public var maskHostSockets = false
 
     /// The job's environment: this process's, with `environment` set over
     /// it; nil (inherit) when there is nothing to add.
@@ -126,7 +132,8 @@ public struct UpPlan: Sendable {
         }
         let extra = zip(interfaces, hooks).reduce(0) { n, e in n + e.0.source.utf8.count + 16 + e.1.reduce(0) { $0 + $1.command.text.utf8.count + 32 } }
         var body: [UInt8] = []
-        body.reserveCapacity(configs.reduce(0) { $0 + $1.count } + 4096 + extra + command.reduce(0) { $0 + $1.utf8.count + 16 })
+        body.reserveCapacity(configs.reduce(0) { $0 + $1.count } + 4096 + extra + command.reduce(0) { $0 + $1.utf8.count + 16 }
+                             + masked.reduce(0) { $0 + $1.utf8.count + 16 })
         func put(_ key: String, _ value: String) {
             let v = Array(value.utf8)
             body += Array("\(key) \(v.count)\n".utf8)
@@ -148,6 +155,8 @@ public struct UpPlan: Sendable {
         // grows before any key is in it.
         if let h = hosts { put("hosts", h) }
         for e in environment { put("env", e) }
+        for m in masked { put("mask", m) }
+        if maskHostSockets { put("masksockets", "1") }
         for a in command { put("arg", a) }
         body.reserveCapacity(body.count + configs.reduce(0) { $0 + $1.count + 32 } + extra + 64)
         for (k, text) in configs.enumerated() {
@@ -230,6 +239,8 @@ public struct UpPlan: Sendable {
             case "mtu": pendingMTU = UInt32(value) ?? 1420
             case "hosts": plan.hosts = value
             case "env": plan.environment.append(value)
+            case "mask": plan.masked.append(value)
+            case "masksockets": plan.maskHostSockets = value == "1"
             case "src" where !plan.interfaces.isEmpty: plan.interfaces[plan.interfaces.count - 1].source = value
             case "hook" where !plan.interfaces.isEmpty:
                 let parts = value.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)

@@ -2,8 +2,9 @@
 # Containment on the kernel backend: Tests/containment/attack.sh (copied to
 # /vm/data) runs as the job of an unprivileged `wgns up` in every mode
 # (MapUid the user's own and 0; split, split with --isolate, full tunnel).
-# Every attack must be blocked, except tap0 under a split tunnel that was not
-# isolated, which is the documented way out of a split tunnel; and one
+# Every attack must be blocked (the host's /run sockets, the config on disk
+# and, by the filter being on, TIOCSTI among them), except tap0 under a
+# split tunnel that was not isolated, which is the documented way out of a split tunnel; and one
 # control run with --net-admin must find wg0 open (so the attacks can fail).
 
 # contained MAPUID split|isolated|full|admin
@@ -23,7 +24,7 @@ contained() {
     [ "$tunnel" = isolated ] && opts="$opts --isolate"
     [ "$tunnel" = admin ] && opts="--net-admin --host-loopback"
     # shellcheck disable=SC2086
-    as_user wgns up --backend kernel $opts "$PWD/job.conf" -- sh "$PWD/attack.sh" 52999 >out 2>err || { cat out err; fail "wgns up failed"; }
+    as_user wgns up --backend kernel $opts "$PWD/job.conf" -- sh "$PWD/attack.sh" 52999 "$PWD/job.conf" >out 2>err || { cat out err; fail "wgns up failed"; }
     kill "$listener" 2>/dev/null || true
     grep -q '^DONE' out || { cat out err; fail "the attack script did not finish"; }
     if [ "$tunnel" = admin ]; then
@@ -31,7 +32,8 @@ contained() {
             grep -q "^ATTACK $a OPEN" out || { cat out; fail "control: $a was not open to a --net-admin job"; }
         done
     else
-        for a in wg-showconf wg-set ip-link ip-addr ip-route resolv-write resolv-remount resolv-umount setns processes memory host-loopback; do
+        for a in wg-showconf wg-set ip-link ip-addr ip-route resolv-write resolv-remount resolv-umount setns processes memory host-loopback \
+                 run-sockets config-file; do
             grep -q "^ATTACK $a blocked" out || { cat out; fail "$a: $(grep "^ATTACK $a " out)"; }
         done
         if [ "$tunnel" = split ]; then
@@ -43,6 +45,8 @@ contained() {
         [ "$tunnel" != full ] || grep -q '^INFO resolv 0 $' out || { cat out; fail "a full tunnel without DNS has a resolver"; }
         [ "$map" != 0 ] || grep -q '^INFO low-port ok' out || { cat out; fail "MapUid 0 cannot bind port 80"; }
         grep -q '^INFO ping ok' out || { cat out; fail "ping (iputils) does not work inside"; }
+        # The VM has no python3 for the TIOCSTI attack itself: the filter must be on.
+        grep -q '^INFO seccomp 2 no-new-privs 1$' out || { cat out; fail "the job runs without the TIOCSTI seccomp filter"; }
     fi
     no_leftovers "wgns up"
 }
