@@ -38,7 +38,7 @@ import TestSupport
               while True: s.accept()[0].close()
             except Exception: pass' \(hostPort) &
             L=$!
-            "$W" up \(flags) \(conf) -- sh ./attack.sh \(hostPort)
+            "$W" up --backend wireguard-go \(flags) \(conf) -- sh ./attack.sh \(hostPort)
             echo "status $?"
             kill $L
             """)
@@ -115,7 +115,7 @@ import TestSupport
         let f = try UpFixture()
         let name = "ex\(UInt16.random(in: 1000...9999))"
         let r = try f.sh("""
-            "$W" up --isolate --name \(name) job.conf > up.out 2>&1 &
+            "$W" up --backend wireguard-go --isolate --name \(name) job.conf > up.out 2>&1 &
             UP=$!
             for i in $(seq 100); do "$W" list | grep -qx \(name) && break; sleep 0.05; done
             "$W" exec \(name) -- sh -c 'echo "links $(ip -o link show | cut -d: -f2 | tr -d " " | tr "\n" " ")"; echo "uid $(id -u)"; ip link set wg0 down 2>/dev/null && echo changed || echo refused; ls /run/wireguard 2>/dev/null | wc -l'
@@ -130,18 +130,18 @@ import TestSupport
     @Test func containmentLineAndOverrides() throws {
         let f = try UpFixture()
         try Self.fullConfig(f)
-        let full = try f.sh(#""$W" up -v full.conf -- true"#)
+        let full = try f.sh(#""$W" up --backend wireguard-go -v full.conf -- true"#)
         #expect(full.stderr.contains("containment: isolated (the job sees only lo and the tunnel, full tunnel), host loopback off, job uid \(f.uid) gid \(f.gid), network admin: none"), "\(full.stderr)")
         #expect(full.stderr.contains("no DNS server"), "\(full.stderr)")
-        let open = try f.sh(#""$W" up -v --no-isolate full.conf -- sh -c 'ip -o link show | grep -c tap0'"#)
+        let open = try f.sh(#""$W" up --backend wireguard-go -v --no-isolate full.conf -- sh -c 'ip -o link show | grep -c tap0'"#)
         #expect(open.stdout == "1\n", "\(open.stderr)")
         #expect(open.stderr.contains("containment: not isolated"), "\(open.stderr)")
         try f.write("loop.conf", (try String(contentsOfFile: "\(f.dir)/job.conf", encoding: .utf8)) + "\n[Namespace]\nHostLoopback = true\nIsolate = true\n")
-        let r = try f.sh(#""$W" up -v --no-host-loopback --no-isolate loop.conf -- true"#)
+        let r = try f.sh(#""$W" up --backend wireguard-go -v --no-host-loopback --no-isolate loop.conf -- true"#)
         #expect(r.stderr.contains("containment: not isolated") && r.stderr.contains("host loopback off"), "\(r.stderr)")
-        let both = try f.sh(#""$W" up --isolate --no-isolate job.conf -- true"#)
+        let both = try f.sh(#""$W" up --backend wireguard-go --isolate --no-isolate job.conf -- true"#)
         #expect(both.status == 64 && both.stderr == "wgns: --isolate and --no-isolate contradict each other: give one\n", "\(both.stderr)")
-        let bad = try f.sh(#""$W" up --net-admin --map-uid 5 job.conf -- true"#)
+        let bad = try f.sh(#""$W" up --backend wireguard-go --net-admin --map-uid 5 job.conf -- true"#)
         #expect(bad.status != 0 && bad.stderr.contains("MapUID and MapGID must be 0"), "\(bad.stderr)")
     }
 }
@@ -169,7 +169,7 @@ import TestSupport
         defer { kill(squatter.processIdentifier, SIGKILL); squatter.waitUntilExit() }
         usleep(300_000)
         let r = try f.sh("""
-            "$W" up --name \(name) job.conf > up.out 2>&1 &
+            "$W" up --backend wireguard-go --name \(name) job.conf > up.out 2>&1 &
             UP=$!
             for i in $(seq 100); do "$W" list | grep -qx \(name) && break; sleep 0.05; done
             echo "list: $("$W" list | grep -c -x \(name))"

@@ -101,7 +101,7 @@ import TestSupport
             srun -N2 -n2 sh -c 'echo "task $SLURM_PROCID on $SLURMD_NODENAME: $(hostname) $(id -un) $(ip -4 -o addr show eth0 | awk "{print \\$4}")"' | sort
             # A job that outlives the test: a hub on h1 and four tasks in wgns, each saying it is up.
             "$W" vpn new vpn --peers 4 > /dev/null || exit 9
-            "$W" hub vpn -- srun -N2 -n4 "$W" up vpn -- sh -c 'touch up.$WGNS_PEER; exec sleep 600' > job.out 2>&1 &
+            "$W" hub --backend wireguard-go vpn -- srun -N2 -n4 "$W" up --backend wireguard-go vpn -- sh -c 'touch up.$WGNS_PEER; exec sleep 600' > job.out 2>&1 &
             i=0; until [ "$(ls | grep -c '^up\\.')" = 4 ]; do i=$((i + 1)); [ $i -gt 1200 ] && break; sleep 0.05; done
             echo "up $(ls | grep -c '^up\\.')"
             """)
@@ -208,11 +208,11 @@ import TestSupport
             \(Self.taskScript)
             TASK
             "$W" vpn new vpn --peers 4 > /dev/null || exit 9
-            "$W" hub vpn --name \(hub) > hub.out 2> hub.err & H=$!
+            "$W" hub --backend wireguard-go vpn --name \(hub) > hub.out 2> hub.err & H=$!
             for i in $(seq 200); do grep -q '^wgns hub: up' hub.out && break; kill -0 $H 2>/dev/null || break; sleep 0.05; done
             cat hub.out hub.err
             echo "published $(head -1 vpn/hub.endpoint | cut -d: -f1)"
-            srun -N2 -n4 --error='task.%t.err' "$W" up -v vpn -- sh task.sh > srun.out & S=$!
+            srun -N2 -n4 --error='task.%t.err' "$W" up --backend wireguard-go -v vpn -- sh task.sh > srun.out & S=$!
             i=0; until [ "$(ls | grep -c '^done\\.')" = 4 ]; do i=$((i + 1)); [ $i -gt 2400 ] && break; kill -0 $S 2>/dev/null || break; sleep 0.05; done
             "$W" show \(hub) endpoints | awk '{ print "hub sees", $NF }'
             touch release

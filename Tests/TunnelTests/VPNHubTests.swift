@@ -28,7 +28,7 @@ import Tunnel
     /// of a script and waits for its "up" line.
     static func startHub(_ name: String? = nil) -> String {
         """
-        "$W" hub \(name.map { "--name \($0) " } ?? "")v > hub.out 2> hub.err &
+        "$W" hub --backend wireguard-go \(name.map { "--name \($0) " } ?? "")v > hub.out 2> hub.err &
         H=$!
         for i in $(seq 1 200); do grep -q '^wgns hub: up' hub.out && break; kill -0 $H 2>/dev/null || break; sleep 0.05; done
         """
@@ -65,7 +65,7 @@ import Tunnel
             "$W" vpn new v --peers 3 --subnet 10.97.0.0/24 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 9
             \(Self.startHub(name))
             "$W" list | grep -x \(name) && echo "hub listed"
-            for k in 1 2 3; do "$W" up v --peer $k -- sh peer.sh $k 3 > job.$k.out 2>&1 & eval J$k=\\$!; done
+            for k in 1 2 3; do "$W" up --backend wireguard-go v --peer $k -- sh peer.sh $k 3 > job.$k.out 2>&1 & eval J$k=\\$!; done
             wait $J1; echo "job 1 status $?"; wait $J2; echo "job 2 status $?"; wait $J3; echo "job 3 status $?"
             cat job.1.out job.2.out job.3.out
             "$W" show \(name) > show.out; echo "show status $?"
@@ -110,10 +110,10 @@ import Tunnel
             "$W" vpn new v --peers 2 --subnet 10.97.0.0/24 --subnet fd97::/64 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 9
             \(Self.startHub())
             rm -f up; mkfifo up
-            "$W" up v --peer 1 -- sh -c 'echo > up; sleep 30' > job.1.out 2>&1 &
+            "$W" up --backend wireguard-go v --peer 1 -- sh -c 'echo > up; sleep 30' > job.1.out 2>&1 &
             J1=$!
             read x < up
-            "$W" up v --peer 2 --isolate -- sh -c '
+            "$W" up --backend wireguard-go v --peer 2 --isolate -- sh -c '
               for t in 1 2 3 4 5; do ping -c1 -W2 fd97::2 > /dev/null 2>&1 && { echo "v6 peer reached"; break; }; done
               ping -c1 -W2 fd97::1 > /dev/null 2>&1 && echo "v6 hub reached"'
             kill -TERM $J1; wait $J1
@@ -131,10 +131,10 @@ import Tunnel
     @Test func hubErrorsAreOneLine() throws {
         let f = try UpFixture()
         let r = try f.sh("""
-            "$W" hub job.conf job.conf; echo "two configs status $?"
+            "$W" hub --backend wireguard-go job.conf job.conf; echo "two configs status $?"
             sed 's/^ForwardUDP.*/ForwardTCP = 8080/' peer.conf > tcp.conf
-            "$W" hub tcp.conf; echo "tcp status $?"
-            "$W" hub /nonexistent.conf; echo "missing status $?"
+            "$W" hub --backend wireguard-go tcp.conf; echo "tcp status $?"
+            "$W" hub --backend wireguard-go /nonexistent.conf; echo "missing status $?"
             """)
         #expect(r.stdout.contains("two configs status 64"))
         #expect(r.stderr.contains("wgns: hub: one CONFIG only (got 2); put a command after --\n"), "\(r.stderr)")
@@ -166,9 +166,9 @@ import Tunnel
             python3 -c 'import socket,time; s=socket.socket(); s.bind(("127.0.0.1", \(tcp))); s.listen(8); time.sleep(60)' &
             L=$!
             \(Self.startHub())
-            "$W" up v --peer 1 -- sh peer.sh 1 2 > job.1.out 2>&1 &
+            "$W" up --backend wireguard-go v --peer 1 -- sh peer.sh 1 2 > job.1.out 2>&1 &
             J1=$!
-            "$W" up v --peer 2 \(isolate) -- sh -c '
+            "$W" up --backend wireguard-go v --peer 2 \(isolate) -- sh -c '
               \(Self.listInterfaces)
               echo "sysfs $(ls /sys/class/net | tr "\\n" " ")"
               echo "host loopback $(python3 probe.py 10.0.2.2 \(tcp))"
@@ -177,7 +177,7 @@ import Tunnel
               sh peer.sh 2 2'
             echo "isolated status $?"
             wait $J1; echo "job 1 status $?"
-            "$W" up v --peer 1 -- sh -c 'echo "control host loopback $(python3 probe.py 10.0.2.2 \(tcp))"'
+            "$W" up --backend wireguard-go v --peer 1 -- sh -c 'echo "control host loopback $(python3 probe.py 10.0.2.2 \(tcp))"'
             cat job.1.out
             kill -INT $H; wait $H; echo "hub status $?"
             kill -KILL $L; wait $L 2>/dev/null
@@ -206,7 +206,7 @@ import Tunnel
         let name = "iso\(f.port)"
         let r = try f.sh("""
             "$W" vpn new v --peers 1 --subnet 10.97.0.0/24 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 9
-            "$W" up --name \(name) --isolate v --peer 1 > named.out 2>&1 &
+            "$W" up --backend wireguard-go --name \(name) --isolate v --peer 1 > named.out 2>&1 &
             P=$!
             for i in $(seq 1 200); do "$W" list | grep -qx \(name) && "$W" exec \(name) -- true 2>/dev/null && break; sleep 0.05; done
             "$W" exec \(name) -- sh -c '\(Self.listInterfaces)'
@@ -224,12 +224,12 @@ import Tunnel
         let f = try UpFixture()
         let r = try f.sh("""
             "$W" vpn new v --peers 3 --subnet 10.97.0.0/24 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 9
-            for rank in 0 2; do SLURM_PROCID=$rank "$W" up v -- sh -c "echo rank $rank \\$(ip -o -4 addr show wg0 | tr -s ' ' | cut -d' ' -f4)"; done
-            SLURM_PROCID=0 "$W" up v --peer 2 -- sh -c "echo explicit \\$(ip -o -4 addr show wg0 | tr -s ' ' | cut -d' ' -f4)"
-            SLURM_PROCID=3 "$W" up v -- true; echo "rank 3 status $?"
-            "$W" up v -- true; echo "no rank status $?"
-            "$W" up v --peer 0 -- true; echo "peer 0 status $?"
-            mkdir empty; "$W" up empty --peer 1 -- true; echo "empty status $?"
+            for rank in 0 2; do SLURM_PROCID=$rank "$W" up --backend wireguard-go v -- sh -c "echo rank $rank \\$(ip -o -4 addr show wg0 | tr -s ' ' | cut -d' ' -f4)"; done
+            SLURM_PROCID=0 "$W" up --backend wireguard-go v --peer 2 -- sh -c "echo explicit \\$(ip -o -4 addr show wg0 | tr -s ' ' | cut -d' ' -f4)"
+            SLURM_PROCID=3 "$W" up --backend wireguard-go v -- true; echo "rank 3 status $?"
+            "$W" up --backend wireguard-go v -- true; echo "no rank status $?"
+            "$W" up --backend wireguard-go v --peer 0 -- true; echo "peer 0 status $?"
+            mkdir empty; "$W" up --backend wireguard-go empty --peer 1 -- true; echo "empty status $?"
             """)
         let out = r.stdout
         #expect(out.contains("rank 0 10.97.0.2/24\n"), "\(out)\n\(r.stderr)")
@@ -279,8 +279,8 @@ import Tunnel
             \(Self.startHub())
             stat -c 'endpoint file mode %a' v/hub.endpoint
             head -1 v/hub.endpoint | sed 's/^/published /'
-            "$W" hub v > second.out 2> second.err; echo "second hub status $?"
-            for k in 1 2 3; do "$W" up v --peer $k -- sh peer.sh $k 3 > job.$k.out 2>&1 & eval J$k=\\$!; done
+            "$W" hub --backend wireguard-go v > second.out 2> second.err; echo "second hub status $?"
+            for k in 1 2 3; do "$W" up --backend wireguard-go v --peer $k -- sh peer.sh $k 3 > job.$k.out 2>&1 & eval J$k=\\$!; done
             wait $J1; echo "job 1 status $?"; wait $J2; echo "job 2 status $?"; wait $J3; echo "job 3 status $?"
             cat job.1.out job.2.out job.3.out second.err
             kill -TERM $H; wait $H; echo "hub status $?"
@@ -324,11 +324,11 @@ import Tunnel
             cmd='echo "$1 sees $WGNS_ENDPOINT hub $WGNS_HUB peers $WGNS_PEERS netns $(readlink /proc/self/ns/net)"
                  [ "$(head -1 $1/hub.endpoint)" = "$WGNS_ENDPOINT" ] && echo "$1 endpoint published"
                  "$W" exec hub-$1 -- getent hosts peer-2 | tr -s " " | sed "s/^/$1 hub resolves /"
-                 "$W" up $1 --peer 1 -- ping -c1 -W5 hub.vpn > /dev/null && echo "$1 peer reaches hub"
+                 "$W" up --backend wireguard-go $1 --peer 1 -- ping -c1 -W5 hub.vpn > /dev/null && echo "$1 peer reaches hub"
                  sleep 1; exit $2'
-            "$W" hub a --name hub-a -- sh -c "$cmd" x a 7 > a.out 2>&1 &
+            "$W" hub --backend wireguard-go a --name hub-a -- sh -c "$cmd" x a 7 > a.out 2>&1 &
             A=$!
-            "$W" hub b --name hub-b -- sh -c "$cmd" x b 0 > b.out 2>&1 &
+            "$W" hub --backend wireguard-go b --name hub-b -- sh -c "$cmd" x b 0 > b.out 2>&1 &
             B=$!
             wait $A; echo "a status $?"; wait $B; echo "b status $?"
             cat a.out b.out
@@ -360,20 +360,20 @@ import Tunnel
         let r = try f.sh("""
             "$W" vpn new v --peers 2 > /dev/null || exit 9
             mkdir plain
-            "$W" hub plain; echo "plain hub status $?"
-            "$W" up plain -- true; echo "plain up status $?"
-            "$W" hub v --advertise no-such-host.invalid -- true; echo "advertise status $?"
-            "$W" up v --peer 1 --wait 0.5 -- true; echo "no hub status $?"
-            "$W" up v --peer 1 --wait soon -- true; echo "bad wait status $?"
-            SLURM_PROCID=2 "$W" up v --wait 1 -- true; echo "rank status $?"
+            "$W" hub --backend wireguard-go plain; echo "plain hub status $?"
+            "$W" up --backend wireguard-go plain -- true; echo "plain up status $?"
+            "$W" hub --backend wireguard-go v --advertise no-such-host.invalid -- true; echo "advertise status $?"
+            "$W" up --backend wireguard-go v --peer 1 --wait 0.5 -- true; echo "no hub status $?"
+            "$W" up --backend wireguard-go v --peer 1 --wait soon -- true; echo "bad wait status $?"
+            SLURM_PROCID=2 "$W" up --backend wireguard-go v --wait 1 -- true; echo "rank status $?"
             # A hub killed with SIGKILL leaves its file: it is stale, not an endpoint.
             \(Self.startHub())
             kill -KILL $H; wait $H 2>/dev/null
             for i in $(seq 100); do pgrep -u $(id -u) -f "$PWD/wgns hub" > /dev/null || break; sleep 0.05; done
             [ -e v/hub.endpoint ] && echo "stale file there"
-            "$W" up v --peer 1 --wait 0.5 -- true; echo "stale status $?"
+            "$W" up --backend wireguard-go v --peer 1 --wait 0.5 -- true; echo "stale status $?"
             # A new hub replaces it.
-            "$W" hub v -- "$W" up v --peer 2 -- ping -c1 -W5 hub > /dev/null; echo "replaced status $?"
+            "$W" hub --backend wireguard-go v -- "$W" up --backend wireguard-go v --peer 2 -- ping -c1 -W5 hub > /dev/null; echo "replaced status $?"
             ls v | tr '\\n' ' '; echo
             """)
         let out = r.stdout, err = r.stderr
@@ -424,10 +424,10 @@ import Tunnel
             python3 hold.py \(p) \(p + 1) \(p + 3) & P=$!
             for i in $(seq 200); do [ -e held ] && break; sleep 0.02; done
             for i in 1 2 3; do
-              "$W" hub v --ports \(p)-\(p + 3) -- sh -c 'echo "hub at $WGNS_ENDPOINT"; "$W" up v --peer 1 -- ping -c1 -W5 hub > /dev/null && echo "peer reaches hub"'
+              "$W" hub --backend wireguard-go v --ports \(p)-\(p + 3) -- sh -c 'echo "hub at $WGNS_ENDPOINT"; "$W" up --backend wireguard-go v --peer 1 -- ping -c1 -W5 hub > /dev/null && echo "peer reaches hub"'
             done
-            "$W" hub v --ports \(p)-\(p + 1) -- true; echo "all taken status $?"
-            "$W" hub v --ports 9-2 -- true; echo "bad range status $?"
+            "$W" hub --backend wireguard-go v --ports \(p)-\(p + 1) -- true; echo "all taken status $?"
+            "$W" hub --backend wireguard-go v --ports 9-2 -- true; echo "bad range status $?"
             rm -f held; wait $P
             """)
         let out = r.stdout

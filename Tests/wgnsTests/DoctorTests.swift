@@ -55,7 +55,7 @@ import Tunnel
         try Data("[Interface]\nPrivateKey = \(key)Address = 10.99.0.2/24\n".utf8).write(to: URL(fileURLWithPath: "\(dir)/job.conf"))
         chmod("\(dir)/job.conf", 0o600)
         let sh = "echo 0 > /proc/sys/\(file) && '\(wgnsBinary)' doctor; echo \"doctor status $?\"; "
-            + "'\(wgnsBinary)' up --carrier slirp4netns '\(dir)/job.conf' -- true; echo \"up status $?\""
+            + "'\(wgnsBinary)' up --backend wireguard-go --carrier slirp4netns '\(dir)/job.conf' -- true; echo \"up status $?\""
         return try run(unshare, ["-U", "-r", "/bin/sh", "-c", sh])
     }
 

@@ -60,7 +60,7 @@ struct NamespaceInit {
             // started first so that its start-up (3-5 ms) overlaps the rest.
             var userspace: [String] = []
             for i in plan.interfaces {
-                var useKernel = plan.backend != .userspace
+                var useKernel = plan.backend == .auto || plan.backend == .kernel
                 if useKernel {
                     do {
                         try routes.createLink(name: i.name, kind: "wireguard")

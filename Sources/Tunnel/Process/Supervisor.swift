@@ -283,6 +283,13 @@ public struct Supervisor {
 
     /// The namespaces exist: the carrier attaches to the holder's.
     mutating func startCarrier() {
+        if plan.carrier == .noCarrier {
+            // Nothing to attach: the holder may go on at once.
+            carrierReady = true
+            holder.kill(SIGUSR1)
+            send(.carrierReady)
+            return
+        }
         guard let path = findExecutable(plan.carrier.rawValue) else {
             pendingError = TunnelError(.noCarrier, "carrier \(plan.carrier.rawValue) is not installed")
             return
