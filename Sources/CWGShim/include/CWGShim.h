@@ -84,4 +84,5 @@ int CWGShim_tun_open_pi(const char *name, int tap, int no_pi, int persist);
 /* memmem(3), which needs _GNU_SOURCE. */
 void *CWGShim_memmem(const void *haystack, size_t hlen, const void *needle, size_t nlen);
 
+#include "CWGShim_io.h"
 #endif
