@@ -1,3 +1,4 @@
+import CWGShim
 import SystemPackage
 import WGNetlink
 #if canImport(Glibc)

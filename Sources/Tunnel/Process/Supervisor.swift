@@ -32,6 +32,8 @@ public struct Supervisor {
     var reader = LineReader()
     var server = NamedTunnel.Server()
     var carrier: Carrier?
+    /// The builtin backend's data planes, one per interface.
+    var dataPlanes: [DataPlane] = []
     var holderEnded: Termination?
 
     var carrierReady = false
@@ -175,7 +177,27 @@ public struct Supervisor {
 
     /// A client of a named tunnel (`wgns show/exec/down NAME`).
     mutating func namedClientArrived() {
-        if server.serve(listener) == .down { send(.signal(SIGTERM)) }
+        switch server.serve(listener) {
+        case .down: send(.signal(SIGTERM))
+        case .devices(let conn): answerDevices(conn)
+        case .handled: break
+        }
+    }
+
+    /// `devices`: `ok N`, then each builtin interface's device as
+    /// `NAME LENGTH` and its UAPI text (keys included: the client is of our
+    /// uid, and `wgns show` hides them unless asked), then the connection closes.
+    func answerDevices(_ conn: Int32) {
+        let answered = Descriptor(owning: conn)
+        var out = Array("ok \(dataPlanes.count)\n".utf8)
+        defer { KeyStore.wipe(&out) }
+        for d in dataPlanes {
+            guard var device = d.device()?.uapiText() else { continue }
+            out += Array("\(d.name) \(device.count)\n".utf8)
+            out += device
+            KeyStore.wipe(&device)
+        }
+        try? answered.writeAll(out)
     }
 
     /// The carrier's ready descriptor: data when it is ready, EOF when it failed.
@@ -221,6 +243,17 @@ public struct Supervisor {
     /// SIGCHLD: the holder or the carrier may have ended.
     mutating func childrenChanged() {
         if holderEnded == nil, let t = holder.poll() { holderEnded = t }
+        for k in dataPlanes.indices.reversed() {
+            guard let t = dataPlanes[k].process.poll() else { continue }
+            let d = dataPlanes.remove(at: k)
+            if jobRunning {
+                writeStderr("wgns: the data plane of \(d.name) exited (\(t)) during the job; ending the job\n")
+                carrierFailed = true
+                send(.signal(SIGTERM))
+            } else if pendingError == nil && exitStatus == nil {
+                pendingError = TunnelError(.setup, "the data plane of \(d.name) failed (\(t))")
+            }
+        }
         guard let c = carrier, let t = c.process.poll() else { return }
         carrier = nil
         if jobRunning {
@@ -242,6 +275,9 @@ public struct Supervisor {
             guard let message = HolderStatus(line: line) else { continue }
             if case .namespaces(let group) = message {
                 server.take(group, passed ?? [])
+                passed = nil
+            } else if case .tunDevice(let name, let offloads) = message {
+                startDataPlane(name, tun: passed ?? [], offloads: offloads)
                 passed = nil
             } else {
                 handle(message)
@@ -276,7 +312,7 @@ public struct Supervisor {
             exitStatus = s
         case .setupFailed(let m):
             pendingError = TunnelError(.setup, m)
-        case .namespaces:
+        case .namespaces, .tunDevice:
             break
         }
     }
@@ -302,6 +338,21 @@ public struct Supervisor {
         } catch { pendingError = error }
     }
 
+    /// A builtin interface's TUN arrived from inside: its data plane starts
+    /// (the UDP socket bound on the host, the keys from the plan).
+    mutating func startDataPlane(_ name: String, tun fds: [Int32], offloads: UInt32) {
+        guard fds.count == 1, let i = plan.interfaces.first(where: { $0.name == name }) else {
+            fds.forEach { close($0) }
+            pendingError = TunnelError(.setup, "the holder passed \(fds.count) descriptors for TUN device \(name)")
+            return
+        }
+        do {
+            let d = try DataPlane.start(i, tun: fds[0], offloads: offloads)
+            log.step("data plane for \(name) started (pid \(d.process.pid)), UDP port \(d.port) on the host")
+            dataPlanes.append(d)
+        } catch { pendingError = error }
+    }
+
     func send(_ message: HolderControl) {
         guard control >= 0 else { return }
         _ = message.bytes.withUnsafeBytes { write(control, $0.baseAddress, $0.count) }
@@ -313,7 +364,9 @@ public struct Supervisor {
         log.mark()
         if control >= 0 { close(control); control = -1 }
         if let c = carrier.take() { _ = c.stop() }
-        log.step("carrier stopped")
+        for k in dataPlanes.indices { _ = dataPlanes[k].stop() }
+        dataPlanes = []
+        log.step(plan.carrier == .noCarrier ? "data plane stopped" : "carrier stopped")
         if holderEnded == nil { holderEnded = holder.wait() }
         log.step("namespaces ended")
     }

@@ -1,0 +1,189 @@
+import KeyStore
+import POSIX
+import SystemPackage
+import WGNetlink
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The protocol core as the engine drives it: IP packets from the TUN in,
+/// datagrams from the UDP socket in, timers, and what `wg show` prints.
+/// `WireGuardDevice` is the one the product runs.
+public protocol EngineCore: AnyObject {
+    /// An IP packet read from the TUN.
+    func engineOutgoing(_ packet: UnsafeRawBufferPointer, output: EngineOutput)
+    /// A datagram received on the UDP socket from `source`.
+    func engineIncoming(_ datagram: UnsafeRawBufferPointer, from source: SocketAddress, output: EngineOutput)
+    /// The timers (handshake retries, keepalives, expiries).
+    func engineTick(output: EngineOutput)
+    /// When `engineTick` is next due (CLOCK_MONOTONIC ns).
+    var engineDeadline: UInt64 { get }
+    /// The device as `wg show` would print it.
+    func engineSnapshot(name: String) -> Device
+}
+
+/// Where the core's output goes: datagrams to the UDP socket, decrypted
+/// packets to the TUN. Used only under the engine's lock (its one address
+/// buffer is shared), so nothing is allocated per packet.
+public final class EngineOutput: @unchecked Sendable {
+    let tun: Int32
+    let vnetHeader: Bool
+    let udp: Int32
+    let family: Int32
+    var address = SocketAddressStorage()
+
+    init(tun: Int32, vnetHeader: Bool, udp: Int32, family: Int32) {
+        self.tun = tun
+        self.vnetHeader = vnetHeader
+        self.udp = udp
+        self.family = family
+    }
+
+    /// Sends one datagram to `endpoint` (`sendto`); a full socket buffer or
+    /// an unreachable address drops it, as a network would.
+    public func send(_ bytes: UnsafeRawBufferPointer, to endpoint: SocketAddress) {
+        guard address.set(endpoint, family: family) else { return }
+        let fd = udp, len = address.length
+        withUnsafePointer(to: &address.storage) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+                var r: Int
+                repeat { r = sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), sa, len) } while r < 0 && errno == EINTR
+            }
+        }
+    }
+
+    /// Writes one decrypted IP packet to the TUN (after an all-zero vnet
+    /// header when the TUN has them); a full queue drops it.
+    public func write(_ packet: UnsafeRawBufferPointer) {
+        let fd = Descriptor(owning: tun)
+        try? TUNDevice.write(fd, packet: packet, vnetHeader: vnetHeader)
+        _ = fd.release()
+    }
+}
+
+/// The built-in data plane's loop: one thread reads the TUN, one the UDP
+/// socket, and the calling thread runs the timers and answers the
+/// supervisor's snapshot requests on `control`. The core is driven under
+/// one lock.
+public final class Engine: @unchecked Sendable {
+    let core: any EngineCore
+    let output: EngineOutput
+    let name: String
+    let lock: UnsafeMutablePointer<pthread_mutex_t>
+
+    /// An engine for interface `name` between `tun` (a TUN descriptor, with
+    /// vnet headers when `vnetHeader`) and the bound UDP socket `udp` of
+    /// `family`. It owns both descriptors from here on.
+    public init(core: any EngineCore, name: String, tun: Int32, vnetHeader: Bool, udp: Int32, family: Int32) {
+        self.core = core
+        self.name = name
+        self.output = EngineOutput(tun: tun, vnetHeader: vnetHeader, udp: udp, family: family)
+        lock = .allocate(capacity: 1)
+        pthread_mutex_init(lock, nil)
+    }
+
+    @inline(__always) func locked<T>(_ body: () -> T) -> T {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        return body()
+    }
+
+    /// The request byte on the control socket: reply with the device as
+    /// UAPI `get=1` text (`Device.uapiText`).
+    public static let snapshotRequest: UInt8 = UInt8(ascii: "g")
+
+    /// Runs until the supervisor closes `control` (or the TUN goes away
+    /// with its namespace), then exits the process: the data plane is a
+    /// process of its own.
+    public func run(control: Int32) -> Never {
+        Self.startThread { [self] in readTUN() }
+        Self.startThread { [self] in readUDP() }
+        var request: UInt8 = 0
+        while true {
+            let now = engineNow()
+            let deadline = locked { core.engineDeadline }
+            let wait = deadline <= now ? 0 : min(100, Int32((deadline - now) / 1_000_000) + 1)
+            var p = pollfd(fd: control, events: Int16(POLLIN), revents: 0)
+            let n = poll(&p, 1, wait)
+            if n > 0 {
+                let r = read(control, &request, 1)
+                if r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN) { _exit(0) }
+                if r == 1 && request == Self.snapshotRequest {
+                    var text = locked { core.engineSnapshot(name: name) }.uapiText()
+                    try? Descriptor(owning: dup(control)).writeAll(text)
+                    KeyStore.wipe(&text)
+                }
+            }
+            if engineNow() >= locked({ core.engineDeadline }) || n == 0 {
+                locked { core.engineTick(output: output) }
+            }
+        }
+    }
+
+    /// The TUN's packets, each (or each segment of a GSO super-packet) to
+    /// the core.
+    func readTUN() {
+        let size = output.vnetHeader ? TUNDevice.maxReadSize : 65536
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
+        let batch = PacketBatch(capacity: 128, slotSize: 65536)
+        while true {
+            let n = read(output.tun, buffer.baseAddress, buffer.count)
+            if n < 0 {
+                if errno == EINTR || errno == EAGAIN || errno == ENOBUFS { continue }
+                // EBADFD: the device went with its namespace; the job is over.
+                _exit(0)
+            }
+            guard n > 0 else { continue }
+            let read = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            if output.vnetHeader {
+                batch.removeAll()
+                guard let count = try? GSO.split(read, into: batch) else { continue }
+                locked {
+                    for i in 0..<count { core.engineOutgoing(UnsafeRawBufferPointer(batch.packet(i)), output: output) }
+                }
+            } else {
+                locked { core.engineOutgoing(read, output: output) }
+            }
+        }
+    }
+
+    /// The UDP socket's datagrams, each to the core with its source.
+    func readUDP() {
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
+        var source = SocketAddressStorage()
+        let fd = output.udp
+        while true {
+            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let n = withUnsafeMutablePointer(to: &source.storage) { p in
+                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, buffer.baseAddress, buffer.count, 0, $0, &len) }
+            }
+            if n < 0 {
+                if errno == EINTR || errno == EAGAIN { continue }
+                _exit(1)
+            }
+            guard let from = source.address() else { continue }
+            let datagram = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
+            locked { core.engineIncoming(datagram, from: from, output: output) }
+        }
+    }
+
+    /// Starts a detached thread running `body`.
+    static func startThread(_ body: @escaping @Sendable () -> Void) {
+        final class Box { let body: @Sendable () -> Void; init(_ b: @escaping @Sendable () -> Void) { body = b } }
+        let arg = Unmanaged.passRetained(Box(body)).toOpaque()
+        var thread = pthread_t()
+        let r = pthread_create(&thread, nil, { p in
+            Unmanaged<Box>.fromOpaque(p!).takeRetainedValue().body()
+            return nil
+        }, arg)
+        if r != 0 { _exit(1) }
+        pthread_detach(thread)
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds.
+private func engineNow() -> UInt64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+}
