@@ -102,7 +102,7 @@ public final class Engine: @unchecked Sendable {
         while true {
             let now = engineNow()
             let deadline = locked { core.engineDeadline }
-            let wait = deadline <= now ? 0 : min(100, Int32((deadline - now) / 1_000_000) + 1)
+            let wait = deadline <= now ? 0 : Int32(min(100, (deadline - now) / 1_000_000 + 1))
             var p = pollfd(fd: control, events: Int16(POLLIN), revents: 0)
             let n = poll(&p, 1, wait)
             if n > 0 {

@@ -63,7 +63,7 @@ struct DataPlane {
                          port: UInt16, control: Int32) -> Never {
         do {
             let config = try deviceConfig(interface, port: port)
-            let core = try Engine.makeCore(config)
+            let core = try Engine.makeCore(config, mtu: Int(interface.mtu))
             let vnet = TUNOffloads(rawValue: offloads).contains(.vnetHeader)
             Engine(core: core, name: interface.name, tun: tun, vnetHeader: vnet, udp: udp, family: family).run(control: control)
         } catch {

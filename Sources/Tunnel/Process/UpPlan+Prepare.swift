@@ -198,7 +198,9 @@ extension UpPlan {
     /// The containment in effect, in one line (`wgns up -v`).
     static func containment(_ plan: UpPlan) -> String {
         var parts: [String] = []
-        if plan.isolate {
+        if plan.carrier == .noCarrier {
+            parts.append("no carrier (the job's namespace holds only lo and the tunnel; its UDP is on the host)")
+        } else if plan.isolate {
             parts.append("isolated (the job sees only lo and the tunnel\(plan.fullTunnel ? ", full tunnel" : ""))")
         } else {
             parts.append("not isolated (split tunnel: the job also reaches the network through the carrier)")
