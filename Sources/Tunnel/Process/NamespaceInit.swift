@@ -38,6 +38,12 @@ struct NamespaceInit {
             try Namespace.overlayRuntimeDirectory(run)
             var routes: RouteNetlink
             do { routes = try RouteNetlink() } catch { throw TunnelError(.setup, wrapping: error) }
+            // The holder made the carrier's tap0 before anyone read the
+            // plan; with no carrier it goes, so the namespace holds only lo
+            // and the tunnel.
+            if plan.carrier == .noCarrier {
+                do { try routes.deleteLink("tap0") } catch { throw TunnelError(.setup, "remove the unused tap0", wrapping: error) }
+            }
             func dnsAndLoopback() throws(TunnelError) {
                 var servers = plan.interfaces.flatMap { $0.config.interface.dnsServers.map(\.description) }
                 let search = plan.interfaces.flatMap { $0.config.interface.dnsSearch }
