@@ -176,3 +176,46 @@ import KeyStore
         #expect(gone, "left: \(UpFixture.processes(inNetns: netns)), children \(children)")
     }
 }
+
+extension BuiltinTests {
+    /// `wgns hub --backend builtin` listens on the host port itself (no
+    /// pasta anywhere) and forwards between members of either backend:
+    /// peers 1 and 3 on the builtin backend (no carrier), peer 2 on
+    /// wireguard-go (slirp4netns to the host's loopback); every member
+    /// reaches every other through the hub, and the hub saw all three.
+    @Test func builtinHubWithMixedMembers() throws {
+        let f = try UpFixture()
+        try f.write("peer.sh", VPNHubTests.peerScript, mode: 0o644)
+        let name = "bthub\(f.port)"
+        let r = try f.sh("""
+            "$W" vpn new v --peers 3 --subnet 10.97.0.0/24 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 9
+            "$W" hub --backend builtin --name \(name) v > hub.out 2> hub.err &
+            H=$!
+            for i in $(seq 1 200); do grep -q '^wgns hub: up' hub.out && break; kill -0 $H 2>/dev/null || break; sleep 0.05; done
+            echo "hub children: $(for c in $(pgrep -P $H); do cat /proc/$c/comm; done | sort | tr '\\n' ' ')"
+            "$W" up --backend builtin v --peer 1 -- sh peer.sh 1 3 > job.1.out 2>&1 & J1=$!
+            "$W" up --backend wireguard-go v --peer 2 -- sh peer.sh 2 3 > job.2.out 2>&1 & J2=$!
+            "$W" up v --peer 3 -- sh peer.sh 3 3 > job.3.out 2>&1 & J3=$!
+            wait $J1; echo "job 1 status $?"; wait $J2; echo "job 2 status $?"; wait $J3; echo "job 3 status $?"
+            cat job.1.out job.2.out job.3.out
+            "$W" show \(name) > show.out; echo "show status $?"
+            kill -INT $H; wait $H; echo "hub status $?"
+            cat hub.out hub.err
+            """)
+        let out = r.stdout
+        #expect(out.contains("wgns hub: up, wg0 10.97.0.1/24, UDP port \(f.port) on the host, 3 peers\n"), "\(out)\n\(r.stderr)")
+        #expect(!out.contains("pasta") && !out.contains("passt"), "no pasta for a builtin hub: \(out)")
+        for k in 1...3 {
+            #expect(out.contains("job \(k) status 0"), "\(out)")
+            for j in 1...3 where j != k {
+                #expect(out.contains("peer \(k) reaches peer \(j)\n"), "\(out)")
+            }
+        }
+        #expect(out.contains("show status 0"))
+        let show = try String(contentsOfFile: "\(f.dir)/show.out", encoding: .utf8)
+        #expect(show.components(separatedBy: "latest handshake:").count == 4, "\(show)")
+        #expect(show.contains("listening port: \(f.port)\n"), "\(show)")
+        #expect(out.contains("hub status 0"))
+        VPNHubTests.expectNothingRunning(under: f.dir)
+    }
+}

@@ -105,7 +105,7 @@ extension Hub {
             do {
                 try pickPort(&plan)
                 return try Supervisor.run(plan, holderCommand: holderCommand)
-            } catch where error.code == .carrier && error.errno == .addressInUse && h?.picksPort == true {
+            } catch where (error.code == .carrier || h?.onHost == true) && error.errno == .addressInUse && h?.picksPort == true {
                 if plan.verbose { writeStderr("wgns: \(error); picking another\n") }
                 last = error
             }

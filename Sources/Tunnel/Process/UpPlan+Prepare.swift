@@ -124,7 +124,12 @@ extension UpPlan {
         // forwarded ports).
         let isolate = setting(options.isolate, \.isolate) ?? configs.contains { Containment.isFullTunnel($0.peers.flatMap(\.allowedIPs)) }
         let needsCarrier = !isolate && !options.hub && !options.vpnMember
-        if let c = setting(options.carrier, \.carrier) {
+        if plan.backend == .builtin && options.hub {
+            // A builtin hub's port is bound on the host by its data plane:
+            // the Carrier = pasta and ForwardUDP that `vpn new` writes for the
+            // other backends have nothing to do (Hub.check).
+            plan.carrier = .noCarrier
+        } else if let c = setting(options.carrier, \.carrier) {
             if c == .noCarrier && plan.backend != .builtin {
                 let flag = options.carrier != nil || backendFlag
                 throw TunnelError(flag ? .usage : .config, "Carrier = none (--carrier none) needs the builtin backend (--backend builtin); the \(plan.backend.rawValue) backend's UDP leaves through a carrier")
@@ -145,7 +150,7 @@ extension UpPlan {
             throw TunnelError(.noCarrier, "no carrier: neither slirp4netns nor pasta is installed (apt-get install slirp4netns)"
                               + (plan.backend == .builtin ? "; a full tunnel (--isolate) on the builtin backend needs none" : ""))
         }
-        if plan.carrier != .pasta && (!forwardTCP.isEmpty || !forwardUDP.isEmpty) {
+        if plan.carrier != .pasta && !(plan.backend == .builtin && options.hub) && (!forwardTCP.isEmpty || !forwardUDP.isEmpty) {
             throw TunnelError(options.carrier != nil ? .usage : .config, "ForwardTCP/ForwardUDP need the pasta carrier (--carrier pasta)")
         }
         // With no carrier nothing maps 10.0.2.2 inside.
