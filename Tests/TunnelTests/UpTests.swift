@@ -368,9 +368,13 @@ final class UpFixture {
         #expect(unresolved.status == 1)
         #expect(unresolved.stderr.hasPrefix("wgns: unresolvable.conf: endpoint no-such-host.invalid:51820 does not resolve"), "\(unresolved.stderr)")
 
-        let noCarrier = try f.sh(#"PATH=/nonexistent "$W" up --backend wireguard-go job.conf -- true"#)
+        // A split tunnel needs a carrier for its other traffic, even on the builtin backend.
+        let noCarrier = try f.sh(#"PATH=/nonexistent "$W" up --backend builtin job.conf -- true"#)
         #expect(noCarrier.status == 1)
         #expect(noCarrier.stderr.hasPrefix("wgns: no carrier"), "\(noCarrier.stderr)")
+        // An isolated one needs none.
+        let isolated = try f.sh(#"PATH=/nonexistent "$W" up --backend builtin --isolate job.conf -- /bin/true"#)
+        #expect(isolated.status == 0, "\(isolated.stderr)")
 
         if !FileManager.default.fileExists(atPath: "/sys/module/wireguard") {
             let noWG = try f.sh(#"mkdir -p bin; ln -sf /usr/bin/slirp4netns bin/; PATH=$PWD/bin "$W" up --backend wireguard-go job.conf -- true"#)

@@ -246,6 +246,9 @@ public struct Supervisor {
         for k in dataPlanes.indices.reversed() {
             guard let t = dataPlanes[k].process.poll() else { continue }
             let d = dataPlanes.remove(at: k)
+            // Exit status 0: its TUN went with the namespace (the job's end
+            // under way), not a failure.
+            if t == .exited(0) { continue }
             if jobRunning {
                 writeStderr("wgns: the data plane of \(d.name) exited (\(t)) during the job; ending the job\n")
                 carrierFailed = true
