@@ -48,6 +48,7 @@ bench:
 
 fuzz:
 	WGNS_FUZZ_ITERATIONS=1000000 $(SWIFT) test -c release --filter ConfigFuzz
+	WGNS_FUZZ_PACKETS=1000000 $(SWIFT) test -c release --filter BuiltinWireGuardTests.FuzzTests
 
 clean:
 	rm -rf .build .build-static vm-cache build-cache dist Sources/wgns/Generated matrix-cache

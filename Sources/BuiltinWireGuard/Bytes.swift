@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CSodium
 import KeyStore
 
@@ -95,26 +98,24 @@ extension Bytes32 {
     }
 }
 
-/// Secret bytes in memory from `sodium_malloc`: guarded pages, locked
-/// (`mlock`) where the limit allows, and zeroed by `sodium_free` when the
-/// last reference goes. Keys of the device, the handshakes and the sessions
-/// live here.
+/// Secret bytes in locked memory: one slot of the `SecretPool` (memory
+/// from `sodium_malloc`: guard pages around it, `mlock`ed where the limit
+/// allows), zeroed when taken and wiped when the last reference goes. Keys
+/// of the device, the handshakes and the sessions live here.
 final class SecretBuffer: @unchecked Sendable {
     /// Start of the memory.
     let base: UnsafeMutableRawPointer
     /// Size in bytes.
     let count: Int
 
-    /// `count` zero bytes from `sodium_malloc`.
+    /// `count` zero bytes (at most `SecretPool.slotSize`).
     init(count: Int) {
-        _ = Crypto.ready
-        guard let p = sodium_malloc(count) else { fatalError("sodium_malloc failed: out of memory") }
-        base = p
+        precondition(count <= SecretPool.slotSize)
+        base = SecretPool.shared.take()
         self.count = count
-        sodium_memzero(p, count)
     }
 
-    deinit { sodium_free(base) }
+    deinit { SecretPool.shared.give(base) }
 
     /// The `length` bytes at `offset`.
     subscript(offset: Int, length: Int) -> UnsafeMutableRawBufferPointer {
@@ -124,6 +125,52 @@ final class SecretBuffer: @unchecked Sendable {
 
     /// Zeroes everything (`sodium_memzero`).
     func zero() { sodium_memzero(base, count) }
+}
+
+/// Fixed-size slots of secret memory carved out of large `sodium_malloc`
+/// chunks. One `sodium_malloc` per key would cost four pages and three
+/// memory mappings each (guard pages), which 10,000 peers with their
+/// sessions would push past the kernel's mapping limit; a chunk of 64 KiB
+/// holds 341 slots behind one pair of guard pages. Slots are wiped when
+/// given back; chunks live as long as the process.
+final class SecretPool: @unchecked Sendable {
+    /// The one pool of the process.
+    static let shared = SecretPool()
+    /// Bytes per slot: the largest secret (a handshake's 160 bytes), rounded up.
+    static let slotSize = 192
+    /// Bytes per chunk.
+    static let chunkSize = 64 * 1024
+
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private var free: [UnsafeMutableRawPointer] = []
+
+    private init() {
+        _ = Crypto.ready
+        mutex = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+    }
+
+    /// A zeroed slot.
+    func take() -> UnsafeMutableRawPointer {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        if free.isEmpty {
+            guard let chunk = sodium_malloc(Self.chunkSize) else { fatalError("sodium_malloc failed: out of memory") }
+            sodium_memzero(chunk, Self.chunkSize)
+            for i in stride(from: Self.chunkSize / Self.slotSize - 1, through: 0, by: -1) {
+                free.append(chunk + i * Self.slotSize)
+            }
+        }
+        return free.removeLast()
+    }
+
+    /// Wipes a slot and takes it back.
+    func give(_ slot: UnsafeMutableRawPointer) {
+        sodium_memzero(slot, Self.slotSize)
+        pthread_mutex_lock(mutex)
+        free.append(slot)
+        pthread_mutex_unlock(mutex)
+    }
 }
 
 /// Calls `body` with `count` bytes of scratch memory on the stack, zeroed

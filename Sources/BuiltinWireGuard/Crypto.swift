@@ -174,37 +174,45 @@ enum Crypto {
         return withUnsafeBytes(of: &nonce) { body($0.baseAddress!.assumingMemoryBound(to: UInt8.self)) }
     }
 
-    /// AEAD(key, counter, plaintext, ad) (`crypto_aead_chacha20poly1305_ietf_encrypt_detached`):
-    /// writes `plaintext.count` bytes of ciphertext into `out` (which may be
-    /// the plaintext itself) and the 16-byte tag into `tag`.
+    /// AEAD(key, counter, plaintext, ad): `sealIETF` with the nonce of `counter`.
     static func seal(key: UnsafeRawBufferPointer, counter: UInt64, plaintext: UnsafeRawBufferPointer,
                      ad: UnsafeRawBufferPointer, out: UnsafeMutableRawPointer, tag: UnsafeMutableRawPointer) {
-        _ = ready
-        precondition(key.count == 32)
-        withNonce(counter) { nonce in
-            _ = crypto_aead_chacha20poly1305_ietf_encrypt_detached(
-                out.assumingMemoryBound(to: UInt8.self), tag.assumingMemoryBound(to: UInt8.self), nil,
-                plaintext.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(plaintext.count),
-                ad.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(ad.count), nil, nonce,
-                key.baseAddress!.assumingMemoryBound(to: UInt8.self))
-        }
+        withNonce(counter) { sealIETF(key: key, nonce: $0, plaintext: plaintext, ad: ad, out: out, tag: tag) }
     }
 
-    /// The inverse of `seal` (`crypto_aead_chacha20poly1305_ietf_decrypt_detached`):
-    /// false, with nothing trustworthy in `out`, when the tag does not verify.
+    /// The inverse of `seal`: `openIETF` with the nonce of `counter`.
     static func open(key: UnsafeRawBufferPointer, counter: UInt64, ciphertext: UnsafeRawBufferPointer,
                      tag: UnsafeRawPointer, ad: UnsafeRawBufferPointer, out: UnsafeMutableRawPointer) -> Bool {
+        withNonce(counter) { openIETF(key: key, nonce: $0, ciphertext: ciphertext, tag: tag, ad: ad, out: out) }
+    }
+
+    /// ChaCha20-Poly1305 IETF with a 12-byte nonce (`crypto_aead_chacha20poly1305_ietf_encrypt_detached`):
+    /// writes `plaintext.count` bytes of ciphertext into `out` (which may be
+    /// the plaintext itself) and the 16-byte tag into `tag`.
+    static func sealIETF(key: UnsafeRawBufferPointer, nonce: UnsafePointer<UInt8>, plaintext: UnsafeRawBufferPointer,
+                         ad: UnsafeRawBufferPointer, out: UnsafeMutableRawPointer, tag: UnsafeMutableRawPointer) {
         _ = ready
         precondition(key.count == 32)
-        return withNonce(counter) { nonce in
-            crypto_aead_chacha20poly1305_ietf_decrypt_detached(
-                out.assumingMemoryBound(to: UInt8.self), nil,
-                // An empty ciphertext may have no address; libsodium reads none of it then.
-                (ciphertext.baseAddress ?? tag).assumingMemoryBound(to: UInt8.self), UInt64(ciphertext.count),
-                tag.assumingMemoryBound(to: UInt8.self),
-                ad.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(ad.count), nonce,
-                key.baseAddress!.assumingMemoryBound(to: UInt8.self)) == 0
-        }
+        _ = crypto_aead_chacha20poly1305_ietf_encrypt_detached(
+            out.assumingMemoryBound(to: UInt8.self), tag.assumingMemoryBound(to: UInt8.self), nil,
+            plaintext.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(plaintext.count),
+            ad.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(ad.count), nil, nonce,
+            key.baseAddress!.assumingMemoryBound(to: UInt8.self))
+    }
+
+    /// The inverse of `sealIETF` (`crypto_aead_chacha20poly1305_ietf_decrypt_detached`):
+    /// false, with nothing trustworthy in `out`, when the tag does not verify.
+    static func openIETF(key: UnsafeRawBufferPointer, nonce: UnsafePointer<UInt8>, ciphertext: UnsafeRawBufferPointer,
+                         tag: UnsafeRawPointer, ad: UnsafeRawBufferPointer, out: UnsafeMutableRawPointer) -> Bool {
+        _ = ready
+        precondition(key.count == 32)
+        return crypto_aead_chacha20poly1305_ietf_decrypt_detached(
+            out.assumingMemoryBound(to: UInt8.self), nil,
+            // An empty ciphertext may have no address; libsodium reads none of it then.
+            (ciphertext.baseAddress ?? tag).assumingMemoryBound(to: UInt8.self), UInt64(ciphertext.count),
+            tag.assumingMemoryBound(to: UInt8.self),
+            ad.baseAddress?.assumingMemoryBound(to: UInt8.self), UInt64(ad.count), nonce,
+            key.baseAddress!.assumingMemoryBound(to: UInt8.self)) == 0
     }
 
     /// XAEAD(key, nonce, plaintext, ad) (`crypto_aead_xchacha20poly1305_ietf_encrypt`):
