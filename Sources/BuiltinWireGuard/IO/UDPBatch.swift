@@ -286,10 +286,10 @@ public final class UDPReceiveBatch: @unchecked Sendable {
         truncated = 0
         for i in 0..<messageCount {
             iovecs[i].iov_len = bufferSize
-            var h = msghdr()
+            var h = CWGShim_msghdr()
             h.msg_name = names + i * socketAddressStorageSize
             h.msg_namelen = socklen_t(socketAddressStorageSize)
-            h.msg_iov = iovecs + i
+            h.msg_iov = UnsafeMutableRawPointer(iovecs + i)
             h.msg_iovlen = 1
             h.msg_control = controls + i * controlSpace
             h.msg_controllen = controlSpace
@@ -300,7 +300,7 @@ public final class UDPReceiveBatch: @unchecked Sendable {
     /// Turns `received` messages into datagrams, splitting GRO messages.
     func collect(_ received: Int) {
         for m in 0..<received {
-            let length = Int(messages[m].msg_hdr.msg_flags & Int32(MSG_TRUNC) != 0 ? -1 : Int(messages[m].msg_len))
+            let length = Int(messages[m].msg_hdr.msg_flags & CWGShim_MSG_TRUNC != 0 ? -1 : Int(messages[m].msg_len))
             guard length >= 0,
                   let source = SocketAddress(sockaddr: names + m * socketAddressStorageSize,
                                              length: Int(messages[m].msg_hdr.msg_namelen)) else {
@@ -414,10 +414,10 @@ public final class UDPSendBatch: @unchecked Sendable {
                     if iovecs[end - 1].iov_len < size { break }
                 }
             }
-            var h = msghdr()
+            var h = CWGShim_msghdr()
             h.msg_name = name
             h.msg_namelen = socklen_t(nameLength)
-            h.msg_iov = iovecs + d
+            h.msg_iov = UnsafeMutableRawPointer(iovecs + d)
             h.msg_iovlen = end - d
             if end - d > 1 {
                 let control = controls + m * controlSpace
