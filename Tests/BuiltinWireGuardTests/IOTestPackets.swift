@@ -106,7 +106,7 @@ func referenceFinish(_ p: inout [UInt8]) {
 
 /// An IPv4 or IPv6 packet with a TCP header (with `optionWords` 4-byte
 /// option words) or a UDP header, and `payload`; lengths set, checksums not.
-func makePacket(v6: Bool, tcp: Bool, payload: [UInt8], seq: UInt32 = 1000, flags: UInt8 = 0x10,
+func makePacket(v6: Bool, tcp: Bool, payload: [UInt8], seq: UInt32 = 1000, ack: UInt32 = 777, flags: UInt8 = 0x10,
                 optionWords: Int = 0, src: [UInt8]? = nil, dst: [UInt8]? = nil,
                 srcPort: UInt16 = 40000, dstPort: UInt16 = 5201, id: UInt16 = 0x1234) -> [UInt8] {
     let ihl = v6 ? 40 : 20
@@ -135,7 +135,7 @@ func makePacket(v6: Bool, tcp: Bool, payload: [UInt8], seq: UInt32 = 1000, flags
     put16(&p, ihl + 2, dstPort)
     if tcp {
         put32(&p, ihl + 4, seq)
-        put32(&p, ihl + 8, 777)
+        put32(&p, ihl + 8, ack)
         p[ihl + 12] = UInt8(thl / 4) << 4
         p[ihl + 13] = flags
         put16(&p, ihl + 14, 65535)
