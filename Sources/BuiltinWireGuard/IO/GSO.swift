@@ -139,6 +139,13 @@ struct IPHeader {
     let headerLength: Int
     let transportProtocol: UInt8
 
+    /// Wraps known fields.
+    init(isV6: Bool, headerLength: Int, transportProtocol: UInt8) {
+        self.isV6 = isV6
+        self.headerLength = headerLength
+        self.transportProtocol = transportProtocol
+    }
+
     /// Parses the IP header at the start of `pkt` and checks it against the
     /// GSO type (TCPV4 needs IPv4, TCPV6 IPv6, UDP_L4 either).
     init(_ pkt: UnsafeRawBufferPointer, gsoType: UInt8) throws(PacketError) {
