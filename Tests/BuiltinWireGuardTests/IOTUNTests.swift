@@ -212,6 +212,116 @@ final class TUNLab {
         if lab.offloads.contains(.uso4) { #expect(superPackets > 0, "USO accepted but no UDP_L4 super-packet came") }
     }
 
+    /// The other way: a TCP client played here sends 2 MiB through the TUN
+    /// to a listening kernel socket, its segments coalesced by
+    /// TUNWriteBatch into super-packets; the kernel must take them (it
+    /// checks nothing we got wrong silently: a bad length or partial
+    /// checksum loses data) and deliver the bytes in order.
+    @Test(.enabled(if: canRun, "needs root and iproute2"), arguments: [false, true])
+    func coalescedWritesIntoKernelTCP(v6: Bool) throws {
+        var listener: Int32 = -1
+        let serverPort: UInt16 = 5202
+        let lab = try TUNLab {
+            listener = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            var name = [UInt8](repeating: 0, count: 32)
+            let me = SocketAddress(address: v6 ? IPAddress("fd00:9::1")! : .v4(10, 9, 0, 1), port: serverPort)
+            let length = name.withUnsafeMutableBytes { me.writeSockaddr(to: $0.baseAddress!, asIPv6: v6) }
+            let bound = name.withUnsafeBytes { bind(listener, $0.baseAddress!.assumingMemoryBound(to: sockaddr.self), socklen_t(length)) }
+            guard bound == 0, listen(listener, 4) == 0 else { throw CheckFailure("listen: errno \(errno)") }
+        }
+        defer { close(listener) }
+        var server: Int32 = -1
+        defer { if server >= 0 { close(server) } }
+        let kernelAddress: [UInt8] = v6 ? [0xfd, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1] : [10, 9, 0, 1]
+        let ourAddress: [UInt8] = v6 ? [0xfd, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2] : [10, 9, 0, 2]
+        let ourPort: UInt16 = 41000
+        let isn: UInt32 = 0xffff_0000  // wraps during the transfer
+        let mss = 1380 - (v6 ? 20 : 0)
+        var rng = TestRandom(seed: v6 ? 16 : 14)
+        let data = rng.bytes(2 << 20)
+        var kernelNext: UInt32 = 0
+        var established = false
+        var acked = 0, nextToSend = 0, window = 0, id: UInt16 = 0
+        var lastProgress = Date()
+        var received: [UInt8] = []
+        var totals = TUNWriteResult()
+        let storage = PacketBatch(capacity: 64, slotSize: 2048)
+        let batch = TUNWriteBatch(capacity: 64)
+
+        func segment(_ offset: Int, _ length: Int, flags: UInt8, options: [UInt8] = []) -> [UInt8] {
+            id &+= 1
+            var p = makePacket(v6: v6, tcp: true, payload: Array(data[offset..<(offset + length)]),
+                               seq: isn &+ 1 &+ UInt32(offset), ack: kernelNext, flags: flags,
+                               optionWords: options.count / 4, src: ourAddress, dst: kernelAddress,
+                               srcPort: ourPort, dstPort: serverPort, id: id)
+            let ihl = v6 ? 40 : 20
+            p.replaceSubrange((ihl + 20)..<(ihl + 20 + options.count), with: options)
+            referenceFinish(&p)
+            return p
+        }
+        // SYN with MSS and no window scaling: the kernel's window stays in 16 bits.
+        var syn = segment(0, 0, flags: 0x02, options: [2, 4, UInt8(mss >> 8), UInt8(mss & 0xff)])
+        put32(&syn, v6 ? 44 : 24, isn)
+        referenceFinish(&syn)
+        try lab.write(syn)
+
+        try lab.pump(seconds: 60, idle: {
+            if server < 0 { server = accept(listener, nil, nil) }
+            if server >= 0 {
+                var chunk = [UInt8](repeating: 0, count: 1 << 16)
+                while true {
+                    let n = chunk.withUnsafeMutableBytes { recv(server, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+                    if n <= 0 { break }
+                    received += chunk[..<n]
+                }
+            }
+            guard established else { return }
+            // Go back to the last ACK when nothing moved for a while (a
+            // segment the kernel dropped would show as that).
+            if Date().timeIntervalSince(lastProgress) > 0.5 && nextToSend > acked {
+                nextToSend = acked
+                lastProgress = Date()
+            }
+            storage.removeAll()
+            while nextToSend < data.count, nextToSend - acked + mss <= max(window, mss), storage.count < storage.capacity {
+                let length = min(mss, data.count - nextToSend)
+                let last = nextToSend + length == data.count || storage.count == storage.capacity - 1
+                let p = segment(nextToSend, length, flags: last ? 0x18 : 0x10)
+                _ = p.withUnsafeBytes { storage.append($0) }
+                batch.append(storage.packet(storage.count - 1))
+                nextToSend += length
+            }
+            if batch.count > 0 {
+                let r = batch.write(to: lab.device, vnetHeader: true)
+                totals.written += r.written
+                totals.writes += r.writes
+                totals.failed += r.failed
+                #expect(r.firstError == nil)
+            }
+        }) { _, packets in
+            for p in packets {
+                guard let parsed = try? ParsedPacket.check(p).get(), parsed.proto == 6, parsed.srcPort == serverPort else { continue }
+                let ihl = parsed.ipHeaderLength
+                if parsed.flags & 0x12 == 0x12 {
+                    kernelNext = parsed.seq &+ 1
+                    established = true
+                    try lab.write(segment(0, 0, flags: 0x10))
+                }
+                let ackedNow = Int(be32(p, ihl + 8) &- (isn &+ 1))
+                if ackedNow > acked && ackedNow <= data.count {
+                    acked = ackedNow
+                    lastProgress = Date()
+                }
+                window = Int(be16(p, ihl + 14))
+            }
+            return received.count < data.count
+        }
+        #expect(received == data)
+        #expect(totals.failed == 0)
+        // Coalescing happened: far fewer writes than segments.
+        #expect(totals.writes * 4 < totals.written, "\(totals.writes) writes for \(totals.written) segments")
+    }
+
     /// Without offloads: no vnet header, reads are bare packets.
     @Test(.enabled(if: canRun, "needs root and iproute2"))
     func plainTUN() throws {
