@@ -20,9 +20,9 @@ final class TUNLab {
     let name: String
 
     /// Creates the namespace and the TUN (up, MTU 1420, 10.9.0.1/24 and
-    /// fd00:9::1/64), then runs `inside` in the namespace (to make sockets
+    /// fd00:9::1/64; with a vnet header and offloads unless told not), then runs `inside` in the namespace (to make sockets
     /// there) before coming back.
-    init(inside: () throws -> Void = {}) throws {
+    init(offloads wanted: Bool = true, inside: () throws -> Void = {}) throws {
         try Self.ip(["netns", "add", namespace])
         let original = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)
         let target = open("/run/netns/\(namespace)", O_RDONLY | O_CLOEXEC)
@@ -31,7 +31,7 @@ final class TUNLab {
             throw CheckFailure("cannot enter \(namespace): errno \(errno)")
         }
         defer { precondition(CWGShim_setns(original, CWGShim_CLONE_NEWNET) == 0, "cannot go back to the original namespace") }
-        let tun = try TUNDevice.open(name: "wgio%d", offloads: true)
+        let tun = try TUNDevice.open(name: "wgio%d", offloads: wanted)
         name = tun.name
         offloads = tun.offloads
         device = tun.take()
@@ -53,7 +53,8 @@ final class TUNLab {
     }
 
     /// Reads from the TUN until `handle` says stop or `seconds` pass; each
-    /// read is split with GSO.split and handed over with its vnet header.
+    /// read is split with GSO.split and handed over with its vnet header
+    /// (a plain TUN's reads are handed over as they are, with `.none`).
     func pump(seconds: Double, idle: () -> Void = {}, _ handle: (VirtioNetHeader, [[UInt8]]) throws -> Bool) throws {
         let raw = device.raw
         var buffer = [UInt8](repeating: 0, count: TUNDevice.maxReadSize)
@@ -65,8 +66,12 @@ final class TUNLab {
             guard poll(&pfd, 1, 50) > 0 else { continue }
             let n = try buffer.withUnsafeMutableBytes { b in try TUNDevice.read(device, into: b) }
             guard n > 0 else { continue }
-            let header = try buffer.withUnsafeBytes { try VirtioNetHeader(parsing: $0) }
             batch.removeAll()
+            guard offloads.contains(.vnetHeader) else {
+                if try !handle(.none, [Array(buffer[..<n])]) { return }
+                continue
+            }
+            let header = try buffer.withUnsafeBytes { try VirtioNetHeader(parsing: $0) }
             let count = try buffer.withUnsafeBytes { try GSO.split(UnsafeRawBufferPointer(rebasing: $0[..<n]), into: batch) }
             let packets = (0..<count).map { Array(UnsafeRawBufferPointer(batch.packet($0))) }
             if try !handle(header, packets) { return }
@@ -320,6 +325,40 @@ final class TUNLab {
         #expect(totals.failed == 0)
         // Coalescing happened: far fewer writes than segments.
         #expect(totals.writes * 4 < totals.written, "\(totals.writes) writes for \(totals.written) segments")
+    }
+
+    /// The kernel refuses UDP_SEGMENT with EMSGSIZE when a segment does not
+    /// fit the route's MTU (1500-byte datagrams, MTU 1420): the send must
+    /// still deliver every datagram, one per message (the kernel fragments
+    /// them), and keep segmentation for later sends.
+    @Test(.enabled(if: canRun, "needs root and iproute2"))
+    func oversizeSegmentsGoOneByOne() throws {
+        var sender: UDPSocket?
+        let lab = try TUNLab(offloads: false) {
+            sender = try UDPSocket.bind(port: 0, family: .ipv4)
+        }
+        #expect(lab.offloads == [])
+        let socket = try #require(sender)
+        #expect(socket.sendOffload)
+        let destination = SocketAddress(address: .v4(10, 9, 0, 2), port: 9999)
+        let size = 1500
+        let payload = [UInt8](repeating: 0x5a, count: 16 * size)
+        let batch = UDPSendBatch(capacity: 16)
+        let result = payload.withUnsafeBytes { raw in
+            for i in 0..<16 { batch.append(UnsafeRawBufferPointer(rebasing: raw[(i * size)..<((i + 1) * size)]), to: destination) }
+            return socket.send(batch)
+        }
+        #expect(result.sent == 16 && result.failed == 0 && result.firstError == nil)
+        #expect(socket.sendOffload, "an MTU refusal is no reason to give UDP_SEGMENT up")
+        // Each datagram leaves as fragments; count the first ones.
+        var firsts = 0
+        try lab.pump(seconds: 10) { _, packets in
+            for p in packets where p.count >= 28 && p[0] == 0x45 && p[9] == 17 && p[6] & 0x1f == 0 && p[7] == 0 {
+                #expect(be16(p, 22) == 9999 && Int(be16(p, 24)) == 8 + size)
+                firsts += 1
+            }
+            return firsts < 16
+        }
     }
 
     /// Without offloads: no vnet header, reads are bare packets.

@@ -134,6 +134,47 @@ import Glibc
         #expect(result.sent == 0 && result.failed == 1 && result.firstError == .addressFamilyNotSupported)
     }
 
+    /// A socket that cannot segment (SO_NO_CHECK: the kernel says EINVAL to
+    /// UDP_SEGMENT) turns segmentation off for good and delivers anyway.
+    @Test func segmentationRefusedTurnsOff() throws {
+        let receiver = try UDPSocket.bind(port: 0, family: .ipv4, address: Self.loopback)
+        let sender = try UDPSocket.bind(port: 0, family: .ipv4, address: Self.loopback)
+        var one: Int32 = 1
+        #expect(setsockopt(sender.descriptor.raw, SOL_SOCKET, SO_NO_CHECK, &one, 4) == 0)
+        #expect(sender.sendOffload)
+        let sizes = { (_: Int) -> Int in 512 }
+        let r = try exchange(sender, receiver, total: 200, to: SocketAddress(address: Self.loopback, port: receiver.port),
+                             sizes: sizes, receiveBatch: UDPReceiveBatch(messageCount: 8))
+        #expect(r.sent.sent == 200 && r.sent.failed == 0)
+        #expect(r.got == (0..<200).map { Self.datagram($0, sizes: sizes) })
+        #expect(!sender.sendOffload)
+    }
+
+    /// shutdown() wakes a thread blocked in receive, which then sees 0.
+    @Test func shutdownWakesAReceiver() async throws {
+        let socket = try UDPSocket.bind(port: 0, family: .ipv4, address: Self.loopback)
+        let received = Task.detached { () throws -> Int in
+            try socket.receive(into: UDPReceiveBatch(messageCount: 2))
+        }
+        try await Task.sleep(nanoseconds: 200_000_000)
+        socket.shutdown()
+        #expect(try await received.value == 0)
+    }
+
+    /// A dropped socket closes its descriptor (checked by number and inode:
+    /// other tests running meanwhile may get the number again, never the inode).
+    @Test func droppedSocketClosesItsDescriptor() throws {
+        var (fd, inode): (Int32, UInt) = (-1, 0)
+        do {
+            let a = try UDPSocket.bind(port: 0, family: .dualStack)
+            var st = stat()
+            #expect(fstat(a.descriptor.raw, &st) == 0)
+            (fd, inode) = (a.descriptor.raw, UInt(st.st_ino))
+        }
+        var st = stat()
+        #expect(fstat(fd, &st) == -1 || UInt(st.st_ino) != inode)
+    }
+
     @Test func portInUse() throws {
         let a = try UDPSocket.bind(port: 0, family: .ipv4, address: Self.loopback)
         #expect(throws: IOError.self) { try UDPSocket.bind(port: a.port, family: .ipv4, address: Self.loopback) }

@@ -38,8 +38,8 @@ public final class UDPSocket: @unchecked Sendable {
     private let segmentation: Atomic<Bool>
 
     /// Whether sends still use UDP_SEGMENT (it turns off for good at the
-    /// first EIO or EINVAL, as wireguard-go does: a device without
-    /// checksum offload refuses it).
+    /// first EIO or EINVAL, as wireguard-go does at EIO: a device without
+    /// checksum offload, or a socket with SO_NO_CHECK, refuses it).
     public var sendOffload: Bool { segmentation.load(ordering: .relaxed) }
 
     /// The most datagrams one UDP_SEGMENT send may carry (the kernel's UDP_MAX_SEGMENTS).
@@ -150,9 +150,11 @@ public final class UDPSocket: @unchecked Sendable {
     /// Sends every datagram in `batch` (`sendmmsg`, looping until all are
     /// through). With `sendOffload`, runs of consecutive datagrams to one
     /// destination, all of one size but a last shorter one, up to 64 and
-    /// 64 KiB, go as one UDP_SEGMENT message; at EIO or EINVAL on such a
-    /// message, segmentation turns off and the rest goes one datagram per
-    /// message. Other errors drop the message they hit and sending goes on;
+    /// 64 KiB, go as one UDP_SEGMENT message. At EIO or EINVAL on such a
+    /// message, segmentation turns off for good, and at EMSGSIZE (segments
+    /// larger than the route's MTU allows) for the rest of this call; the
+    /// rest goes one datagram per message (which the kernel may fragment).
+    /// Other errors drop the message they hit and sending goes on;
     /// the result counts both and keeps the first error. The datagrams'
     /// memory is only read during the call.
     @discardableResult
@@ -168,8 +170,11 @@ public final class UDPSocket: @unchecked Sendable {
                 sent = try valueOrErrno { CWGShim_sendmmsg(descriptor.raw, batch.messages + start, UInt32(messageCount - start), 0) }
             } catch {
                 let failedAt = start
-                if gso && (error == .ioError || error == .invalidArgument) && batch.isSegmented(failedAt) {
-                    disableSendOffload()
+                if gso && batch.isSegmented(failedAt) && (error == .ioError || error == .invalidArgument || error == .messageTooLong) {
+                    // EIO/EINVAL: the device or socket cannot segment at all;
+                    // EMSGSIZE: these segments do not fit the route's MTU, a
+                    // matter of this destination, so only this call goes without.
+                    if error != .messageTooLong { disableSendOffload() }
                     gso = false
                     messageCount = batch.build(from: batch.firstDatagram(failedAt), segmentation: false, asIPv6: asIPv6, result: &result)
                     start = 0
