@@ -327,6 +327,50 @@ final class TUNLab {
         #expect(totals.writes * 4 < totals.written, "\(totals.writes) writes for \(totals.written) segments")
     }
 
+    /// UDP datagrams coalesced by TUNWriteBatch into UDP_L4 super-packets
+    /// and written into the TUN reach a kernel socket, with and without
+    /// UDP_GRO, every one, in order, unchanged.
+    @Test(.enabled(if: canRun, "needs root and iproute2"), arguments: [(false, true), (true, true), (false, false)])
+    func coalescedUDPIntoKernelSocket(v6: Bool, gro: Bool) throws {
+        var receiver: UDPSocket?
+        let lab = try TUNLab {
+            receiver = try UDPSocket.bind(port: 0, family: v6 ? .dualStack : .ipv4, offloads: gro)
+        }
+        let socket = try #require(receiver)
+        #expect(socket.receiveOffload == gro)
+        try #require(lab.offloads.contains(.uso4), "this kernel should take USO (6.2+)")
+        let ours: [UInt8] = v6 ? [0xfd, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2] : [10, 9, 0, 2]
+        let kernel: [UInt8] = v6 ? [0xfd, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1] : [10, 9, 0, 1]
+        var rng = TestRandom(seed: 12)
+        let sizes = (0..<200).map { $0 % 25 == 24 ? 100 : 1300 }
+        let payloads = sizes.map { rng.bytes($0) }
+        let storage = PacketBatch(capacity: 200, slotSize: 2048)
+        for (i, payload) in payloads.enumerated() {
+            var p = makePacket(v6: v6, tcp: false, payload: payload, src: ours, dst: kernel, srcPort: 4242,
+                               dstPort: socket.port, id: UInt16(i))
+            referenceFinish(&p)
+            _ = p.withUnsafeBytes { storage.append($0) }
+        }
+        let batch = TUNWriteBatch(capacity: 200, coalesceUDP: true)
+        for i in 0..<200 { batch.append(storage.packet(i)) }
+        let result = batch.write(to: lab.device, vnetHeader: true)
+        #expect(result.written == 200 && result.failed == 0 && result.firstError == nil)
+        #expect(result.writes == 8, "25-datagram runs ending in a short one: 8 super-packets")
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(socket.descriptor.raw, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        let rx = UDPReceiveBatch(messageCount: 16, bufferSize: 65536)
+        var got: [[UInt8]] = []
+        while got.count < 200 {
+            let n = try socket.receive(into: rx)
+            guard n > 0 else { break }
+            for i in 0..<n {
+                got.append(Array(UnsafeRawBufferPointer(rx.datagram(i))))
+                #expect(rx.source(i) == SocketAddress(address: IPAddress(bytes: ours)!, port: 4242))
+            }
+        }
+        #expect(got == payloads)
+    }
+
     /// The kernel refuses UDP_SEGMENT with EMSGSIZE when a segment does not
     /// fit the route's MTU (1500-byte datagrams, MTU 1420): the send must
     /// still deliver every datagram, one per message (the kernel fragments

@@ -20,9 +20,10 @@ public struct TUNWriteResult: Sendable, Hashable {
 
 /// Packets on their way into the TUN, written with as few system calls as
 /// the kernel allows: with a vnet header, consecutive in-order segments of
-/// one TCP flow are coalesced into one super-packet (GRO, what makes
-/// wireguard-go fast on receive) and written with one `writev`; every other
-/// packet is written alone with an all-zero header.
+/// one TCP flow (and, when asked, datagrams of one UDP flow) are coalesced
+/// into one super-packet (GRO, what makes wireguard-go fast on receive) and
+/// written with one `writev`; every other packet is written alone with an
+/// all-zero header.
 ///
 /// Nothing is copied: the batch keeps pointers to the caller's packets,
 /// which must stay valid until `write` or `removeAll`, and it rewrites the
@@ -33,6 +34,8 @@ public final class TUNWriteBatch: @unchecked Sendable {
     public let capacity: Int
     /// Whether TCP segments are coalesced (with a vnet-header TUN only).
     public let coalesce: Bool
+    /// Whether UDP datagrams are coalesced too (a TUN that accepted USO only).
+    public let coalesceUDP: Bool
     /// Packets appended since the last write.
     public private(set) var count = 0
     /// Writes the batch will make: lone packets and super-packets.
@@ -53,10 +56,11 @@ public final class TUNWriteBatch: @unchecked Sendable {
 
     /// What an item that may still take segments knows of itself.
     struct FlowState {
-        var isTCP = false
+        enum Kind { case none, tcp, udp }
+        var kind = Kind.none
         var isV6 = false
         var ipHeaderLength = 0
-        var tcpHeaderLength = 0
+        var transportHeaderLength = 0
         var nextSeq: UInt32 = 0
         var segmentSize = 0
         var lastSize = 0
@@ -66,11 +70,15 @@ public final class TUNWriteBatch: @unchecked Sendable {
         var psh = false
     }
 
-    /// Room for `capacity` packets; `coalesce: false` writes each packet alone.
-    public init(capacity: Int = 128, coalesce: Bool = true) {
+    /// Room for `capacity` packets; `coalesce: false` writes each packet
+    /// alone; `coalesceUDP` (pass `offloads.contains(.uso4)`: older kernels
+    /// refuse UDP_L4 super-packets) coalesces UDP datagrams of one flow,
+    /// equal in size but a shorter last one, as well.
+    public init(capacity: Int = 128, coalesce: Bool = true, coalesceUDP: Bool = false) {
         precondition(capacity > 0, "TUNWriteBatch: bad capacity")
         self.capacity = capacity
         self.coalesce = coalesce
+        self.coalesceUDP = coalesce && coalesceUDP
         packets = .allocate(capacity: capacity)
         packets.initialize(repeating: UnsafeMutableRawBufferPointer(start: nil, count: 0), count: capacity)
         next = .allocate(capacity: capacity)
@@ -107,12 +115,18 @@ public final class TUNWriteBatch: @unchecked Sendable {
         packets[index] = packet
         next[index] = -1
         count += 1
-        if coalesce, let candidate = Self.tcpCandidate(packet) {
+        if coalesce, let candidate = Self.candidate(packet, udp: coalesceUDP) {
             // Newest items first: a flow's open item is usually the last.
             var i = items - 1
             let oldest = max(0, items - 8)
             while i >= oldest {
-                if itemFlow[i].isTCP && tryAppend(index, candidate, to: i) { return true }
+                if itemFlow[i].kind == candidate.kind && sameFlow(i, index) {
+                    if tryAppend(index, candidate, to: i) { return true }
+                    // A UDP datagram may not pass its flow's newest item
+                    // (that would reorder the flow); a TCP segment may, its
+                    // place is its sequence number.
+                    if candidate.kind == .udp { break }
+                }
                 i -= 1
             }
             itemFirst[items] = Int32(index)
@@ -127,60 +141,84 @@ public final class TUNWriteBatch: @unchecked Sendable {
         return true
     }
 
-    /// The TCP state of `p` when it may be coalesced: IPv4 without options
-    /// or IPv6 without extension headers, not a fragment, lengths that agree,
-    /// only ACK (and PSH) set, a payload, and a valid TCP checksum (the
-    /// kernel checks no checksum of a coalesced packet, so a bad one must
-    /// not get in).
-    static func tcpCandidate(_ p: UnsafeMutableRawBufferPointer) -> FlowState? {
-        guard p.count >= 40, p.count <= 65535, let base = p.baseAddress else { return nil }
+    /// The coalescing state of `p` when it may be coalesced: IPv4 without
+    /// options or IPv6 without extension headers, not a fragment, lengths
+    /// that agree, a payload, a valid checksum (the kernel checks no
+    /// checksum of a coalesced packet, so a bad one must not get in), and
+    /// for TCP only ACK (and PSH) set; UDP only when `udp`.
+    static func candidate(_ p: UnsafeMutableRawBufferPointer, udp: Bool) -> FlowState? {
+        guard p.count >= 28, p.count <= 65535, let base = p.baseAddress else { return nil }
         var s = FlowState()
+        let proto: UInt8
         switch p[0] {
         case 0x45:
-            guard p[9] == GSO.tcpProtocol, Int(load16(base + 2)) == p.count, p[6] & 0x3f == 0, p[7] == 0 else { return nil }
+            guard Int(load16(base + 2)) == p.count, p[6] & 0x3f == 0, p[7] == 0 else { return nil }
+            proto = p[9]
             s.ipHeaderLength = 20
         case 0x60...0x6f:
-            guard p.count >= 60, p[6] == GSO.tcpProtocol, Int(load16(base + 4)) == p.count - 40 else { return nil }
+            guard p.count >= 48, Int(load16(base + 4)) == p.count - 40 else { return nil }
+            proto = p[6]
             s.isV6 = true
             s.ipHeaderLength = 40
         default:
             return nil
         }
         let l4 = s.ipHeaderLength
-        s.tcpHeaderLength = Int(p[l4 + 12] >> 4) * 4
-        guard s.tcpHeaderLength >= 20, p.count > l4 + s.tcpHeaderLength else { return nil }
-        let flags = p[l4 + 13]
-        guard flags == 0x10 || flags == 0x18 else { return nil }
+        switch proto {
+        case GSO.tcpProtocol:
+            guard p.count >= l4 + 20 else { return nil }
+            s.kind = .tcp
+            s.transportHeaderLength = Int(p[l4 + 12] >> 4) * 4
+            guard s.transportHeaderLength >= 20, p.count > l4 + s.transportHeaderLength else { return nil }
+            let flags = p[l4 + 13]
+            guard flags == 0x10 || flags == 0x18 else { return nil }
+            s.nextSeq = load32(base + l4 + 4) &+ UInt32(p.count - l4 - s.transportHeaderLength)
+            s.psh = flags & 0x08 != 0
+        case GSO.udpProtocol where udp:
+            s.kind = .udp
+            s.transportHeaderLength = 8
+            guard p.count > l4 + 8, Int(load16(base + l4 + 4)) == p.count - l4 else { return nil }
+        default:
+            return nil
+        }
         let packet = UnsafeRawBufferPointer(p)
-        let ip = IPHeader(isV6: s.isV6, headerLength: l4, transportProtocol: GSO.tcpProtocol)
+        let ip = IPHeader(isV6: s.isV6, headerLength: l4, transportProtocol: proto)
         let pseudo = ip.pseudoHeaderSum(packet, transportLength: p.count - l4)
         guard Checksum.sum(UnsafeRawBufferPointer(rebasing: packet[l4...]), initial: pseudo) == 0xffff else { return nil }
-        s.isTCP = true
-        s.segmentSize = p.count - l4 - s.tcpHeaderLength
+        s.segmentSize = p.count - l4 - s.transportHeaderLength
         s.lastSize = s.segmentSize
         s.total = p.count
         s.segments = 1
-        s.nextSeq = load32(base + l4 + 4) &+ UInt32(s.segmentSize)
-        s.psh = flags & 0x08 != 0
         return s
     }
 
-    /// Appends packet `index` to item `i` when it continues that flow.
+    /// Whether packet `index` has item `i`'s addresses and ports.
+    private func sameFlow(_ i: Int, _ index: Int) -> Bool {
+        let f = itemFlow[i]
+        let head = packets[Int(itemFirst[i])].baseAddress!
+        let p = packets[index].baseAddress!
+        let (addressAt, addressBytes) = f.isV6 ? (8, 32) : (12, 8)
+        guard packets[index].count >= f.ipHeaderLength + 4, (p.load(as: UInt8.self) >> 4 == 6) == f.isV6 else { return false }
+        return memcmp(head + addressAt, p + addressAt, addressBytes) == 0
+            && load32(head + f.ipHeaderLength) == load32(p + f.ipHeaderLength)
+    }
+
+    /// Appends packet `index` to item `i` (of the same flow) when it
+    /// continues it.
     private func tryAppend(_ index: Int, _ c: FlowState, to i: Int) -> Bool {
         var f = itemFlow[i]
-        guard f.isV6 == c.isV6, f.tcpHeaderLength == c.tcpHeaderLength, !f.psh,
+        guard f.isV6 == c.isV6, f.transportHeaderLength == c.transportHeaderLength, !f.psh,
               f.lastSize == f.segmentSize, c.segmentSize <= f.segmentSize,
               f.segments < Self.maxSegments, f.total + c.segmentSize <= 65535 else { return false }
         let head = packets[Int(itemFirst[i])].baseAddress!
         let p = packets[index].baseAddress!
         let l4 = f.ipHeaderLength
-        guard load32(p + l4 + 4) == f.nextSeq else { return false }
-        // Same addresses and ports, same ACK number, same options.
-        let (addressAt, addressBytes) = f.isV6 ? (8, 32) : (12, 8)
-        guard memcmp(head + addressAt, p + addressAt, addressBytes) == 0,
-              load32(head + l4) == load32(p + l4),
-              load32(head + l4 + 8) == load32(p + l4 + 8),
-              memcmp(head + l4 + 20, p + l4 + 20, f.tcpHeaderLength - 20) == 0 else { return false }
+        if f.kind == .tcp {
+            // The next bytes in order, the same ACK number, the same options.
+            guard load32(p + l4 + 4) == f.nextSeq,
+                  load32(head + l4 + 8) == load32(p + l4 + 8),
+                  memcmp(head + l4 + 20, p + l4 + 20, f.transportHeaderLength - 20) == 0 else { return false }
+        }
         // IP fields the segments must share.
         if f.isV6 {
             guard head.load(as: UInt8.self) == p.load(as: UInt8.self),
@@ -235,14 +273,14 @@ public final class TUNWriteBatch: @unchecked Sendable {
             let f = itemFlow[i]
             var segments = 1
             var vcount = 0
-            let coalesced = f.isTCP && f.segments > 1
+            let coalesced = f.kind != .none && f.segments > 1
             (coalesced ? finish(first, f) : .none).write(to: UnsafeMutableRawBufferPointer(start: header, count: VirtioNetHeader.size))
             iovecs[0] = iovec(iov_base: header, iov_len: VirtioNetHeader.size)
             vcount = 1
             iovecs[vcount] = iovec(iov_base: packets[first].baseAddress, iov_len: packets[first].count)
             vcount += 1
             if coalesced {
-                let headers = f.ipHeaderLength + f.tcpHeaderLength
+                let headers = f.ipHeaderLength + f.transportHeaderLength
                 var p = Int(next[first])
                 while p >= 0 {
                     iovecs[vcount] = iovec(iov_base: packets[p].baseAddress! + headers, iov_len: packets[p].count - headers)
@@ -267,8 +305,9 @@ public final class TUNWriteBatch: @unchecked Sendable {
 
     /// Rewrites the first segment's headers for the whole super-packet and
     /// returns its vnet header: IPv4 total length and header checksum, or
-    /// IPv6 payload length; the TCP checksum field holds the pseudo-header
-    /// sum (NEEDS_CSUM: the kernel counts the rest as verified).
+    /// IPv6 payload length; the UDP length; the TCP or UDP checksum field
+    /// holds the pseudo-header sum (NEEDS_CSUM: the kernel counts the rest
+    /// as verified and computes it only if it sends the packet on).
     private func finish(_ first: Int, _ f: FlowState) -> VirtioNetHeader {
         let head = packets[first].baseAddress!
         let l4 = f.ipHeaderLength
@@ -279,12 +318,15 @@ public final class TUNWriteBatch: @unchecked Sendable {
             store16(head + 10, 0)
             store16(head + 10, Checksum.checksum(UnsafeRawBufferPointer(start: head, count: l4)))
         }
-        let ip = IPHeader(isV6: f.isV6, headerLength: l4, transportProtocol: GSO.tcpProtocol)
+        let tcp = f.kind == .tcp
+        if !tcp { store16(head + l4 + 4, UInt16(f.total - l4)) }
+        let ip = IPHeader(isV6: f.isV6, headerLength: l4, transportProtocol: tcp ? GSO.tcpProtocol : GSO.udpProtocol)
         let pseudo = ip.pseudoHeaderSum(UnsafeRawBufferPointer(start: head, count: l4), transportLength: f.total - l4)
-        store16(head + l4 + 16, pseudo)
-        return VirtioNetHeader(flags: VirtioNetHeader.needsChecksum,
-                               gsoType: f.isV6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4,
-                               headerLength: UInt16(l4 + f.tcpHeaderLength), gsoSize: UInt16(f.segmentSize),
-                               csumStart: UInt16(l4), csumOffset: 16)
+        let csumOffset = tcp ? 16 : 6
+        store16(head + l4 + csumOffset, pseudo)
+        let gsoType = tcp ? (f.isV6 ? VirtioNetHeader.gsoTCPv6 : VirtioNetHeader.gsoTCPv4) : VirtioNetHeader.gsoUDPL4
+        return VirtioNetHeader(flags: VirtioNetHeader.needsChecksum, gsoType: gsoType,
+                               headerLength: UInt16(l4 + f.transportHeaderLength), gsoSize: UInt16(f.segmentSize),
+                               csumStart: UInt16(l4), csumOffset: UInt16(csumOffset))
     }
 }
