@@ -1,4 +1,5 @@
-/// Turning what a vnet-header TUN gives into plain IP packets, and back.
+/// Turning what a vnet-header TUN gives into plain IP packets (the way
+/// back, coalescing packets into super-packets, is `TUNWriteBatch`).
 ///
 /// A TUN opened with IFF_VNET_HDR and TUNSETOFFLOAD hands out, per read, a
 /// `VirtioNetHeader` and either one packet whose TCP/UDP checksum may be
