@@ -150,6 +150,13 @@ import Glibc
         #expect(!sender.sendOffload)
     }
 
+    /// A non-blocking socket with nothing queued receives 0, no error.
+    @Test func nonBlockingReceiveOfNothing() throws {
+        let socket = try UDPSocket.bind(port: 0, family: .ipv4, address: Self.loopback, nonBlocking: true)
+        let rx = UDPReceiveBatch(messageCount: 4)
+        #expect(try socket.receive(into: rx) == 0 && rx.count == 0)
+    }
+
     /// shutdown() wakes a thread blocked in receive, which then sees 0.
     @Test func shutdownWakesAReceiver() async throws {
         let socket = try UDPSocket.bind(port: 0, family: .ipv4, address: Self.loopback)

@@ -194,15 +194,4 @@ public struct TUNDevice: ~Copyable {
             throw IOError(.tunIO, errno: error, "writing a packet to the TUN device failed")
         }
     }
-
-    /// Writes a packet that already has its `VirtioNetHeader` in front
-    /// (`packet` starts with the 10 header bytes): one `write(2)`, for a
-    /// coalesced super-packet built in place.
-    public static func write(_ fd: borrowing Descriptor, headerAndPacket: UnsafeRawBufferPointer) throws(IOError) {
-        do {
-            _ = try valueOrErrno { Glibc.write(fd.raw, headerAndPacket.baseAddress, headerAndPacket.count) }
-        } catch {
-            throw IOError(.tunIO, errno: error, "writing a packet to the TUN device failed")
-        }
-    }
 }
