@@ -6,7 +6,15 @@
 #include <linux/if_tun.h>
 #include "CWGShim_io.h"
 
-_Static_assert(sizeof(struct CWGShim_mmsghdr) == sizeof(struct mmsghdr), "mmsghdr layout");
+#include <stddef.h>
+#define SAME(a, b, f) (offsetof(struct a, f) == offsetof(struct b, f))
+_Static_assert(sizeof(struct CWGShim_msghdr) == sizeof(struct msghdr) && SAME(CWGShim_msghdr, msghdr, msg_name) &&
+               SAME(CWGShim_msghdr, msghdr, msg_namelen) && SAME(CWGShim_msghdr, msghdr, msg_iov) &&
+               SAME(CWGShim_msghdr, msghdr, msg_iovlen) && SAME(CWGShim_msghdr, msghdr, msg_control) &&
+               SAME(CWGShim_msghdr, msghdr, msg_controllen) && SAME(CWGShim_msghdr, msghdr, msg_flags),
+               "msghdr layout");
+_Static_assert(sizeof(struct CWGShim_mmsghdr) == sizeof(struct mmsghdr) && SAME(CWGShim_mmsghdr, mmsghdr, msg_len),
+               "mmsghdr layout");
 /* TUN_F_USO4/6 (Linux 6.2) may be missing from older headers: the values are the uapi's. */
 _Static_assert(CWGShim_TUN_F_TSO6 == TUN_F_TSO6 && CWGShim_TUN_F_CSUM == TUN_F_CSUM, "TUN_F_* values");
 
@@ -33,6 +41,7 @@ int CWGShim_tun_set_vnet_hdr_size(int fd, int size) { return ioctl(fd, TUNSETVNE
 int CWGShim_tun_set_offload(int fd, unsigned int flags) { return ioctl(fd, TUNSETOFFLOAD, (unsigned long)flags); }
 
 const int CWGShim_MSG_WAITFORONE = MSG_WAITFORONE;
+const int CWGShim_MSG_TRUNC = MSG_TRUNC;
 
 int CWGShim_recvmmsg(int fd, struct CWGShim_mmsghdr *v, unsigned int n, int flags) {
     return recvmmsg(fd, (struct mmsghdr *)v, n, flags, NULL);
@@ -54,7 +63,8 @@ size_t CWGShim_put_udp_segment(void *control, size_t cap, uint16_t size) {
     return CMSG_SPACE(sizeof size);
 }
 
-int CWGShim_udp_gro_size(const struct msghdr *msg) {
+int CWGShim_udp_gro_size(const struct CWGShim_msghdr *m) {
+    const struct msghdr *msg = (const struct msghdr *)m;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(msg); c; c = CMSG_NXTHDR((struct msghdr *)msg, c)) {
         if (c->cmsg_level == CWGShim_SOL_UDP && c->cmsg_type == CWGShim_UDP_GRO && c->cmsg_len >= CMSG_LEN(sizeof(int))) {
             int size;

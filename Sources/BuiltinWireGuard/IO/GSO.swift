@@ -1,4 +1,5 @@
-/// Turning what a vnet-header TUN gives into plain IP packets, and back.
+/// Turning what a vnet-header TUN gives into plain IP packets (the way
+/// back, coalescing packets into super-packets, is `TUNWriteBatch`).
 ///
 /// A TUN opened with IFF_VNET_HDR and TUNSETOFFLOAD hands out, per read, a
 /// `VirtioNetHeader` and either one packet whose TCP/UDP checksum may be
@@ -138,6 +139,13 @@ struct IPHeader {
     let isV6: Bool
     let headerLength: Int
     let transportProtocol: UInt8
+
+    /// Wraps known fields.
+    init(isV6: Bool, headerLength: Int, transportProtocol: UInt8) {
+        self.isV6 = isV6
+        self.headerLength = headerLength
+        self.transportProtocol = transportProtocol
+    }
 
     /// Parses the IP header at the start of `pkt` and checks it against the
     /// GSO type (TCPV4 needs IPv4, TCPV6 IPv6, UDP_L4 either).

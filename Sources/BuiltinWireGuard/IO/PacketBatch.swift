@@ -88,7 +88,4 @@ public final class PacketBatch: @unchecked Sendable {
         precondition(i >= 0 && i < count && length >= 0 && length <= maxPacketSize, "PacketBatch: bad length")
         lengths[i] = length
     }
-
-    /// Drops packets from the end until `count` is `newCount`.
-    func truncate(to newCount: Int) { count = min(count, newCount) }
 }

@@ -1,3 +1,33 @@
+// The packet I/O layer of the built-in data plane, and how its pieces fit.
+//
+// Set-up (the holder, inside the tunnel's namespace): `TUNDevice.open(name:
+// offloads: true)`; send `release()` and `offloads.rawValue` over
+// SCM_RIGHTS. The engine wraps the number in a `Descriptor` and opens its
+// `UDPSocket.bind(port:family:)` on the host.
+//
+// Outbound (TUN -> UDP), per round:
+//   read:    `TUNDevice.read(fd, into: buf)` with `buf` of `maxReadSize` bytes
+//   split:   `GSO.split(buf[..<n], into: plain)`, `plain` a `PacketBatch` with
+//            headroom 16 (the data message header) and slots of at least
+//            MTU + 16 + 32 bytes (padding to 16 and the tag): every packet
+//            comes out complete, checksums and all (repeat while the batch
+//            has room and the TUN has packets, if it is non-blocking)
+//   seal:    encrypt each `plain.packet(i)` in its slot, header in the headroom
+//   send:    `UDPSendBatch.append(slot bytes, to: endpoint)` for each, then
+//            `UDPSocket.send(batch)`: runs to one peer go as UDP_SEGMENT sends.
+//
+// Inbound (UDP -> TUN), per round:
+//   receive: `UDPSocket.receive(into: rx)`, `rx` a `UDPReceiveBatch`; GRO'd
+//            messages are already split: `rx.datagram(i)`, `rx.source(i)`
+//   open:    decrypt each datagram in place
+//   write:   `TUNWriteBatch.append(plaintext bytes)` for each packet (they
+//            stay in `rx`'s buffers: no copy), then `write(to: fd,
+//            vnetHeader:)`: TCP segments of one flow go as one super-packet.
+//            Write before the next receive reuses `rx`.
+//
+// Nothing on these paths allocates; malformed TUN input throws a
+// `PacketError` (drop it and go on), system calls throw an `IOError`.
+
 import CWGShim
 import POSIX
 import SystemPackage
@@ -160,17 +190,6 @@ public struct TUNDevice: ~Copyable {
             } else {
                 _ = try valueOrErrno { Glibc.write(fd.raw, packet.baseAddress, packet.count) }
             }
-        } catch {
-            throw IOError(.tunIO, errno: error, "writing a packet to the TUN device failed")
-        }
-    }
-
-    /// Writes a packet that already has its `VirtioNetHeader` in front
-    /// (`packet` starts with the 10 header bytes): one `write(2)`, for a
-    /// coalesced super-packet built in place.
-    public static func write(_ fd: borrowing Descriptor, headerAndPacket: UnsafeRawBufferPointer) throws(IOError) {
-        do {
-            _ = try valueOrErrno { Glibc.write(fd.raw, headerAndPacket.baseAddress, headerAndPacket.count) }
         } catch {
             throw IOError(.tunIO, errno: error, "writing a packet to the TUN device failed")
         }

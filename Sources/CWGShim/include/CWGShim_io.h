@@ -6,7 +6,8 @@
  * function-like macros). No policy lives here. */
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/socket.h>
+/* No <sys/socket.h> here: through this module it would hide Glibc's own
+ * SOCK_* constants from Swift files that do not import CWGShim. */
 
 /* TUNSETOFFLOAD flags (linux/if_tun.h). */
 enum {
@@ -27,12 +28,22 @@ int CWGShim_tun_set_offload(int fd, unsigned int flags);
 
 /* UDP offloads (linux/udp.h). */
 enum { CWGShim_SOL_UDP = 17, CWGShim_UDP_SEGMENT = 103, CWGShim_UDP_GRO = 104 };
-/* recvmmsg flag: block for the first message only. */
+/* recvmmsg flag: block for the first message only; the truncation flag. */
 extern const int CWGShim_MSG_WAITFORONE;
+extern const int CWGShim_MSG_TRUNC;
 
-/* struct mmsghdr, laid out the same. */
+/* struct msghdr and struct mmsghdr, laid out the same (io.c checks). */
+struct CWGShim_msghdr {
+    void *msg_name;
+    unsigned int msg_namelen;
+    void *msg_iov;           /* struct iovec * */
+    size_t msg_iovlen;
+    void *msg_control;
+    size_t msg_controllen;
+    int msg_flags;
+};
 struct CWGShim_mmsghdr {
-    struct msghdr msg_hdr;
+    struct CWGShim_msghdr msg_hdr;
     unsigned int msg_len;
 };
 /* recvmmsg(fd, v, n, flags, NULL). */
@@ -45,6 +56,6 @@ size_t CWGShim_udp_control_space(void);
  * bytes); returns its length, or 0 when cap is too small. */
 size_t CWGShim_put_udp_segment(void *control, size_t cap, uint16_t size);
 /* The segment size of a UDP_GRO control message in msg, or 0 when there is none. */
-int CWGShim_udp_gro_size(const struct msghdr *msg);
+int CWGShim_udp_gro_size(const struct CWGShim_msghdr *msg);
 
 #endif
