@@ -28,28 +28,25 @@ public protocol EngineCore: AnyObject {
 public final class EngineOutput: @unchecked Sendable {
     let tun: Int32
     let vnetHeader: Bool
-    let udp: Int32
-    let family: Int32
-    var address = SocketAddressStorage()
+    let socket: UDPSocket
+    /// Room for a sockaddr_in6, reused for every send.
+    let address = UnsafeMutableRawPointer.allocate(byteCount: 32, alignment: 8)
 
-    init(tun: Int32, vnetHeader: Bool, udp: Int32, family: Int32) {
+    init(tun: Int32, vnetHeader: Bool, socket: UDPSocket) {
         self.tun = tun
         self.vnetHeader = vnetHeader
-        self.udp = udp
-        self.family = family
+        self.socket = socket
     }
 
     /// Sends one datagram to `endpoint` (`sendto`); a full socket buffer or
     /// an unreachable address drops it, as a network would.
     public func send(_ bytes: UnsafeRawBufferPointer, to endpoint: SocketAddress) {
-        guard address.set(endpoint, family: family) else { return }
-        let fd = udp, len = address.length
-        withUnsafePointer(to: &address.storage) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                var r: Int
-                repeat { r = sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), sa, len) } while r < 0 && errno == EINTR
-            }
-        }
+        let length = endpoint.writeSockaddr(to: address, asIPv6: socket.family == .dualStack)
+        guard length > 0 else { return }
+        let fd = socket.descriptor.raw
+        let sa = address.assumingMemoryBound(to: sockaddr.self)
+        var r: Int
+        repeat { r = sendto(fd, bytes.baseAddress, bytes.count, Int32(MSG_DONTWAIT), sa, socklen_t(length)) } while r < 0 && errno == EINTR
     }
 
     /// Writes one decrypted IP packet to the TUN (after an all-zero vnet
@@ -72,12 +69,12 @@ public final class Engine: @unchecked Sendable {
     let lock: UnsafeMutablePointer<pthread_mutex_t>
 
     /// An engine for interface `name` between `tun` (a TUN descriptor, with
-    /// vnet headers when `vnetHeader`) and the bound UDP socket `udp` of
-    /// `family`. It owns both descriptors from here on.
-    public init(core: any EngineCore, name: String, tun: Int32, vnetHeader: Bool, udp: Int32, family: Int32) {
+    /// vnet headers when `vnetHeader`, which it owns from here on) and the
+    /// bound UDP socket `socket` of the host.
+    public init(core: any EngineCore, name: String, tun: Int32, vnetHeader: Bool, socket: UDPSocket) {
         self.core = core
         self.name = name
-        self.output = EngineOutput(tun: tun, vnetHeader: vnetHeader, udp: udp, family: family)
+        self.output = EngineOutput(tun: tun, vnetHeader: vnetHeader, socket: socket)
         lock = .allocate(capacity: 1)
         pthread_mutex_init(lock, nil)
     }
@@ -147,23 +144,20 @@ public final class Engine: @unchecked Sendable {
         }
     }
 
-    /// The UDP socket's datagrams, each to the core with its source.
+    /// The UDP socket's datagrams, received in batches (`recvmmsg`, GRO
+    /// split), each to the core with its source, in order.
     func readUDP() {
-        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 65536, alignment: 16)
-        var source = SocketAddressStorage()
-        let fd = output.udp
+        let batch = UDPReceiveBatch(messageCount: 32, bufferSize: 65536)
         while true {
-            var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let n = withUnsafeMutablePointer(to: &source.storage) { p in
-                p.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(fd, buffer.baseAddress, buffer.count, 0, $0, &len) }
-            }
-            if n < 0 {
-                if errno == EINTR || errno == EAGAIN { continue }
+            let n: Int
+            do { n = try output.socket.receive(into: batch) } catch {
+                if error.errno == .interrupted { continue }
                 _exit(1)
             }
-            guard let from = source.address() else { continue }
-            let datagram = UnsafeRawBufferPointer(rebasing: buffer[0..<n])
-            locked { core.engineIncoming(datagram, from: from, output: output) }
+            guard n > 0 else { continue }
+            locked {
+                for i in 0..<n { core.engineIncoming(UnsafeRawBufferPointer(batch.datagram(i)), from: batch.source(i), output: output) }
+            }
         }
     }
 

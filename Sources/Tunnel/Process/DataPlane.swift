@@ -23,20 +23,23 @@ struct DataPlane {
     let port: UInt16
 
     /// Binds the UDP socket on the host (the config's ListenPort, or one the
-    /// kernel picks) and forks the data plane for `interface` with `tun`
+    /// kernel picks; dual-stack, with UDP_GRO where the kernel has it) and forks the data plane for `interface` with `tun`
     /// (opened with `offloads`, a `TUNOffloads` raw value). Closes `tun` in
     /// this process either way. Every descriptor of ours but its own three
     /// is closed in the child.
     static func start(_ interface: UpPlan.Interface, tun: Int32, offloads: UInt32) throws(TunnelError) -> DataPlane {
         defer { close(tun) }
         let name = interface.name
-        let socket: EngineSocket
-        do { socket = try EngineSocket.bind(port: interface.config.interface.listenPort ?? 0) } catch {
-            throw TunnelError(.setup, "\(name): \(error.message) (ListenPort = \(interface.config.interface.listenPort ?? 0))", errno: error.errno)
+        let port = interface.config.interface.listenPort ?? 0
+        let socket: UDPSocket
+        do {
+            do { socket = try UDPSocket.bind(port: port, family: .dualStack) } catch where error.errno == .addressFamilyNotSupported {
+                socket = try UDPSocket.bind(port: port, family: .ipv4)  // a host without IPv6
+            }
+        } catch {
+            throw TunnelError(.setup, "\(name): \(error.message) (ListenPort = \(port))", errno: error.errno)
         }
-        let port = socket.port, family = socket.family
-        let udp = socket.release()
-        defer { close(udp) }
+        let udp = socket.descriptor.raw
         var pair: [Int32] = [-1, -1]
         try sys("socketpair for the data plane") { socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue), 0, &pair) }
         let pid = CWGShim_fork_with_pdeathsig(SIGKILL)
@@ -51,21 +54,20 @@ struct DataPlane {
             // terminal's or a batch system's signals are for the job.
             for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU, SIGUSR1] { signal(s, SIG_IGN) }
             closeAllBut([0, 1, 2, tun, udp, pair[1]])
-            runChild(interface, tun: tun, offloads: offloads, udp: udp, family: family, port: port, control: pair[1])
+            runChild(interface, tun: tun, offloads: offloads, socket: socket, control: pair[1])
         }
         close(pair[1])
-        return DataPlane(name: name, process: ChildProcess(pid: pid), control: pair[0], port: port)
+        return DataPlane(name: name, process: ChildProcess(pid: pid), control: pair[0], port: socket.port)
     }
 
     /// The child: the device config from the plan (already in this memory),
     /// the protocol core, then the engine until the supervisor goes.
-    static func runChild(_ interface: UpPlan.Interface, tun: Int32, offloads: UInt32, udp: Int32, family: Int32,
-                         port: UInt16, control: Int32) -> Never {
+    static func runChild(_ interface: UpPlan.Interface, tun: Int32, offloads: UInt32, socket: UDPSocket, control: Int32) -> Never {
         do {
-            let config = try deviceConfig(interface, port: port)
+            let config = try deviceConfig(interface, port: socket.port)
             let core = try Engine.makeCore(config, mtu: Int(interface.mtu))
             let vnet = TUNOffloads(rawValue: offloads).contains(.vnetHeader)
-            Engine(core: core, name: interface.name, tun: tun, vnetHeader: vnet, udp: udp, family: family).run(control: control)
+            Engine(core: core, name: interface.name, tun: tun, vnetHeader: vnet, socket: socket).run(control: control)
         } catch {
             writeStderr("wgns: data plane for \(interface.name): \(error)\n")
             _exit(1)
