@@ -240,3 +240,33 @@ extension BuiltinTests {
         #expect(r.stderr == "wgns: the data plane of wg0 exited (signal 9) during the job; ending the job\n", "\(r.stderr)")
     }
 }
+
+extension BuiltinTests {
+    /// A split tunnel on the builtin backend still gets a carrier, for its
+    /// traffic outside the tunnel (tap0 is there, and the carrier's resolver
+    /// with it), but WireGuard's own UDP never goes through the carrier: the
+    /// wireguard-go peer sees the job at the data plane's host port, the one
+    /// `-v` names.
+    @Test func splitTunnelKeepsACarrierButNotForWireGuard() throws {
+        let f = try UpFixture()
+        let name = "bts\(UInt16.random(in: 1000...9999))"
+        let r = try f.sh("""
+            rm -f ready; mkfifo ready
+            "$W" up --backend wireguard-go --name \(name) peer.conf -- sh -c 'echo > ready; sleep 30' > peer.out 2>&1 &
+            PEER=$!
+            read x < ready
+            "$W" up -v --backend builtin --host-loopback job.conf -- sh -c 'echo links $(ip -o link show | cut -d: -f2 | tr -d " " | sort | tr "\\n" " "); ping -c 2 -W 5 10.99.0.1 | grep received'
+            echo "job status $?"
+            "$W" show \(name) endpoints | sed 's/^/peer sees /'
+            "$W" down \(name); wait $PEER
+            """)
+        #expect(r.stdout.contains("links lo tap0 wg0\n"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("2 received"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("job status 0"))
+        #expect(r.stderr.contains("carrier slirp4netns ready") || r.stderr.contains("carrier pasta ready"), "\(r.stderr)")
+        let port = r.stderr.split(separator: "\n").first { $0.contains("data plane for wg0 started") }?
+            .split(separator: " ").drop { $0 != "port" }.dropFirst().first
+        #expect(port != nil, "\(r.stderr)")
+        #expect(r.stdout.contains("peer sees wg0\t\(f.jobKey.publicKey.base64)\t127.0.0.1:\(port ?? "?")\n"), "\(r.stdout)\n\(r.stderr)")
+    }
+}
