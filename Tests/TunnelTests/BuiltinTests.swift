@@ -270,3 +270,26 @@ extension BuiltinTests {
         #expect(r.stdout.contains("peer sees wg0\t\(f.jobKey.publicKey.base64)\t127.0.0.1:\(port ?? "?")\n"), "\(r.stdout)\n\(r.stderr)")
     }
 }
+
+extension BuiltinTests {
+    /// A ListenPort another socket holds on the host: one line naming the
+    /// interface and the port, exit 1, and nothing left running.
+    @Test func listenPortInUseIsOneLine() throws {
+        let f = try UpFixture()
+        let peer = try String(contentsOfFile: "\(f.dir)/peer.conf", encoding: .utf8)
+        try f.write("builtin.conf", String(peer[..<peer.range(of: "[Namespace]")!.lowerBound]))
+        let r = try f.sh("""
+            python3 -c 'import socket,sys,time
+            s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            s.bind(("::", int(sys.argv[1]))); print("bound", flush=True); time.sleep(5)' \(f.port) > holder.out &
+            L=$!
+            for i in $(seq 100); do grep -q bound holder.out && break; sleep 0.05; done
+            "$W" up --backend builtin builtin.conf -- true
+            echo "status $?"
+            kill -KILL $L; wait $L 2>/dev/null
+            """)
+        #expect(r.stdout.hasSuffix("status 1\n"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stderr.hasPrefix("wgns: wg0: cannot bind the UDP socket to port \(f.port)") && r.stderr.filter { $0 == "\n" }.count == 1, "\(r.stderr)")
+        VPNHubTests.expectNothingRunning(under: f.dir)
+    }
+}
