@@ -8,15 +8,22 @@ import KeyStore
 /// the host, the wireguard-go side is `wgns up --backend wireguard-go` (its
 /// port forwarded by pasta, or reaching the host's loopback through
 /// slirp4netns). Debian 12's wireguard-go is /usr/bin's; Debian 13's is
-/// used where `$WGNS_WIREGUARD_GO_13` or build-cache/wireguard-go-13 has it.
+/// used where `$WGNS_WIREGUARD_GO_13`, build-cache/wireguard-go-13 or the
+/// version matrix's Debian 13 root (matrix-cache/trixie-*) has it.
 @Suite(.serialized) struct BuiltinTests {
     /// Debian 13's wireguard-go (0.0.20231211, which says v0.0.20230223), if here.
     static let wireguardGo13: String? = {
         if let p = ProcessInfo.processInfo.environment["WGNS_WIREGUARD_GO_13"], !p.isEmpty { return p }
         var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         for _ in 0..<2 { dir = dir.deletingLastPathComponent() }
-        let p = dir.appendingPathComponent("build-cache/wireguard-go-13/root/usr/bin/wireguard-go").path
-        return FileManager.default.isExecutableFile(atPath: p) ? p : nil
+        // build-cache (where a bench or a hand put it), else the version
+        // matrix's Debian 13 root (scripts/matrix/run.sh).
+        var candidates = [dir.appendingPathComponent("build-cache/wireguard-go-13/root/usr/bin/wireguard-go").path]
+        let matrix = dir.appendingPathComponent("matrix-cache").path
+        for root in ((try? FileManager.default.contentsOfDirectory(atPath: matrix)) ?? []).sorted() where root.hasPrefix("trixie-") {
+            candidates.append("\(matrix)/\(root)/usr/bin/wireguard-go")
+        }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }()
 
     /// The wireguard-go versions to meet: "12" always, "13" where it is here.
