@@ -105,16 +105,17 @@ import Tunnel
     }
 
     /// A dual-stack VPN: the hub forwards IPv6 between peers too (one of them isolated).
-    @Test func hubForwardsIPv6() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func hubForwardsIPv6(backend: String) throws {
         let f = try UpFixture()
         let r = try f.sh("""
             "$W" vpn new v --peers 2 --subnet 10.97.0.0/24 --subnet fd97::/64 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 9
-            \(Self.startHub())
+            \(Self.startHub(backend: backend))
             rm -f up; mkfifo up
-            "$W" up --backend wireguard-go v --peer 1 -- sh -c 'echo > up; sleep 30' > job.1.out 2>&1 &
+            "$W" up --backend \(backend) v --peer 1 -- sh -c 'echo > up; sleep 30' > job.1.out 2>&1 &
             J1=$!
             read x < up
-            "$W" up --backend wireguard-go v --peer 2 --isolate -- sh -c '
+            "$W" up --backend \(backend) v --peer 2 --isolate -- sh -c '
               for t in 1 2 3 4 5; do ping -c1 -W2 fd97::2 > /dev/null 2>&1 && { echo "v6 peer reached"; break; }; done
               ping -c1 -W2 fd97::1 > /dev/null 2>&1 && echo "v6 hub reached"'
             kill -TERM $J1; wait $J1
@@ -122,7 +123,7 @@ import Tunnel
             cat hub.out
             rm -f up job.1.out
             """)
-        #expect(r.stdout.contains("wgns hub: up, wg0 10.97.0.1/24, fd97::1/64, UDP port \(f.port) forwarded from the host, 2 peers\n"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("wgns hub: up, wg0 10.97.0.1/24, fd97::1/64, UDP port \(f.port) \(backend == "builtin" ? "on the host" : "forwarded from the host"), 2 peers\n"), "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("v6 peer reached\n"))
         #expect(r.stdout.contains("v6 hub reached\n"))
         #expect(r.stdout.contains("hub status 0"))
@@ -271,17 +272,18 @@ import Tunnel
     /// `wgns vpn new` without --endpoint: the hub picks a free port, publishes
     /// `HOST:PORT` (mode 0600) once up, the peers take it from DIR and reach
     /// each other and the hub by name; the file goes with the hub.
-    @Test func hubPicksItsPortAndPeersFindItAndEachOtherByName() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func hubPicksItsPortAndPeersFindItAndEachOtherByName(backend: String) throws {
         let f = try UpFixture()
         try f.write("peer.sh", Self.byNameScript, mode: 0o644)
         let r = try f.sh("""
             "$W" vpn new v --peers 3 > /dev/null || exit 9
             cat v/hub.conf v/peer-1.conf | grep -ic '^ListenPort\\|^Endpoint' | sed 's/^/ports in configs /'
-            \(Self.startHub())
+            \(Self.startHub(backend: backend))
             stat -c 'endpoint file mode %a' v/hub.endpoint
             head -1 v/hub.endpoint | sed 's/^/published /'
-            "$W" hub --backend wireguard-go v > second.out 2> second.err; echo "second hub status $?"
-            for k in 1 2 3; do "$W" up --backend wireguard-go v --peer $k -- sh peer.sh $k 3 > job.$k.out 2>&1 & eval J$k=\\$!; done
+            "$W" hub --backend \(backend) v > second.out 2> second.err; echo "second hub status $?"
+            for k in 1 2 3; do "$W" up --backend \(backend) v --peer $k -- sh peer.sh $k 3 > job.$k.out 2>&1 & eval J$k=\\$!; done
             wait $J1; echo "job 1 status $?"; wait $J2; echo "job 2 status $?"; wait $J3; echo "job 3 status $?"
             cat job.1.out job.2.out job.3.out second.err
             kill -TERM $H; wait $H; echo "hub status $?"
@@ -404,7 +406,8 @@ import Tunnel
     /// another socket holds (a plain bind, or a bind with SO_REUSEADDR, which
     /// the hub's own reservation must not let in), comes up on the free one,
     /// and says so in one line when none is free.
-    @Test func hubNeverTakesAPortSomeoneHolds() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func hubNeverTakesAPortSomeoneHolds(backend: String) throws {
         let f = try UpFixture()
         let p = f.port
         try f.write("hold.py", """
@@ -425,10 +428,10 @@ import Tunnel
             python3 hold.py \(p) \(p + 1) \(p + 3) & P=$!
             for i in $(seq 200); do [ -e held ] && break; sleep 0.02; done
             for i in 1 2 3; do
-              "$W" hub --backend wireguard-go v --ports \(p)-\(p + 3) -- sh -c 'echo "hub at $WGNS_ENDPOINT"; "$W" up --backend wireguard-go v --peer 1 -- ping -c1 -W5 hub > /dev/null && echo "peer reaches hub"'
+              "$W" hub --backend \(backend) v --ports \(p)-\(p + 3) -- sh -c 'echo "hub at $WGNS_ENDPOINT"; "$W" up --backend \(backend) v --peer 1 -- ping -c1 -W5 hub > /dev/null && echo "peer reaches hub"'
             done
-            "$W" hub --backend wireguard-go v --ports \(p)-\(p + 1) -- true; echo "all taken status $?"
-            "$W" hub --backend wireguard-go v --ports 9-2 -- true; echo "bad range status $?"
+            "$W" hub --backend \(backend) v --ports \(p)-\(p + 1) -- true; echo "all taken status $?"
+            "$W" hub --backend \(backend) v --ports 9-2 -- true; echo "bad range status $?"
             rm -f held; wait $P
             """)
         let out = r.stdout
