@@ -42,6 +42,13 @@ public final class EngineOutput: @unchecked Sendable {
     let arena: UnsafeMutableRawBufferPointer
     var arenaUsed = 0
     static let arenaSize = 4 << 20
+    /// The same for sends while the TUN thread hands a read (a GSO
+    /// super-packet's segments) to the core: the datagrams go out together
+    /// (`sendmmsg`, runs to one peer as UDP_SEGMENT messages).
+    var collectingSends = false
+    let sendBatch = UDPSendBatch(capacity: 128)
+    let sendArena: UnsafeMutableRawBufferPointer
+    var sendArenaUsed = 0
 
     init(tun: Int32, offloads: TUNOffloads, socket: UDPSocket) {
         self.tun = tun
@@ -49,6 +56,16 @@ public final class EngineOutput: @unchecked Sendable {
         self.socket = socket
         tunBatch = TUNWriteBatch(capacity: 256, coalesce: vnetHeader, coalesceUDP: offloads.contains(.uso4) && offloads.contains(.uso6))
         arena = .allocate(byteCount: Self.arenaSize, alignment: 16)
+        sendArena = .allocate(byteCount: Self.arenaSize, alignment: 16)
+    }
+
+    /// Sends what was collected and empties the batch.
+    func flushSends() {
+        if sendBatch.count > 0 {
+            socket.send(sendBatch)
+            sendBatch.removeAll()
+        }
+        sendArenaUsed = 0
     }
 
     /// Writes what was collected and empties the batch.
@@ -65,6 +82,17 @@ public final class EngineOutput: @unchecked Sendable {
     /// Sends one datagram to `endpoint` (`sendto`); a full socket buffer or
     /// an unreachable address drops it, as a network would.
     public func send(_ bytes: UnsafeRawBufferPointer, to endpoint: SocketAddress) {
+        if collectingSends {
+            let room = (bytes.count + 15) & ~15
+            if sendArenaUsed + room > sendArena.count || sendBatch.count == sendBatch.capacity { flushSends() }
+            if room <= sendArena.count {
+                let slot = UnsafeMutableRawBufferPointer(rebasing: sendArena[sendArenaUsed..<(sendArenaUsed + bytes.count)])
+                slot.copyMemory(from: bytes)
+                sendArenaUsed += room
+                sendBatch.append(UnsafeRawBufferPointer(slot), to: endpoint)
+                return
+            }
+        }
         let length = endpoint.writeSockaddr(to: address, asIPv6: socket.family == .dualStack)
         guard length > 0 else { return }
         let fd = socket.descriptor.raw
@@ -171,7 +199,10 @@ public final class Engine: @unchecked Sendable {
                 batch.removeAll()
                 guard let count = try? GSO.split(read, into: batch) else { continue }
                 locked {
+                    output.collectingSends = true
                     for i in 0..<count { core.engineOutgoing(UnsafeRawBufferPointer(batch.packet(i)), output: output) }
+                    output.flushSends()
+                    output.collectingSends = false
                 }
             } else {
                 locked { core.engineOutgoing(read, output: output) }
