@@ -340,6 +340,24 @@ import WGNetlink
         #expect(p.a.snapshot(name: "x").privateKey == p.keyA)
     }
 
+    @Test func thousandsOfPeers() throws {
+        let p = try Pair()
+        let n = 5000
+        let keys = (0..<n).map { _ in PrivateKey.generate().publicKey }
+        let peers = keys.enumerated().map { i, k in
+            PeerConfig(publicKey: k, allowedIPs: [IPPrefix(address: .v4(10, 100, UInt8(i >> 8), UInt8(i & 0xff)), prefixLength: 32)!])
+        }
+        try p.a.configure(DeviceConfig(peers: peers))
+        #expect(p.a.snapshot(name: "x").peers.count == n + 1)
+        #expect(p.a.snapshot(name: "x").peers[n].allowedIPs == [prefix("10.100.19.135/32")])
+        // Replacing them all keeps only the new list; B's session is gone with B's old entry, its prefix too.
+        try p.a.configure(DeviceConfig(replacePeers: true, peers: Array(peers.prefix(10))))
+        let show = p.a.snapshot(name: "x")
+        #expect(show.peers.count == 10 && show.peers.map(\.publicKey) == Array(keys.prefix(10)))
+        p.sendAtoB([1])
+        #expect(p.a.drops.noRoute == 1)
+    }
+
     @Test func zeroKeysAfterThreeTimesRejectAfterTime() throws {
         let p = try Pair()
         #expect(p.establish())
