@@ -56,7 +56,7 @@ step "a private VPN for one job: a hub and $n peers (wgns vpn new), as user $TES
 as_user ./wgns vpn new vpn --peers $n --subnet 10.97.0.0/24 --endpoint "$endpoint" --psk
 ls -l "$work/vpn"
 
-step "the hub${net:+ on h1}, in its own rootless namespace; pasta forwards UDP $port from the host to it"
+step "the hub${net:+ on h1}, in its own rootless namespace, on UDP port $port of its host (builtin backend: its data plane binds the port itself; with kernel WireGuard pasta forwards it)"
 (exec_on h1 ./wgns hub vpn --name wgns-demo-hub) >"$work/hub.out" 2>&1 &
 hub=$!
 for _ in $(seq 100); do grep -q "up," "$work/hub.out" 2>/dev/null && break; sleep 0.05; done

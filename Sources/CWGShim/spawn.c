@@ -278,6 +278,10 @@ int CWGShim_tun_open_pi(const char *name, int tap, int no_pi, int persist) {
     return fd;
 }
 
+int CWGShim_tun_set_persist(int fd, int on) {
+    return ioctl(fd, TUNSETPERSIST, on ? 1 : 0);
+}
+
 void *CWGShim_memmem(const void *haystack, size_t hlen, const void *needle, size_t nlen) {
     return memmem(haystack, hlen, needle, nlen);
 }

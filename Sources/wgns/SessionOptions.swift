@@ -5,7 +5,7 @@ import Tunnel
 struct SessionOptions {
     static let name = Option.option(
         "name", "NAME", "Name the tunnel, for `wgns exec`, `wgns show`, `wgns status`, `wgns down` and `wgns list`.")
-    static let backend = Option.option("backend", "auto|kernel|userspace", "The WireGuard backend.")
+    static let backend = Option.option("backend", "auto|kernel|builtin|wireguard-go", "The WireGuard backend: auto (the kernel's where it has WireGuard, else builtin), kernel, builtin (wgns's own, its UDP socket on the host, no carrier needed), wireguard-go (`userspace` is an alias).")
     static let verbose = Option.flag("verbose", short: "v", "Show each step with its duration.")
     /// The group as a command's table lists it.
     static let options = [name, backend, verbose]

@@ -38,7 +38,7 @@ struct Up: Invocation {
         passthrough: "COMMAND [ARGS...]",
         run: start)
 
-    static let carrier = Option.option("carrier", "slirp4netns|pasta", "The carrier (default: the config's, else whichever is installed).")
+    static let carrier = Option.option("carrier", "slirp4netns|pasta|none", "The carrier (default: the config's; with the builtin backend none, except for a split tunnel; else whichever is installed). none: no carrier (the builtin backend only).")
     static let mapUID = Option.option("map-uid", "UID", "The job's uid inside (default: your own; 0 gives it root inside).")
     static let mapGID = Option.option("map-gid", "GID", "The job's gid inside (default: your own).")
     static let hostLoopback = Option.flag("host-loopback", "Let the namespace reach the host's loopback at 10.0.2.2.")
@@ -124,6 +124,7 @@ struct Up: Invocation {
                 if case .live(let hub) = HubEndpoint.read(c) { current = hub }
                 options.follower = HubFollower(directory: c, current: current)
             }
+            options.vpnMember = true
             if options.hosts == nil { (options.hosts, options.environment) = (m.hosts, m.environment) }
         }
         options.configFiles = configs

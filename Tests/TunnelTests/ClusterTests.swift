@@ -64,11 +64,14 @@ import TestSupport
     }
 
     /// The hub on h1 and a peer on every other host (Tests/scripts/cluster-vpn.sh,
-    /// each peer's job Tests/jobs/member.sh), every wgns given `options`;
-    /// prints each peer's output, the bring-up time and the fragmentation
-    /// counters before and after.
-    static func hubAndPeers(_ f: Fixture, carrier: String, options: String = "") throws -> RunResult {
-        try f.script("cluster-vpn.sh", environment: ["PEERS": "\(f.hosts - 1)", "CARRIER": carrier, "WGNS_OPTS": options])
+    /// each peer's job Tests/jobs/member.sh); prints each peer's output, the
+    /// bring-up time and the fragmentation counters before and after.
+    /// `carrier` "builtin": hub and peers on the builtin backend, no carrier
+    /// anywhere; otherwise wireguard-go behind that carrier.
+    static func hubAndPeers(_ f: Fixture, carrier: String) throws -> RunResult {
+        let builtin = carrier == "builtin"
+        return try f.script("cluster-vpn.sh", environment: ["PEERS": "\(f.hosts - 1)", "CARRIER": builtin ? "none" : carrier,
+                                                          "WGNS_OPTS": builtin ? "--backend builtin" : "--backend wireguard-go"])
     }
 
     /// Checks what `hubAndPeers` printed: every peer reached the hub and
@@ -105,7 +108,7 @@ import TestSupport
     }
 
     @Test(.enabled(if: canRun, "needs root, WGNS_TEST_USER, iproute2, pasta, slirp4netns and python3"),
-          arguments: [("slirp4netns", 1500), ("pasta", 1500), ("slirp4netns", 9000), ("pasta", 9000), ("pasta", 2044)])
+          arguments: [("slirp4netns", 1500), ("pasta", 1500), ("builtin", 1500), ("slirp4netns", 9000), ("pasta", 9000), ("builtin", 9000), ("pasta", 2044)])
     func hubAndPeersAcrossTheFabric(carrier: String, mtu: Int) throws {
         let f = try Fixture(mtu: mtu)
         #expect(f.start.status == 0, "\(f.start.stderr)")
@@ -118,7 +121,7 @@ import TestSupport
     /// 1% loss and 5 ms delay on every host's way out (a lossy, slow fabric):
     /// everything still completes. Bring-up time is printed, not asserted.
     @Test(.enabled(if: canRun, "needs root, WGNS_TEST_USER, iproute2, pasta, slirp4netns and python3"),
-          arguments: ["slirp4netns", "pasta"])
+          arguments: ["slirp4netns", "pasta", "builtin"])
     func lossAndDelay(carrier: String) throws {
         let f = try Fixture(delayMS: 5, lossPercent: 1)
         #expect(f.start.status == 0, "\(f.start.stderr)")

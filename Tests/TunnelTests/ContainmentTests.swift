@@ -5,12 +5,20 @@ import TestSupport
 /// The containment promise: a job cannot read or change its own tunnel, and
 /// an isolated job has no way out but WireGuard. Tests/containment/attack.sh
 /// runs as the job in every mode (MapUid default and 0; split, split with
-/// --isolate, full tunnel) on the userspace backend (the VM runs it on the
-/// kernel's, scripts/vm/tests/35-containment.sh); each attack is its own
+/// --isolate, full tunnel) on the wireguard-go and builtin backends (the VM
+/// runs it on the kernel's, scripts/vm/tests/35-containment.sh); each attack is its own
 /// expectation. --net-admin and --host-loopback are the controls that show
 /// the attacks do detect an open way.
 @Suite(.serialized) struct ContainmentTests {
     enum Tunnel: String, CaseIterable { case split, isolated, full }
+
+    /// A tunnel mode on a backend: the suite's second argument.
+    struct Mode: CustomTestStringConvertible, Sendable {
+        var tunnel: Tunnel
+        var backend: String
+        var testDescription: String { "\(tunnel) on \(backend)" }
+        static let all = ["wireguard-go", "builtin"].flatMap { b in Tunnel.allCases.map { Mode(tunnel: $0, backend: b) } }
+    }
 
     static let attack = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../containment/attack.sh").standardized.path
@@ -27,7 +35,7 @@ import TestSupport
 
     /// Brings up `conf` with `flags` and runs the attack script as the job;
     /// a TCP listener on the host's 127.0.0.1 stands for "the host".
-    static func attack(_ f: UpFixture, _ conf: String, _ flags: String) throws -> Report {
+    static func attack(_ f: UpFixture, _ conf: String, _ flags: String, backend: String = "wireguard-go") throws -> Report {
         try f.write("attack.sh", try String(contentsOfFile: attack, encoding: .utf8), mode: 0o755)
         let hostPort = Int.random(in: 20000...39999)
         let r = try f.sh("""
@@ -38,7 +46,7 @@ import TestSupport
               while True: s.accept()[0].close()
             except Exception: pass' \(hostPort) &
             L=$!
-            "$W" up \(flags) \(conf) -- sh ./attack.sh \(hostPort) \(f.dir)/\(conf)
+            "$W" up --backend \(backend) \(flags) \(conf) -- sh ./attack.sh \(hostPort) \(f.dir)/\(conf)
             echo "status $?"
             kill $L
             """)
@@ -67,14 +75,15 @@ import TestSupport
             """)
     }
 
-    @Test(arguments: [false, true], Tunnel.allCases)
-    func noJobTouchesItsTunnel(root: Bool, tunnel: Tunnel) throws {
+    @Test(arguments: [false, true], Mode.all)
+    func noJobTouchesItsTunnel(root: Bool, mode m: Mode) throws {
+        let tunnel = m.tunnel
         let f = try UpFixture()
         try Self.fullConfig(f)
         var flags = root ? "--map-uid 0 --map-gid 0" : ""
         if tunnel == .isolated { flags += " --isolate" }
-        let rep = try Self.attack(f, tunnel == .full ? "full.conf" : "job.conf", flags)
-        let mode = "root \(root), \(tunnel)"
+        let rep = try Self.attack(f, tunnel == .full ? "full.conf" : "job.conf", flags, backend: m.backend)
+        let mode = "root \(root), \(m.testDescription)"
         for name in ["uapi", "wg-showconf", "wg-set", "ip-link", "ip-addr", "ip-route", "resolv-write",
                      "resolv-remount", "resolv-umount", "setns", "processes", "memory", "host-loopback",
                      "run-sockets", "config-file", "tiocsti"] {
@@ -112,11 +121,12 @@ import TestSupport
     /// `wgns exec` into a named tunnel is contained as its job is: the job
     /// sandbox's namespaces (isolated: only lo and wg0), its uid, no power
     /// over wg0 and no wireguard-go socket; `show NAME` still reads the device.
-    @Test func execIsContainedAsTheJob() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func execIsContainedAsTheJob(backend: String) throws {
         let f = try UpFixture()
         let name = "ex\(UInt16.random(in: 1000...9999))"
         let r = try f.sh("""
-            "$W" up --isolate --name \(name) job.conf > up.out 2>&1 &
+            "$W" up --backend \(backend) --isolate --name \(name) job.conf > up.out 2>&1 &
             UP=$!
             for i in $(seq 100); do "$W" list | grep -qx \(name) && break; sleep 0.05; done
             "$W" exec \(name) -- sh -c 'echo "links $(ip -o link show | cut -d: -f2 | tr -d " " | tr "\n" " ")"; echo "uid $(id -u)"; ip link set wg0 down 2>/dev/null && echo changed || echo refused; ls /run/wireguard 2>/dev/null | wc -l'
@@ -473,18 +483,18 @@ import TestSupport
     @Test func containmentLineAndOverrides() throws {
         let f = try UpFixture()
         try Self.fullConfig(f)
-        let full = try f.sh(#""$W" up -v full.conf -- true"#)
+        let full = try f.sh(#""$W" up --backend wireguard-go -v full.conf -- true"#)
         #expect(full.stderr.contains("containment: isolated (the job sees only lo and the tunnel, full tunnel), host loopback off, job uid \(f.uid) gid \(f.gid), network admin: none"), "\(full.stderr)")
         #expect(full.stderr.contains("no DNS server"), "\(full.stderr)")
-        let open = try f.sh(#""$W" up -v --no-isolate full.conf -- sh -c 'ip -o link show | grep -c tap0'"#)
+        let open = try f.sh(#""$W" up --backend wireguard-go -v --no-isolate full.conf -- sh -c 'ip -o link show | grep -c tap0'"#)
         #expect(open.stdout == "1\n", "\(open.stderr)")
         #expect(open.stderr.contains("containment: not isolated"), "\(open.stderr)")
         try f.write("loop.conf", (try String(contentsOfFile: "\(f.dir)/job.conf", encoding: .utf8)) + "\n[Namespace]\nHostLoopback = true\nIsolate = true\n")
-        let r = try f.sh(#""$W" up -v --no-host-loopback --no-isolate loop.conf -- true"#)
+        let r = try f.sh(#""$W" up --backend wireguard-go -v --no-host-loopback --no-isolate loop.conf -- true"#)
         #expect(r.stderr.contains("containment: not isolated") && r.stderr.contains("host loopback off"), "\(r.stderr)")
-        let both = try f.sh(#""$W" up --isolate --no-isolate job.conf -- true"#)
+        let both = try f.sh(#""$W" up --backend wireguard-go --isolate --no-isolate job.conf -- true"#)
         #expect(both.status == 64 && both.stderr == "wgns: --isolate and --no-isolate contradict each other: give one\n", "\(both.stderr)")
-        let bad = try f.sh(#""$W" up --net-admin --map-uid 5 job.conf -- true"#)
+        let bad = try f.sh(#""$W" up --backend wireguard-go --net-admin --map-uid 5 job.conf -- true"#)
         #expect(bad.status != 0 && bad.stderr.contains("MapUID and MapGID must be 0"), "\(bad.stderr)")
     }
 }
@@ -512,7 +522,7 @@ import TestSupport
         defer { kill(squatter.processIdentifier, SIGKILL); squatter.waitUntilExit() }
         usleep(300_000)
         let r = try f.sh("""
-            "$W" up --name \(name) job.conf > up.out 2>&1 &
+            "$W" up --backend wireguard-go --name \(name) job.conf > up.out 2>&1 &
             UP=$!
             for i in $(seq 100); do "$W" list | grep -qx \(name) && break; sleep 0.05; done
             echo "list: $("$W" list | grep -c -x \(name))"

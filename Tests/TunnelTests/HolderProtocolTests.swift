@@ -9,6 +9,7 @@ import Testing
         .jobExited(0), .jobExited(130), .jobExited(-1),
         .commandFailed(127, "nosuch: command not found"), .commandFailed(126, ""),
         .setupFailed("cannot create the user namespace: Operation not permitted"), .setupFailed(""),
+        .tunDevice("wg0", 0), .tunDevice("wg1", 0x8000_0067),
     ]
 
     @Test(arguments: statuses)
@@ -25,7 +26,7 @@ import Testing
         #expect(HolderStatus(line: String(m.line.dropLast())) == .setupFailed("first second"))
     }
 
-    @Test(arguments: ["", "Q", "N extra", "R 1", "X", "X two", "F", "F other", "C", "C x message"])
+    @Test(arguments: ["", "Q", "N extra", "R 1", "X", "X two", "F", "F other", "C", "C x message", "T", "T wg0", "T wg0 x", "T wg0 1 2"])
     func statusRefusesWhatIsNotAMessage(_ line: String) {
         #expect(HolderStatus(line: line) == nil)
     }

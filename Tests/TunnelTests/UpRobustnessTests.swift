@@ -16,11 +16,11 @@ extension UpTests {
             p = subprocess.run(sys.argv[1:], stdin=s, capture_output=True)
             print("status", p.returncode, "out", p.stdout.decode().strip(), "err", p.stderr.decode().strip())
             """, mode: 0o644)
-        let r = try f.sh(#"python3 pty.py "$W" up job.conf -- sh -c 'test -t 0 && echo job-has-tty'"#)
+        let r = try f.sh(#"python3 pty.py "$W" up --backend wireguard-go job.conf -- sh -c 'test -t 0 && echo job-has-tty'"#)
         #expect(r.stdout == "status 0 out job-has-tty err \n", "\(r.stdout) \(r.stderr)")
 
         // script(1) makes the pty the controlling terminal: the job is its foreground group.
-        let c = try f.sh(#"script -qec "\"$W\" up job.conf -- sh -c 'echo pgid \$(ps -o pgid= -p \$\$) tpgid \$(ps -o tpgid= -p \$\$)'" /dev/null"#)
+        let c = try f.sh(#"script -qec "\"$W\" up --backend wireguard-go job.conf -- sh -c 'echo pgid \$(ps -o pgid= -p \$\$) tpgid \$(ps -o tpgid= -p \$\$)'" /dev/null"#)
         #expect(c.status == 0, "\(c.stdout) \(c.stderr)")
         let words = c.stdout.split(whereSeparator: \.isWhitespace)
         #expect(words.count == 4 && words[1] == words[3], "\(c.stdout)")
@@ -34,7 +34,7 @@ extension UpTests {
     func verboseToAStderrWhoseReaderIsGone(carrier: String) throws {
         let f = try UpFixture()
         let r = try f.sh("""
-            { "$W" up -v --carrier \(carrier) job.conf -- sh -c 'sleep 0.3; echo ran > ran.txt; exit 7'; echo $? > status.txt; } 2>&1 | true
+            { "$W" up --backend wireguard-go -v --carrier \(carrier) job.conf -- sh -c 'sleep 0.3; echo ran > ran.txt; exit 7'; echo $? > status.txt; } 2>&1 | true
             cat status.txt ran.txt
             """)
         #expect(r.stdout == "7\nran\n", "\(r.stdout) \(r.stderr)")
@@ -49,7 +49,7 @@ extension UpTests {
     @Test func machineWithoutResolvConf() throws {
         let f = try UpFixture()
         try f.write("hide.sh", String(contentsOfFile: "\(scriptsFolder)/hide-resolv-conf.sh", encoding: .utf8), mode: 0o644)
-        let r = try f.sh(#"unshare -Urm sh hide.sh "$W" up job.conf -- sh -c 'cat /etc/resolv.conf; test -s /etc/passwd && echo passwd-ok'"#,
+        let r = try f.sh(#"unshare -Urm sh hide.sh "$W" up --backend wireguard-go job.conf -- sh -c 'cat /etc/resolv.conf; test -s /etc/passwd && echo passwd-ok'"#,
                          environment: ["MAP_UID": "\(f.uid)", "MAP_GID": "\(f.gid)"])
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("nameserver 10.0.2.3\n"), "\(r.stdout)")
@@ -63,12 +63,12 @@ extension UpTests {
     /// error line.
     @Test func carrierChatterCapturedAndShownOnFailure() throws {
         let f = try UpFixture()
-        let quiet = try f.sh(#""$W" up job.conf -- echo job-ran"#)
+        let quiet = try f.sh(#""$W" up --backend wireguard-go job.conf -- echo job-ran"#)
         #expect(quiet.status == 0, "\(quiet.stderr)")
         #expect(quiet.stdout == "job-ran\n")
         #expect(quiet.stderr == "", "\(quiet.stderr)")
 
-        let verbose = try f.sh(#""$W" up -v job.conf -- echo job-ran"#)
+        let verbose = try f.sh(#""$W" up --backend wireguard-go -v job.conf -- echo job-ran"#)
         #expect(verbose.status == 0, "\(verbose.stderr)")
         #expect(verbose.stdout == "job-ran\n")
         #expect(verbose.stderr.contains("tapfd="), "\(verbose.stderr)")
@@ -78,7 +78,7 @@ extension UpTests {
             mkdir -p bin
             printf '#!/bin/sh\\necho "sent tapfd=5 for tap0"\\necho "cannot open tap0: broken on purpose" >&2\\nexit 1\\n' > bin/slirp4netns
             chmod 755 bin/slirp4netns
-            PATH=$PWD/bin:$PATH "$W" up --carrier slirp4netns job.conf -- echo job-ran
+            PATH=$PWD/bin:$PATH "$W" up --backend wireguard-go --carrier slirp4netns job.conf -- echo job-ran
             """)
         #expect(broken.status == 1)
         #expect(broken.stdout == "")
@@ -93,7 +93,7 @@ extension UpTests {
         let f = try UpFixture()
         let r = try f.sh("""
             unshare -Ur sh -c 'echo 0 > /proc/sys/user/max_user_namespaces
-              for i in $(seq 30); do "$W" up job.conf -- echo job ran 2>&1 | cut -c1-40; done' | sort | uniq -c
+              for i in $(seq 30); do "$W" up --backend wireguard-go job.conf -- echo job ran 2>&1 | cut -c1-40; done' | sort | uniq -c
             """)
         #expect(r.stdout.trimmingCharacters(in: .whitespaces) == "30 wgns: cannot create a user namespace: us\n", "\(r.stdout) \(r.stderr)")
     }

@@ -99,7 +99,7 @@ final class UpFixture {
     func withPeer(_ body: String) -> String {
         """
         rm -f ready; mkfifo ready
-        "$W" up peer.conf -- bash jobs/upload-recv 5000 ready > peer.out 2>&1 &
+        "$W" up --backend wireguard-go peer.conf -- bash jobs/upload-recv 5000 ready > peer.out 2>&1 &
         PEER=$!
         read x < ready
         \(body)
@@ -135,7 +135,7 @@ final class UpFixture {
     func pingAndTransferThroughTheTunnel(carrier: String) throws {
         let f = try UpFixture()
         let r = try f.sh(f.withPeer("""
-            "$W" up --carrier \(carrier) --host-loopback job.conf -- sh -c 'ping -c 2 -W 5 10.99.0.1 && \(UpFixture.upload(4_000_000))'
+            "$W" up --backend wireguard-go --carrier \(carrier) --host-loopback job.conf -- sh -c 'ping -c 2 -W 5 10.99.0.1 && \(UpFixture.upload(4_000_000))'
             echo "job status $?"
             """))
         #expect(r.stdout.contains("2 received"), "\(r.stdout)\n\(r.stderr)")
@@ -155,7 +155,7 @@ final class UpFixture {
         let job = try String(contentsOfFile: "\(f.dir)/job.conf", encoding: .utf8)
         try f.write("job6.conf", job.replacingOccurrences(of: "Endpoint = 10.0.2.2:", with: "Endpoint = [fd00::2]:"))
         let r = try f.sh(f.withPeer("""
-            "$W" up --carrier slirp4netns --host-loopback \(isolate ? "--isolate " : "")job6.conf -- sh -c 'ping -c 1 -W 2 10.99.0.1 && \(UpFixture.upload(100_000))'
+            "$W" up --backend wireguard-go --carrier slirp4netns --host-loopback \(isolate ? "--isolate " : "")job6.conf -- sh -c 'ping -c 1 -W 2 10.99.0.1 && \(UpFixture.upload(100_000))'
             echo "job status $?"
             """))
         #expect(r.stdout.contains("1 received"), "\(r.stdout)\n\(r.stderr)")
@@ -164,24 +164,26 @@ final class UpFixture {
         #expect(r.stdout.contains("peer status 0"))
     }
 
-    @Test func jobRunsAsMappedIDs() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func jobRunsAsMappedIDs(backend: String) throws {
         let f = try UpFixture()
-        let mine = try f.sh(#""$W" up job.conf -- sh -c 'echo "$(id -u) $(id -g)"; ip link set wg0 down 2>/dev/null && echo changed || echo refused'"#)
+        let mine = try f.sh(#""$W" up --backend \#(backend) job.conf -- sh -c 'echo "$(id -u) $(id -g)"; ip link set wg0 down 2>/dev/null && echo changed || echo refused'"#)
         #expect(mine.status == 0, "\(mine.stderr)")
         #expect(mine.stdout == "\(f.uid) \(f.gid)\nrefused\n")
         // Root inside is root of the job's own user namespace: no power over wg0.
-        let root = try f.sh(#""$W" up --map-uid 0 --map-gid 0 job.conf -- sh -c 'echo "$(id -u) $(id -g)"; ip link set wg0 down 2>/dev/null && echo changed || echo refused'"#)
+        let root = try f.sh(#""$W" up --backend \#(backend) --map-uid 0 --map-gid 0 job.conf -- sh -c 'echo "$(id -u) $(id -g)"; ip link set wg0 down 2>/dev/null && echo changed || echo refused'"#)
         #expect(root.status == 0, "\(root.stderr)")
         #expect(root.stdout == "0 0\nrefused\n")
         // Only when asked for in so many words.
-        let admin = try f.sh(#""$W" up --net-admin job.conf -- sh -c 'echo "$(id -u) $(id -g)"; ip link set wg0 down && echo changed'"#)
+        let admin = try f.sh(#""$W" up --backend \#(backend) --net-admin job.conf -- sh -c 'echo "$(id -u) $(id -g)"; ip link set wg0 down && echo changed'"#)
         #expect(admin.status == 0, "\(admin.stderr)")
         #expect(admin.stdout == "0 0\nchanged\n")
-        let other = try f.sh(#""$W" up --map-uid 1234 --map-gid 4321 job.conf -- sh -c 'echo "$(id -u) $(id -g)"'"#)
+        let other = try f.sh(#""$W" up --backend \#(backend) --map-uid 1234 --map-gid 4321 job.conf -- sh -c 'echo "$(id -u) $(id -g)"'"#)
         #expect(other.stdout == "1234 4321\n", "\(other.stderr)")
     }
 
-    @Test func namespaceHasTunnelRoutesAndDNS() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func namespaceHasTunnelRoutesAndDNS(backend: String) throws {
         let f = try UpFixture()
         try f.write("dns.conf", """
             [Interface]
@@ -197,10 +199,10 @@ final class UpFixture {
 
             """)
         // A full tunnel is isolated by default: only lo and wg0.
-        let iso = try f.sh(#""$W" up dns.conf -- sh -c 'ip -o link show | cut -d: -f2 | tr -d " " | tr "\n" " "; ip route get 10.0.2.3'"#)
+        let iso = try f.sh(#""$W" up --backend \#(backend) dns.conf -- sh -c 'ip -o link show | cut -d: -f2 | tr -d " " | tr "\n" " "; ip route get 10.0.2.3'"#)
         #expect(iso.status == 0, "\(iso.stderr)")
         #expect(iso.stdout.hasPrefix("lo wg0 10.0.2.3 dev wg0"), "\(iso.stdout)")
-        let r = try f.sh(#""$W" up --no-isolate dns.conf -- sh -c 'cat /etc/resolv.conf; ip -o link show wg0; ip route show table 51820; ip -6 route show table 51820; ip route get 1.1.1.1; ip route get 10.0.2.3'"#)
+        let r = try f.sh(#""$W" up --backend \#(backend) --no-isolate dns.conf -- sh -c 'cat /etc/resolv.conf; ip -o link show wg0; ip route show table 51820; ip -6 route show table 51820; ip route get 1.1.1.1; ip route get 10.0.2.3'"#)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("nameserver 10.99.0.53\nnameserver fd99::53\nsearch corp.example lab.example\n"))
         #expect(r.stdout.contains("mtu 1400"))
@@ -212,14 +214,15 @@ final class UpFixture {
         #expect(!((try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? "").contains("10.99.0.53"))
     }
 
-    @Test func exitStatusAndSignalsPass() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func exitStatusAndSignalsPass(backend: String) throws {
         let f = try UpFixture()
-        let seven = try f.sh(#""$W" up job.conf -- sh -c 'exit 7'"#)
+        let seven = try f.sh(#""$W" up --backend \#(backend) job.conf -- sh -c 'exit 7'"#)
         #expect(seven.status == 7)
         for (sig, expected) in [("TERM", "42"), ("HUP", "43"), ("INT", "44")] {
             let r = try f.sh("""
                 rm -f up; mkfifo up
-                "$W" up job.conf -- sh -c 'trap "exit 42" TERM; trap "exit 43" HUP; trap "exit 44" INT; echo go > up; while :; do sleep 0.05; done' &
+                "$W" up --backend \(backend) job.conf -- sh -c 'trap "exit 42" TERM; trap "exit 43" HUP; trap "exit 44" INT; echo go > up; while :; do sleep 0.05; done' &
                 P=$!
                 read x < up
                 kill -\(sig) $P
@@ -228,13 +231,14 @@ final class UpFixture {
             #expect(r.stdout.contains("status \(expected)"), "\(sig): \(r.stdout) \(r.stderr)")
         }
         // A job killed by a signal: wgns exits 128 + the signal, as a shell.
-        let killed = try f.sh(#""$W" up job.conf -- sh -c 'kill -KILL $$'"#)
+        let killed = try f.sh(#""$W" up --backend \#(backend) job.conf -- sh -c 'kill -KILL $$'"#)
         #expect(killed.status == 137)
     }
 
-    @Test func missingCommandIs127() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func missingCommandIs127(backend: String) throws {
         let f = try UpFixture()
-        let r = try f.sh(#""$W" up job.conf -- no-such-command-here"#)
+        let r = try f.sh(#""$W" up --backend \#(backend) job.conf -- no-such-command-here"#)
         #expect(r.status == 127)
         #expect(r.stderr == "wgns: no-such-command-here: command not found\n")
     }
@@ -244,7 +248,7 @@ final class UpFixture {
         let mountsBefore = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n").count
         _ = try f.sh("""
             rm -f up; mkfifo up
-            "$W" up job.conf -- sh -c 'readlink /proc/self/ns/net > up; exec sleep 1000' > /dev/null 2>&1 &
+            "$W" up --backend wireguard-go job.conf -- sh -c 'readlink /proc/self/ns/net > up; exec sleep 1000' > /dev/null 2>&1 &
             P=$!
             read ns < up
             echo "$ns" > netns
@@ -270,13 +274,14 @@ final class UpFixture {
         #expect(!FileManager.default.fileExists(atPath: "/run/wireguard/wg0.sock"))
     }
 
-    @Test func keyNeverInArgvOrEnvironment() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func keyNeverInArgvOrEnvironment(backend: String) throws {
         let f = try UpFixture()
         let secret = f.jobKey.base64Secret()
         let hex = f.jobKey.withUnsafeBytes { $0.map { String(format: "%02x", $0) }.joined() }
         _ = try f.sh("""
             rm -f up; mkfifo up
-            "$W" up job.conf -- sh -c 'echo go > up; exec sleep 1000' > /dev/null 2>&1 &
+            "$W" up --backend \(backend) job.conf -- sh -c 'echo go > up; exec sleep 1000' > /dev/null 2>&1 &
             echo $! > wgns.pid
             read x < up
             """)
@@ -310,7 +315,7 @@ final class UpFixture {
             """)
         let r = try f.sh("""
             for i in $(seq 1 20); do
-              "$W" up --net-admin same.conf -- sh -c 'wg show wg0 listen-port && ip -o -4 addr show wg0 | grep -q 10.99.0.2/24 && sleep 1' > out.$i 2> err.$i &
+              "$W" up --backend wireguard-go --net-admin same.conf -- sh -c 'wg show wg0 listen-port && ip -o -4 addr show wg0 | grep -q 10.99.0.2/24 && sleep 1' > out.$i 2> err.$i &
             done
             ok=0
             for j in $(jobs -p); do wait $j && ok=$((ok+1)); done
@@ -325,7 +330,7 @@ final class UpFixture {
     @Test func failuresAreOneLineAndLeaveNothing() throws {
         let f = try UpFixture()
         try f.write("bad.conf", "[Interface]\nPrivateKey = nope\n")
-        let bad = try f.sh(#""$W" up job.conf bad.conf -- true"#)
+        let bad = try f.sh(#""$W" up --backend wireguard-go job.conf bad.conf -- true"#)
         #expect(bad.status == 1)
         #expect(bad.stderr.hasPrefix("wgns: bad.conf:2:") && bad.stderr.filter { $0 == "\n" }.count == 1, "\(bad.stderr)")
 
@@ -338,23 +343,27 @@ final class UpFixture {
             Endpoint = no-such-host.invalid:51820
 
             """)
-        let unresolved = try f.sh(#""$W" up unresolvable.conf -- true"#)
+        let unresolved = try f.sh(#""$W" up --backend wireguard-go unresolvable.conf -- true"#)
         #expect(unresolved.status == 1)
         #expect(unresolved.stderr.hasPrefix("wgns: unresolvable.conf: endpoint no-such-host.invalid:51820 does not resolve"), "\(unresolved.stderr)")
 
-        let noCarrier = try f.sh(#"PATH=/nonexistent "$W" up job.conf -- true"#)
+        // A split tunnel needs a carrier for its other traffic, even on the builtin backend.
+        let noCarrier = try f.sh(#"PATH=/nonexistent "$W" up --backend builtin job.conf -- true"#)
         #expect(noCarrier.status == 1)
         #expect(noCarrier.stderr.hasPrefix("wgns: no carrier"), "\(noCarrier.stderr)")
+        // An isolated one needs none.
+        let isolated = try f.sh(#"PATH=/nonexistent "$W" up --backend builtin --isolate job.conf -- /bin/true"#)
+        #expect(isolated.status == 0, "\(isolated.stderr)")
 
         if !FileManager.default.fileExists(atPath: "/sys/module/wireguard") {
-            let noWG = try f.sh(#"mkdir -p bin; ln -sf /usr/bin/slirp4netns bin/; PATH=$PWD/bin "$W" up job.conf -- true"#)
+            let noWG = try f.sh(#"mkdir -p bin; ln -sf /usr/bin/slirp4netns bin/; PATH=$PWD/bin "$W" up --backend wireguard-go job.conf -- true"#)
             #expect(noWG.status == 1)
-            #expect(noWG.stderr.hasPrefix("wgns: no WireGuard"), "\(noWG.stderr)")
+            #expect(noWG.stderr.hasPrefix("wgns: wireguard-go is not installed"), "\(noWG.stderr)")
             let kernel = try f.sh(#""$W" up --backend kernel job.conf -- true"#)
             #expect(kernel.status == 1)
             #expect(kernel.stderr.hasPrefix("wgns: ") && kernel.stderr.filter { $0 == "\n" }.count == 1, "\(kernel.stderr)")
         }
-        let noCommand = try f.sh(#""$W" up job.conf"#)
+        let noCommand = try f.sh(#""$W" up --backend wireguard-go job.conf"#)
         _ = noCommand  // runs $SHELL, which reads the empty stdin and exits
         #expect(noCommand.status == 0, "\(noCommand.stderr)")
     }
@@ -368,7 +377,7 @@ extension UpTests {
         let f = try UpFixture()
         let r = try f.sh("""
             rm -f up; mkfifo up
-            "$W" up --carrier \(carrier) job.conf -- sh -c 'trap "echo job got TERM; exit 0" TERM; echo go > up; while :; do sleep 0.05; done' &
+            "$W" up --backend wireguard-go --carrier \(carrier) job.conf -- sh -c 'trap "echo job got TERM; exit 0" TERM; echo go > up; while :; do sleep 0.05; done' &
             P=$!
             read x < up
             # The carrier is wgns's child that is not the holder (pasta may run as passt.avx2).
@@ -421,7 +430,7 @@ extension UpTests {
     @Test func userNamespacesUnavailable() throws {
         let f = try UpFixture()
         let r = try f.sh("""
-            unshare -Ur sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && "$W" up job.conf -- echo job ran'
+            unshare -Ur sh -c 'echo 0 > /proc/sys/user/max_user_namespaces && "$W" up --backend wireguard-go job.conf -- echo job ran'
             echo "status $?"
             """)
         #expect(r.stdout == "status 1\n", "\(r.stdout) \(r.stderr)")

@@ -26,14 +26,15 @@ import Tunnel
         #expect(UpFixture.eventually { processes(under: dir).isEmpty }, "\(processes(under: dir))", sourceLocation: sourceLocation)
     }
 
-    @Test func hubAndThreePeersReachEachOther() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func hubAndThreePeersReachEachOther(backend: String) throws {
         let f = try UpFixture()
         let name = "hub\(f.port)"
         let mountsBefore = try String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8).split(separator: "\n").count
-        let r = try f.script("hub.sh", "vpn-all-to-all.sh", environment: ["NAME": name, "PORT": "\(f.port)"])
+        let r = try f.script("hub.sh", "vpn-all-to-all.sh", environment: ["NAME": name, "PORT": "\(f.port)", "BACKEND": backend])
         let out = r.stdout
         #expect(out.contains("hub listed\n"), "\(out)\n\(r.stderr)")
-        #expect(out.contains("wgns hub: up, wg0 10.97.0.1/24, UDP port \(f.port) forwarded from the host, 3 peers\n"))
+        #expect(out.contains("wgns hub: up, wg0 10.97.0.1/24, UDP port \(f.port) \(backend == "builtin" ? "on the host" : "forwarded from the host"), 3 peers\n"), "\(out)")
         for k in 1...3 {
             #expect(out.contains("job \(k) status 0"))
             for j in 1...3 where j != k {
@@ -60,10 +61,11 @@ import Tunnel
     }
 
     /// A dual-stack VPN: the hub forwards IPv6 between peers too (one of them isolated).
-    @Test func hubForwardsIPv6() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func hubForwardsIPv6(backend: String) throws {
         let f = try UpFixture()
-        let r = try f.script("hub.sh", "vpn-ipv6.sh", environment: ["PORT": "\(f.port)"])
-        #expect(r.stdout.contains("wgns hub: up, wg0 10.97.0.1/24, fd97::1/64, UDP port \(f.port) forwarded from the host, 2 peers\n"), "\(r.stdout)\n\(r.stderr)")
+        let r = try f.script("hub.sh", "vpn-ipv6.sh", environment: ["PORT": "\(f.port)", "BACKEND": backend])
+        #expect(r.stdout.contains("wgns hub: up, wg0 10.97.0.1/24, fd97::1/64, UDP port \(f.port) \(backend == "builtin" ? "on the host" : "forwarded from the host"), 2 peers\n"), "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("v6 peer reached\n"))
         #expect(r.stdout.contains("v6 hub reached\n"))
         #expect(r.stdout.contains("hub status 0"))
@@ -73,10 +75,10 @@ import Tunnel
     @Test func hubErrorsAreOneLine() throws {
         let f = try UpFixture()
         let r = try f.sh("""
-            "$W" hub job.conf job.conf; echo "two configs status $?"
+            "$W" hub --backend wireguard-go job.conf job.conf; echo "two configs status $?"
             sed 's/^ForwardUDP.*/ForwardTCP = 8080/' peer.conf > tcp.conf
-            "$W" hub tcp.conf; echo "tcp status $?"
-            "$W" hub /nonexistent.conf; echo "missing status $?"
+            "$W" hub --backend wireguard-go tcp.conf; echo "tcp status $?"
+            "$W" hub --backend wireguard-go /nonexistent.conf; echo "missing status $?"
             """)
         #expect(r.stdout.contains("two configs status 64"))
         #expect(r.stderr.contains("wgns: hub: one CONFIG only (got 2); put a command after --\n"), "\(r.stderr)")
@@ -145,9 +147,10 @@ import Tunnel
     /// `wgns vpn new` without --endpoint: the hub picks a free port, publishes
     /// `HOST:PORT` (mode 0600) once up, the peers take it from DIR and reach
     /// each other and the hub by name; the file goes with the hub.
-    @Test func hubPicksItsPortAndPeersFindItAndEachOtherByName() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func hubPicksItsPortAndPeersFindItAndEachOtherByName(backend: String) throws {
         let f = try UpFixture()
-        let r = try f.script("hub.sh", "vpn-by-name.sh")
+        let r = try f.script("hub.sh", "vpn-by-name.sh", environment: ["BACKEND": backend])
         let out = r.stdout
         #expect(out.contains("ports in configs 0\n"), "\(out)\n\(r.stderr)")
         #expect(out.contains("endpoint file mode 600\n"))
@@ -229,10 +232,11 @@ import Tunnel
     /// another socket holds (a plain bind, or a bind with SO_REUSEADDR, which
     /// the hub's own reservation must not let in), comes up on the free one,
     /// and says so in one line when none is free.
-    @Test func hubNeverTakesAPortSomeoneHolds() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func hubNeverTakesAPortSomeoneHolds(backend: String) throws {
         let f = try UpFixture()
         let p = f.port
-        let r = try f.script("vpn-ports.sh", environment: ["P": "\(p)"])
+        let r = try f.script("vpn-ports.sh", environment: ["P": "\(p)", "BACKEND": backend])
         let out = r.stdout
         let ats = out.split(separator: "\n").filter { $0.hasPrefix("hub at ") }
         #expect(ats.count == 3, "\(out)\n\(r.stderr)")

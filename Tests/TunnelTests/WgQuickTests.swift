@@ -43,7 +43,7 @@ import TestSupport
         let f = try UpFixture()
         let extra = table.map { "Table = \($0)" } ?? ""
         try f.write("t.conf", allowed.map { Self.config(f, extra, allowed: $0) } ?? Self.config(f, extra))
-        let r = try f.sh(#""$W" up t.conf -- "# + Self.show)
+        let r = try f.sh(#""$W" up --backend wireguard-go t.conf -- "# + Self.show)
         #expect(r.status == 0, "\(r.stderr)")
         return r.stdout
     }
@@ -117,7 +117,7 @@ import TestSupport
     /// `error`, and the job never starts.
     static func refusedBeforeStart(_ f: UpFixture, _ line: String, _ error: String) throws {
         try f.write("t.conf", Self.config(f, line))
-        let r = try f.sh(#""$W" up t.conf -- touch ran"#)
+        let r = try f.sh(#""$W" up --backend wireguard-go t.conf -- touch ran"#)
         #expect(r.status != 0)
         #expect(r.stderr.hasPrefix(error), "\(r.stderr)")
         #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
@@ -132,7 +132,7 @@ import TestSupport
         let f = try UpFixture()
         try Self.refusedBeforeStart(f, "SaveConfig = true", "wgns: t.conf: SaveConfig = true is refused")
         try f.write("f.conf", Self.config(f, "SaveConfig = false"))
-        #expect(try f.sh(#""$W" up f.conf -- true"#).status == 0)
+        #expect(try f.sh(#""$W" up --backend wireguard-go f.conf -- true"#).status == 0)
     }
 
     @Test func hooksRunInOrderInsideTheNamespace() throws {
@@ -145,7 +145,7 @@ import TestSupport
             PreDown = ip -o link show %i >/dev/null && echo predown-sees-%i >> order
             PostDown = ip link show %i >/dev/null 2>&1 && echo postdown-sees-wg0 >> order || echo postdown-no-wg0 >> order
             """))
-        let r = try f.sh(#""$W" up -v h.conf -- sh -c 'echo job >> order; ip route show 10.77.0.0/16; cat /proc/self/status | grep CapEff'"#)
+        let r = try f.sh(#""$W" up --backend wireguard-go -v h.conf -- sh -c 'echo job >> order; ip route show 10.77.0.0/16; cat /proc/self/status | grep CapEff'"#)
         #expect(r.status == 0, "\(r.stderr)")
         let order = try String(contentsOfFile: "\(f.dir)/order", encoding: .utf8)
         #expect(order == "pre-no-wg0\nsecond-preup\npost-sees-wg0-up\njob\npredown-sees-wg0\npostdown-no-wg0\n")
@@ -170,7 +170,7 @@ import TestSupport
             PreUp = nft add table inet wgnspre; ip -o link show | grep -c tap0 >> order; true
             PostUp = nft list tables >> order; ip -o link show | grep -c tap0 >> order; true
             """))
-        let r = try f.sh(#""$W" up --isolate h.conf -- sh -c 'ip -o link show | grep -c tap0 >> order; true'"#)
+        let r = try f.sh(#""$W" up --backend wireguard-go --isolate h.conf -- sh -c 'ip -o link show | grep -c tap0 >> order; true'"#)
         #expect(r.status == 0, "\(r.stderr)")
         let order = try String(contentsOfFile: "\(f.dir)/order", encoding: .utf8)
         // Neither hook nor the job sees the carrier's tap0; PreUp's table is
@@ -184,7 +184,7 @@ import TestSupport
             PostUp = echo fine
             PostUp = readlink /proc/self/ns/net > netns; sleep 100 & echo going; exit 3
             """))
-        let r = try f.sh(#""$W" up h.conf -- touch ran"#)
+        let r = try f.sh(#""$W" up --backend wireguard-go h.conf -- touch ran"#)
         #expect(r.status != 0)
         #expect(r.stderr.contains("wgns: PostUp: going\n"))
         let errors = r.stderr.split(separator: "\n").filter { !$0.hasPrefix("wgns: PostUp: ") }
@@ -198,7 +198,7 @@ import TestSupport
     @Test func failingPreUpStopsBeforeAnyDevice() throws {
         let f = try UpFixture()
         try f.write("h.conf", Self.config(f, "PreUp = false"))
-        let r = try f.sh(#""$W" up h.conf -- touch ran"#)
+        let r = try f.sh(#""$W" up --backend wireguard-go h.conf -- touch ran"#)
         #expect(r.status != 0)
         #expect(r.stderr == "wgns: h.conf:4: PreUp failed (exit status 1); nothing was left up\n", "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: "\(f.dir)/ran"))
@@ -208,7 +208,7 @@ import TestSupport
         let f = try UpFixture()
         // A sleep no other test runs, to find it if it outlived the kill.
         try f.write("h.conf", Self.config(f, "PostUp = echo waiting; sleep 100.37"))
-        let r = try f.sh(#"WGNS_HOOK_TIMEOUT=1 "$W" up h.conf -- touch ran"#)
+        let r = try f.sh(#"WGNS_HOOK_TIMEOUT=1 "$W" up --backend wireguard-go h.conf -- touch ran"#)
         #expect(r.status != 0)
         #expect(r.stderr.contains("wgns: h.conf:4: PostUp did not finish within 1 s and was killed (WGNS_HOOK_TIMEOUT sets the limit in seconds)"), "\(r.stderr)")
         #expect(!FileManager.default.fileExists(atPath: "\(f.dir)/ran"))
@@ -218,7 +218,7 @@ import TestSupport
     @Test func jobCannotUseTheHooksPrivileges() throws {
         let f = try UpFixture()
         try f.write("h.conf", Self.config(f, "PostUp = ip link set %i mtu 1300"))
-        let r = try f.sh(#""$W" up h.conf -- sh -c 'ip link set wg0 down && echo took-it-down; ip -o link show wg0'"#)
+        let r = try f.sh(#""$W" up --backend wireguard-go h.conf -- sh -c 'ip link set wg0 down && echo took-it-down; ip -o link show wg0'"#)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("mtu 1300"))
         #expect(!r.stdout.contains("took-it-down"))
@@ -230,7 +230,7 @@ import TestSupport
     @Test func jobAsRootInsideCannotUseTheHooksPrivileges() throws {
         let f = try UpFixture()
         try f.write("h.conf", Self.config(f, "PostUp = ip link set %i mtu 1300 && nft add table inet wgnshook"))
-        let r = try f.sh(#""$W" up --map-uid 0 --map-gid 0 h.conf -- sh -c 'id -u; ip link set wg0 down && echo took-it-down; nft delete table inet wgnshook && echo deleted-table; ip -o link show wg0'"#)
+        let r = try f.sh(#""$W" up --backend wireguard-go --map-uid 0 --map-gid 0 h.conf -- sh -c 'id -u; ip link set wg0 down && echo took-it-down; nft delete table inet wgnshook && echo deleted-table; ip -o link show wg0'"#)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.hasPrefix("0\n"), "\(r.stdout)")
         #expect(r.stdout.contains("mtu 1300"))
@@ -253,7 +253,7 @@ import TestSupport
         }
         _ = try f.sh("mkdir -p elsewhere")
         func up(_ env: String) throws -> String {
-            let r = try f.sh("cd elsewhere && \(env) \"$W\" up office -- ip -o -4 addr show wg0")
+            let r = try f.sh("cd elsewhere && \(env) \"$W\" up --backend wireguard-go office -- ip -o -4 addr show wg0")
             #expect(r.status == 0, "\(env): \(r.stderr)")
             return r.stdout
         }
@@ -264,7 +264,7 @@ import TestSupport
         _ = try f.sh("rm .config/wgns/office.conf")
         #expect(try up("").contains("10.98.4.2/24"))
         // Nowhere: one line naming every place.
-        let r = try f.sh("cd elsewhere && WGNS_CONFIG_DIR=/nonexistent XDG_CONFIG_HOME=\(xdg) \"$W\" up nowhere -- true")
+        let r = try f.sh("cd elsewhere && WGNS_CONFIG_DIR=/nonexistent XDG_CONFIG_HOME=\(xdg) \"$W\" up --backend wireguard-go nowhere -- true")
         #expect(r.status != 0)
         #expect(r.stderr == "wgns: no config named nowhere: looked for ./nowhere, /nonexistent/nowhere.conf, \(xdg)/wgns/nowhere.conf, \(f.dir)/.config/wireguard/nowhere.conf (set WGNS_CONFIG_DIR, or give a path)\n", "\(r.stderr)")
     }

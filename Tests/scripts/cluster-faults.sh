@@ -25,11 +25,11 @@ recovered() {
 }
 pairs() { for k in "$@"; do echo "$k:1"; for j in "$@"; do [ $j = $k ] || echo "$k:$((j + 1))"; done; done; }
 # Started straight from here (cluster.sh execs wgns), so that $H is wgns itself.
-hub() { bash "$C" exec "$D" h1 ./wgns hub v --name hub$PORT >> hub.out 2>> hub.err & H=$!; }
+hub() { bash "$C" exec "$D" h1 ./wgns hub --backend wireguard-go v --name hub$PORT >> hub.out 2>> hub.err & H=$!; }
 on h1 ./wgns vpn new v --peers 3 --subnet 10.97.0.0/24 --endpoint h1:$PORT > /dev/null || exit 9
 hub
 for i in $(seq 200); do grep -q '^wgns hub: up' hub.out && break; sleep 0.05; done
-for k in 1 2 3; do bash "$C" exec "$D" h$((k + 1)) ./wgns up v --peer $k -- sh jobs/prober.sh $k 3 > job.$k.out 2>&1 & eval J$k=\$!; done
+for k in 1 2 3; do bash "$C" exec "$D" h$((k + 1)) ./wgns up --backend wireguard-go v --peer $k -- sh jobs/prober.sh $k 3 > job.$k.out 2>&1 & eval J$k=\$!; done
 t=$(now); echo "first contact $(recovered $t 60 $(pairs 1 2 3)) s"
 
 onroot h1 ip link set eth0 down; sleep 5; onroot h1 ip link set eth0 up; t=$(now)

@@ -5,7 +5,7 @@
 "$W" vpn new v --peers 3 --subnet 10.97.0.0/24 --endpoint "127.0.0.1:$PORT" > /dev/null || exit 9
 start_hub "$NAME"
 "$W" list | grep -x "$NAME" && echo "hub listed"
-for k in 1 2 3; do "$W" up v --peer $k -- sh jobs/member.sh $k 3 > job.$k.out 2>&1 & eval J$k=\$!; done
+for k in 1 2 3; do "$W" up --backend "${BACKEND:-wireguard-go}" v --peer $k -- sh jobs/member.sh $k 3 > job.$k.out 2>&1 & eval J$k=\$!; done
 wait $J1; echo "job 1 status $?"; wait $J2; echo "job 2 status $?"; wait $J3; echo "job 3 status $?"
 cat job.1.out job.2.out job.3.out
 "$W" show "$NAME" > show.out; echo "show status $?"

@@ -5,18 +5,18 @@
 # (its hub killed), and a new hub replacing it.
 "$W" vpn new v --peers 2 > /dev/null || exit 9
 mkdir plain
-"$W" hub plain; echo "plain hub status $?"
-"$W" up plain -- true; echo "plain up status $?"
-"$W" hub v --advertise no-such-host.invalid -- true; echo "advertise status $?"
-"$W" up v --peer 1 --wait 0.5 -- true; echo "no hub status $?"
-"$W" up v --peer 1 --wait soon -- true; echo "bad wait status $?"
-SLURM_PROCID=2 "$W" up v --wait 1 -- true; echo "rank status $?"
+"$W" hub --backend "${BACKEND:-wireguard-go}" plain; echo "plain hub status $?"
+"$W" up --backend "${BACKEND:-wireguard-go}" plain -- true; echo "plain up status $?"
+"$W" hub --backend "${BACKEND:-wireguard-go}" v --advertise no-such-host.invalid -- true; echo "advertise status $?"
+"$W" up --backend "${BACKEND:-wireguard-go}" v --peer 1 --wait 0.5 -- true; echo "no hub status $?"
+"$W" up --backend "${BACKEND:-wireguard-go}" v --peer 1 --wait soon -- true; echo "bad wait status $?"
+SLURM_PROCID=2 "$W" up --backend "${BACKEND:-wireguard-go}" v --wait 1 -- true; echo "rank status $?"
 # A hub killed with SIGKILL leaves its file: it is stale, not an endpoint.
 start_hub
 kill -KILL $H; wait $H 2>/dev/null
 for i in $(seq 100); do pgrep -u $(id -u) -f "$PWD/wgns hub" > /dev/null || break; sleep 0.05; done
 [ -e v/hub.endpoint ] && echo "stale file there"
-"$W" up v --peer 1 --wait 0.5 -- true; echo "stale status $?"
+"$W" up --backend "${BACKEND:-wireguard-go}" v --peer 1 --wait 0.5 -- true; echo "stale status $?"
 # A new hub replaces it.
-"$W" hub v -- "$W" up v --peer 2 -- ping -c1 -W5 hub > /dev/null; echo "replaced status $?"
+"$W" hub --backend "${BACKEND:-wireguard-go}" v -- "$W" up --backend "${BACKEND:-wireguard-go}" v --peer 2 -- ping -c1 -W5 hub > /dev/null; echo "replaced status $?"
 ls v | tr '\n' ' '; echo

@@ -8,8 +8,8 @@ cat v/hub.conf v/peer-1.conf | grep -ic '^ListenPort\|^Endpoint' | sed 's/^/port
 start_hub
 stat -c 'endpoint file mode %a' v/hub.endpoint
 head -1 v/hub.endpoint | sed 's/^/published /'
-"$W" hub v > second.out 2> second.err; echo "second hub status $?"
-for k in 1 2 3; do "$W" up v --peer $k -- env MEMBER_TARGETS=name sh jobs/member.sh $k 3 > job.$k.out 2>&1 & eval J$k=\$!; done
+"$W" hub --backend "${BACKEND:-wireguard-go}" v > second.out 2> second.err; echo "second hub status $?"
+for k in 1 2 3; do "$W" up --backend "${BACKEND:-wireguard-go}" v --peer $k -- env MEMBER_TARGETS=name sh jobs/member.sh $k 3 > job.$k.out 2>&1 & eval J$k=\$!; done
 wait $J1; echo "job 1 status $?"; wait $J2; echo "job 2 status $?"; wait $J3; echo "job 3 status $?"
 cat job.1.out job.2.out job.3.out second.err
 kill -TERM $H; wait $H; echo "hub status $?"

@@ -5,7 +5,7 @@
 "$W" vpn new v --peers 1 ${FIXED:+--endpoint 127.0.0.1:$FIXED} > /dev/null || exit 9
 start_hub
 rm -f first restarted; mkfifo first
-"$W" up v --peer 1 -- sh -c '
+"$W" up --backend "${BACKEND:-wireguard-go}" v --peer 1 -- sh -c '
   ping -c1 -W5 hub > /dev/null && echo "reached the first hub"
   echo > first
   i=0; until [ -e restarted ]; do i=$((i+1)); [ $i -gt 400 ] && exit 3; sleep 0.05; done

@@ -10,9 +10,9 @@
 python3 -c 'import socket, sys, time; s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8); time.sleep(60)' "$TCP" &
 L=$!
 start_hub
-"$W" up v --peer 1 -- sh jobs/member.sh 1 2 > job.1.out 2>&1 &
+"$W" up --backend "${BACKEND:-wireguard-go}" v --peer 1 -- sh jobs/member.sh 1 2 > job.1.out 2>&1 &
 J1=$!
-"$W" up v --peer 2 $ISOLATE -- sh -c '
+"$W" up --backend "${BACKEND:-wireguard-go}" v --peer 2 $ISOLATE -- sh -c '
   echo "interfaces $(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | sort | tr "\n" " ")"
   echo "sysfs $(ls /sys/class/net | tr "\n" " ")"
   echo "host loopback $(python3 jobs/probe.py 10.0.2.2 $1)"
@@ -21,7 +21,7 @@ J1=$!
   sh jobs/member.sh 2 2' _ "$TCP"
 echo "isolated status $?"
 wait $J1; echo "job 1 status $?"
-"$W" up v --peer 1 -- sh -c 'echo "control host loopback $(python3 jobs/probe.py 10.0.2.2 $1)"' _ "$TCP"
+"$W" up --backend "${BACKEND:-wireguard-go}" v --peer 1 -- sh -c 'echo "control host loopback $(python3 jobs/probe.py 10.0.2.2 $1)"' _ "$TCP"
 cat job.1.out
 kill -INT $H; wait $H; echo "hub status $?"
 kill -KILL $L; wait $L 2>/dev/null

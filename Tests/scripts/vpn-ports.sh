@@ -6,8 +6,8 @@
 python3 jobs/hold-udp.py $P $((P + 1)) $((P + 3)) & H=$!
 for i in $(seq 200); do [ -e held ] && break; sleep 0.02; done
 for i in 1 2 3; do
-  "$W" hub v --ports $P-$((P + 3)) -- sh -c 'echo "hub at $WGNS_ENDPOINT"; "$W" up v --peer 1 -- ping -c1 -W5 hub > /dev/null && echo "peer reaches hub"'
+  "$W" hub --backend "${BACKEND:-wireguard-go}" v --ports $P-$((P + 3)) -- sh -c 'echo "hub at $WGNS_ENDPOINT"; "$W" up --backend "${BACKEND:-wireguard-go}" v --peer 1 -- ping -c1 -W5 hub > /dev/null && echo "peer reaches hub"'
 done
-"$W" hub v --ports $P-$((P + 1)) -- true; echo "all taken status $?"
-"$W" hub v --ports 9-2 -- true; echo "bad range status $?"
+"$W" hub --backend "${BACKEND:-wireguard-go}" v --ports $P-$((P + 1)) -- true; echo "all taken status $?"
+"$W" hub --backend "${BACKEND:-wireguard-go}" v --ports 9-2 -- true; echo "bad range status $?"
 rm -f held; wait $H

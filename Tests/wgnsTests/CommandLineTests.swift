@@ -70,7 +70,7 @@ import TestSupport
         try expectUsageError(["up", "--name", "--isolate", "job.conf"], "--name needs a value")
         try expectUsageError(["up", "--map-uid", "abc", "job.conf"], "invalid value 'abc' for --map-uid")
         try expectUsageError(["up", "--map-uid=-1", "job.conf"], "invalid value '-1' for --map-uid")
-        try expectUsageError(["up", "--backend", "nope", "job.conf"], "expected one of auto, kernel, userspace")
+        try expectUsageError(["up", "--backend", "nope", "job.conf"], "expected one of auto, kernel, builtin, wireguard-go")
         try expectUsageError(["up", "--carrier=nope", "job.conf"], "expected one of slirp4netns, pasta")
         try expectUsageError(["up", "job.conf", "--peer", "x", "--", "true"], "invalid value 'x' for --peer")
         try expectUsageError(["nosuch"], "unknown command 'nosuch'")
@@ -154,6 +154,14 @@ import TestSupport
         let r = try run(wgnsBinary, ["up", both, "--", "true"])
         #expect(r.status == 1, "\(r.stderr)")
         #expect(r.stderr.contains("MapUID and MapGID must be 0 or unset"), "\(r.stderr)")
+        // No carrier is the builtin backend's alone: wireguard-go's UDP
+        // leaves through one (the flag's mistake: 64; the config's own: 1).
+        let plain = try conf("plain", "HostLoopback = false")
+        try expectUsageError(["up", "--backend", "wireguard-go", "--carrier", "none", plain, "--", "true"], "needs the builtin backend")
+        let none = try conf("none", "Carrier = none\nBackend = userspace")
+        let n = try run(wgnsBinary, ["up", none, "--", "true"])
+        #expect(n.status == 1, "\(n.stderr)")
+        #expect(n.stderr.hasPrefix("wgns: \(none): Carrier = none needs the builtin backend"), "\(n.stderr)")
     }
 
     /// No command, or a group without its command: the usage on stderr, exit 64.
@@ -186,7 +194,7 @@ import TestSupport
         let up = try run(wgnsBinary, ["up", "--help"])
         #expect(up.status == 0)
         #expect(up.stdout.hasPrefix("Usage: wgns up [OPTIONS] [CONFIG...] [-- COMMAND [ARGS...]]\n"), "\(up.stdout)")
-        for option in ["--name NAME", "--carrier slirp4netns|pasta", "--backend auto|kernel|userspace", "--map-uid UID",
+        for option in ["--name NAME", "--carrier slirp4netns|pasta|none", "--backend auto|kernel|builtin|wireguard-go", "--map-uid UID",
                        "--map-gid GID", "--host-loopback", "--peer K", "--isolate", "-v, --verbose", "-h, --help"] {
             // A long one has its help on the next line.
             #expect(up.stdout.contains("\n  \(option) ") || up.stdout.contains("\n  \(option)\n"), "\(option)")

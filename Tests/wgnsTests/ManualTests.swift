@@ -136,7 +136,7 @@ import TestSupport
             t wgns _
             """#
         let r = try run("/bin/bash", ["-c", probe, "probe", file])
-        #expect(r.stdout == "--carrier\nslirp4netns pasta\nnew\n--peers --psk\nvpn version\nkernel\n\n", "\(r.stdout) \(r.stderr)")
+        #expect(r.stdout == "--carrier\nslirp4netns pasta none\nnew\n--peers --psk\nvpn version\nkernel\n\n", "\(r.stdout) \(r.stderr)")
     }
 
     @Test func zshCompletionHasEveryCommandAndOption() throws {
@@ -176,7 +176,7 @@ import TestSupport
         #expect(try run(fish, ["-n", file]).status == 0)
         let r = try run(fish, ["--no-config", "-c", "source $argv[1]; complete -C 'wgns up --carrier '; complete -C 'wgns vpn '", file])
         let offered = r.stdout.split(separator: "\n").map { $0.prefix { $0 != "\t" } }
-        #expect(offered == ["pasta", "slirp4netns", "new"], "\(r.stdout) \(r.stderr)")
+        #expect(offered == ["none", "pasta", "slirp4netns", "new"], "\(r.stdout) \(r.stderr)")
     }
 
     /// One option row of a command's help: `-v, --verbose`, `--carrier slirp4netns|pasta`.
@@ -210,7 +210,7 @@ import TestSupport
         let fish = try Self.generated(["_completions", "fish"]).split(separator: "\n")
         let all = try Self.optionRows()
         #expect(all.first { $0.path == "wgns up" }?.rows.contains { $0.long == "verbose" && $0.short == "v" } == true)
-        #expect(all.first { $0.path == "wgns hub" }?.rows.contains { $0.long == "backend" && $0.value == "auto|kernel|userspace" } == true)
+        #expect(all.first { $0.path == "wgns hub" }?.rows.contains { $0.long == "backend" && $0.value == "auto|kernel|builtin|wireguard-go" } == true)
         func roff(_ s: String) -> String { s.replacingOccurrences(of: "-", with: "\\-") }
         for (path, rows) in all {
             let cond = "-n '__wgns_is '\\''\(path)'\\'''"

@@ -152,7 +152,7 @@ EOF
     # The peer: this host's userland, in a session of its own.
     mkfifo "$dir/ready" && chown "$TEST_USER" "$dir/ready"
     (cd "$dir" && exec_as_test_user "${envs[@]}" HOME="$dir" setsid bash -c 'echo $$ >peer.sid; exec "$@"' _ \
-        "$W" up peer.conf -- bash "$work/upload-recv" 5000 ready) >"$dir/peer.out" 2>&1 &
+        "$W" up --backend wireguard-go peer.conf -- bash "$work/upload-recv" 5000 ready) >"$dir/peer.out" 2>&1 &
     local peer=$! x
     # Opened read-write, so that the open itself never blocks on a dead peer.
     exec 5<>"$dir/ready"

@@ -111,7 +111,10 @@ int CWGShim_signalfd(const sigset_t *mask);
 int CWGShim_tun_open(const char *name, int tap, int persist);
 /* The same, with IFF_NO_PI (no 4-byte packet-information header) chosen separately. */
 int CWGShim_tun_open_pi(const char *name, int tap, int no_pi, int persist);
+/* TUNSETPERSIST on an open TUN descriptor (ioctl is variadic). */
+int CWGShim_tun_set_persist(int fd, int on);
 /* memmem(3), which needs _GNU_SOURCE. */
 void *CWGShim_memmem(const void *haystack, size_t hlen, const void *needle, size_t nlen);
 
+#include "CWGShim_io.h"
 #endif

@@ -257,12 +257,12 @@ struct ConfigParser {
         switch k {
         case "carrier":
             guard let c = CarrierKind(rawValue: normalized(value)) else {
-                throw error(line, "Carrier '\(quotedValue(value))' is not slirp4netns or pasta")
+                throw error(line, "Carrier '\(quotedValue(value))' is not slirp4netns, pasta or none")
             }
             config.namespace.carrier = c
         case "backend":
             guard let b = BackendKind(rawValue: normalized(value)) else {
-                throw error(line, "Backend '\(quotedValue(value))' is not auto, kernel or userspace")
+                throw error(line, "Backend '\(quotedValue(value))' is not auto, kernel, builtin or wireguard-go")
             }
             config.namespace.backend = b
         case "mapuid":

@@ -156,20 +156,51 @@ public struct Endpoint: Sendable, Hashable, CustomStringConvertible {
     public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
 }
 
-/// Which user-mode network stack carries WireGuard's UDP out of the namespace.
+/// Which user-mode network stack carries the namespace's traffic out (for
+/// the kernel's and wireguard-go's WireGuard, its encrypted UDP too), or
+/// none at all.
 public enum CarrierKind: String, Sendable, Hashable, CaseIterable {
     case slirp4netns
     case pasta
+    /// `none`: no carrier. The namespace has no way out but the built-in
+    /// backend's TUN, whose UDP socket is on the host.
+    case noCarrier = "none"
+
+    /// The program that runs this carrier; nil for `none`.
+    public var program: String? { self == .noCarrier ? nil : rawValue }
 }
 
 /// Which WireGuard implementation runs the interface.
-public enum BackendKind: String, Sendable, Hashable, CaseIterable {
-    /// The kernel's when it has one, else wireguard-go.
+public enum BackendKind: Sendable, Hashable, CaseIterable, RawRepresentable {
+    /// The kernel's when it has one, else the built-in one.
     case auto
     /// The kernel module only.
     case kernel
-    /// wireguard-go only.
-    case userspace
+    /// wgns's own data plane: a TUN in the namespace, its UDP socket on the host.
+    case builtin
+    /// wireguard-go in the namespace (`userspace` is an alias).
+    case wireguardGo
+
+    /// `auto`, `kernel`, `builtin` or `wireguard-go`.
+    public var rawValue: String {
+        switch self {
+        case .auto: return "auto"
+        case .kernel: return "kernel"
+        case .builtin: return "builtin"
+        case .wireguardGo: return "wireguard-go"
+        }
+    }
+
+    /// Reads a backend's name; `userspace` is the older name of `wireguard-go`.
+    public init?(rawValue: String) {
+        switch rawValue {
+        case "auto": self = .auto
+        case "kernel": self = .kernel
+        case "builtin": self = .builtin
+        case "wireguard-go", "userspace": self = .wireguardGo
+        default: return nil
+        }
+    }
 }
 
 /// A port forwarded from the host into the namespace.
@@ -210,9 +241,9 @@ public struct PortForward: Sendable, Hashable, CustomStringConvertible {
 /// wgns's own `[Namespace]` section: settings wg-quick has no word for.
 /// Every field is nil (or empty) when not given; command-line flags override.
 public struct NamespaceSettings: Sendable, Hashable {
-    /// `Carrier = slirp4netns | pasta`.
+    /// `Carrier = slirp4netns | pasta | none`.
     public var carrier: CarrierKind?
-    /// `Backend = auto | kernel | userspace`.
+    /// `Backend = auto | kernel | builtin | wireguard-go` (`userspace` is wireguard-go).
     public var backend: BackendKind?
     /// `MapUID =`: the job's uid inside the namespace.
     public var mapUID: UInt32?

@@ -1,3 +1,4 @@
+import BuiltinWireGuard
 import CWGShim
 import KeyStore
 import POSIX
@@ -277,16 +278,23 @@ public enum Doctor {
             out.append(Finding(status: .ok, what: "/dev/net/tun", detail: "readable and writable"))
         }
 
-        // Carriers: one usable one is enough.
-        let anyCarrier = [f.slirp4netns, f.pasta].contains { if case .usable = $0 { return true } else { return false } }
+        // What `wgns up` picks (UpPlan.prepare): the kernel's WireGuard where
+        // the kernel has it, with a carrier; else the builtin backend,
+        // which needs a carrier only for a split tunnel's other traffic.
+        let k = f.kernelWireGuard
+        let usable: [CarrierKind] = [(CarrierKind.slirp4netns, f.slirp4netns), (.pasta, f.pasta)].compactMap {
+            if case .usable = $0.1 { return $0.0 } else { return nil }
+        }
+        let carrierNeeded = k.available
         for (kind, state, package) in [(CarrierKind.slirp4netns, f.slirp4netns, "slirp4netns"), (.pasta, f.pasta, "passt")] {
             let name = kind.rawValue
+            let missing: Finding.Status = !usable.isEmpty ? .warn : carrierNeeded ? .fail : .warn
             switch state {
             case .absent:
-                out.append(Finding(status: anyCarrier ? .warn : .fail, what: name, detail: "not installed",
-                                   fix: "sudo apt-get install \(package)"))
+                out.append(Finding(status: missing, what: name, detail: "not installed",
+                                   fix: "sudo apt-get install \(package)" + (carrierNeeded ? "" : " (only a split tunnel on the builtin backend needs a carrier)")))
             case .tooOld(let path, let complaint):
-                out.append(Finding(status: anyCarrier ? .warn : .fail, what: name,
+                out.append(Finding(status: missing, what: name,
                                    detail: "\(path) is too old for wgns: \(complaint)",
                                    fix: "install a newer \(package) (wgns is tested with \(kind == .pasta ? "2023-03 and 2025" : "1.0.1 to 1.2.1")), or use the other carrier"))
             case .usable(let path, let version):
@@ -299,19 +307,21 @@ public enum Doctor {
             }
         }
 
-        // WireGuard: the kernel's, else wireguard-go.
-        let k = f.kernelWireGuard
-        out.append(Finding(status: k.available ? .ok : (f.wireguardGo == nil ? .fail : .warn), what: "kernel WireGuard",
-                           detail: k.detail,
-                           fix: k.available ? nil : (f.wireguardGo == nil ? "no WireGuard backend at all: sudo apt-get install wireguard-go (or a kernel with WireGuard, 5.6 or later)"
-                                                                           : "the userspace backend (wireguard-go) is used instead")))
+        // WireGuard: the kernel's, else the builtin one (always here);
+        // wireguard-go only when asked for.
+        out.append(Finding(status: .ok, what: "kernel WireGuard",
+                           detail: k.available ? k.detail : "\(k.detail): the builtin backend is used instead"))
         if let w = f.wireguardGo {
-            out.append(Finding(status: .ok, what: "wireguard-go", detail: w.version.isEmpty ? w.path : "\(w.path) (\(w.version))"))
+            out.append(Finding(status: .ok, what: "wireguard-go", detail: (w.version.isEmpty ? w.path : "\(w.path) (\(w.version))") + ", for --backend wireguard-go"))
         } else {
-            out.append(Finding(status: k.available ? .warn : .fail, what: "wireguard-go", detail: "not installed",
-                               fix: k.available ? "only needed without kernel WireGuard: sudo apt-get install wireguard-go"
-                                                : "no WireGuard backend at all: sudo apt-get install wireguard-go"))
+            out.append(Finding(status: .ok, what: "wireguard-go", detail: "not installed (only --backend wireguard-go needs it)"))
         }
+        let split = usable.first.map { "\($0.rawValue)" } ?? "none usable"
+        let choice = k.available
+            ? "backend kernel (the kernel has WireGuard: \(k.detail)), carrier \(usable.first?.rawValue ?? "none usable: install slirp4netns")"
+            : "backend builtin (no kernel WireGuard; its UDP socket is on the host), no carrier for a full tunnel, an isolated job, a VPN member or a hub, \(split) for a split tunnel"
+        out.append(Finding(status: k.available && usable.isEmpty ? .fail : .ok, what: "wgns up", detail: choice,
+                           fix: k.available && usable.isEmpty ? "sudo apt-get install slirp4netns, or --backend builtin" : nil))
 
         // The userspace backend's one per-user limit: each wireguard-go
         // holds an inotify instance.
@@ -415,6 +425,10 @@ public enum Doctor {
             try routes.setLink("lo", up: true)
         } catch {
             return "\(error)"
+        }
+        // What the builtin backend (and a carrier's tap0) does inside: a TUN.
+        do { _ = try TUNDevice.open(name: "wgnsprobe0", offloads: true).take() } catch {
+            return "a TUN device in a user namespace: \(error.message)"
         }
         return nil
     }

@@ -1,3 +1,4 @@
+import CWGShim
 import SystemPackage
 import WGNetlink
 #if canImport(Glibc)
@@ -14,6 +15,9 @@ public final class HubState: @unchecked Sendable {
     let peerCount: Int
     /// True when the host port is picked here (no ListenPort in the config).
     let picksPort: Bool
+    /// True when the builtin data plane binds the port on the host itself
+    /// (no pasta to forward it).
+    let onHost: Bool
     /// The host port of this attempt (picked, or the ListenPort).
     var port: UInt16 = 0
     /// `--ports LO-HI`: the range to pick from (nil: any the kernel gives).
@@ -35,10 +39,11 @@ public final class HubState: @unchecked Sendable {
     /// Written `HOST:PORT\n` once the endpoint is published (`wgns hub -- COMMAND`).
     var readyFD: Int32 = -1
 
-    init(readyMessage: String, peerCount: Int, picksPort: Bool) {
+    init(readyMessage: String, peerCount: Int, picksPort: Bool, onHost: Bool = false) {
         self.readyMessage = readyMessage
         self.peerCount = peerCount
         self.picksPort = picksPort
+        self.onHost = onHost
     }
 
     /// The published endpoint.
@@ -96,8 +101,8 @@ extension Hub {
         if s6 >= 0 { close(s6) }
         h.port = port
         plan.interfaces[0].config.interface.listenPort = port
-        plan.forwardUDP = [PortForward(hostPort: port, namespacePort: port)]
-        plan.readyMessage = "\(h.readyMessage), UDP port \(port) (picked) forwarded from the host, \(h.peerCount) peers"
+        plan.forwardUDP = h.onHost ? [] : [PortForward(hostPort: port, namespacePort: port)]
+        plan.readyMessage = "\(h.readyMessage), UDP port \(port) (picked) \(h.onHost ? "on the host" : "forwarded from the host"), \(h.peerCount) peers"
     }
 
     /// When the namespaces exist, before pasta starts (in the supervisor

@@ -22,13 +22,21 @@ public enum Hub {
             let hint = port == 0 ? "a hub without ListenPort forwards only the port it picks" : "a hub forwards only its ListenPort \(port)"
             throw TunnelError(.config, "\(file): \(hint); remove the other ForwardTCP/ForwardUDP entries")
         }
-        if c.namespace.carrier == .slirp4netns {
-            throw TunnelError(.config, "\(file): a hub needs Carrier = pasta (slirp4netns cannot forward a UDP port to it)")
+        // The builtin backend's data plane listens on the host port itself:
+        // no carrier (a config's Carrier = pasta, as `vpn new` writes it for
+        // the other backends, has nothing to forward then).
+        let builtin = plan.backend == .builtin
+        if builtin {
+            plan.carrier = .noCarrier
+        } else {
+            if c.namespace.carrier == .slirp4netns || plan.carrier == .noCarrier {
+                throw TunnelError(.config, "\(file): a hub on the \(plan.backend.rawValue) backend needs Carrier = pasta (slirp4netns cannot forward a UDP port to it; none forwards nothing)")
+            }
+            guard findExecutable("pasta") != nil else {
+                throw TunnelError(.noCarrier, "a hub needs pasta (apt-get install passt), or the builtin backend (--backend builtin)")
+            }
+            plan.carrier = .pasta
         }
-        guard findExecutable("pasta") != nil else {
-            throw TunnelError(.noCarrier, "a hub needs pasta (apt-get install passt)")
-        }
-        plan.carrier = .pasta
         plan.forwardTCP = []
         plan.hostLoopback = false
         plan.forwarding = true
@@ -39,11 +47,11 @@ public enum Hub {
         let up = "wgns hub: up, \(i.name) \(addresses.isEmpty ? "(no address)" : addresses)"
         if port == 0 {
             plan.forwardUDP = []
-            plan.hub = HubState(readyMessage: up, peerCount: c.peers.count, picksPort: true)
+            plan.hub = HubState(readyMessage: up, peerCount: c.peers.count, picksPort: true, onHost: builtin)
         } else {
-            plan.forwardUDP = [PortForward(hostPort: port, namespacePort: port)]
-            plan.readyMessage = "\(up), UDP port \(port) forwarded from the host, \(c.peers.count) peers"
-            plan.hub = HubState(readyMessage: up, peerCount: c.peers.count, picksPort: false)
+            plan.forwardUDP = builtin ? [] : [PortForward(hostPort: port, namespacePort: port)]
+            plan.readyMessage = "\(up), UDP port \(port) \(builtin ? "on the host" : "forwarded from the host"), \(c.peers.count) peers"
+            plan.hub = HubState(readyMessage: up, peerCount: c.peers.count, picksPort: false, onHost: builtin)
             plan.hub?.port = port
         }
     }

@@ -38,7 +38,12 @@ extension NamedTunnel {
     }
 
     /// What a served request asks of the supervisor.
-    enum Served { case handled, down }
+    enum Served: Equatable {
+        case handled, down
+        /// `devices`: the builtin data planes' devices, which only the
+        /// supervisor can ask for, go out on this connection.
+        case devices(Int32)
+    }
 
     /// The supervisor's side: requests answered as soon as the holder has
     /// passed the namespaces they need; until then they wait here (a client
@@ -76,6 +81,8 @@ extension NamedTunnel {
             case "admin", "exec":
                 if !answer(conn, request!) { waiting.append((conn, request!)) }
                 return .handled
+            case "devices":
+                return .devices(conn)
             case "down":
                 // Left open: it closes when this process exits, which is the reply.
                 return .down

@@ -1,4 +1,5 @@
 import CWGShim
+import KeyStore
 import POSIX
 import SystemPackage
 import WGNetlink
@@ -230,10 +231,47 @@ public enum NamedTunnel {
     /// The WireGuard devices of tunnel `name`, read from inside (both
     /// backends). Enters the tunnel's namespaces first: see `enterAsHolder`.
     public static func devices(_ name: String) throws(TunnelError) -> [Device] {
+        if let builtin = try builtinDevices(name), !builtin.isEmpty { return builtin }
         try enterAsHolder(name)
         do { return try WireGuardClient(socketDirectory: Namespace.runtimeDirectory() + "/" + Namespace.socketFolder).devices() } catch {
             throw TunnelError(.system, wrapping: error)
         }
+    }
+
+    /// The devices of tunnel `name`'s builtin data planes, as its supervisor
+    /// reads them (`devices`: `ok N`, then `NAME LENGTH` and UAPI text each);
+    /// nil from a supervisor that does not know the request. The reply holds
+    /// keys and is wiped.
+    static func builtinDevices(_ name: String) throws(TunnelError) -> [Device]? {
+        let d = Descriptor(owning: try connect(name))
+        var reply: [UInt8]
+        do {
+            try d.writeAll(Array("devices\n".utf8))
+            reply = try d.readAll()
+        } catch { throw TunnelError(.system, "tunnel \(name): devices", errno: error) }
+        defer { KeyStore.wipe(&reply) }
+        var pos = 0
+        func line() -> String? {
+            guard let nl = reply[pos...].firstIndex(of: 10) else { return nil }
+            defer { pos = nl + 1 }
+            return String(decoding: reply[pos..<nl], as: UTF8.self)
+        }
+        guard let head = line(), head.hasPrefix("ok "), let count = Int(head.dropFirst(3)) else { return nil }
+        var devices: [Device] = []
+        for _ in 0..<count {
+            guard let h = line() else { break }
+            let parts = h.split(separator: " ")
+            guard parts.count == 2, let n = Int(parts[1]), pos + n <= reply.count else {
+                throw TunnelError(.setup, "tunnel \(name): malformed devices reply")
+            }
+            var text = Array(reply[pos..<(pos + n)])
+            defer { KeyStore.wipe(&text) }
+            pos += n
+            do { devices.append(try Device(uapiText: text, name: String(parts[0]))) } catch {
+                throw TunnelError(.setup, "tunnel \(name)", wrapping: error)
+            }
+        }
+        return devices
     }
 
     /// Runs `command` inside the tunnel `name`, as its MapUid/MapGid, and

@@ -14,16 +14,28 @@ import Glibc
 /// apart is the code: the vectorized TUN has a `BatchSize` method, and Go
 /// keeps every function's name in the binary (stripped or not, for its
 /// stack traces).
+///
+/// Since its TCP (and later UDP) offloads (2023-03, also in 0.0.20231211) a
+/// wireguard-go that makes its own TUN asks for IFF_VNET_HDR and
+/// TUNSETOFFLOAD, and one handed a TUN reads its flags (TUNGETIFF) and uses
+/// the vnet header when it is there. Such a binary has the offload code's
+/// functions (`tun.handleVirtioRead`): it gets a TUN made as it would make
+/// it itself, so that inside wgns it is as fast as over a bare veth.
 enum WireGuardGoTUN: Equatable {
     /// Hand over a TUN made without IFF_NO_PI.
     case packetInformation
     /// Hand over a TUN made with IFF_NO_PI.
     case noPacketInformation
+    /// Hand over a TUN made with IFF_NO_PI and IFF_VNET_HDR, with
+    /// TUNSETOFFLOAD (checksum, TSO, and USO where the kernel has it).
+    case offloads
     /// Not a wireguard-go we know: let it make its own TUN (always right, but
     /// its exit then waits for the device's removal).
     case ownDevice
 
     static let tunType = Array("golang.zx2c4.com/wireguard/tun.(*NativeTun).".utf8)
+    /// A function of the offload code (virtio header reads, GSO split).
+    static let offloadCode = Array("golang.zx2c4.com/wireguard/tun.handleVirtioRead".utf8)
 
     /// Reads the binary at `path` (mapped, about 3 MB, in the page cache
     /// after the first run; 0.2-0.4 ms here) and says which TUN it wants.
@@ -52,7 +64,8 @@ enum WireGuardGoTUN: Equatable {
             found = true
             let after = base.distance(to: UnsafeRawPointer(hit)) + tunType.count
             if after + method.count <= bytes.count, method.withUnsafeBytes({ memcmp(base + after, $0.baseAddress!, method.count) == 0 }) {
-                return .noPacketInformation
+                let offloads = offloadCode.withUnsafeBytes { CWGShim_memmem(base, bytes.count, $0.baseAddress, $0.count) }
+                return offloads == nil ? .noPacketInformation : .offloads
             }
             offset = after
         }

@@ -130,6 +130,8 @@ final class Carrier {
         }
         let quietErr = out[1]
         switch kind {
+        case .noCarrier:
+            throw TunnelError(.setup, "no carrier to start (Carrier = none)")
         case .slirp4netns:
             if !forwardTCP.isEmpty || !forwardUDP.isEmpty {
                 throw TunnelError(.config, "port forwarding needs the pasta carrier (--carrier pasta)")
@@ -183,6 +185,8 @@ final class Carrier {
     /// (`wgns doctor`). Kept beside `start` so that the two agree.
     static func optionProbe(_ kind: CarrierKind) -> [String] {
         switch kind {
+        case .noCarrier:
+            return []
         case .slirp4netns:
             return ["--configure", "--mtu=\(Resolver.carrierMTU)", "--ready-fd=3", "--exit-fd=4", "--disable-host-loopback",
                     "--enable-ipv6", "--enable-sandbox", "--enable-seccomp", "--version"]

@@ -28,6 +28,10 @@ enum HolderStatus: Equatable, Sendable {
     case commandFailed(Int32, String)
     /// Setting up failed (`E MESSAGE`).
     case setupFailed(String)
+    /// The TUN device of a builtin-backend interface rides with this
+    /// message (`T NAME OFFLOADS`): its name and how it was opened
+    /// (`TUNOffloads.rawValue`: vnet header, TUN_F_* bits).
+    case tunDevice(String, UInt32)
 
     /// Which namespaces an `F` message carries.
     enum NamespaceGroup: String, Sendable {
@@ -52,6 +56,7 @@ enum HolderStatus: Equatable, Sendable {
         case .jobExited(let s): return "X \(s)\n"
         case .commandFailed(let s, let m): return "C \(s) \(flat(m))\n"
         case .setupFailed(let m): return "E \(flat(m))\n"
+        case .tunDevice(let name, let offloads): return "T \(flat(name)) \(offloads)\n"
         }
     }
 
@@ -69,6 +74,10 @@ enum HolderStatus: Equatable, Sendable {
             guard let s = Int32(parts[0]) else { return nil }
             self = .commandFailed(s, parts.count > 1 ? String(parts[1]) : "")
         case "E": self = .setupFailed(rest)
+        case "T":
+            let parts = rest.split(separator: " ")
+            guard parts.count == 2, let offloads = UInt32(parts[1]) else { return nil }
+            self = .tunDevice(String(parts[0]), offloads)
         default: return nil
         }
     }

@@ -1,3 +1,4 @@
+import BuiltinWireGuard
 import CWGShim
 import KeyStore
 import POSIX
@@ -37,6 +38,12 @@ struct NamespaceInit {
             try Namespace.overlayRuntimeDirectory(run)
             var routes: RouteNetlink
             do { routes = try RouteNetlink() } catch { throw TunnelError(.setup, wrapping: error) }
+            // An exec'd holder made the carrier's tap0 before anyone read
+            // the plan; with no carrier it goes, so that the namespace holds
+            // only lo and the tunnel (a forked holder made none).
+            if plan.carrier == .noCarrier, (try? routes.link("tap0")) != nil {
+                do { try routes.deleteLink("tap0") } catch { throw TunnelError(.setup, "remove the unused tap0", wrapping: error) }
+            }
             func dnsAndLoopback() throws(TunnelError) {
                 var servers = plan.interfaces.flatMap { $0.config.interface.dnsServers.map(\.description) }
                 let search = plan.interfaces.flatMap { $0.config.interface.dnsSearch }
@@ -59,8 +66,14 @@ struct NamespaceInit {
             // Devices: the kernel's when it has WireGuard, else wireguard-go,
             // started first so that its start-up (3-5 ms) overlaps the rest.
             var userspace: [String] = []
+            var builtin: [String] = []
             for i in plan.interfaces {
-                var useKernel = plan.backend != .userspace
+                if plan.backend == .builtin {
+                    try Self.handOverTUN(i.name, status: status)
+                    builtin.append(i.name)
+                    continue
+                }
+                var useKernel = plan.backend == .auto || plan.backend == .kernel
                 if useKernel {
                     do {
                         try routes.createLink(name: i.name, kind: "wireguard")
@@ -78,7 +91,8 @@ struct NamespaceInit {
                     userspace.append(i.name)
                 }
             }
-            log.step("devices created" + (userspace.isEmpty ? "" : ", wireguard-go starting for \(userspace.joined(separator: ", "))"))
+            log.step("devices created" + (userspace.isEmpty ? "" : ", wireguard-go starting for \(userspace.joined(separator: ", "))")
+                     + (builtin.isEmpty ? "" : ", TUN devices \(builtin.joined(separator: ", ")) handed to the supervisor's data plane"))
             if !preUp { try dnsAndLoopback() }
             if plan.forwarding {
                 try Hub.enableForwarding()
@@ -93,11 +107,11 @@ struct NamespaceInit {
                 log.step("isolated: \(plan.interfaces.map(\.name).joined(separator: ", ")) moved into the job's own network namespace")
             }
             if plan.verbose {
-                let kinds = plan.interfaces.map { "\($0.name): " + (userspace.contains($0.name) ? "userspace (wireguard-go)" : "kernel") }
+                let kinds = plan.interfaces.map { "\($0.name): " + (userspace.contains($0.name) ? "userspace (wireguard-go)" : builtin.contains($0.name) ? "builtin (TUN here, UDP on the host)" : "kernel") }
                 log.step("backend \(kinds.joined(separator: ", "))")
             }
             var controls: [String: any WireGuardControl] = [:]
-            for i in plan.interfaces {
+            for i in plan.interfaces where !builtin.contains(i.name) {
                 if userspace.contains(i.name) {
                     var uapi = UserspaceWireGuard(socketDirectory: "\(run)/\(Namespace.socketFolder)")
                     uapi.drain = daemons.map(\.log)
@@ -116,7 +130,10 @@ struct NamespaceInit {
                 do { dc.privateKey = try c.privateKey?.load() } catch { throw TunnelError(.config, "\(i.name)", wrapping: error) }
                 dc.listenPort = c.listenPort
                 dc.firewallMark = mark
-                do { try controls[i.name]!.configure(i.name, dc) } catch { throw TunnelError(.setup, wrapping: error) }
+                // A builtin interface's keys stay with the supervisor's data plane.
+                if let control = controls[i.name] {
+                    do { try control.configure(i.name, dc) } catch { throw TunnelError(.setup, wrapping: error) }
+                }
                 do {
                     for a in c.addresses { try routes.addAddress(a, to: i.name) }
                     try routes.setLink(i.name, up: true, mtu: i.mtu)
@@ -138,7 +155,7 @@ struct NamespaceInit {
                 log.step("tap0: \(Self.slirpAddress6), default route via \(Self.slirpGateway6)")
             }
             if plan.isolate { carrierSide.close() }
-            for i in plan.interfaces {
+            for i in plan.interfaces where !builtin.contains(i.name) {
                 var dc = DeviceConfig(replacePeers: true)
                 do {
                     dc.peers = try i.config.peers.map { p throws(KeyStoreError) in
@@ -198,6 +215,31 @@ struct NamespaceInit {
         log.step(plan.command.isEmpty ? "tunnel up, no job (an idle sandbox for wgns exec)" : "job started: \(plan.command.first ?? "")")
         HolderStatus.jobStarted.send(on: status)
         superviseJob(job, daemons: &daemons, control: &controlReader)
+    }
+
+    /// The builtin backend's device: a TUN named `name`, made here (where
+    /// pid 1 has CAP_NET_ADMIN over the tunnel's network namespace) with
+    /// vnet headers and offloads, and its descriptor sent to the supervisor
+    /// (`T NAME OFFLOADS`), whose data plane serves it from the host's
+    /// namespaces. Persistent: it goes with the namespace.
+    static func handOverTUN(_ name: String, status: Int32) throws(TunnelError) {
+        let tun: TUNDevice
+        do { tun = try TUNDevice.open(name: name, offloads: true) } catch {
+            throw TunnelError(.setup, "\(name): \(error.message)", errno: error.errno)
+        }
+        let offloads = tun.offloads.rawValue
+        let fd = tun.release()
+        defer { close(fd) }
+        // Persistent, as wireguard-go's: the data plane's exit then does not
+        // wait for the device's removal (RCU grace periods); the device goes
+        // with the namespace.
+        if CWGShim_tun_set_persist(fd, 1) != 0 {
+            throw TunnelError(.setup, "TUNSETPERSIST on \(name)", errno: currentErrno)
+        }
+        var fds = [fd]
+        if CWGShim_send_fds(status, HolderStatus.tunDevice(name, offloads).line, &fds, 1) != 0 {
+            throw TunnelError(.setup, "cannot pass TUN device \(name) to the supervisor", errno: currentErrno)
+        }
     }
 
     /// slirp4netns's IPv6 network: it answers as the gateway (and the host,

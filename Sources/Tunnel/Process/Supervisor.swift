@@ -9,8 +9,9 @@ import Glibc
 
 /// The supervisor side of `wgns up` (ARCHITECTURE.md, "Process model"):
 /// starts the holder and sends it the plan, starts the carrier when the
-/// namespaces exist, passes signals on, serves a named tunnel's clients,
-/// and cleans up. One method per event; `run` is the loop.
+/// namespaces exist (if there is one), starts a builtin interface's data
+/// plane when its TUN arrives, passes signals on, serves a named tunnel's
+/// clients, and cleans up. One method per event; `run` is the loop.
 ///
 /// If the carrier dies while the job runs, the job gets SIGTERM and wgns
 /// exits non-zero (the job's status, or 1 if the job exited 0): a tunnel
@@ -44,6 +45,8 @@ public struct Supervisor {
     var reader = LineReader()
     var server = NamedTunnel.Server()
     var carrier: Carrier?
+    /// The builtin backend's data planes, one per interface.
+    var dataPlanes: [DataPlane] = []
     var holderEnded: Termination?
 
     var carrierReady = false
@@ -87,7 +90,8 @@ public struct Supervisor {
         defer { if listenFD >= 0 { close(listenFD) } }
         let ctl = try Pipe()
         let st = try Pipe.messageChannel()
-        let holder = try startHolder(holderCommand, control: ctl.read.raw, status: st.write.raw, closeInChild: [ctl.write.raw, st.read.raw, sfd, listenFD])
+        let holder = try startHolder(holderCommand, control: ctl.read.raw, status: st.write.raw, closeInChild: [ctl.write.raw, st.read.raw, sfd, listenFD],
+                                     makeTap: plan.carrier != .noCarrier)
         ctl.read.close()
         st.write.close()
         var s = Supervisor(plan: plan, log: StepLog(enabled: plan.verbose, start: plan.startTime), holder: holder,
@@ -114,7 +118,7 @@ public struct Supervisor {
     /// Starts the holder with the control pipe as its fd 3 and the status
     /// channel as its fd 4.
     static func startHolder(_ holderCommand: [String], control: Int32, status: Int32,
-                            closeInChild: [Int32]) throws(TunnelError) -> ChildProcess {
+                            closeInChild: [Int32], makeTap: Bool = true) throws(TunnelError) -> ChildProcess {
         if holderCommand.isEmpty || isSingleThreaded() {
             // A plain fork of this single-threaded process is a fresh
             // single-threaded process too (unshare(CLONE_NEWUSER) works there),
@@ -124,7 +128,7 @@ public struct Supervisor {
             if pid == 0 {
                 setpgid(0, 0)
                 for fd in closeInChild where fd >= 0 { close(fd) }
-                Holder.run(control: control, status: status)
+                Holder.run(control: control, status: status, makeTap: makeTap)
             }
             return ChildProcess(pid: pid)
         }
@@ -210,7 +214,7 @@ public struct Supervisor {
             pendingSignal = nil
             interruptedBy = signo
         } else if carrierFailed {
-            pendingError = TunnelError(.carrier, "the job did not end within \(Self.seconds(Self.stopGrace)) of SIGTERM after the carrier exited; killed it")
+            pendingError = TunnelError(.carrier, "the job did not end within \(Self.seconds(Self.stopGrace)) of SIGTERM after its tunnel broke (the carrier or the data plane exited); killed it")
         }
     }
 
@@ -218,7 +222,27 @@ public struct Supervisor {
 
     /// A client of a named tunnel (`wgns show/exec/down NAME`).
     mutating func namedClientArrived() {
-        if server.serve(listener) == .down { send(.signal(SIGTERM)) }
+        switch server.serve(listener) {
+        case .down: send(.signal(SIGTERM))
+        case .devices(let conn): answerDevices(conn)
+        case .handled: break
+        }
+    }
+
+    /// `devices`: `ok N`, then each builtin interface's device as
+    /// `NAME LENGTH` and its UAPI text (keys included: the client is of our
+    /// uid, and `wgns show` hides them unless asked), then the connection closes.
+    func answerDevices(_ conn: Int32) {
+        let answered = Descriptor(owning: conn)
+        var out = Array("ok \(dataPlanes.count)\n".utf8)
+        defer { KeyStore.wipe(&out) }
+        for d in dataPlanes {
+            guard var device = d.device()?.uapiText() else { continue }
+            out += Array("\(d.name) \(device.count)\n".utf8)
+            out += device
+            KeyStore.wipe(&device)
+        }
+        try? answered.writeAll(out)
     }
 
     /// The carrier's ready descriptor: data when it is ready, EOF when it failed.
@@ -265,6 +289,21 @@ public struct Supervisor {
     /// SIGCHLD: the holder or the carrier may have ended.
     mutating func childrenChanged() {
         if holderEnded == nil, let t = holder.poll() { holderEnded = t }
+        for k in dataPlanes.indices.reversed() {
+            guard let t = dataPlanes[k].process.poll() else { continue }
+            let d = dataPlanes.remove(at: k)
+            // Exit status 0: its TUN went with the namespace (the job's end
+            // under way), not a failure.
+            if t == .exited(0) { continue }
+            if jobRunning {
+                writeStderr("wgns: the data plane of \(d.name) exited (\(t)) during the job; ending the job\n")
+                carrierFailed = true
+                send(.signal(SIGTERM))
+                deadline = monotonicNanos() + UInt64(Self.stopGrace * 1e9)
+            } else if pendingError == nil && exitStatus == nil {
+                pendingError = TunnelError(.setup, "the data plane of \(d.name) failed (\(t))")
+            }
+        }
         guard let c = carrier, let t = c.process.poll() else { return }
         carrier = nil
         if jobRunning {
@@ -290,6 +329,9 @@ public struct Supervisor {
             guard let message = HolderStatus(line: line) else { continue }
             if case .namespaces(let group) = message {
                 server.take(group, passed ?? [])
+                passed = nil
+            } else if case .tunDevice(let name, let offloads) = message {
+                startDataPlane(name, tun: passed ?? [], offloads: offloads)
                 passed = nil
             } else {
                 handle(message)
@@ -325,13 +367,20 @@ public struct Supervisor {
             exitStatus = s
         case .setupFailed(let m):
             pendingError = TunnelError(.setup, m)
-        case .namespaces:
+        case .namespaces, .tunDevice:
             break
         }
     }
 
     /// The namespaces exist: the carrier attaches to the holder's.
     mutating func startCarrier() {
+        if plan.carrier == .noCarrier {
+            // Nothing to attach: the holder may go on at once.
+            carrierReady = true
+            holder.kill(SIGUSR1)
+            send(.carrierReady)
+            return
+        }
         guard let path = findExecutable(plan.carrier.rawValue) else {
             pendingError = TunnelError(.noCarrier, "carrier \(plan.carrier.rawValue) is not installed")
             return
@@ -341,6 +390,21 @@ public struct Supervisor {
             carrier = try Carrier.start(plan.carrier, path: path, pid: holder.pid, hostLoopback: plan.hostLoopback,
                                         ipv6: plan.hasIPv6Endpoint, interface: plan.pastaInterface,
                                         forwardTCP: plan.forwardTCP, forwardUDP: plan.forwardUDP, verbose: plan.verbose)
+        } catch { pendingError = error }
+    }
+
+    /// A builtin interface's TUN arrived from inside: its data plane starts
+    /// (the UDP socket bound on the host, the keys from the plan).
+    mutating func startDataPlane(_ name: String, tun fds: [Int32], offloads: UInt32) {
+        guard fds.count == 1, let i = plan.interfaces.first(where: { $0.name == name }) else {
+            fds.forEach { close($0) }
+            pendingError = TunnelError(.setup, "the holder passed \(fds.count) descriptors for TUN device \(name)")
+            return
+        }
+        do {
+            let d = try DataPlane.start(i, tun: fds[0], offloads: offloads)
+            log.step("data plane for \(name) started (pid \(d.process.pid)), UDP port \(d.port) on the host")
+            dataPlanes.append(d)
         } catch { pendingError = error }
     }
 
@@ -358,7 +422,9 @@ public struct Supervisor {
         log.mark()
         if control >= 0 { close(control); control = -1 }
         if let c = carrier.take() { _ = c.stop() }
-        log.step("carrier stopped")
+        for k in dataPlanes.indices { _ = dataPlanes[k].stop() }
+        dataPlanes = []
+        log.step(plan.carrier == .noCarrier ? "data plane stopped" : "carrier stopped")
         if holderEnded == nil && exitStatus == nil {
             let end = monotonicNanos() + UInt64(Self.signalGrace * 1e9)
             var info = signalfd_siginfo()

@@ -27,6 +27,9 @@ public struct UpOptions: Sendable {
     public var name: String?
     /// `wgns hub`: forwarding on inside, no job, up until signalled.
     public var hub = false
+    /// A member of a per-job VPN (`wgns up DIR`): on the builtin backend it
+    /// needs no carrier, whatever its AllowedIPs.
+    public var vpnMember = false
     /// `--isolate` / `--no-isolate`: the job sees only `lo` and the
     /// WireGuard interfaces (default: only for a full tunnel).
     public var isolate: Bool?
@@ -112,38 +115,60 @@ extension UpPlan {
             throw TunnelError(options.netAdmin != nil || options.mapUID != nil || options.mapGID != nil ? .usage : .config, "NetAdmin (--net-admin) runs the job as root of the tunnel's user namespace: MapUID and MapGID must be 0 or unset (got \(plan.mapUID):\(plan.mapGID))")
         }
 
-        // Carrier.
-        if let c = setting(options.carrier, \.carrier) {
-            guard findExecutable(c.rawValue) != nil else {
-                throw TunnelError(.noCarrier, "carrier \(c.rawValue) is not installed (apt-get install \(c == .pasta ? "passt" : "slirp4netns"))")
+        // Backend: auto is the kernel's WireGuard where the kernel has it
+        // (loaded, or a module that creating the link loads), else the
+        // built-in one; wireguard-go only when asked for.
+        let backendFlag = options.backend != nil
+        plan.backend = setting(options.backend, \.backend) ?? .auto
+        plan.wireguardGo = findExecutable("wireguard-go")
+        if let r = Doctor.tunRefusal() { throw TunnelError(.setup, "\(r)") }
+        let kernelLoaded = Doctor.kernelWireGuard().available
+        switch plan.backend {
+        case .wireguardGo where plan.wireguardGo == nil:
+            throw TunnelError(.noWireGuard, "wireguard-go is not installed (apt-get install wireguard-go)")
+        case .auto where !kernelLoaded:
+            plan.backend = .builtin
+        default: break
+        }
+
+        // Carrier: the built-in backend's UDP socket is on the host, so it
+        // needs none, except for a split tunnel's other traffic (and pasta's
+        // forwarded ports).
+        let isolate = setting(options.isolate, \.isolate) ?? configs.contains { Containment.isFullTunnel($0.peers.flatMap(\.allowedIPs)) }
+        let needsCarrier = !isolate && !options.hub && !options.vpnMember
+        if plan.backend == .builtin && options.hub {
+            // A builtin hub's port is bound on the host by its data plane:
+            // the Carrier = pasta and ForwardUDP that `vpn new` writes for the
+            // other backends have nothing to do (Hub.check).
+            plan.carrier = .noCarrier
+        } else if let c = setting(options.carrier, \.carrier) {
+            if c == .noCarrier && plan.backend != .builtin {
+                let flag = options.carrier != nil || backendFlag
+                let source = options.carrier != nil ? "--carrier none"
+                    : "\(options.configFiles[configs.firstIndex { $0.namespace.carrier != nil } ?? 0]): Carrier = none"
+                throw TunnelError(flag ? .usage : .config, "\(source) needs the builtin backend (--backend builtin); the \(plan.backend.rawValue) backend's UDP leaves through a carrier")
+            }
+            if let program = c.program, findExecutable(program) == nil {
+                throw TunnelError(.noCarrier, "carrier \(program) is not installed (apt-get install \(c == .pasta ? "passt" : "slirp4netns"))")
             }
             plan.carrier = c
         } else if !forwardTCP.isEmpty || !forwardUDP.isEmpty, findExecutable("pasta") != nil {
             plan.carrier = .pasta
+        } else if plan.backend == .builtin && !needsCarrier {
+            plan.carrier = .noCarrier
         } else if findExecutable("slirp4netns") != nil {
             plan.carrier = .slirp4netns
         } else if findExecutable("pasta") != nil {
             plan.carrier = .pasta
         } else {
-            throw TunnelError(.noCarrier, "no carrier: neither slirp4netns nor pasta is installed (apt-get install slirp4netns)")
+            throw TunnelError(.noCarrier, "no carrier: neither slirp4netns nor pasta is installed (apt-get install slirp4netns)"
+                              + (plan.backend == .builtin ? "; a full tunnel (--isolate) on the builtin backend needs none" : ""))
         }
-
-        // Backend.
-        plan.backend = setting(options.backend, \.backend) ?? .auto
-        plan.wireguardGo = findExecutable("wireguard-go")
-        if let r = Doctor.tunRefusal() { throw TunnelError(.setup, "\(r)") }
-        // Loaded, or a module that creating the link loads.
-        let kernelLoaded = Doctor.kernelWireGuard().available
-        switch plan.backend {
-        case .userspace where plan.wireguardGo == nil:
-            throw TunnelError(.noWireGuard, "wireguard-go is not installed (apt-get install wireguard-go)")
-        case .auto where plan.wireguardGo == nil && !kernelLoaded:
-            throw TunnelError(.noWireGuard, "no WireGuard: the kernel has no wireguard module and wireguard-go is not installed (apt-get install wireguard-go)")
-        default: break
-        }
-        if plan.carrier == .slirp4netns && (!forwardTCP.isEmpty || !forwardUDP.isEmpty) {
+        if plan.carrier != .pasta && !(plan.backend == .builtin && options.hub) && (!forwardTCP.isEmpty || !forwardUDP.isEmpty) {
             throw TunnelError(options.carrier != nil ? .usage : .config, "ForwardTCP/ForwardUDP need the pasta carrier (--carrier pasta)")
         }
+        // With no carrier nothing maps 10.0.2.2 inside.
+        if plan.carrier == .noCarrier { plan.hostLoopback = false }
         log.step("configs valid, carrier \(plan.carrier.rawValue), backend \(plan.backend.rawValue)")
 
         // Endpoints and MTUs, on the host.
@@ -158,7 +183,10 @@ extension UpPlan {
                 c.peers[k].endpoint = Endpoint(host: a.address.description, port: a.port)
             }
             // 10.0.2.2 is the carrier's way to the host's loopback.
-            let lookup = resolved.map { $0.address == IPAddress("10.0.2.2") && plan.hostLoopback ? SocketAddress(address: IPAddress("127.0.0.1")!, port: $0.port) : $0 }
+            // The built-in backend's socket is on the host: there that alias
+            // is the host's loopback itself, whatever the carrier.
+            let loopbackAlias = plan.hostLoopback || plan.backend == .builtin
+            let lookup = resolved.map { $0.address == IPAddress("10.0.2.2") && loopbackAlias ? SocketAddress(address: IPAddress("127.0.0.1")!, port: $0.port) : $0 }
             let mtu = c.interface.mtu ?? (options.hub && lookup.isEmpty ? hubMTU(routes: routes) : Resolver.mtu(toward: lookup, routes: routes))
             plan.interfaces.append(.init(name: "wg\(n)", config: c, mtu: mtu, source: options.configFiles[n]))
         }
@@ -238,7 +266,9 @@ extension UpPlan {
     /// The containment in effect, in one line (`wgns up -v`).
     static func containment(_ plan: UpPlan) -> String {
         var parts: [String] = []
-        if plan.isolate {
+        if plan.carrier == .noCarrier {
+            parts.append("no carrier (the job's namespace holds only lo and the tunnel; its UDP is on the host)")
+        } else if plan.isolate {
             parts.append("isolated (the job sees only lo and the tunnel\(plan.fullTunnel ? ", full tunnel" : ""))")
         } else {
             parts.append("not isolated (split tunnel: the job also reaches the network through the carrier)")

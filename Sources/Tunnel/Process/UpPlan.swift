@@ -26,9 +26,9 @@ public struct UpPlan: Sendable {
     var hasIPv6Endpoint: Bool {
         interfaces.contains { $0.config.peers.contains { $0.endpoint?.address?.isV6 == true } }
     }
-    /// slirp4netns or pasta.
+    /// slirp4netns, pasta, or none.
     public var carrier: CarrierKind = .slirp4netns
-    /// kernel, userspace, or auto.
+    /// auto (the kernel's, falling back to wireguard-go), kernel, builtin or wireguard-go.
     public var backend: BackendKind = .auto
     /// The job's uid and gid inside.
     public var mapUID: UInt32 = 0

@@ -1,5 +1,7 @@
+import BuiltinWireGuard
 import CWGShim
 import KeyStore
+import POSIX
 import WGNetlink
 #if canImport(Glibc)
 import Glibc
@@ -28,8 +30,22 @@ struct WireGuardGo {
         // wireguard-go expects, and handed over (WG_TUN_FD): its exit then
         // does not wait for the device's removal.
         let flavor = WireGuardGoTUN.of(path)
-        let tun = flavor == .ownDevice ? -1 : try sys("create TUN device \(name) (/dev/net/tun)", code: .setup) {
-            CWGShim_tun_open_pi(name, 0, flavor == .noPacketInformation ? 1 : 0, 1)
+        let tun: Int32
+        switch flavor {
+        case .ownDevice: tun = -1
+        case .offloads:
+            do { tun = try TUNDevice.open(name: name, offloads: true).release() } catch {
+                throw TunnelError(.setup, "create TUN device \(name): \(error.message)", errno: error.errno)
+            }
+            if CWGShim_tun_set_persist(tun, 1) != 0 {
+                let e = currentErrno
+                close(tun)
+                throw TunnelError(.setup, "TUNSETPERSIST on \(name)", errno: e)
+            }
+        case .packetInformation, .noPacketInformation:
+            tun = try sys("create TUN device \(name) (/dev/net/tun)", code: .setup) {
+                CWGShim_tun_open_pi(name, 0, flavor == .noPacketInformation ? 1 : 0, 1)
+            }
         }
         defer { if tun >= 0 { close(tun) } }
         var opts = SpawnOptions()
