@@ -24,33 +24,56 @@ extension Engine {
         return (TransportHeader.size + packet + 15 + Crypto.tagLength + 63) & ~63
     }
 
-    /// TUN -> UDP: read a packet or a GSO super-packet, split it into
-    /// `PacketBatch` slots (headroom for the data header), plan it under
-    /// the device's lock, seal in place, send the batch.
+    /// How many batches each way can be between the two stages.
+    static let pipelineDepth = 4
+
+    /// TUN -> UDP in two stages on two threads, batches handed over in
+    /// order (`HandoffRing`): this thread reads a packet or a GSO
+    /// super-packet, splits it into `PacketBatch` slots (headroom for the
+    /// data header) and plans it under the device's lock (sessions and
+    /// nonce counters in order); the other seals the batch in place and
+    /// sends it (`sealAndSend`). Reading, splitting and checksumming the
+    /// next batch overlap with encrypting and sending this one.
     func readTUNBatched(_ device: WireGuardDevice) -> Never {
         let mtu = device.mtu
-        let plain = PacketBatch(capacity: Self.outboundCapacity, slotSize: Self.outboundSlotSize(mtu: mtu),
-                                headroom: TransportHeader.size)
-        let plan = SealPlan(capacity: Self.outboundCapacity)
-        let send = UDPSendBatch(capacity: Self.outboundCapacity)
+        let stages = (0..<Self.pipelineDepth).map { _ in
+            OutboundStage(plain: PacketBatch(capacity: Self.outboundCapacity, slotSize: Self.outboundSlotSize(mtu: mtu),
+                                             headroom: TransportHeader.size),
+                          plan: SealPlan(capacity: Self.outboundCapacity))
+        }
+        let ring = HandoffRing(depth: Self.pipelineDepth)
+        Self.startThread { [self] in sealAndSend(stages, ring) }
         let vnet = output.vnetHeader
         let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: vnet ? TUNDevice.maxReadSize : 0, alignment: 16)
         while true {
+            let stage = stages[ring.nextFree()]
+            let plain = stage.plain
             plain.removeAll()
             if vnet {
                 let n = read(output.tun, readBuffer.baseAddress, readBuffer.count)
-                if n < 0 { Self.tunReadFailed() ; continue }
+                if n < 0 { Self.tunReadFailed(); continue }
                 guard n > 0, (try? GSO.split(UnsafeRawBufferPointer(rebasing: readBuffer[0..<n]), into: plain)) != nil
                 else { continue }
             } else {
                 // A plain TUN: read straight into the first slot, after its headroom.
                 let slot = plain.slot(0)
                 let n = read(output.tun, slot.baseAddress! + plain.headroom, plain.maxPacketSize)
-                if n < 0 { Self.tunReadFailed() ; continue }
+                if n < 0 { Self.tunReadFailed(); continue }
                 guard n > 0 else { continue }
                 plain.commit(slot: 0, length: n)
             }
-            device.planOutgoing(plain, plan: plan, sink: output)
+            device.planOutgoing(plain, plan: stage.plan, sink: output)
+            ring.publish()
+        }
+    }
+
+    /// The second outbound stage: seal each planned batch in place, send it
+    /// with one `sendmmsg` (UDP_SEGMENT runs), in the order planned.
+    func sealAndSend(_ stages: [OutboundStage], _ ring: HandoffRing) -> Never {
+        let send = UDPSendBatch(capacity: Self.outboundCapacity)
+        while true {
+            let stage = stages[ring.nextFilled()]
+            let plain = stage.plain, plan = stage.plan
             plan.seal(plain, 0..<plain.count)
             send.removeAll()
             for i in 0..<plain.count where plan.keypairs[i] != nil {
@@ -59,6 +82,7 @@ extension Engine {
             }
             plan.release(plain.count)
             if send.count > 0 { output.socket.send(send) }
+            ring.recycle()
         }
     }
 
@@ -69,25 +93,41 @@ extension Engine {
         _exit(0)
     }
 
-    /// UDP -> TUN: receive a batch (`recvmmsg`, GRO split), plan it under
-    /// the device's lock (handshake messages are handled there), open the
-    /// transport messages in place outside it, accept them under the lock,
-    /// write the packets with TCP coalescing.
+    /// UDP -> TUN in two stages on two threads, batches handed over in
+    /// order: this thread receives a batch (`recvmmsg`, GRO split) and
+    /// plans it under the device's lock (handshake messages are handled
+    /// there); the other opens the transport messages in place, accepts
+    /// them under the lock and writes the packets to the TUN with TCP
+    /// coalescing (`openAndWrite`).
     func readUDPBatched(_ device: WireGuardDevice) -> Never {
-        let rx = UDPReceiveBatch(messageCount: 32, bufferSize: 65536)
-        let capacity = 32 * UDPSocket.maxSegments
-        let plan = OpenPlan(capacity: capacity)
-        let write = TUNWriteBatch(capacity: capacity)
-        // Borrowed for the writes; this loop ends only with the process.
-        let tun = Descriptor(owning: output.tun)
+        let stages = (0..<Self.pipelineDepth).map { _ in
+            InboundStage(rx: UDPReceiveBatch(messageCount: 32, bufferSize: 65536),
+                         plan: OpenPlan(capacity: 32 * UDPSocket.maxSegments))
+        }
+        let ring = HandoffRing(depth: Self.pipelineDepth)
+        Self.startThread { [self] in openAndWrite(device, stages, ring) }
         while true {
+            let stage = stages[ring.nextFree()]
             let n: Int
-            do { n = try output.socket.receive(into: rx) } catch {
+            do { n = try output.socket.receive(into: stage.rx) } catch {
                 if error.errno == .interrupted { continue }
                 _exit(1)
             }
             guard n > 0 else { continue }
-            device.planIncoming(rx, plan: plan, sink: output)
+            device.planIncoming(stage.rx, plan: stage.plan, sink: output)
+            ring.publish()
+        }
+    }
+
+    /// The second inbound stage.
+    func openAndWrite(_ device: WireGuardDevice, _ stages: [InboundStage], _ ring: HandoffRing) -> Never {
+        let write = TUNWriteBatch(capacity: 32 * UDPSocket.maxSegments)
+        // Borrowed for the writes; this loop ends only with the process.
+        let tun = Descriptor(owning: output.tun)
+        while true {
+            let stage = stages[ring.nextFilled()]
+            let rx = stage.rx, plan = stage.plan
+            let n = rx.count
             plan.open(rx, 0..<n)
             device.acceptOpened(rx, plan: plan, sink: output)
             plan.release(n)
@@ -100,6 +140,21 @@ extension Engine {
                 }
             }
             if write.count > 0 { write.write(to: tun, vnetHeader: output.vnetHeader) }
+            ring.recycle()
         }
     }
+}
+
+/// One outbound batch between the stages: the packets and their plan.
+final class OutboundStage: @unchecked Sendable {
+    let plain: PacketBatch
+    let plan: SealPlan
+    init(plain: PacketBatch, plan: SealPlan) { self.plain = plain; self.plan = plan }
+}
+
+/// One inbound batch between the stages: the datagrams and their plan.
+final class InboundStage: @unchecked Sendable {
+    let rx: UDPReceiveBatch
+    let plan: OpenPlan
+    init(rx: UDPReceiveBatch, plan: OpenPlan) { self.rx = rx; self.plan = plan }
 }
