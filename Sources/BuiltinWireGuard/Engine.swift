@@ -156,8 +156,12 @@ public final class Engine: @unchecked Sendable {
         while true {
             let n: Int
             do { n = try output.socket.receive(into: batch) } catch {
-                if error.errno == .interrupted { continue }
-                _exit(1)
+                // A socket that is gone ends the data plane; anything else
+                // (an ICMP error queued on it, no memory for a moment) is
+                // one lost receive.
+                if error.errno == .badFileDescriptor || error.errno == .notSocket { _exit(1) }
+                if error.errno != .interrupted { usleep(1000) }
+                continue
             }
             guard n > 0 else { continue }
             locked {

@@ -102,6 +102,10 @@ import TestSupport
     /// fragmentation counters before and after.
     static func hubAndPeers(_ f: Fixture, carrier: String) throws -> RunResult {
         let peers = f.hosts - 1
+        // "builtin": hub and peers on the builtin backend, no carrier
+        // anywhere; otherwise wireguard-go behind that carrier.
+        let hubFlags = carrier == "builtin" ? "--backend builtin" : "--backend wireguard-go"
+        let peerFlags = carrier == "builtin" ? "--backend builtin" : "--backend wireguard-go --carrier \(carrier)"
         return try f.sh("""
             head -c 8388608 /dev/urandom > data.bin; chmod 644 data.bin
             echo "sent $(sha256sum < data.bin | cut -d' ' -f1)"
@@ -111,12 +115,12 @@ import TestSupport
             on h1 ./wgns vpn new v --peers \(peers) --subnet 10.97.0.0/24 --endpoint h1:$PORT > /dev/null || exit 9
             \(fragCounters.replacingOccurrences(of: "\"frag \"", with: "\"before frag \""))
             t0=$(date +%s.%N)
-            on h1 ./wgns hub --backend wireguard-go v --name hub$PORT > hub.out 2> hub.err &
+            on h1 ./wgns hub \(hubFlags) v --name hub$PORT > hub.out 2> hub.err &
             H=$!
             for i in $(seq 200); do grep -q '^wgns hub: up' hub.out && break; kill -0 $H 2>/dev/null || break; sleep 0.05; done
             cat hub.out
             for k in $(seq \(peers)); do
-              on h$((k + 1)) ./wgns up --backend wireguard-go -v --carrier \(carrier) v --peer $k -- sh peer.sh $k \(peers) > job.$k.out 2> job.$k.err &
+              on h$((k + 1)) ./wgns up \(peerFlags) -v v --peer $k -- sh peer.sh $k \(peers) > job.$k.out 2> job.$k.err &
               eval J$k=\\$!
             done
             for k in $(seq \(peers)); do eval wait \\$J$k; echo "job $k status $?"; done
@@ -162,7 +166,7 @@ import TestSupport
     }
 
     @Test(.enabled(if: canRun, "needs root, iproute2, pasta, slirp4netns and python3"),
-          arguments: [("slirp4netns", 1500), ("pasta", 1500), ("slirp4netns", 9000), ("pasta", 9000), ("pasta", 2044)])
+          arguments: [("slirp4netns", 1500), ("pasta", 1500), ("builtin", 1500), ("slirp4netns", 9000), ("pasta", 9000), ("builtin", 9000), ("pasta", 2044)])
     func hubAndPeersAcrossTheFabric(carrier: String, mtu: Int) throws {
         let f = try Fixture(mtu: mtu)
         #expect(f.start.status == 0, "\(f.start.stderr)")
@@ -175,7 +179,7 @@ import TestSupport
     /// 1% loss and 5 ms delay on every host's way out (a lossy, slow fabric):
     /// everything still completes. Bring-up time is printed, not asserted.
     @Test(.enabled(if: canRun, "needs root, iproute2, pasta, slirp4netns and python3"),
-          arguments: ["slirp4netns", "pasta"])
+          arguments: ["slirp4netns", "pasta", "builtin"])
     func lossAndDelay(carrier: String) throws {
         let f = try Fixture(delayMS: 5, lossPercent: 1)
         #expect(f.start.status == 0, "\(f.start.stderr)")

@@ -37,7 +37,7 @@ struct DataPlane {
                 socket = try UDPSocket.bind(port: port, family: .ipv4)  // a host without IPv6
             }
         } catch {
-            throw TunnelError(.setup, "\(name): \(error.message) (ListenPort = \(port))", errno: error.errno)
+            throw TunnelError(.setup, "\(name): \(error.message)", errno: error.errno)
         }
         let udp = socket.descriptor.raw
         var pair: [Int32] = [-1, -1]
