@@ -110,8 +110,12 @@ extension Engine {
             let stage = stages[ring.nextFree()]
             let n: Int
             do { n = try output.socket.receive(into: stage.rx) } catch {
-                if error.errno == .interrupted { continue }
-                _exit(1)
+                // As `readUDP`: a socket that is gone ends the data plane;
+                // anything else (an ICMP error queued on it, no memory for a
+                // moment) is one lost receive.
+                if error.errno == .badFileDescriptor || error.errno == .notSocket { _exit(1) }
+                if error.errno != .interrupted { usleep(1000) }
+                continue
             }
             guard n > 0 else { continue }
             device.planIncoming(stage.rx, plan: stage.plan, sink: output)
