@@ -5,7 +5,7 @@ import WGNetlink
 /// (decrypted in place), accepted under the lock again (replay window,
 /// roaming, timers, cryptokey routing), in the order received. Room for
 /// `capacity` datagrams, allocated once; one thread at a time.
-final class OpenPlan {
+final class OpenPlan: @unchecked Sendable {
     /// The most datagrams a plan covers.
     let capacity: Int
     /// Per datagram: the session it is for, or nil when it was handled

@@ -6,8 +6,8 @@ import WGNetlink
 /// where it goes. Counters are reserved in the order of the batch, so the
 /// peer sees them in order however the encryption is scheduled (as the
 /// kernel's and wireguard-go's queues do). Room for `capacity` packets,
-/// allocated once; one thread at a time.
-final class SealPlan {
+/// allocated once; one thread at a time (or disjoint ranges on several).
+final class SealPlan: @unchecked Sendable {
     /// The most packets a plan covers.
     let capacity: Int
     /// Per packet: the session to encrypt under, or nil when the packet was
