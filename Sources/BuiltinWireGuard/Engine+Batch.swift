@@ -35,6 +35,7 @@ extension Engine {
     /// sends it (`sealAndSend`). Reading, splitting and checksumming the
     /// next batch overlap with encrypting and sending this one.
     func readTUNBatched(_ device: WireGuardDevice) -> Never {
+        let output = tunSide
         let mtu = device.mtu
         let stages = (0..<Self.pipelineDepth).map { _ in
             OutboundStage(plain: PacketBatch(capacity: Self.outboundCapacity, slotSize: Self.outboundSlotSize(mtu: mtu),
@@ -71,6 +72,7 @@ extension Engine {
     /// with one `sendmmsg` (UDP_SEGMENT runs), in the order planned.
     func sealAndSend(_ stages: [OutboundStage], _ ring: HandoffRing) -> Never {
         let send = UDPSendBatch(capacity: Self.outboundCapacity)
+        let socket = tunSide.socket
         while true {
             let stage = stages[ring.nextFilled()]
             let plain = stage.plain, plan = stage.plan
@@ -81,7 +83,7 @@ extension Engine {
                             to: plan.endpoints[i])
             }
             plan.release(plain.count)
-            if send.count > 0 { output.socket.send(send) }
+            if send.count > 0 { socket.send(send) }
             ring.recycle()
         }
     }
@@ -100,6 +102,7 @@ extension Engine {
     /// them under the lock and writes the packets to the TUN with TCP
     /// coalescing (`openAndWrite`).
     func readUDPBatched(_ device: WireGuardDevice) -> Never {
+        let output = udpSide
         let stages = (0..<Self.pipelineDepth).map { _ in
             InboundStage(rx: UDPReceiveBatch(messageCount: 32, bufferSize: 65536),
                          plan: OpenPlan(capacity: 32 * UDPSocket.maxSegments))
@@ -125,7 +128,11 @@ extension Engine {
 
     /// The second inbound stage.
     func openAndWrite(_ device: WireGuardDevice, _ stages: [InboundStage], _ ring: HandoffRing) -> Never {
-        let write = TUNWriteBatch(capacity: 32 * UDPSocket.maxSegments)
+        // The same output as the receiving stage: the device calls it only
+        // under its lock, so the two stages never use it at once.
+        let output = udpSide
+        let write = TUNWriteBatch(capacity: 32 * UDPSocket.maxSegments, coalesce: output.vnetHeader,
+                                  coalesceUDP: output.tunBatch.coalesceUDP)
         // Borrowed for the writes; this loop ends only with the process.
         let tun = Descriptor(owning: output.tun)
         while true {

@@ -66,8 +66,7 @@ struct DataPlane {
         do {
             let config = try deviceConfig(interface, port: socket.port)
             let core = try Engine.makeCore(config, mtu: Int(interface.mtu))
-            let vnet = TUNOffloads(rawValue: offloads).contains(.vnetHeader)
-            Engine(core: core, name: interface.name, tun: tun, vnetHeader: vnet, socket: socket).run(control: control)
+            Engine(core: core, name: interface.name, tun: tun, offloads: TUNOffloads(rawValue: offloads), socket: socket).run(control: control)
         } catch {
             writeStderr("wgns: data plane for \(interface.name): \(error)\n")
             _exit(1)
