@@ -188,6 +188,20 @@ import WGNetlink
         #expect(p.log.filter { $0.fromA && $0.bytes.count == 32 }.isEmpty)
     }
 
+    @Test func persistentKeepaliveWithASinkGoesAtOnce() throws {
+        let p = try Pair()
+        #expect(p.establish())
+        p.run(for: 11)
+        _ = p.sinkA.take()
+        try p.a.configure(DeviceConfig(peers: [PeerConfig(publicKey: p.keyB.publicKey, persistentKeepaliveInterval: 5)]),
+                          sink: p.sinkA)
+        #expect(p.sinkA.sent.count == 1 && p.sinkA.sent[0].bytes.count == 32)
+        // Changing the interval of one already on sends nothing more at once.
+        try p.a.configure(DeviceConfig(peers: [PeerConfig(publicKey: p.keyB.publicKey, persistentKeepaliveInterval: 7)]),
+                          sink: p.sinkA)
+        #expect(p.sinkA.sent.count == 1)
+    }
+
     @Test func roamingLearnsTheNewEndpoint() throws {
         let p = try Pair()
         #expect(p.establish())

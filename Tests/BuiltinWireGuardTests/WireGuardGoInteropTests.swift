@@ -49,7 +49,7 @@ import TestSupport
         env["LOG_LEVEL"] = "debug"
         go.environment = env
         let logURL = dir.appendingPathComponent("wireguard-go.log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         go.standardOutput = try FileHandle(forWritingTo: logURL)
         go.standardError = go.standardOutput
         try go.run()
@@ -117,7 +117,7 @@ import TestSupport
         ping.executableURL = go.executableURL
         ping.arguments = ["--net=/run/netns/\(ns)", "ping", "-c", "1", "-W", "14", "10.99.0.1"]
         let pingURL = dir.appendingPathComponent("ping.out")
-        FileManager.default.createFile(atPath: pingURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: pingURL.path, contents: nil)
         ping.standardOutput = try FileHandle(forWritingTo: pingURL)
         ping.standardError = ping.standardOutput
         try ping.run()
