@@ -65,8 +65,8 @@ struct DataPlane {
     static func runChild(_ interface: UpPlan.Interface, tun: Int32, offloads: UInt32, socket: UDPSocket, control: Int32) -> Never {
         do {
             let config = try deviceConfig(interface, port: socket.port)
-            let core = try Engine.makeCore(config, mtu: Int(interface.mtu))
-            Engine(core: core, name: interface.name, tun: tun, offloads: TUNOffloads(rawValue: offloads), socket: socket).run(control: control)
+            try Engine.run(config, mtu: Int(interface.mtu), name: interface.name, tun: tun,
+                           offloads: TUNOffloads(rawValue: offloads), socket: socket, control: control)
         } catch {
             writeStderr("wgns: data plane for \(interface.name): \(error)\n")
             _exit(1)
