@@ -160,8 +160,13 @@ public final class Engine: @unchecked Sendable {
     /// with its namespace), then exits the process: the data plane is a
     /// process of its own.
     public func run(control: Int32) -> Never {
-        Self.startThread { [self] in readTUN() }
-        Self.startThread { [self] in readUDP() }
+        if let device = core as? WireGuardDevice {
+            Self.startThread { [self] in readTUNBatched(device) }
+            Self.startThread { [self] in readUDPBatched(device) }
+        } else {
+            Self.startThread { [self] in readTUN() }
+            Self.startThread { [self] in readUDP() }
+        }
         var request: UInt8 = 0
         while true {
             let now = engineNow()

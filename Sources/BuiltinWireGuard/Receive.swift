@@ -11,8 +11,12 @@ extension WireGuardDevice {
     /// packet (roaming). Everything malformed, unauthenticated, replayed or
     /// disallowed is dropped and counted by kind.
     public func handleIncoming(_ datagram: UnsafeRawBufferPointer, from source: SocketAddress, sink: PacketSink) {
-        locked {
-            let now = clock.monotonicNanoseconds()
+        locked { handleIncomingLocked(datagram, from: source, now: clock.monotonicNanoseconds(), sink: sink) }
+    }
+
+    /// `handleIncoming` for a caller that holds the lock (the batched receive).
+    func handleIncomingLocked(_ datagram: UnsafeRawBufferPointer, from source: SocketAddress, now: UInt64,
+                              sink: PacketSink) {
             switch MessageType(datagram: datagram) {
             case .initiation?:
                 guard datagram.count == InitiationMessage.size else { counters.malformed += 1; return }
@@ -29,7 +33,6 @@ extension WireGuardDevice {
             case nil:
                 counters.malformed += 1
             }
-        }
     }
 
     func receiveHandshake(_ raw: UnsafeRawBufferPointer, type: MessageType, source: SocketAddress, now: UInt64,
