@@ -51,26 +51,26 @@ import KeyStore
     /// The builtin side initiates: a job on the builtin backend with no
     /// carrier (its namespace holds lo and wg0 only) reaches a wireguard-go
     /// peer at 10.0.2.2 (the host's loopback, where pasta forwards the
-    /// peer's port): ping, then 4 MB over TCP with a checksum each way.
+    /// peer's port): ping, then 4 MB over TCP, checked end to end (jobs/upload-recv, upload-send).
     @Test(arguments: versions, [false, true])
     func builtinJobToWireGuardGo(version: String, psk: Bool) throws {
         let f = try Self.fixture(version, psk: psk)
         let r = try f.sh("""
             rm -f ready; mkfifo ready
-            PATH=$PWD/bin:$PATH "$W" up --backend wireguard-go peer.conf -- python3 server.py 10.99.0.1 ready > peer.out 2>&1 &
+            PATH=$PWD/bin:$PATH "$W" up --backend wireguard-go peer.conf -- bash jobs/upload-recv 5000 ready > peer.out 2>&1 &
             PEER=$!
             read x < ready
-            "$W" up --backend builtin --carrier none job.conf -- sh -c 'echo links $(ip -o link show | cut -d: -f2 | tr -d " " | sort | tr "\\n" " "); ping -c 2 -W 5 10.99.0.1 && python3 client.py 10.99.0.1 4000000'
+            "$W" up --backend builtin --carrier none job.conf -- sh -c 'echo links $(ip -o link show | cut -d: -f2 | tr -d " " | sort | tr "\\n" " "); ping -c 2 -W 5 10.99.0.1 && \(UpFixture.upload(4_000_000))'
             echo "job status $?"
             wait $PEER; echo "peer status $?"
             cat peer.out
             """)
         #expect(r.stdout.contains("links lo wg0\n"), "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("2 received"), "\(r.stdout)\n\(r.stderr)")
-        #expect(r.stdout.contains("checksum match"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("checksums match: 4000000 "), "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("job status 0"))
         #expect(r.stdout.contains("peer status 0"))
-        #expect(r.stdout.contains("server got 4000000"))
+        #expect(r.stdout.contains("received 4000000 "), "\(r.stdout)")
     }
 
     /// wireguard-go initiates: the builtin side is a named tunnel listening
@@ -85,10 +85,10 @@ import KeyStore
         let name = "bt\(UInt16.random(in: 1000...9999))"
         let r = try f.sh("""
             rm -f ready; mkfifo ready
-            "$W" up --backend builtin --name \(name) builtin.conf -- sh -c 'python3 server.py 10.99.0.1 ready; sleep 30' > peer.out 2>&1 &
+            "$W" up --backend builtin --name \(name) builtin.conf -- sh -c 'bash jobs/upload-recv 5000 ready; sleep 30' > peer.out 2>&1 &
             PEER=$!
             read x < ready
-            PATH=$PWD/bin:$PATH "$W" up --backend wireguard-go --carrier slirp4netns --host-loopback job.conf -- sh -c 'ping -c 2 -W 5 10.99.0.1 && python3 client.py 10.99.0.1 4000000'
+            PATH=$PWD/bin:$PATH "$W" up --backend wireguard-go --carrier slirp4netns --host-loopback job.conf -- sh -c 'ping -c 2 -W 5 10.99.0.1 && \(UpFixture.upload(4_000_000))'
             echo "job status $?"
             "$W" show \(name)
             "$W" show \(name) dump | sed 's/^/dump /'
@@ -99,9 +99,9 @@ import KeyStore
             cat peer.out
             """)
         #expect(r.stdout.contains("2 received"), "\(r.stdout)\n\(r.stderr)")
-        #expect(r.stdout.contains("checksum match"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("checksums match: 4000000 "), "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("job status 0"))
-        #expect(r.stdout.contains("server got 4000000"))
+        #expect(r.stdout.contains("received 4000000 "), "\(r.stdout)")
         #expect(r.stdout.contains("listening port: \(f.port)\n"), "\(r.stdout)")
         #expect(r.stdout.contains("peer: \(f.jobKey.publicKey.base64)\n"), "\(r.stdout)")
         #expect(r.stdout.contains("  endpoint: 127.0.0.1:"), "\(r.stdout)")
