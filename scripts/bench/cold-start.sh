@@ -65,7 +65,7 @@ one() {
     on h1 ./wgns vpn new v --peers 2 --endpoint h1:51820 >/dev/null
     on h1 ./wgns hub v >hub.out 2>&1 &
     hub=$!
-    for _ in $(seq 400); do grep -q "up" hub.out && break; sleep 0.01; done
+    for _ in $(seq 400); do grep -qs "up" hub.out && break; sleep 0.01; done
     t0=$(date +%s.%N)
     on h2 timeout "$limit" ./wgns up --carrier "$carrier" $bflag v --peer 1 -- sh job.sh peer-2 >m1.out 2>&1 & p1=$!
     on h3 timeout "$limit" ./wgns up --carrier "$carrier" $bflag v --peer 2 -- sh job.sh peer-1 >m2.out 2>&1 & p2=$!
