@@ -2,7 +2,7 @@
 # The kill -9 matrix (issue 19, Tests): for each process of a running `wgns
 # up` (supervisor, holder, NamespaceInit, the sandbox's pid 1, the job, the
 # carrier, wireguard-go, and a data-plane process of the backend where it
-# has one), BENCH_KILL9_RUNS times (default 100) under each carrier, as the
+# has one), BENCH_KILL9_RUNS times (default 100) per mode, as the
 # unprivileged test user: a full tunnel (isolated) whose job keeps sending
 # UDP datagrams marked "k9-leak" to this machine's address and to 10.0.2.2,
 # outside the tunnel; the victim gets SIGKILL 0-200 ms into the job. Then:
@@ -16,10 +16,12 @@
 #   stuck  `wgns up` still running 15 s after the kill (then killed)
 # and the median time from the kill to the end of every process of the run.
 # Each column counts runs; a victim that the run does not have (no
-# wireguard-go with a kernel or built-in backend) is "absent".
-#   BENCH_KILL9_VICTIMS, BENCH_KILL9_CARRIERS (slirp4netns pasta),
-#   BENCH_KILL9_BACKEND (passed as --backend; default: auto's choice),
-#   WGNS_BIN (default: the debug build). Needs python3.
+# wireguard-go on the kernel or builtin backend, no carrier for a builtin
+# full tunnel) is "absent".
+#   BENCH_KILL9_MODES: BACKEND:CARRIER pairs, "default" for no flag
+#     (default: wireguard-go:slirp4netns wireguard-go:pasta default:default,
+#     the userspace backend under both carriers, then auto's choice);
+#   BENCH_KILL9_VICTIMS; WGNS_BIN (default: the debug build). Needs python3.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/host-setup.sh
@@ -70,17 +72,21 @@ while True:
 EOP
 : > "$work/leaks"
 python3 "$work/listen.py" "$work/leaks" "$lport" "$eport" & listener=$!
-sleep 0.3
-# The control: a marked datagram sent in the clear is seen.
-echo k9-leak > "/dev/udp/$hostip/$lport"
-sleep 0.2
-[ "$(wc -l < "$work/leaks")" = 1 ] || { echo "kill9: the leak listener on $hostip:$lport did not see a control datagram" >&2; exit 1; }
+# The control: a marked datagram sent in the clear is seen (once the
+# listener runs: tried for 5 s).
+for _ in $(seq 50); do
+    echo k9-leak > "/dev/udp/$hostip/$lport" 2>/dev/null || true
+    sleep 0.1
+    [ -s "$work/leaks" ] && break
+done
+[ -s "$work/leaks" ] || { echo "kill9: the leak listener on $hostip:$lport did not see a control datagram" >&2; exit 1; }
 : > "$work/leaks"
 chown -R "$TEST_USER" "$work"
 chown root "$work/leaks" 2>/dev/null || true; chmod 644 "$work/leaks"
 cd "$work"
-backend=()
-[ -n "${BENCH_KILL9_BACKEND:-}" ] && backend=(--backend "$BENCH_KILL9_BACKEND")
+# wireguard-go is `--backend userspace` on a wgns that does not know the name.
+wggo=wireguard-go
+"$work/wgns" up --help 2>&1 | grep -q 'wireguard-go' || wggo=userspace
 
 ppid_of() { awk '{ sub(/.*\) /, ""); print $2 }' "/proc/$1/stat" 2>/dev/null; }
 start_of() { awk '{ sub(/.*\) /, ""); print $20 }' "/proc/$1/stat" 2>/dev/null; }
@@ -90,10 +96,10 @@ alive() { local s; s=$(awk '{ sub(/.*\) /, ""); print $1 }' "/proc/$1/stat" 2>/d
 
 # One run; prints "left ns files open stuck seconds" (0/1 each) or "absent".
 one() {
-    local carrier=$1 victim=$2 U job sandbox init holder carrier_pid wg dp v p k t0 t1 left ns files open stuck procs nss
+    local carrier=$1 victim=$2 mode=$3 U job sandbox init holder carrier_pid wg dp v p k t0 t1 left ns files open stuck procs nss
     rm -rf ready run tmp; mkdir -m 700 run tmp
     ( export XDG_RUNTIME_DIR=$work/run TMPDIR=$work/tmp
-      exec_as_test_user ./wgns up "${backend[@]}" --carrier "$carrier" job.conf -- bash -c '
+      exec_as_test_user ./wgns up $mode job.conf -- bash -c '
         : k9job; touch ready
         while :; do
           echo k9-leak > /dev/udp/'"$hostip/$lport"' 2>/dev/null
@@ -164,21 +170,24 @@ one() {
     echo "$left $ns $files $open $stuck $(echo "$t1 - $t0" | bc)"
 }
 
-printf '%-12s %-13s %5s %6s %5s %5s %6s %5s %5s %9s\n' carrier victim runs absent left ns files open stuck "median s"
+printf '%-13s %-12s %-13s %5s %6s %5s %5s %6s %5s %5s %9s\n' backend carrier victim runs absent left ns files open stuck "median s"
 status=0
-for carrier in ${BENCH_KILL9_CARRIERS:-slirp4netns pasta}; do
+for m in ${BENCH_KILL9_MODES:-wireguard-go:slirp4netns wireguard-go:pasta default:default}; do
+    b=${m%%:*} carrier=${m#*:} mode=
+    [ "$b" = default ] || mode="--backend $([ "$b" = wireguard-go ] && echo $wggo || echo "$b")"
+    [ "$carrier" = default ] || mode="$mode --carrier $carrier"
     for victim in $victims; do
         : > "results"
         # The shell's own notices of killed children go to the log.
-        for i in $(seq "$n"); do one "$carrier" "$victim" >> results 2>> log; done
-        awk -v c="$carrier" -v v="$victim" '
+        for i in $(seq "$n"); do one "$carrier" "$victim" "$mode" >> results 2>> log; done
+        awk -v b="$b" -v c="$carrier" -v v="$victim" '
             $1 == "absent" { absent++; next }
             $1 == "failed" { failed++; next }
             { runs++; left += $1; ns += $2; files += $3; open += $4; stuck += $5; t[runs] = $6 }
             END {
                 if (runs) { for (i = 1; i <= runs; i++) for (j = i + 1; j <= runs; j++) if (t[j] < t[i]) { x = t[i]; t[i] = t[j]; t[j] = x }
                             med = sprintf("%.2f", t[int((runs + 1) / 2)]) } else med = "-"
-                printf "%-12s %-13s %5d %6d %5d %5d %6d %5d %5d %9s%s\n", c, v, runs, absent, left, ns, files, open, stuck, med, failed ? "  (" failed " runs did not start)" : ""
+                printf "%-13s %-12s %-13s %5d %6d %5d %5d %6d %5d %5d %9s%s\n", b, c, v, runs, absent, left, ns, files, open, stuck, med, failed ? "  (" failed " runs did not start)" : ""
                 exit (left + ns + files + open + stuck + failed > 0)
             }' results || status=1
     done
