@@ -107,4 +107,18 @@ bash scripts/bench/cluster.sh || { echo "bench: the test cluster section failed"
 # The encrypted path alone: one hop across the test cluster per backend and
 # carrier, against Debian 12's and 13's wireguard-go to themselves.
 bash scripts/bench/dataplane.sh || { echo "bench: the data plane section failed" >&2; status=1; }
+# --- Cold starts on a fresh test cluster: scripts/bench/cold-start.sh ---------
+# BENCH_COLD_RUNS (default 100) fresh clusters per carrier and backend: hub on
+# h1, two members started together; the time to each first answered ping
+# (member to hub, member to member): min/median/p90/max and the count over 1 s.
+bash scripts/bench/cold-start.sh || { echo "bench: the cold-start section failed" >&2; status=1; }
+# --- The kill -9 matrix: scripts/bench/kill9.sh --------------------------------
+# SIGKILL to each process of a running `wgns up` (BENCH_KILL9_RUNS, default 100,
+# per process and carrier): runs that left a process, a namespace, a file, or
+# let a marked datagram out in the clear.
+bash scripts/bench/kill9.sh || { echo "bench: the kill -9 section failed" >&2; status=1; }
+# --- Hub restarts: scripts/bench/hub-restart.sh ------------------------------
+# A member keeps running while its hub is restarted 20 times (picked port and
+# fixed port): the time from the new hub's "up" to the first answered ping.
+bash scripts/bench/hub-restart.sh || { echo "bench: the hub-restart section failed" >&2; status=1; }
 exit "$status"
