@@ -10,6 +10,12 @@ import Glibc
 public struct UserspaceWireGuard: WireGuardControl, Sendable {
     /// Where the sockets are; `/var/run/wireguard` by default, as for wg.
     public var socketDirectory: String
+    /// Descriptors read and discarded while an exchange waits on the socket
+    /// (non-blocking ones): the daemon's log pipe. wireguard-go logs a line
+    /// per peer and per allowed IP while it applies a `set`, and stops
+    /// reading the request when its log pipe is full: a sender that does
+    /// not drain it waits forever (50,000 AllowedIPs, 3,000 peers).
+    public var drain: [Int32] = []
 
     /// A backend for the sockets in `socketDirectory`.
     public init(socketDirectory: String = "/var/run/wireguard") {
@@ -93,9 +99,10 @@ public struct UserspaceWireGuard: WireGuardControl, Sendable {
             Result { () throws(NetlinkError) in
                 var offset = 0
                 while offset < raw.count {
-                    let n = try sys("cannot \(operation): write to \(path)") {
-                        send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL))
-                    }
+                    try waitFor(fd, POLLOUT)
+                    let n = send(fd, raw.baseAddress! + offset, raw.count - offset, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+                    if n < 0 && (errno == EAGAIN || errno == EINTR) { continue }
+                    if n < 0 { throw NetlinkError.system("cannot \(operation): write to \(path)", errno: errno) }
                     offset += n
                 }
             }
@@ -105,6 +112,7 @@ public struct UserspaceWireGuard: WireGuardControl, Sendable {
         var chunk = [UInt8](repeating: 0, count: 65536)
         defer { wipe(&chunk) }
         while true {
+            try waitFor(fd, POLLIN)
             let n = try chunk.withUnsafeMutableBytes { raw in
                 Result { () throws(NetlinkError) in
                     try sys("cannot \(operation): read from \(path)") { recv(fd, raw.baseAddress, raw.count, 0) }
@@ -116,6 +124,25 @@ public struct UserspaceWireGuard: WireGuardControl, Sendable {
             if reply.count >= 2 && reply[reply.count - 1] == 10 && reply[reply.count - 2] == 10 { break }
         }
         return reply
+    }
+
+    /// Waits until `fd` is ready for `events`, reading and discarding
+    /// `drain` meanwhile.
+    private func waitFor(_ fd: Int32, _ events: Int32) throws(NetlinkError) {
+        var sources = drain
+        var scratch = [UInt8](repeating: 0, count: sources.isEmpty ? 0 : 65536)
+        while true {
+            var fds = [pollfd(fd: fd, events: Int16(events), revents: 0)] + sources.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+            if poll(&fds, nfds_t(fds.count), -1) < 0 {
+                if errno == EINTR { continue }
+                throw NetlinkError.system("poll", errno: errno)
+            }
+            for k in 1..<fds.count where fds[k].revents != 0 {
+                // A closed log (the daemon died) is dropped from the set.
+                if read(fds[k].fd, &scratch, scratch.count) == 0 { sources.removeAll { $0 == fds[k].fd } }
+            }
+            if fds[0].revents != 0 { return }
+        }
     }
 
     /// Throws when the reply's `errno=` is not 0.

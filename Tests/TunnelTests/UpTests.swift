@@ -87,6 +87,24 @@ final class UpFixture {
         return try run("/usr/bin/env", argv)
     }
 
+    /// The hostile neighbour: another uid on this node (WGNS_NEIGHBOUR_USER,
+    /// made by scripts/host-setup.sh), when the tests run as root and the
+    /// test user is not root.
+    static var neighbour: String? {
+        guard getuid() == 0, let n = ProcessInfo.processInfo.environment["WGNS_NEIGHBOUR_USER"], !n.isEmpty,
+              getpwnam(n) != nil, ProcessInfo.processInfo.environment["WGNS_TEST_USER"].map({ !$0.isEmpty }) == true else { return nil }
+        return n
+    }
+
+    /// Runs `script` with bash as the neighbour, in /tmp (the fixture folder
+    /// is readable to it, not writable), with `D` = the fixture folder.
+    func neighbourSh(_ script: String) throws -> RunResult {
+        let n = Self.neighbour ?? "nobody"
+        return try run("/usr/bin/env", ["setpriv", "--reuid", n, "--regid", n, "--clear-groups",
+                                        "env", "-i", "HOME=/tmp", "PATH=/usr/sbin:/usr/bin:/sbin:/bin", "D=\(dir)", "W=\(dir)/wgns",
+                                        "/bin/bash", "-c", "for n in $(cd /proc/$$/fd && echo *); do [ \"$n\" -gt 2 ] && eval \"exec $n>&-\"; done\ncd /tmp || exit 99\n" + script])
+    }
+
     /// Runs the peer (`wgns up peer.conf` with a TCP checksum server) in the
     /// background of a script, then `body`, then waits for the peer.
     func withPeer(_ body: String) -> String {

@@ -441,4 +441,108 @@ import Tunnel
         #expect(r.stderr.contains("wgns: --ports '9-2': expected LO-HI, two UDP ports from 1 to 65535 with LO <= HI\n"))
         Self.expectNothingRunning(under: f.dir)
     }
+
+    /// The neighbour's binds on the hub's port: every address and option
+    /// tried; the child that keeps what was bound prints its pid.
+    static let neighbourBind = """
+        import os, socket, sys, time
+        port = int(sys.argv[1]); held = []
+        for fam, addr in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::"), (socket.AF_INET6, "::1")):
+            for opts in ("REUSEADDR", "REUSEPORT", "REUSEADDR+REUSEPORT"):
+                s = socket.socket(fam, socket.SOCK_DGRAM)
+                if "REUSEADDR" in opts: s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if "REUSEPORT" in opts: s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+                try:
+                    s.bind((addr, port)); held.append(s); print("bound", addr, opts)
+                except OSError as e:
+                    print("refused", addr, opts, e.errno)
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:
+            fd = os.open("/dev/null", os.O_RDWR)
+            for k in (0, 1, 2): os.dup2(fd, k)
+            time.sleep(30); os._exit(0)
+        print("holder", pid, flush=True)
+        """
+
+    /// Issue 19, item 7: once a hub is up (port picked, or its ListenPort),
+    /// another uid cannot bind its port on any address with SO_REUSEADDR or
+    /// SO_REUSEPORT (and so cannot steal the peers' datagrams), and the VPN
+    /// keeps working.
+    @Test(.enabled(if: UpFixture.neighbour != nil, "needs root and WGNS_NEIGHBOUR_USER (scripts/host-setup.sh)"),
+          arguments: ["picked", "fixed"])
+    func neighbourCannotTakeTheHubsPort(how: String) throws {
+        let f = try UpFixture()
+        try f.write("bind.py", Self.neighbourBind, mode: 0o644)
+        let up = try f.sh("""
+            "$W" vpn new v --peers 1\(how == "fixed" ? " --endpoint 127.0.0.1:\(f.port)" : "") > /dev/null || exit 9
+            "$W" hub v > hub.out 2> hub.err &
+            echo $! > hub.pid
+            for i in $(seq 1 200); do grep -q '^wgns hub: up' hub.out && break; sleep 0.05; done
+            cat hub.out
+            """)
+        let port = up.stdout.split(separator: "\n").first { $0.hasPrefix("wgns hub: up") }
+            .flatMap { $0.split(separator: " ").drop { $0 != "port" }.dropFirst().first }.flatMap { UInt16($0) }
+        #expect(port != nil, "\(up.stdout)\n\(up.stderr)")
+        if how == "fixed" { #expect(port == f.port) }
+        let n = try f.neighbourSh("python3 \"$D/bind.py\" \(port ?? 0)")
+        let holder = n.stdout.split(separator: "\n").first { $0.hasPrefix("holder ") }.flatMap { Int32($0.dropFirst(7)) }
+        #expect(n.stdout.components(separatedBy: "refused ").count == 13, "\(n.stdout)\n\(n.stderr)")
+        #expect(!n.stdout.contains("bound "), "\(n.stdout)")
+        let r = try f.sh("""
+            "$W" up v --peer 1 -- ping -c1 -W5 hub > /dev/null && echo "peer reaches hub"
+            kill -TERM $(cat hub.pid)
+            for i in $(seq 100); do kill -0 $(cat hub.pid) 2>/dev/null || break; sleep 0.05; done
+            cat hub.err
+            """)
+        if let holder { kill(holder, SIGKILL) }
+        #expect(r.stdout.contains("peer reaches hub\n"), "\(r.stdout)\n\(r.stderr)")
+        Self.expectNothingRunning(under: f.dir)
+    }
+
+    /// Issue 19, item 9: a VPN folder or a config with hooks that another
+    /// user owns, or that its group may write, is refused in one line that
+    /// names the path and the fix, and nothing runs (no hook, no tunnel).
+    @Test(.enabled(if: UpFixture.neighbour != nil, "needs root and WGNS_NEIGHBOUR_USER (scripts/host-setup.sh)"))
+    func foreignOrWritableFoldersAndHookConfigsAreRefused() throws {
+        let f = try UpFixture()
+        let made = try f.sh("""
+            "$W" vpn new gw --peers 1 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 9
+            "$W" vpn new theirs --peers 1 --endpoint 127.0.0.1:\(f.port) > /dev/null || exit 9
+            sed 's/^\\[Interface\\]/[Interface]\\nPostUp = touch hook-ran/' job.conf > hooks.conf
+            cp hooks.conf mine.conf && chmod 600 mine.conf
+            mkdir open && cp hooks.conf open/hooks.conf && chmod 775 open
+            chmod g+w gw
+            """)
+        #expect(made.status == 0, "\(made.stderr)")
+        // What another user made, readable to the test user (as a swapped-in folder would be).
+        let n = UpFixture.neighbour ?? "nobody"
+        let chowned = try shell("""
+            cd \(f.dir) && chown -R \(n) theirs hooks.conf && chmod 755 theirs && chmod 644 theirs/* hooks.conf
+            """)
+        #expect(chowned.status == 0, "\(chowned.stderr)")
+        let r = try f.sh("""
+            "$W" up gw --peer 1 -- true; echo "group-writable up status $?"
+            "$W" hub gw -- true; echo "group-writable hub status $?"
+            "$W" up theirs --peer 1 -- true; echo "foreign up status $?"
+            "$W" hub theirs -- true; echo "foreign hub status $?"
+            "$W" up hooks.conf -- true; echo "foreign hooks status $?"
+            "$W" up open/hooks.conf -- true; echo "hooks in a group-writable folder status $?"
+            [ -e hook-ran ] || [ -e open/hook-ran ] && echo "a hook ran"
+            "$W" up mine.conf -- true; echo "own hooks status $?"
+            [ -e hook-ran ] && echo "own hook ran"
+            """)
+        let out = r.stdout, err = r.stderr
+        for what in ["group-writable up", "group-writable hub", "foreign up", "foreign hub", "foreign hooks", "hooks in a group-writable folder"] {
+            #expect(out.contains("\(what) status 1\n"), "\(out)\n\(err)")
+        }
+        #expect(err.contains("wgns: gw: this VPN folder is writable by its group, who could change what wgns runs as you; run `chmod go-w gw`\n"), "\(err)")
+        #expect(err.contains("wgns: theirs: this VPN folder belongs to \(n), not to you, and wgns would run what it says as you; use one of your own (`wgns vpn new`, or a copy you own)\n"), "\(err)")
+        #expect(err.contains("wgns: hooks.conf: this config with hooks belongs to \(n), not to you, and wgns would run what it says as you; use one of your own (a copy you own)\n"), "\(err)")
+        #expect(err.contains("wgns: open: this folder of a config with hooks is writable by its group, who could change what wgns runs as you; run `chmod go-w open`\n"), "\(err)")
+        #expect(err.split(separator: "\n").count == 6, "\(err)")
+        #expect(!out.contains("a hook ran"))
+        #expect(out.contains("own hooks status 0\nown hook ran\n"), "\(out)\n\(err)")
+        Self.expectNothingRunning(under: f.dir)
+    }
 }

@@ -22,7 +22,10 @@ public final class HubState: @unchecked Sendable {
     var port: UInt16 = 0
     /// `--ports LO-HI`: the range to pick from (nil: any the kernel gives).
     var portRange: ClosedRange<UInt16>?
-    /// Sockets that hold the picked port (IPv4, IPv6) until pasta holds it too.
+    /// Sockets that hold the host port (IPv4, IPv6): before pasta starts,
+    /// marked SO_REUSEADDR so that pasta's bind joins them; once pasta is
+    /// confirmed, unmarked and kept for the hub's lifetime, so that no later
+    /// bind of the port succeeds, whatever its options (`confirm`).
     var reserved4: Int32 = -1
     var reserved6: Int32 = -1
     /// The IPv4 sockets on the picked port just before pasta started.
@@ -103,18 +106,19 @@ extension Hub {
     }
 
     /// When the namespaces exist, before pasta starts (in the supervisor
-    /// only, so that no other process inherits them): binds the picked port
-    /// again, IPv4 and IPv6, and only then marks the sockets SO_REUSEADDR,
-    /// so that pasta's reuse bind joins them but nobody else's can. A port
-    /// taken since it was picked is an EADDRINUSE carrier error: `serve`
-    /// then tries another. Nil when there is nothing to do or it worked.
+    /// only, so that no other process inherits them): binds the hub's port
+    /// (picked, or its ListenPort), IPv4 and IPv6, and only then marks the
+    /// sockets SO_REUSEADDR, so that pasta's reuse bind joins them. A picked
+    /// port taken since it was picked is an EADDRINUSE carrier error:
+    /// `serve` then tries another. Nil when there is nothing to do or it worked.
     static func reserve(_ plan: inout UpPlan) -> TunnelError? {
-        guard let h = plan.hub, h.picksPort else { return nil }
+        guard let h = plan.hub, h.port != 0 else { return nil }
         h.release()
         do {
             (_, h.reserved4, h.reserved6) = try bindUDP(port: h.port)
         } catch {
-            return TunnelError(.carrier, "the picked UDP port \(h.port) was taken before pasta could bind it", errno: .addressInUse)
+            return TunnelError(.carrier, h.picksPort ? "the picked UDP port \(h.port) was taken before pasta could bind it"
+                                                     : "UDP port \(h.port) (ListenPort) is taken on this host", errno: .addressInUse)
         }
         var one: Int32 = 1
         let size = socklen_t(MemoryLayout<Int32>.size)
@@ -129,21 +133,34 @@ extension Hub {
     /// SO_REUSEADDR and, when a bind fails, only logs it and runs on), and
     /// nobody else: exactly one IPv4 socket more than the reservation,
     /// which alone held the port when pasta started (pasta binds one per
-    /// address family). Then drops the reservation. Anything else is an
-    /// EADDRINUSE carrier error, which `serve` answers with another port.
+    /// address family). Anything else is an EADDRINUSE carrier error, which
+    /// `serve` answers with another port.
+    ///
+    /// Then the reservation stays, without SO_REUSEADDR: the kernel refuses
+    /// a UDP bind that overlaps a bound socket unless both have
+    /// SO_REUSEADDR, or both SO_REUSEPORT and the same uid, so no other uid
+    /// can bind the port on any address (0.0.0.0, 127.0.0.1, ::) for as long
+    /// as the hub lives, and steal the peers' datagrams. pasta keeps
+    /// receiving them: the kernel delivers to the socket bound last.
     static func confirm(_ plan: UpPlan) -> TunnelError? {
-        guard let h = plan.hub, h.picksPort, h.reserved4 >= 0 else { return nil }
-        defer { h.release() }
+        guard let h = plan.hub, h.reserved4 >= 0 else { return nil }
+        var kept = false
+        defer { if !kept { h.release() } }
         var st = stat()
         guard fstat(h.reserved4, &st) == 0 else { return nil }
         let mine = UInt64(st.st_ino)
         let others = udpSocketInodes(port: h.port, file: "/proc/net/udp").subtracting([mine])
         if others.isEmpty {
-            return TunnelError(.carrier, "pasta did not bind the picked UDP port \(h.port) on the host", errno: .addressInUse)
+            return TunnelError(.carrier, "pasta did not bind the \(h.picksPort ? "picked " : "")UDP port \(h.port) on the host", errno: .addressInUse)
         }
         if h.before != [mine] || others.count > 1 {
-            return TunnelError(.carrier, "another socket took the picked UDP port \(h.port) on the host while pasta started", errno: .addressInUse)
+            return TunnelError(.carrier, "another socket took the \(h.picksPort ? "picked " : "")UDP port \(h.port) on the host while pasta started", errno: .addressInUse)
         }
+        var zero: Int32 = 0
+        let size = socklen_t(MemoryLayout<Int32>.size)
+        setsockopt(h.reserved4, SOL_SOCKET, SO_REUSEADDR, &zero, size)
+        if h.reserved6 >= 0 { setsockopt(h.reserved6, SOL_SOCKET, SO_REUSEADDR, &zero, size) }
+        kept = true
         return nil
     }
 

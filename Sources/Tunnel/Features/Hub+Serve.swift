@@ -28,6 +28,8 @@ extension Hub {
     /// with another host port when pasta could not bind the picked one, and
     /// returns the status (the hub's, or COMMAND's).
     public static func serve(_ options: UpOptions, _ serve: ServeOptions) throws(TunnelError) -> Int32 {
+        // Before the config is read: a foreign VPN folder gets one line.
+        if let dir = serve.directory, let file = options.configFiles.first { try Ownership.checkVPN(dir, file: file) }
         var plan = try UpPlan.prepare(options)
         guard let h = plan.hub else { throw TunnelError(.config, "not a hub") }
         let file = options.configFiles.first ?? ""

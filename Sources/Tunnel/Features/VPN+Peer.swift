@@ -67,6 +67,7 @@ extension VPN {
     /// The member `wgns up DIR [--peer K]` stands for (see `peerConfigPath`).
     public static func member(in dir: String, peer: Int?, slurmProcID: String?) throws(TunnelError) -> Member {
         let path = try peerConfigPath(in: dir, peer: peer, slurmProcID: slurmProcID)
+        try Ownership.checkVPN(dir, file: path)
         let count = peerCount(dir)
         let k = Int(path.dropFirst(dir.count + "/peer-".count).dropLast(".conf".count)) ?? 0
         let c: TunnelConfig

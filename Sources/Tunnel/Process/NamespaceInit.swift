@@ -113,7 +113,9 @@ struct NamespaceInit {
             var controls: [String: any WireGuardControl] = [:]
             for i in plan.interfaces where !builtin.contains(i.name) {
                 if userspace.contains(i.name) {
-                    controls[i.name] = UserspaceWireGuard(socketDirectory: "\(run)/\(Namespace.socketFolder)")
+                    var uapi = UserspaceWireGuard(socketDirectory: "\(run)/\(Namespace.socketFolder)")
+                    uapi.drain = daemons.map(\.log)
+                    controls[i.name] = uapi
                 } else {
                     do { controls[i.name] = try KernelWireGuard() } catch { throw TunnelError(.noWireGuard, wrapping: error) }
                 }
@@ -251,7 +253,9 @@ struct NamespaceInit {
     }
 
     /// Waits for the job, passing signals on and draining daemon logs; ends
-    /// everything when the job ends.
+    /// everything when the job ends. When wireguard-go dies, the job gets
+    /// SIGTERM, and SIGKILL `Supervisor.stopGrace` seconds later if it is
+    /// still there; its status is then never 0.
     func superviseJob(_ job: ChildProcess, daemons: inout [WireGuardGo], control reader: inout ControlReader) -> Never {
         var mask = sigset_t()
         sigemptyset(&mask)
@@ -259,6 +263,7 @@ struct NamespaceInit {
         let sfd = CWGShim_signalfd(&mask)
         var jobStatus: Termination?
         var scratch = [UInt8](repeating: 0, count: 4096)
+        var killAt: UInt64?
         while jobStatus == nil {
             // Reap first: SIGCHLD may have arrived before the signalfd existed.
             while true {
@@ -270,13 +275,25 @@ struct NamespaceInit {
                     let d = daemons.remove(at: k)
                     writeStderr("wgns: wireguard-go for \(d.name) exited (\(Termination(waitStatus: st))); ending the job\n")
                     job.kill(SIGTERM)
+                    if killAt == nil { killAt = monotonicNanos() + UInt64(Supervisor.stopGrace * 1e9) }
                 }
             }
             if jobStatus != nil { break }
             var fds = [pollfd(fd: control, events: Int16(POLLIN), revents: 0),
                        pollfd(fd: sfd, events: Int16(POLLIN), revents: 0)]
             for d in daemons { fds.append(pollfd(fd: d.log, events: Int16(POLLIN), revents: 0)) }
-            if poll(&fds, nfds_t(fds.count), -1) < 0 { continue }
+            var timeout: Int32 = -1
+            if let t = killAt {
+                let now = monotonicNanos()
+                if now >= t {
+                    writeStderr("wgns: the job did not end within \(Supervisor.seconds(Supervisor.stopGrace)) of SIGTERM; killed it\n")
+                    job.kill(SIGKILL)
+                    killAt = UInt64.max
+                } else if t != UInt64.max {
+                    timeout = Int32((t - now) / 1_000_000 + 1)
+                }
+            }
+            if poll(&fds, nfds_t(fds.count), timeout) < 0 { continue }
             if fds[0].revents != 0 {
                 guard var message = reader.next() else { killAllAndExit(1) }  // the supervisor is gone
                 while true {
@@ -296,7 +313,8 @@ struct NamespaceInit {
         // longest is wireguard-go's: closing its inotify watch on the UAPI
         // socket waits for an SRCU grace period, 2-20 ms here.)
         _ = kill(-1, SIGKILL)
-        HolderStatus.jobExited(jobStatus!.shellStatus).send(on: status)
+        let shellStatus = jobStatus!.shellStatus
+        HolderStatus.jobExited(killAt != nil && shellStatus == 0 ? 1 : shellStatus).send(on: status)
         killAllAndExit(0)
     }
 

@@ -15,8 +15,20 @@ import Glibc
 /// If the carrier dies while the job runs, the job gets SIGTERM and wgns
 /// exits non-zero (the job's status, or 1 if the job exited 0): a tunnel
 /// without a carrier carries nothing, and restarting it would change the
-/// namespace under a running job.
+/// namespace under a running job. A job still running `stopGrace` seconds
+/// later is killed (SIGKILL), and wgns exits 1.
+///
+/// A signal during bring-up (before the job runs) ends the run at once,
+/// whatever step the namespace's pid 1 is in: if the job has not started
+/// within `signalGrace`, the holder is killed, and pid 1 and everything in
+/// its namespaces with it.
 public struct Supervisor {
+    /// Seconds a job has to end after SIGTERM when its tunnel broke.
+    public static let stopGrace: Double = 3
+    /// Seconds a signal during bring-up waits for the job to start (it may
+    /// be starting: it then gets the signal) before the run is ended.
+    static let signalGrace: Double = 0.5
+
     var plan: UpPlan
     var log: StepLog
     let holder: ChildProcess
@@ -48,6 +60,9 @@ public struct Supervisor {
     var interruptedBy: Int32?
     var pendingError: TunnelError?
     var exitStatus: Int32?
+    /// When set (monotonic ns): the moment the run ends if the job is still
+    /// not started (a signal in bring-up) or still running (a broken tunnel).
+    var deadline: UInt64?
 
     var running: Bool { exitStatus == nil && pendingError == nil && interruptedBy == nil }
 
@@ -161,7 +176,13 @@ public struct Supervisor {
         // holder has passed the namespaces), so that a client never waits on
         // a full backlog.
         if listener >= 0 { fds.append(pollfd(fd: listener, events: Int16(POLLIN), revents: 0)) }
-        if poll(&fds, nfds_t(fds.count), -1) < 0 { return }
+        var timeout: Int32 = -1
+        if let d = deadline {
+            let now = monotonicNanos()
+            guard d > now else { deadlinePassed(); return }
+            timeout = Int32(min((d - now) / 1_000_000 + 1, 60_000))
+        }
+        if poll(&fds, nfds_t(fds.count), timeout) < 0 { return }
         if let c = carrier, c.output >= 0, fds.contains(where: { $0.fd == c.output && $0.revents != 0 }) { c.drain() }
         if let k = fds.firstIndex(where: { $0.fd == listener && $0.revents != 0 }), k >= 2 { namedClientArrived() }
         if readyIndex >= 0 && fds[readyIndex].revents != 0 {
@@ -174,6 +195,21 @@ public struct Supervisor {
         }
         if fds[0].revents != 0 { statusArrived() }
     }
+
+    /// The deadline passed: a signal in bring-up whose job never started
+    /// ends the run; a job that outlived its broken tunnel by `stopGrace`
+    /// is killed with everything else.
+    mutating func deadlinePassed() {
+        deadline = nil
+        if let signo = pendingSignal, !jobRunning {
+            pendingSignal = nil
+            interruptedBy = signo
+        } else if carrierFailed {
+            pendingError = TunnelError(.carrier, "the job did not end within \(Self.seconds(Self.stopGrace)) of SIGTERM after the carrier exited; killed it")
+        }
+    }
+
+    static func seconds(_ s: Double) -> String { s == s.rounded() ? "\(Int(s)) s" : "\(s) s" }
 
     /// A client of a named tunnel (`wgns show/exec/down NAME`).
     mutating func namedClientArrived() {
@@ -231,6 +267,7 @@ public struct Supervisor {
                     send(.signal(signo))
                 } else if carrierReady && pendingError == nil {
                     pendingSignal = signo
+                    if deadline == nil { deadline = monotonicNanos() + UInt64(Self.signalGrace * 1e9) }
                 } else {
                     interruptedBy = signo
                     return
@@ -253,6 +290,7 @@ public struct Supervisor {
                 writeStderr("wgns: the data plane of \(d.name) exited (\(t)) during the job; ending the job\n")
                 carrierFailed = true
                 send(.signal(SIGTERM))
+                deadline = monotonicNanos() + UInt64(Self.stopGrace * 1e9)
             } else if pendingError == nil && exitStatus == nil {
                 pendingError = TunnelError(.setup, "the data plane of \(d.name) failed (\(t))")
             }
@@ -263,6 +301,7 @@ public struct Supervisor {
             writeStderr("wgns: carrier \(plan.carrier.rawValue) exited (\(t)) during the job; ending the job\(Self.said(c))\n")
             carrierFailed = true
             send(.signal(SIGTERM))
+            deadline = monotonicNanos() + UInt64(Self.stopGrace * 1e9)
         } else if !carrierReady {
             pendingError = TunnelError(.carrier, "carrier \(plan.carrier.rawValue) failed to start (\(t))" + Self.said(c))
         }
@@ -303,6 +342,7 @@ public struct Supervisor {
             jobRunning = true
             if let signo = pendingSignal {
                 pendingSignal = nil
+                deadline = nil
                 send(.signal(signo))
             }
             if let e = Hub.published(plan) { pendingError = e }
@@ -362,7 +402,10 @@ public struct Supervisor {
     }
 
     /// Closes the control pipe (pid 1 inside then ends everything there),
-    /// stops the carrier and waits for the holder.
+    /// stops the carrier and waits for the holder. A run that ends before
+    /// its job's status (a signal, an error) gives the holder `signalGrace`
+    /// and then kills it: pid 1 inside may be in a step that does not read
+    /// the control pipe (configuring 50,000 AllowedIPs), and dies with it.
     mutating func stopEverything() {
         log.mark()
         if control >= 0 { close(control); control = -1 }
@@ -370,6 +413,19 @@ public struct Supervisor {
         for k in dataPlanes.indices { _ = dataPlanes[k].stop() }
         dataPlanes = []
         log.step(plan.carrier == .noCarrier ? "data plane stopped" : "carrier stopped")
+        if holderEnded == nil && exitStatus == nil {
+            let end = monotonicNanos() + UInt64(Self.signalGrace * 1e9)
+            var info = signalfd_siginfo()
+            while holderEnded == nil {
+                if let t = holder.poll() { holderEnded = t; break }
+                let now = monotonicNanos()
+                if now >= end { holder.kill(SIGKILL); break }
+                var p = pollfd(fd: signals, events: Int16(POLLIN), revents: 0)
+                if poll(&p, 1, Int32((end - now) / 1_000_000 + 1)) > 0 {
+                    _ = read(signals, &info, MemoryLayout<signalfd_siginfo>.size)
+                }
+            }
+        }
         if holderEnded == nil { holderEnded = holder.wait() }
         log.step("namespaces ended")
     }

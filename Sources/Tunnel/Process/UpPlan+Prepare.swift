@@ -69,6 +69,7 @@ extension UpPlan {
         for file in options.configFiles {
             var c: TunnelConfig
             do { c = try TunnelConfig(contentsOf: file); try c.validateForUp(file: file) } catch { throw TunnelError(.config, wrapping: error) }
+            try Ownership.checkHooks(c, file: file)
             if let w = c.exposureWarning(file: file) { writeStderr("wgns: \(w)\n") }
             guard let key = c.interface.privateKey else {
                 throw TunnelError(.config, "\(file): [Interface] has no PrivateKey or PrivateKeyFile")
