@@ -20,6 +20,10 @@ extension WireGuardDevice: EngineCore {
     public var engineDeadline: UInt64 { nextDeadline }
     /// `EngineCore`: `snapshot`.
     public func engineSnapshot(name: String) -> Device { snapshot(name: name) }
+    /// `EngineCore`: `configure(_:sink:)`.
+    public func engineConfigure(_ config: DeviceConfig, output: EngineOutput) throws(BuiltinError) {
+        try configure(config, sink: output)
+    }
 }
 
 extension Engine {

@@ -20,6 +20,9 @@ public protocol EngineCore: AnyObject {
     var engineDeadline: UInt64 { get }
     /// The device as `wg show` would print it.
     func engineSnapshot(name: String) -> Device
+    /// Applies `config` with `wg set` semantics; a keepalive it turns on
+    /// goes out through `output` at once.
+    func engineConfigure(_ config: DeviceConfig, output: EngineOutput) throws(BuiltinError)
 }
 
 /// Where the core's output goes: datagrams to the UDP socket, decrypted
@@ -89,13 +92,26 @@ public final class Engine: @unchecked Sendable {
     /// UAPI `get=1` text (`Device.uapiText`).
     public static let snapshotRequest: UInt8 = UInt8(ascii: "g")
 
+    /// The device as `wg show` would print it (for a housekeeping task).
+    public func snapshot() -> Device { locked { core.engineSnapshot(name: name) } }
+
+    /// Changes the running device (`wg set` semantics; for a housekeeping task).
+    public func configure(_ config: DeviceConfig) throws(BuiltinError) {
+        pthread_mutex_lock(lock)
+        defer { pthread_mutex_unlock(lock) }
+        try core.engineConfigure(config, output: output)
+    }
+
     /// Runs until the supervisor closes `control` (or the TUN goes away
     /// with its namespace), then exits the process: the data plane is a
-    /// process of its own.
-    public func run(control: Int32) -> Never {
+    /// process of its own. `housekeeping`, when given, runs on the timer
+    /// thread at most every 100 ms, outside the core's lock (it may call
+    /// `snapshot` and `configure`), and never per packet.
+    public func run(control: Int32, housekeeping: ((Engine) -> Void)? = nil) -> Never {
         Self.startThread { [self] in readTUN() }
         Self.startThread { [self] in readUDP() }
         var request: UInt8 = 0
+        var nextHousekeeping: UInt64 = 0
         while true {
             let now = engineNow()
             let deadline = locked { core.engineDeadline }
@@ -113,6 +129,10 @@ public final class Engine: @unchecked Sendable {
             }
             if engineNow() >= locked({ core.engineDeadline }) || n == 0 {
                 locked { core.engineTick(output: output) }
+            }
+            if let housekeeping, engineNow() >= nextHousekeeping {
+                housekeeping(self)
+                nextHousekeeping = engineNow() + 100_000_000
             }
         }
     }

@@ -27,7 +27,9 @@ struct DataPlane {
     /// (opened with `offloads`, a `TUNOffloads` raw value). Closes `tun` in
     /// this process either way. Every descriptor of ours but its own three
     /// is closed in the child.
-    static func start(_ interface: UpPlan.Interface, tun: Int32, offloads: UInt32) throws(TunnelError) -> DataPlane {
+    /// With `mesh` (a mesh VPN member's first interface), the other members
+    /// are peers from the start and `MeshPaths` runs in the data plane.
+    static func start(_ interface: UpPlan.Interface, tun: Int32, offloads: UInt32, mesh: VPN.Mesh? = nil) throws(TunnelError) -> DataPlane {
         defer { close(tun) }
         let name = interface.name
         let port = interface.config.interface.listenPort ?? 0
@@ -54,7 +56,7 @@ struct DataPlane {
             // terminal's or a batch system's signals are for the job.
             for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU, SIGUSR1] { signal(s, SIG_IGN) }
             closeAllBut([0, 1, 2, tun, udp, pair[1]])
-            runChild(interface, tun: tun, offloads: offloads, socket: socket, control: pair[1])
+            runChild(interface, tun: tun, offloads: offloads, socket: socket, control: pair[1], mesh: mesh)
         }
         close(pair[1])
         return DataPlane(name: name, process: ChildProcess(pid: pid), control: pair[0], port: socket.port)
@@ -62,12 +64,19 @@ struct DataPlane {
 
     /// The child: the device config from the plan (already in this memory),
     /// the protocol core, then the engine until the supervisor goes.
-    static func runChild(_ interface: UpPlan.Interface, tun: Int32, offloads: UInt32, socket: UDPSocket, control: Int32) -> Never {
+    static func runChild(_ interface: UpPlan.Interface, tun: Int32, offloads: UInt32, socket: UDPSocket, control: Int32,
+                         mesh: VPN.Mesh?) -> Never {
         do {
-            let config = try deviceConfig(interface, port: socket.port)
+            var config = try deviceConfig(interface, port: socket.port)
+            if let mesh { config.peers += mesh.initialPeers }
             let core = try Engine.makeCore(config, mtu: Int(interface.mtu))
             let vnet = TUNOffloads(rawValue: offloads).contains(.vnetHeader)
-            Engine(core: core, name: interface.name, tun: tun, vnetHeader: vnet, socket: socket).run(control: control)
+            let engine = Engine(core: core, name: interface.name, tun: tun, vnetHeader: vnet, socket: socket)
+            if let mesh {
+                let paths = MeshPaths(mesh)
+                engine.run(control: control) { paths.tick($0) }
+            }
+            engine.run(control: control)
         } catch {
             writeStderr("wgns: data plane for \(interface.name): \(error)\n")
             _exit(1)

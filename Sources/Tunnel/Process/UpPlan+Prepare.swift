@@ -42,6 +42,9 @@ public struct UpOptions: Sendable {
     public var hosts: String?
     public var environment: [String] = []
     public var peerEndpoint: Endpoint?
+    /// A member of a mesh VPN (`wgns up DIR` of a `--topology mesh` VPN):
+    /// on the builtin backend its data plane goes direct to the others.
+    public var mesh: VPN.Mesh?
     /// How to start the holder: a program and arguments that end up calling
     /// `Holder.run()` (e.g. the wgns binary with a hidden subcommand).
     public var holderCommand: [String] = []
@@ -189,6 +192,10 @@ extension UpPlan {
         plan.isolate = setting(options.isolate, \.isolate) ?? plan.fullTunnel
         log.step(containment(plan))
         (plan.hosts, plan.environment) = (options.hosts, options.environment)
+        if var m = options.mesh {
+            m.verbose = options.verbose
+            plan.mesh = m
+        }
         if options.hub {
             try Hub.check(configs, files: options.configFiles, plan: &plan)
         } else if options.command.isEmpty && options.name != nil {

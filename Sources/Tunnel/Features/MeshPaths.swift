@@ -1,0 +1,194 @@
+import BuiltinWireGuard
+import KeyStore
+import WGNetlink
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The path manager of a mesh member on the builtin backend: it runs in the
+/// member's data plane (the engine's timer thread, `Engine.run`'s
+/// housekeeping, never per packet) and moves each other member's host
+/// prefixes between the hub's peer entry (relayed) and that member's own
+/// entry (direct).
+///
+/// - Every other member starts relayed: its /32 falls under the hub's
+///   subnet route, and its own entry has no endpoint and no AllowedIPs.
+/// - `DIR/peer-J.endpoint` files are read at most once a second (and only
+///   when the folder's mtime changed), backing off to once every 30 s once
+///   every member is direct. A newly published member gets its endpoint
+///   and a 25 s keepalive, which starts a handshake at once: the member
+///   that starts later initiates, and the earlier one learns its endpoint
+///   from the authenticated initiation.
+/// - A completed handshake with J moves J's prefixes to J's entry
+///   (`replaceAllowedIPs`; the more specific /32 wins over the hub's
+///   subnet). Nothing received from J for `silence` moves them back (the
+///   entry's AllowedIPs emptied: the hub's subnet covers J again); a newer
+///   handshake later moves them forward again.
+/// - Each change is a line on stderr with `-v`, and the view is written to
+///   `DIR/peer-K.paths` (on change, and every 10 s while counters move) for
+///   `wgns vpn status`.
+final class MeshPaths {
+    struct Member {
+        let peer: Int
+        let key: PublicKey
+        let prefixes: [IPPrefix]
+        /// The published endpoint last applied (nil: none seen).
+        var published: MemberEndpoint?
+        var direct = false
+        var reason = "not published yet, relayed through the hub"
+        /// Receive bytes last seen, and when they last grew (monotonic ns).
+        var receiveBytes: UInt64 = 0
+        var receivedAt: UInt64 = 0
+        /// Wall seconds of the last move back to the relay: only a newer
+        /// handshake moves it forward again.
+        var relayedAt: Int64 = 0
+    }
+
+    let mesh: VPN.Mesh
+    var members: [Member]
+    var nextScan: UInt64 = 0
+    var scanInterval: UInt64 = MeshPaths.second
+    var folderTime = timespec()
+    var nextSnapshot: UInt64 = 0
+    var nextWrite: UInt64 = 0
+    var changed = true
+    /// The reason last printed per member (`-v` prints changes only).
+    var printed: [Int: String] = [:]
+
+    static let second: UInt64 = 1_000_000_000
+    /// The keepalive of a direct entry (as the VPN's toward the hub).
+    static let keepalive: UInt16 = VPN.keepalive
+    /// Nothing received from a direct member for this long (a missed
+    /// keepalive plus REKEY_TIMEOUT and slack): back to the relay.
+    static let silence: UInt64 = UInt64(VPN.keepalive + 15) * second
+    /// The longest pause between two reads of the folder.
+    static let maxScanInterval: UInt64 = 30 * second
+
+    init(_ mesh: VPN.Mesh) {
+        self.mesh = mesh
+        members = mesh.keys.enumerated().compactMap { i, key in
+            i + 1 == mesh.peer ? nil : Member(peer: i + 1, key: key, prefixes: mesh.prefixes(of: i + 1))
+        }
+    }
+
+    /// One housekeeping turn (`Engine.run` calls it about every 100 ms).
+    func tick(_ engine: Engine) {
+        let now = monotonic()
+        if now >= nextScan {
+            scan(engine, now: now)
+            nextScan = now + scanInterval
+        }
+        // While some member with an endpoint waits for its handshake, look
+        // every turn; otherwise once a second.
+        let waiting = members.contains { !$0.direct && $0.published != nil }
+        guard waiting || now >= nextSnapshot else { return }
+        nextSnapshot = now + Self.second
+        let device = engine.snapshot()
+        var byKey: [PublicKey: Peer] = [:]
+        for p in device.peers { byKey[p.publicKey] = p }
+        let wall = Int64(time(nil))
+        var moves: [PeerConfig] = []
+        var moved = false
+        for i in members.indices {
+            guard let p = byKey[members[i].key] else { continue }
+            if p.receiveBytes != members[i].receiveBytes {
+                members[i].receiveBytes = p.receiveBytes
+                members[i].receivedAt = now
+            }
+            let handshake = p.lastHandshake.seconds
+            if !members[i].direct {
+                guard handshake > 0, handshake >= members[i].relayedAt, wall - handshake < 180, let e = p.endpoint else {
+                    if let e = p.endpoint, members[i].published != nil || members[i].reason.hasPrefix("not") {
+                        let r = "no direct handshake yet (trying \(e)), relayed through the hub"
+                        if members[i].reason != r && !members[i].reason.hasPrefix("silent") { members[i].reason = r; changed = true }
+                    }
+                    continue
+                }
+                members[i].direct = true
+                members[i].receivedAt = now
+                members[i].reason = "direct: handshake with \(e)"
+                moves.append(PeerConfig(publicKey: members[i].key, persistentKeepaliveInterval: Self.keepalive,
+                                        replaceAllowedIPs: true, allowedIPs: members[i].prefixes))
+                moved = true
+            } else if now - members[i].receivedAt > Self.silence {
+                members[i].direct = false
+                members[i].relayedAt = wall + 1
+                members[i].reason = "silent for \((now - members[i].receivedAt) / Self.second) s on \(p.endpoint.map { "\($0)" } ?? "-"), relayed through the hub"
+                moves.append(PeerConfig(publicKey: members[i].key, replaceAllowedIPs: true, allowedIPs: []))
+                moved = true
+            }
+        }
+        if !moves.isEmpty {
+            var c = DeviceConfig()
+            c.peers = moves
+            try? engine.configure(c)
+        }
+        if moved {
+            changed = true
+            // Every pair direct: the folder has nothing more to say soon.
+            scanInterval = members.allSatisfy(\.direct) ? min(scanInterval * 2, Self.maxScanInterval) : Self.second
+        }
+        if changed || now >= nextWrite { write(device: device, now: now) }
+    }
+
+    /// Reads the members' endpoint files when the folder changed, and
+    /// gives a newly published (or moved) member its endpoint and keepalive.
+    func scan(_ engine: Engine, now: UInt64) {
+        var st = stat()
+        if stat(mesh.directory, &st) == 0 {
+            if st.st_mtim.tv_sec == folderTime.tv_sec && st.st_mtim.tv_nsec == folderTime.tv_nsec {
+                if members.allSatisfy(\.direct) { scanInterval = min(scanInterval * 2, Self.maxScanInterval) }
+                return
+            }
+            folderTime = st.st_mtim
+        }
+        var updates: [PeerConfig] = []
+        for i in members.indices {
+            guard case .live(let record) = MemberEndpoint.read(mesh.directory, peer: members[i].peer),
+                  record != members[i].published, let address = record.socketAddress() else { continue }
+            members[i].published = record
+            updates.append(PeerConfig(publicKey: members[i].key, endpoint: address, persistentKeepaliveInterval: Self.keepalive))
+            if !members[i].direct { members[i].reason = "published at \(address), trying it; relayed through the hub" }
+            changed = true
+        }
+        if !updates.isEmpty {
+            var c = DeviceConfig()
+            c.peers = updates
+            try? engine.configure(c)
+            scanInterval = Self.second
+        }
+    }
+
+    /// `DIR/peer-K.paths`, and the changes on stderr with `-v`.
+    func write(device: Device, now: UInt64) {
+        nextWrite = now + 10 * Self.second
+        var byKey: [PublicKey: Peer] = [:]
+        for p in device.peers { byKey[p.publicKey] = p }
+        var text = "# peer-\(mesh.peer)'s paths: member state endpoint last-handshake rx tx reason\n"
+        var lines = ""
+        for m in members {
+            let p = byKey[m.key]
+            let state = m.direct ? "direct" : "relayed"
+            text += "peer-\(m.peer) \(state) \(p?.endpoint.map { "\($0)" } ?? "-") \(p?.lastHandshake.seconds ?? 0) \(p?.receiveBytes ?? 0) \(p?.transmitBytes ?? 0) \(m.reason)\n"
+            if printed[m.peer] != m.reason {
+                printed[m.peer] = m.reason
+                lines += "wgns: mesh: peer-\(m.peer): \(m.reason)\n"
+            }
+        }
+        if mesh.verbose && !lines.isEmpty { writeStderr(lines) }
+        changed = false
+        try? VPN.writePrivateFile(Array(text.utf8), to: VPN.pathsPath(mesh.directory, mesh.peer))
+    }
+
+    func monotonic() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
+    }
+}
+
+extension VPN {
+    /// `DIR/peer-K.paths`: member K's view of its paths to the others
+    /// (written by its data plane, read by `wgns vpn status`).
+    public static func pathsPath(_ dir: String, _ k: Int) -> String { "\(dir)/peer-\(k).paths" }
+}
