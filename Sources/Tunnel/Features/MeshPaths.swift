@@ -21,7 +21,8 @@ import Glibc
 ///   from the authenticated initiation.
 /// - A completed handshake with J moves J's prefixes to J's entry
 ///   (`replaceAllowedIPs`; the more specific /32 wins over the hub's
-///   subnet). Nothing received from J for `silence` moves them back (the
+///   subnet). Data sent to J and nothing heard back for `silence`, or no
+///   handshake for 3 minutes, moves them back (the
 ///   entry's AllowedIPs emptied: the hub's subnet covers J again); a newer
 ///   handshake later moves them forward again.
 /// - Each change is a line on stderr with `-v`, and the view is written to
@@ -36,9 +37,11 @@ final class MeshPaths {
         var published: MemberEndpoint?
         var direct = false
         var reason = "not published yet, relayed through the hub"
-        /// Receive bytes last seen, and when they last grew (monotonic ns).
+        /// Bytes last seen each way, and since when (monotonic ns) it has
+        /// sent without hearing back (nil: everything sent was answered).
         var receiveBytes: UInt64 = 0
-        var receivedAt: UInt64 = 0
+        var transmitBytes: UInt64 = 0
+        var unanswered: UInt64?
         /// Wall seconds of the last move back to the relay: only a newer
         /// handshake moves it forward again.
         var relayedAt: Int64 = 0
@@ -58,9 +61,13 @@ final class MeshPaths {
     static let second: UInt64 = 1_000_000_000
     /// The keepalive of a direct entry (as the VPN's toward the hub).
     static let keepalive: UInt16 = VPN.keepalive
-    /// Nothing received from a direct member for this long (a missed
-    /// keepalive plus REKEY_TIMEOUT and slack): back to the relay.
-    static let silence: UInt64 = UInt64(VPN.keepalive + 15) * second
+    /// Data (or an initiation) sent to a direct member and nothing heard
+    /// back for this long: back to the relay. A peer that got data answers
+    /// within KEEPALIVE_TIMEOUT (10 s) even with nothing to say; REKEY_TIMEOUT
+    /// (5 s) and slack on top. Keepalives are not counted: persistent
+    /// keepalives restart on traffic either way, so in a quiet pair one
+    /// side may send every one of them and never hear one back.
+    static let silence: UInt64 = 20 * second
     /// The longest pause between two reads of the folder.
     static let maxScanInterval: UInt64 = 30 * second
 
@@ -93,7 +100,14 @@ final class MeshPaths {
             guard let p = byKey[members[i].key] else { continue }
             if p.receiveBytes != members[i].receiveBytes {
                 members[i].receiveBytes = p.receiveBytes
-                members[i].receivedAt = now
+                members[i].unanswered = nil
+            }
+            if p.transmitBytes != members[i].transmitBytes {
+                let sent = p.transmitBytes &- members[i].transmitBytes
+                members[i].transmitBytes = p.transmitBytes
+                // A keepalive (exactly 32 bytes) asks for no answer; data
+                // and handshake initiations do.
+                if sent != 32 && members[i].unanswered == nil { members[i].unanswered = now }
             }
             let handshake = p.lastHandshake.seconds
             if !members[i].direct {
@@ -105,15 +119,16 @@ final class MeshPaths {
                     continue
                 }
                 members[i].direct = true
-                members[i].receivedAt = now
+                members[i].unanswered = nil
                 members[i].reason = "direct: handshake with \(e)"
                 moves.append(PeerConfig(publicKey: members[i].key, persistentKeepaliveInterval: Self.keepalive,
                                         replaceAllowedIPs: true, allowedIPs: members[i].prefixes))
                 moved = true
-            } else if now - members[i].receivedAt > Self.silence {
+            } else if let why = silent(members[i], handshake: handshake, now: now, wall: wall) {
                 members[i].direct = false
+                members[i].unanswered = nil
                 members[i].relayedAt = wall + 1
-                members[i].reason = "silent for \((now - members[i].receivedAt) / Self.second) s on \(p.endpoint.map { "\($0)" } ?? "-"), relayed through the hub"
+                members[i].reason = "silent: \(why) on \(p.endpoint.map { "\($0)" } ?? "-"), relayed through the hub"
                 moves.append(PeerConfig(publicKey: members[i].key, replaceAllowedIPs: true, allowedIPs: []))
                 moved = true
             }
@@ -129,6 +144,18 @@ final class MeshPaths {
             scanInterval = members.allSatisfy(\.direct) ? min(scanInterval * 2, Self.maxScanInterval) : Self.second
         }
         if changed || now >= nextWrite { write(device: device, now: now) }
+    }
+
+    /// Why a direct path is dead, or nil while it is not: data or a
+    /// handshake initiation sent and nothing received for `silence`, or no
+    /// handshake for REJECT_AFTER_TIME (a live path rekeys every 2 min,
+    /// keepalives included).
+    func silent(_ m: Member, handshake: Int64, now: UInt64, wall: Int64) -> String? {
+        if let since = m.unanswered, now - since > Self.silence {
+            return "nothing back for \((now - since) / Self.second) s after data or a handshake"
+        }
+        if handshake > 0 && wall - handshake > 180 { return "no handshake for \(wall - handshake) s" }
+        return nil
     }
 
     /// Reads the members' endpoint files when the folder changed, and
