@@ -34,11 +34,35 @@ public final class EngineOutput: @unchecked Sendable {
     let socket: UDPSocket
     /// Room for a sockaddr_in6, reused for every send.
     let address = UnsafeMutableRawPointer.allocate(byteCount: 32, alignment: 8)
+    /// While the receive thread hands a batch of datagrams to the core,
+    /// decrypted packets are copied into `arena` and collected in
+    /// `tunBatch`, to be written together (TCP segments of one flow as one
+    /// super-packet, UDP ones too where the TUN took USO); otherwise each
+    /// packet is written at once. The core's own buffer is reused by its
+    /// next call, hence the copy.
+    var collecting = false
+    let tunBatch: TUNWriteBatch
+    let arena: UnsafeMutableRawBufferPointer
+    var arenaUsed = 0
+    static let arenaSize = 4 << 20
 
-    init(tun: Int32, vnetHeader: Bool, socket: UDPSocket) {
+    init(tun: Int32, offloads: TUNOffloads, socket: UDPSocket) {
         self.tun = tun
-        self.vnetHeader = vnetHeader
+        self.vnetHeader = offloads.contains(.vnetHeader)
         self.socket = socket
+        tunBatch = TUNWriteBatch(capacity: 256, coalesce: vnetHeader, coalesceUDP: offloads.contains(.uso4) && offloads.contains(.uso6))
+        arena = .allocate(byteCount: Self.arenaSize, alignment: 16)
+    }
+
+    /// Writes what was collected and empties the batch.
+    func flush() {
+        if tunBatch.count > 0 {
+            let fd = Descriptor(owning: tun)
+            tunBatch.write(to: fd, vnetHeader: vnetHeader)
+            _ = fd.release()
+            tunBatch.removeAll()
+        }
+        arenaUsed = 0
     }
 
     /// Sends one datagram to `endpoint` (`sendto`); a full socket buffer or
@@ -55,6 +79,17 @@ public final class EngineOutput: @unchecked Sendable {
     /// Writes one decrypted IP packet to the TUN (after an all-zero vnet
     /// header when the TUN has them); a full queue drops it.
     public func write(_ packet: UnsafeRawBufferPointer) {
+        if collecting {
+            let room = (packet.count + 15) & ~15
+            if arenaUsed + room > arena.count || tunBatch.count == tunBatch.capacity { flush() }
+            if room <= arena.count {
+                let slot = UnsafeMutableRawBufferPointer(rebasing: arena[arenaUsed..<(arenaUsed + packet.count)])
+                slot.copyMemory(from: packet)
+                arenaUsed += room
+                tunBatch.append(slot)
+                return
+            }
+        }
         let fd = Descriptor(owning: tun)
         try? TUNDevice.write(fd, packet: packet, vnetHeader: vnetHeader)
         _ = fd.release()
@@ -71,13 +106,13 @@ public final class Engine: @unchecked Sendable {
     let name: String
     let lock: UnsafeMutablePointer<pthread_mutex_t>
 
-    /// An engine for interface `name` between `tun` (a TUN descriptor, with
-    /// vnet headers when `vnetHeader`, which it owns from here on) and the
-    /// bound UDP socket `socket` of the host.
-    public init(core: any EngineCore, name: String, tun: Int32, vnetHeader: Bool, socket: UDPSocket) {
+    /// An engine for interface `name` between `tun` (a TUN descriptor set
+    /// up with `offloads`, which it owns from here on) and the bound UDP
+    /// socket `socket` of the host.
+    public init(core: any EngineCore, name: String, tun: Int32, offloads: TUNOffloads, socket: UDPSocket) {
         self.core = core
         self.name = name
-        self.output = EngineOutput(tun: tun, vnetHeader: vnetHeader, socket: socket)
+        self.output = EngineOutput(tun: tun, offloads: offloads, socket: socket)
         lock = .allocate(capacity: 1)
         pthread_mutex_init(lock, nil)
     }
@@ -171,12 +206,19 @@ public final class Engine: @unchecked Sendable {
         while true {
             let n: Int
             do { n = try output.socket.receive(into: batch) } catch {
-                if error.errno == .interrupted { continue }
-                _exit(1)
+                // A socket that is gone ends the data plane; anything else
+                // (an ICMP error queued on it, no memory for a moment) is
+                // one lost receive.
+                if error.errno == .badFileDescriptor || error.errno == .notSocket { _exit(1) }
+                if error.errno != .interrupted { usleep(1000) }
+                continue
             }
             guard n > 0 else { continue }
             locked {
+                output.collecting = true
                 for i in 0..<n { core.engineIncoming(UnsafeRawBufferPointer(batch.datagram(i)), from: batch.source(i), output: output) }
+                output.flush()
+                output.collecting = false
             }
         }
     }

@@ -8,15 +8,22 @@ import KeyStore
 /// the host, the wireguard-go side is `wgns up --backend wireguard-go` (its
 /// port forwarded by pasta, or reaching the host's loopback through
 /// slirp4netns). Debian 12's wireguard-go is /usr/bin's; Debian 13's is
-/// used where `$WGNS_WIREGUARD_GO_13` or build-cache/wireguard-go-13 has it.
+/// used where `$WGNS_WIREGUARD_GO_13`, build-cache/wireguard-go-13 or the
+/// version matrix's Debian 13 root (matrix-cache/trixie-*) has it.
 @Suite(.serialized) struct BuiltinTests {
     /// Debian 13's wireguard-go (0.0.20231211, which says v0.0.20230223), if here.
     static let wireguardGo13: String? = {
         if let p = ProcessInfo.processInfo.environment["WGNS_WIREGUARD_GO_13"], !p.isEmpty { return p }
         var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         for _ in 0..<2 { dir = dir.deletingLastPathComponent() }
-        let p = dir.appendingPathComponent("build-cache/wireguard-go-13/root/usr/bin/wireguard-go").path
-        return FileManager.default.isExecutableFile(atPath: p) ? p : nil
+        // build-cache (where a bench or a hand put it), else the version
+        // matrix's Debian 13 root (scripts/matrix/run.sh).
+        var candidates = [dir.appendingPathComponent("build-cache/wireguard-go-13/root/usr/bin/wireguard-go").path]
+        let matrix = dir.appendingPathComponent("matrix-cache").path
+        for root in ((try? FileManager.default.contentsOfDirectory(atPath: matrix)) ?? []).sorted() where root.hasPrefix("trixie-") {
+            candidates.append("\(matrix)/\(root)/usr/bin/wireguard-go")
+        }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }()
 
     /// The wireguard-go versions to meet: "12" always, "13" where it is here.
@@ -238,5 +245,58 @@ extension BuiltinTests {
         #expect(r.stdout.contains("job got TERM\n"), "\(r.stdout)\n\(r.stderr)")
         #expect(r.stdout.contains("status 1\n"), "\(r.stdout)\n\(r.stderr)")
         #expect(r.stderr == "wgns: the data plane of wg0 exited (signal 9) during the job; ending the job\n", "\(r.stderr)")
+    }
+}
+
+extension BuiltinTests {
+    /// A split tunnel on the builtin backend still gets a carrier, for its
+    /// traffic outside the tunnel (tap0 is there, and the carrier's resolver
+    /// with it), but WireGuard's own UDP never goes through the carrier: the
+    /// wireguard-go peer sees the job at the data plane's host port, the one
+    /// `-v` names.
+    @Test func splitTunnelKeepsACarrierButNotForWireGuard() throws {
+        let f = try UpFixture()
+        let name = "bts\(UInt16.random(in: 1000...9999))"
+        let r = try f.sh("""
+            rm -f ready; mkfifo ready
+            "$W" up --backend wireguard-go --name \(name) peer.conf -- sh -c 'echo > ready; sleep 30' > peer.out 2>&1 &
+            PEER=$!
+            read x < ready
+            "$W" up -v --backend builtin --host-loopback job.conf -- sh -c 'echo links $(ip -o link show | cut -d: -f2 | tr -d " " | sort | tr "\\n" " "); ping -c 2 -W 5 10.99.0.1 | grep received'
+            echo "job status $?"
+            "$W" show \(name) endpoints | sed 's/^/peer sees /'
+            "$W" down \(name); wait $PEER
+            """)
+        #expect(r.stdout.contains("links lo tap0 wg0\n"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("2 received"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("job status 0"))
+        #expect(r.stderr.contains("carrier slirp4netns ready") || r.stderr.contains("carrier pasta ready"), "\(r.stderr)")
+        let port = r.stderr.split(separator: "\n").first { $0.contains("data plane for wg0 started") }?
+            .split(separator: " ").drop { $0 != "port" }.dropFirst().first
+        #expect(port != nil, "\(r.stderr)")
+        #expect(r.stdout.contains("peer sees wg0\t\(f.jobKey.publicKey.base64)\t127.0.0.1:\(port ?? "?")\n"), "\(r.stdout)\n\(r.stderr)")
+    }
+}
+
+extension BuiltinTests {
+    /// A ListenPort another socket holds on the host: one line naming the
+    /// interface and the port, exit 1, and nothing left running.
+    @Test func listenPortInUseIsOneLine() throws {
+        let f = try UpFixture()
+        let peer = try String(contentsOfFile: "\(f.dir)/peer.conf", encoding: .utf8)
+        try f.write("builtin.conf", String(peer[..<peer.range(of: "[Namespace]")!.lowerBound]))
+        let r = try f.sh("""
+            python3 -c 'import socket,sys,time
+            s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            s.bind(("::", int(sys.argv[1]))); print("bound", flush=True); time.sleep(5)' \(f.port) > holder.out &
+            L=$!
+            for i in $(seq 100); do grep -q bound holder.out && break; sleep 0.05; done
+            "$W" up --backend builtin builtin.conf -- true
+            echo "status $?"
+            kill -KILL $L; wait $L 2>/dev/null
+            """)
+        #expect(r.stdout.hasSuffix("status 1\n"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stderr.hasPrefix("wgns: wg0: cannot bind the UDP socket to port \(f.port)") && r.stderr.filter { $0 == "\n" }.count == 1, "\(r.stderr)")
+        VPNHubTests.expectNothingRunning(under: f.dir)
     }
 }

@@ -208,24 +208,26 @@ final class UpFixture {
         #expect(r.stdout.contains("peer status 0"))
     }
 
-    @Test func jobRunsAsMappedIDs() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func jobRunsAsMappedIDs(backend: String) throws {
         let f = try UpFixture()
-        let mine = try f.sh(#""$W" up --backend wireguard-go job.conf -- sh -c 'echo "$(id -u) $(id -g)"; ip link set wg0 down 2>/dev/null && echo changed || echo refused'"#)
+        let mine = try f.sh(#""$W" up --backend \#(backend) job.conf -- sh -c 'echo "$(id -u) $(id -g)"; ip link set wg0 down 2>/dev/null && echo changed || echo refused'"#)
         #expect(mine.status == 0, "\(mine.stderr)")
         #expect(mine.stdout == "\(f.uid) \(f.gid)\nrefused\n")
         // Root inside is root of the job's own user namespace: no power over wg0.
-        let root = try f.sh(#""$W" up --backend wireguard-go --map-uid 0 --map-gid 0 job.conf -- sh -c 'echo "$(id -u) $(id -g)"; ip link set wg0 down 2>/dev/null && echo changed || echo refused'"#)
+        let root = try f.sh(#""$W" up --backend \#(backend) --map-uid 0 --map-gid 0 job.conf -- sh -c 'echo "$(id -u) $(id -g)"; ip link set wg0 down 2>/dev/null && echo changed || echo refused'"#)
         #expect(root.status == 0, "\(root.stderr)")
         #expect(root.stdout == "0 0\nrefused\n")
         // Only when asked for in so many words.
-        let admin = try f.sh(#""$W" up --backend wireguard-go --net-admin job.conf -- sh -c 'echo "$(id -u) $(id -g)"; ip link set wg0 down && echo changed'"#)
+        let admin = try f.sh(#""$W" up --backend \#(backend) --net-admin job.conf -- sh -c 'echo "$(id -u) $(id -g)"; ip link set wg0 down && echo changed'"#)
         #expect(admin.status == 0, "\(admin.stderr)")
         #expect(admin.stdout == "0 0\nchanged\n")
-        let other = try f.sh(#""$W" up --backend wireguard-go --map-uid 1234 --map-gid 4321 job.conf -- sh -c 'echo "$(id -u) $(id -g)"'"#)
+        let other = try f.sh(#""$W" up --backend \#(backend) --map-uid 1234 --map-gid 4321 job.conf -- sh -c 'echo "$(id -u) $(id -g)"'"#)
         #expect(other.stdout == "1234 4321\n", "\(other.stderr)")
     }
 
-    @Test func namespaceHasTunnelRoutesAndDNS() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func namespaceHasTunnelRoutesAndDNS(backend: String) throws {
         let f = try UpFixture()
         try f.write("dns.conf", """
             [Interface]
@@ -241,10 +243,10 @@ final class UpFixture {
 
             """)
         // A full tunnel is isolated by default: only lo and wg0.
-        let iso = try f.sh(#""$W" up --backend wireguard-go dns.conf -- sh -c 'ip -o link show | cut -d: -f2 | tr -d " " | tr "\n" " "; ip route get 10.0.2.3'"#)
+        let iso = try f.sh(#""$W" up --backend \#(backend) dns.conf -- sh -c 'ip -o link show | cut -d: -f2 | tr -d " " | tr "\n" " "; ip route get 10.0.2.3'"#)
         #expect(iso.status == 0, "\(iso.stderr)")
         #expect(iso.stdout.hasPrefix("lo wg0 10.0.2.3 dev wg0"), "\(iso.stdout)")
-        let r = try f.sh(#""$W" up --backend wireguard-go --no-isolate dns.conf -- sh -c 'cat /etc/resolv.conf; ip -o link show wg0; ip route show table 51820; ip -6 route show table 51820; ip route get 1.1.1.1; ip route get 10.0.2.3'"#)
+        let r = try f.sh(#""$W" up --backend \#(backend) --no-isolate dns.conf -- sh -c 'cat /etc/resolv.conf; ip -o link show wg0; ip route show table 51820; ip -6 route show table 51820; ip route get 1.1.1.1; ip route get 10.0.2.3'"#)
         #expect(r.status == 0, "\(r.stderr)")
         #expect(r.stdout.contains("nameserver 10.99.0.53\nnameserver fd99::53\nsearch corp.example lab.example\n"))
         #expect(r.stdout.contains("mtu 1400"))
@@ -256,14 +258,15 @@ final class UpFixture {
         #expect(!((try? String(contentsOfFile: "/etc/resolv.conf", encoding: .utf8)) ?? "").contains("10.99.0.53"))
     }
 
-    @Test func exitStatusAndSignalsPass() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func exitStatusAndSignalsPass(backend: String) throws {
         let f = try UpFixture()
-        let seven = try f.sh(#""$W" up --backend wireguard-go job.conf -- sh -c 'exit 7'"#)
+        let seven = try f.sh(#""$W" up --backend \#(backend) job.conf -- sh -c 'exit 7'"#)
         #expect(seven.status == 7)
         for (sig, expected) in [("TERM", "42"), ("HUP", "43"), ("INT", "44")] {
             let r = try f.sh("""
                 rm -f up; mkfifo up
-                "$W" up --backend wireguard-go job.conf -- sh -c 'trap "exit 42" TERM; trap "exit 43" HUP; trap "exit 44" INT; echo go > up; while :; do sleep 0.05; done' &
+                "$W" up --backend \(backend) job.conf -- sh -c 'trap "exit 42" TERM; trap "exit 43" HUP; trap "exit 44" INT; echo go > up; while :; do sleep 0.05; done' &
                 P=$!
                 read x < up
                 kill -\(sig) $P
@@ -272,13 +275,14 @@ final class UpFixture {
             #expect(r.stdout.contains("status \(expected)"), "\(sig): \(r.stdout) \(r.stderr)")
         }
         // A job killed by a signal: wgns exits 128 + the signal, as a shell.
-        let killed = try f.sh(#""$W" up --backend wireguard-go job.conf -- sh -c 'kill -KILL $$'"#)
+        let killed = try f.sh(#""$W" up --backend \#(backend) job.conf -- sh -c 'kill -KILL $$'"#)
         #expect(killed.status == 137)
     }
 
-    @Test func missingCommandIs127() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func missingCommandIs127(backend: String) throws {
         let f = try UpFixture()
-        let r = try f.sh(#""$W" up --backend wireguard-go job.conf -- no-such-command-here"#)
+        let r = try f.sh(#""$W" up --backend \#(backend) job.conf -- no-such-command-here"#)
         #expect(r.status == 127)
         #expect(r.stderr == "wgns: no-such-command-here: command not found\n")
     }
@@ -314,13 +318,14 @@ final class UpFixture {
         #expect(!FileManager.default.fileExists(atPath: "/run/wireguard/wg0.sock"))
     }
 
-    @Test func keyNeverInArgvOrEnvironment() throws {
+    @Test(arguments: ["wireguard-go", "builtin"])
+    func keyNeverInArgvOrEnvironment(backend: String) throws {
         let f = try UpFixture()
         let secret = f.jobKey.base64Secret()
         let hex = f.jobKey.withUnsafeBytes { $0.map { String(format: "%02x", $0) }.joined() }
         _ = try f.sh("""
             rm -f up; mkfifo up
-            "$W" up --backend wireguard-go job.conf -- sh -c 'echo go > up; exec sleep 1000' > /dev/null 2>&1 &
+            "$W" up --backend \(backend) job.conf -- sh -c 'echo go > up; exec sleep 1000' > /dev/null 2>&1 &
             echo $! > wgns.pid
             read x < up
             """)

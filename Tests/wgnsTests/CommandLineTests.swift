@@ -161,7 +161,7 @@ import TestSupport
         let none = try conf("none", "Carrier = none\nBackend = userspace")
         let n = try run(wgnsBinary, ["up", none, "--", "true"])
         #expect(n.status == 1, "\(n.stderr)")
-        #expect(n.stderr.hasPrefix("wgns: Carrier = none (--carrier none) needs the builtin backend"), "\(n.stderr)")
+        #expect(n.stderr.hasPrefix("wgns: \(none): Carrier = none needs the builtin backend"), "\(n.stderr)")
     }
 
     /// No command, or a group without its command: the usage on stderr, exit 64.

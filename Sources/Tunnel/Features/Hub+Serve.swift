@@ -107,7 +107,9 @@ extension Hub {
             do {
                 try pickPort(&plan)
                 return try Supervisor.run(plan, holderCommand: holderCommand)
-            } catch where (error.code == .carrier || h?.onHost == true) && error.errno == .addressInUse && h?.picksPort == true {
+            } catch where (error.code == .carrier || (error.code == .setup && h?.onHost == true)) && error.errno == .addressInUse && h?.picksPort == true {
+                // pasta (a carrier error) or the builtin data plane (a setup
+                // error) found the picked port taken since: another one.
                 if plan.verbose { writeStderr("wgns: \(error); picking another\n") }
                 last = error
             }

@@ -39,7 +39,7 @@ struct DataPlane {
                 socket = try UDPSocket.bind(port: port, family: .ipv4)  // a host without IPv6
             }
         } catch {
-            throw TunnelError(.setup, "\(name): \(error.message) (ListenPort = \(port))", errno: error.errno)
+            throw TunnelError(.setup, "\(name): \(error.message)", errno: error.errno)
         }
         let udp = socket.descriptor.raw
         var pair: [Int32] = [-1, -1]
@@ -70,8 +70,7 @@ struct DataPlane {
             var config = try deviceConfig(interface, port: socket.port)
             if let mesh { config.peers += mesh.initialPeers }
             let core = try Engine.makeCore(config, mtu: Int(interface.mtu))
-            let vnet = TUNOffloads(rawValue: offloads).contains(.vnetHeader)
-            let engine = Engine(core: core, name: interface.name, tun: tun, vnetHeader: vnet, socket: socket)
+            let engine = Engine(core: core, name: interface.name, tun: tun, offloads: TUNOffloads(rawValue: offloads), socket: socket)
             if let mesh {
                 let paths = MeshPaths(mesh)
                 engine.run(control: control) { paths.tick($0) }

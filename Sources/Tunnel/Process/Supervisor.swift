@@ -9,8 +9,9 @@ import Glibc
 
 /// The supervisor side of `wgns up` (ARCHITECTURE.md, "Process model"):
 /// starts the holder and sends it the plan, starts the carrier when the
-/// namespaces exist, passes signals on, serves a named tunnel's clients,
-/// and cleans up. One method per event; `run` is the loop.
+/// namespaces exist (if there is one), starts a builtin interface's data
+/// plane when its TUN arrives, passes signals on, serves a named tunnel's
+/// clients, and cleans up. One method per event; `run` is the loop.
 ///
 /// If the carrier dies while the job runs, the job gets SIGTERM and wgns
 /// exits non-zero (the job's status, or 1 if the job exited 0): a tunnel

@@ -136,7 +136,9 @@ extension UpPlan {
         } else if let c = setting(options.carrier, \.carrier) {
             if c == .noCarrier && plan.backend != .builtin {
                 let flag = options.carrier != nil || backendFlag
-                throw TunnelError(flag ? .usage : .config, "Carrier = none (--carrier none) needs the builtin backend (--backend builtin); the \(plan.backend.rawValue) backend's UDP leaves through a carrier")
+                let source = options.carrier != nil ? "--carrier none"
+                    : "\(options.configFiles[configs.firstIndex { $0.namespace.carrier != nil } ?? 0]): Carrier = none"
+                throw TunnelError(flag ? .usage : .config, "\(source) needs the builtin backend (--backend builtin); the \(plan.backend.rawValue) backend's UDP leaves through a carrier")
             }
             if let program = c.program, findExecutable(program) == nil {
                 throw TunnelError(.noCarrier, "carrier \(program) is not installed (apt-get install \(c == .pasta ? "passt" : "slirp4netns"))")
