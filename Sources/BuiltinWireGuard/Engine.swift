@@ -127,6 +127,45 @@ public final class Engine: @unchecked Sendable {
     /// UAPI `get=1` text (`Device.uapiText`).
     public static let snapshotRequest: UInt8 = UInt8(ascii: "g")
 
+    /// The request byte on the control socket that re-points a peer: then
+    /// one length byte and `PUBLICKEY ADDRESS PORT` (base64, text); the
+    /// peer is made afresh (no session left, same preshared key, keepalive
+    /// and AllowedIPs) at the new endpoint, so its keepalive starts a
+    /// handshake at once. No reply.
+    public static let repointRequest: UInt8 = UInt8(ascii: "e")
+
+    /// The bytes of a re-point request for peer `key` to `endpoint`.
+    public static func repointMessage(_ key: PublicKey, to endpoint: SocketAddress) -> [UInt8] {
+        let text = Array("\(key.base64) \(endpoint.address) \(endpoint.port)".utf8)
+        return [repointRequest, UInt8(text.count)] + text
+    }
+
+    /// Reads the rest of a re-point request and applies it.
+    func repoint(from control: Int32) {
+        var length: UInt8 = 0
+        guard read(control, &length, 1) == 1 else { return }
+        var text = [UInt8](repeating: 0, count: Int(length))
+        var got = 0
+        while got < text.count {
+            let n = text.withUnsafeMutableBytes { read(control, $0.baseAddress! + got, $0.count - got) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return }
+            got += n
+        }
+        let f = String(decoding: text, as: UTF8.self).split(separator: " ")
+        guard f.count == 3, let key = try? PublicKey(base64: String(f[0])), let address = IPAddress(String(f[1])),
+              let port = UInt16(f[2]) else { return }
+        guard let old = snapshot().peers.first(where: { $0.publicKey == key }) else { return }
+        var remove = DeviceConfig()
+        remove.peers = [PeerConfig(publicKey: key, remove: true)]
+        var add = DeviceConfig()
+        add.peers = [PeerConfig(publicKey: key, presharedKey: old.presharedKey, endpoint: SocketAddress(address: address, port: port),
+                                persistentKeepaliveInterval: old.persistentKeepaliveInterval, replaceAllowedIPs: true,
+                                allowedIPs: old.allowedIPs)]
+        try? configure(remove)
+        try? configure(add)
+    }
+
     /// The device as `wg show` would print it (for a housekeeping task).
     public func snapshot() -> Device { locked { core.engineSnapshot(name: name) } }
 
@@ -160,6 +199,8 @@ public final class Engine: @unchecked Sendable {
                     var text = locked { core.engineSnapshot(name: name) }.uapiText()
                     try? Descriptor(owning: dup(control)).writeAll(text)
                     KeyStore.wipe(&text)
+                } else if r == 1 && request == Self.repointRequest {
+                    repoint(from: control)
                 }
             }
             if engineNow() >= locked({ core.engineDeadline }) || n == 0 {

@@ -117,6 +117,11 @@ struct Up: Invocation {
                 let (e, loopback) = try VPN.peerEndpoint(toward: hub.endpoint, in: c)
                 options.peerEndpoint = e
                 if loopback { options.hostLoopback = true }
+                options.follower = HubFollower(directory: c, current: hub)
+            } else {
+                var current: HubEndpoint?
+                if case .live(let hub) = HubEndpoint.read(c) { current = hub }
+                options.follower = HubFollower(directory: c, current: current)
             }
             options.vpnMember = true
             if options.mesh == nil, var mesh = try VPN.Mesh.load(c, peer: m.peer, subnets: m.subnets, topology: topology) {

@@ -217,4 +217,28 @@ extension UpTests {
         #expect(r.stdout.contains("did not end within 3 s of SIGTERM"), "\(r.stdout)")
         VPNHubTests.expectNothingRunning(under: f.dir)
     }
+
+    /// Issue 19, item 11: the carrier dies after it was ready but before the
+    /// job started (a long bring-up): the run ends at once, non-zero, in one
+    /// line, and no job starts on a dead carrier.
+    @Test func carrierDeathDuringBringUpEnds() throws {
+        let f = try UpFixture()
+        try Self.writeBigConfig(f)
+        let r = try f.sh("""
+            "$W" up --carrier slirp4netns big.conf -- echo "job ran" > up.out 2> up.err &
+            U=$!
+            for i in $(seq 200); do C=$(pgrep -P $U -x slirp4netns) && break; sleep 0.01; done
+            sleep 1
+            kill -KILL $C
+            for i in $(seq 200); do kill -0 $U 2>/dev/null || break; sleep 0.05; done
+            kill -0 $U 2>/dev/null && { echo "still running 10 s later"; kill -KILL $U; }
+            wait $U; echo "up status $?"
+            cat up.out up.err
+            """)
+        #expect(!r.stdout.contains("still running"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("up status 1\n"), "\(r.stdout)\n\(r.stderr)")
+        #expect(r.stdout.contains("wgns: carrier slirp4netns exited (signal 9) before the job started\n"), "\(r.stdout)")
+        #expect(!r.stdout.contains("job ran"))
+        VPNHubTests.expectNothingRunning(under: f.dir)
+    }
 }

@@ -87,7 +87,7 @@ t0=$(date +%s.%N)
 pairs=$((members * (members - 1)))
 got=0
 for _ in $(seq 1200); do
-    got=$(on h1 ./wgns vpn status v 2>/dev/null | grep -o "direct to [0-9]*" | awk '{ s += $3 } END { print s + 0 }')
+    got=$(on h1 ./wgns vpn status v 2>/dev/null | grep -o "direct to [0-9]*" | awk '{ s += $3 } END { print s + 0 }' || true)
     [ "$got" = "$pairs" ] && break
     sleep 0.05
 done

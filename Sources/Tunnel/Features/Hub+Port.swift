@@ -114,11 +114,20 @@ extension Hub {
     static func reserve(_ plan: inout UpPlan) -> TunnelError? {
         guard let h = plan.hub, h.port != 0 else { return nil }
         h.release()
-        do {
-            (_, h.reserved4, h.reserved6) = try bindUDP(port: h.port)
-        } catch {
-            return TunnelError(.carrier, h.picksPort ? "the picked UDP port \(h.port) was taken before pasta could bind it"
-                                                     : "UDP port \(h.port) (ListenPort) is taken on this host", errno: .addressInUse)
+        // A ListenPort may still be held for a moment by the carrier of a
+        // hub just killed on it (pasta dies by PDEATHSIG, after its parent):
+        // retried for up to 2 s.
+        let end = monotonicNanos() + (h.picksPort ? 0 : 2_000_000_000)
+        while true {
+            do {
+                (_, h.reserved4, h.reserved6) = try bindUDP(port: h.port)
+                break
+            } catch where error.errno == .addressInUse && monotonicNanos() < end {
+                usleep(20_000)
+            } catch {
+                return TunnelError(.carrier, h.picksPort ? "the picked UDP port \(h.port) was taken before pasta could bind it"
+                                                         : "UDP port \(h.port) (ListenPort) is taken on this host", errno: .addressInUse)
+            }
         }
         var one: Int32 = 1
         let size = socklen_t(MemoryLayout<Int32>.size)

@@ -53,20 +53,37 @@ extension NamedTunnel {
         var namespaces = Namespaces()
         /// Connections whose request waits for the namespaces.
         var waiting: [(conn: Int32, request: String)] = []
+        /// `devices` connections from the last `serve`, for the supervisor
+        /// to answer (it alone talks to the data planes).
+        var devicesRequests: [Int32] = []
 
-        /// Accepts one connection on `listenFD` and answers it, or keeps it
-        /// waiting. A peer of another uid gets nothing.
+        /// Accepts every connection waiting on `listenFD` (non-blocking) and
+        /// answers each, or keeps it waiting. A peer of another uid is closed
+        /// at once, unread: a neighbour's connect flood keeps the backlog
+        /// busy only as long as it keeps connecting, and is drained in one go.
         mutating func serve(_ listenFD: Int32) -> Served {
-            let conn = accept(listenFD, nil, nil)
-            guard conn >= 0 else { return .handled }
-            _ = fcntl(conn, F_SETFD, FD_CLOEXEC)
-            var request: String?
-            if peerIsUs(conn) {
-                var tv = timeval(tv_sec: 2, tv_usec: 0)
-                setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-                var line = LineReader()
-                while request == nil, (try? line.fill(from: conn)) == true { request = line.nextLine() }
+            var result = Served.handled
+            for _ in 0..<4096 {
+                let conn = accept(listenFD, nil, nil)
+                guard conn >= 0 else { break }
+                _ = fcntl(conn, F_SETFD, FD_CLOEXEC)
+                guard peerIsUs(conn) else { Glibc.close(conn); continue }
+                switch serveOne(conn) {
+                case .down: result = .down
+                case .devices(let c): devicesRequests.append(c)
+                case .handled: break
+                }
             }
+            return result
+        }
+
+        /// Reads the request of one of our own clients and answers it.
+        mutating func serveOne(_ conn: Int32) -> Served {
+            var request: String?
+            var tv = timeval(tv_sec: 2, tv_usec: 0)
+            setsockopt(conn, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+            var line = LineReader()
+            while request == nil, (try? line.fill(from: conn)) == true { request = line.nextLine() }
             switch request {
             case "admin", "exec":
                 if !answer(conn, request!) { waiting.append((conn, request!)) }

@@ -48,47 +48,78 @@ public enum NamedTunnel {
     /// Binds and listens; fails when a tunnel of that name is up. A name
     /// squatted by another user gets a random suffix (see the type's doc).
     static func listen(_ name: String) throws(TunnelError) -> Int32 {
-        if !(try candidates(name)).isEmpty { throw TunnelError(.config, "a tunnel named \(name) is already up") }
+        // Decided by who holds the names (sock_diag), not by a connect, which
+        // a neighbour's flood can starve.
+        try validate(name)
+        let held = bound().filter { $0.name == name || $0.name.hasPrefix(name + "/") }
+        if held.contains(where: { $0.uid == getuid() }) { throw TunnelError(.config, "a tunnel named \(name) is already up") }
+        if held.contains(where: { $0.uid == nil }) {
+            let fds = try candidates(name)
+            fds.forEach { close($0) }
+            if !fds.isEmpty { throw TunnelError(.config, "a tunnel named \(name) is already up") }
+        }
         var suffix = ""
         while true {
             let fd = try sys("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
             var (sa, len) = address(name + suffix)
             let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
             if r == 0 {
-                _ = Glibc.listen(fd, 8)
+                // A deep backlog, drained in one go (Server.serve): a
+                // neighbour's flood must not crowd our own clients out.
+                _ = Glibc.listen(fd, SOMAXCONN)
+                _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
                 return fd
             }
             let e = errno
             close(fd)
             guard e == EADDRINUSE else { throw TunnelError(.system, "bind the control socket of \(name)", errno: Errno(rawValue: e)) }
-            // Held, and not by us (candidates() found none of ours): squatted.
+            // Ours since the check above (another `up --name` won the race)?
+            if suffix.isEmpty, bound().contains(where: { $0.name == name && $0.uid == getuid() }) {
+                throw TunnelError(.config, "a tunnel named \(name) is already up")
+            }
+            // Held by another user: squatted.
             suffix = "/" + String(UInt64.random(in: 1...UInt64.max), radix: 16)
         }
     }
 
     /// Connected sockets of this user's tunnels named `name`: the plain
-    /// name, then any suffixed one (squatting), each checked with SO_PEERCRED.
-    static func candidates(_ name: String) throws(TunnelError) -> [Int32] {
+    /// name, then any suffixed one (squatting), each checked with
+    /// SO_PEERCRED. Names that sock_diag says another uid holds are not
+    /// tried. A full backlog (a neighbour's connect flood) is waited on and
+    /// retried for up to `patience` seconds, not taken for "not up".
+    static func candidates(_ name: String, patience: Double = 10) throws(TunnelError) -> [Int32] {
         try validate(name)
-        var names = [name]
-        names += boundNames().filter { $0.hasPrefix(name + "/") }
+        let me = getuid()
+        var names: [String] = []
+        for b in bound() where (b.name == name || b.name.hasPrefix(name + "/")) && (b.uid == nil || b.uid == me) {
+            names.append(b.name)
+        }
+        // The plain name first.
+        names.sort { (a: String, b: String) -> Bool in a.count != b.count ? a.count < b.count : a < b }
         var out: [Int32] = []
+        let deadline = monotonicNanos() + UInt64(patience * 1e9)
         for n in names {
-            // Non-blocking: a listener that does not accept (another user's
-            // squatting socket, a stuck tunnel) fills its backlog, and a
-            // blocking connect would then hang `list` and every client.
-            let fd = try sys("socket") {
-                socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
-            }
             var (sa, len) = address(n)
-            let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) } }
-            guard r == 0, peerIsUs(fd) else { close(fd); continue }
-            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
-            // A supervisor answers at once; "down" answers when the tunnel is gone.
-            var tv = timeval(tv_sec: 30, tv_usec: 0)
-            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-            out.append(fd)
+            while true {
+                let fd = try sys("socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+                // A blocking connect to a full backlog waits for a free slot
+                // (the kernel queues the waiters), at most this long per try.
+                var wait = timeval(tv_sec: 0, tv_usec: 250_000)
+                setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &wait, socklen_t(MemoryLayout<timeval>.size))
+                let r = withUnsafePointer(to: &sa) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, len) } }
+                let e = errno
+                if r == 0 {
+                    guard peerIsUs(fd) else { close(fd); break }
+                    // A supervisor answers at once; "down" answers when the tunnel is gone.
+                    var tv = timeval(tv_sec: 30, tv_usec: 0)
+                    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
+                    out.append(fd)
+                    break
+                }
+                close(fd)
+                guard (e == EAGAIN || e == EINTR || e == EINPROGRESS), monotonicNanos() < deadline else { break }
+            }
         }
         return out
     }
@@ -140,26 +171,34 @@ public enum NamedTunnel {
         } catch { throw TunnelError(.system, "tunnel \(name): \(line)", errno: error) }
     }
 
-    /// Abstract names bound under this user's prefix (from /proc/net/unix),
-    /// without the prefix; whoever bound them.
-    static func boundNames() -> [String] {
-        guard let text = try? FileIO.readAll("/proc/net/unix") else { return [] }
+    /// Abstract names bound under this user's prefix, without the prefix,
+    /// and the uid that holds each (sock_diag; nil where the kernel does
+    /// not say, or only /proc/net/unix could be read).
+    static func bound() -> [(name: String, uid: UInt32?)] {
         let marker = "@" + prefix()
+        if let found = try? UnixSocketDiag.listening(prefix: marker) {
+            return found.map { (String($0.name.dropFirst(marker.count)), $0.uid) }
+        }
+        guard let text = try? FileIO.readAll("/proc/net/unix") else { return [] }
         var names = Set<String>()
         for line in String(decoding: text, as: UTF8.self).split(separator: "\n") {
             guard let path = line.split(separator: " ").last, path.hasPrefix(marker) else { continue }
             names.insert(String(path.dropFirst(marker.count)))
         }
-        return names.sorted()
+        return names.sorted().map { ($0, nil) }
     }
 
-    /// Names of this user's tunnels that are up: bound names whose
-    /// supervisor answers as us (another user's squatting ones are not listed).
+    /// Names of this user's tunnels that are up: names bound by our uid
+    /// (another user's squatting ones are not listed), told by the kernel,
+    /// not by a connect that a neighbour's flood could starve.
     public static func list() -> [String] {
         var out = Set<String>()
-        for n in boundNames() {
+        let me = getuid()
+        for (n, uid) in bound() {
             let base = String(n.split(separator: "/", maxSplits: 1).first ?? "")
-            guard !out.contains(base), let fds = try? candidates(base), !fds.isEmpty else { continue }
+            guard !out.contains(base) else { continue }
+            if uid == me { out.insert(base); continue }
+            guard uid == nil, let fds = try? candidates(base), !fds.isEmpty else { continue }
             fds.forEach { close($0) }
             out.insert(base)
         }

@@ -143,6 +143,16 @@ struct DataPlane {
         return try? Device(uapiText: reply, name: name)
     }
 
+    /// Points peer `key` at `endpoint` afresh (`Engine.repointRequest`).
+    func repoint(_ key: PublicKey, to endpoint: SocketAddress) {
+        guard control >= 0 else { return }
+        let m = Engine.repointMessage(key, to: hostSide(endpoint))
+        _ = m.withUnsafeBytes { write(control, $0.baseAddress, $0.count) }
+    }
+
+    /// An endpoint as the host's socket reaches it (10.0.2.2 is 127.0.0.1).
+    func hostSide(_ e: SocketAddress) -> SocketAddress { SocketAddress(address: Self.hostSide(e.address), port: e.port) }
+
     /// Kills the data plane and waits for it.
     mutating func stop() -> Termination {
         if control >= 0 { close(control); control = -1 }

@@ -185,7 +185,14 @@ public struct Supervisor {
             guard d > now else { deadlinePassed(); return }
             timeout = Int32(min((d - now) / 1_000_000 + 1, 60_000))
         }
-        if poll(&fds, nfds_t(fds.count), timeout) < 0 { return }
+        if let w = followerWake {
+            let now = monotonicNanos()
+            let ms = Int32(min(w > now ? (w - now) / 1_000_000 + 1 : 0, 60_000))
+            timeout = timeout < 0 ? ms : min(timeout, ms)
+        }
+        let n = poll(&fds, nfds_t(fds.count), timeout)
+        followHub()
+        if n < 0 { return }
         if let c = carrier, c.output >= 0, fds.contains(where: { $0.fd == c.output && $0.revents != 0 }) { c.drain() }
         if let k = fds.firstIndex(where: { $0.fd == listener && $0.revents != 0 }), k >= 2 { namedClientArrived() }
         if readyIndex >= 0 && fds[readyIndex].revents != 0 {
@@ -216,11 +223,11 @@ public struct Supervisor {
 
     /// A client of a named tunnel (`wgns show/exec/down NAME`).
     mutating func namedClientArrived() {
-        switch server.serve(listener) {
-        case .down: send(.signal(SIGTERM))
-        case .devices(let conn): answerDevices(conn)
-        case .handled: break
-        }
+        let served = server.serve(listener)
+        let devices = server.devicesRequests
+        server.devicesRequests = []
+        for conn in devices { answerDevices(conn) }
+        if served == .down { send(.signal(SIGTERM)) }
     }
 
     /// `devices`: `ok N`, then each builtin interface's device as
@@ -307,6 +314,9 @@ public struct Supervisor {
             deadline = monotonicNanos() + UInt64(Self.stopGrace * 1e9)
         } else if !carrierReady {
             pendingError = TunnelError(.carrier, "carrier \(plan.carrier.rawValue) failed to start (\(t))" + Self.said(c))
+        } else {
+            // Ready, then gone before the job started: no job runs on a dead carrier.
+            pendingError = TunnelError(.carrier, "carrier \(plan.carrier.rawValue) exited (\(t)) before the job started" + Self.said(c))
         }
     }
 

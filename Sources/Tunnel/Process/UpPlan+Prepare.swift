@@ -45,6 +45,8 @@ public struct UpOptions: Sendable {
     /// A member of a mesh VPN (`wgns up DIR` of a `--topology mesh` VPN):
     /// on the builtin backend its data plane goes direct to the others.
     public var mesh: VPN.Mesh?
+    /// `wgns up DIR`: follow the hub that publishes in DIR across restarts.
+    public var follower: HubFollower?
     /// How to start the holder: a program and arguments that end up calling
     /// `Holder.run()` (e.g. the wgns binary with a hidden subcommand).
     public var holderCommand: [String] = []
@@ -198,6 +200,7 @@ extension UpPlan {
             m.verbose = options.verbose
             plan.mesh = m
         }
+        plan.follower = options.follower
         if options.hub {
             try Hub.check(configs, files: options.configFiles, plan: &plan)
         } else if options.command.isEmpty && options.name != nil {

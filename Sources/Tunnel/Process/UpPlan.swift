@@ -83,6 +83,8 @@ public struct UpPlan: Sendable {
     public var environment: [String] = []
     /// A hub's port, endpoint file and liveness lock; only the supervisor uses it.
     public var hub: HubState?
+    /// A VPN member's watch on its hub's endpoint file; only the supervisor uses it.
+    public var follower: HubFollower?
 
     /// The job's environment: this process's, with `environment` set over
     /// it; nil (inherit) when there is nothing to add.
