@@ -25,7 +25,7 @@ struct VPNNew: Invocation {
         HostLoopback = true, the address at which a namespace reaches the host. With \
         --endpoint HOST (no port), the hub picks the port and publishes HOST with it.
         """,
-        options: [peers, subnet, endpoint, psk, topology, force],
+        options: [peers, subnet, endpoint, psk, topology, ports, force],
         arguments: [Argument("DIR", "Folder to write into (created mode 0700).")],
         run: start)
 
@@ -34,6 +34,7 @@ struct VPNNew: Invocation {
     static let endpoint = Option.option("endpoint", "HOST[:PORT]", "Where peers reach the hub: HOST:PORT or [v6]:PORT; HOST alone lets the hub pick the port (default: the hub publishes its node's name and a port it picks).")
     static let psk = Option.flag("psk", "Give every peer a preshared key with the hub.")
     static let force = Option.flag("force", "Replace a VPN already in DIR.")
+    static let ports = Option.option("ports", "LO-HI", "With --topology mesh: every member's data plane binds its UDP port inside this range (the ports a site's firewall opens between nodes); written to DIR/members.")
     static let topology = Option.option("topology", "star|mesh", "star (default): members talk through the hub. mesh: on the builtin backend each member publishes its own endpoint (DIR/peer-K.endpoint) and goes direct to every member it can reach, the hub relaying only until then (and where no direct path works). Written to DIR/members with every peer's public key.")
 
     var dir: String
@@ -43,6 +44,7 @@ struct VPNNew: Invocation {
     var psk = false
     var force = false
     var topology: VPN.Topology = .star
+    var ports: ClosedRange<UInt16>?
     /// The VPN, keys and all, once `validate` has made it.
     var vpn: VPN?
 
@@ -55,6 +57,8 @@ struct VPNNew: Invocation {
         psk = a.flag(Self.psk)
         force = a.flag(Self.force)
         topology = try a.choice(Self.topology) ?? .star
+        ports = try portRange(a.value(Self.ports))
+        if ports != nil && topology != .mesh { throw CLIError.usage("--ports is for the members of a mesh: give --topology mesh (a hub takes its own `wgns hub --ports`)") }
     }
 
     /// Reads the subnets and the endpoint and generates the VPN in memory:
@@ -90,6 +94,7 @@ struct VPNNew: Invocation {
         }
         vpn?.advertise = advertise
         vpn?.topology = topology
+        vpn?.memberPorts = ports
     }
 
     func run() throws {

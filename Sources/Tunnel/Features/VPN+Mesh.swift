@@ -17,6 +17,10 @@ extension VPN {
         public var keys: [PublicKey]
         /// The VPN's subnets (peer J's addresses are host J+1 in each).
         public var subnets: [IPPrefix]
+        /// `ports LO-HI` in DIR/members or `up --ports`: this member's data
+        /// plane binds a UDP port from this range (a site's firewall opens
+        /// it between nodes); nil: any port the kernel picks.
+        public var portRange: ClosedRange<UInt16>?
         /// The interface that is this member (`wg0` unless other configs come first).
         public var interfaceName = "wg0"
         /// `-v`: one line per change of a member's path on stderr.
@@ -40,6 +44,7 @@ extension VPN {
             }
             var written = Topology.star
             var keys: [PublicKey] = []
+            var range: ClosedRange<UInt16>?
             for (n, line) in text.split(separator: "\n").enumerated() {
                 let f = line.split(separator: " ")
                 guard f.count == 2 else { continue }
@@ -48,6 +53,12 @@ extension VPN {
                         throw TunnelError(.config, "\(VPN.membersPath(dir)):\(n + 1): unknown topology '\(f[1])' (star or mesh)")
                     }
                     written = t
+                } else if f[0] == "ports" {
+                    let b = f[1].split(separator: "-")
+                    guard b.count == 2, let lo = UInt16(b[0]), let hi = UInt16(b[1]), lo >= 1, lo <= hi else {
+                        throw TunnelError(.config, "\(VPN.membersPath(dir)):\(n + 1): 'ports \(f[1])' is not LO-HI")
+                    }
+                    range = lo...hi
                 } else if f[0] == "peer-\(keys.count + 1)" {
                     do { keys.append(try PublicKey(base64: String(f[1]))) } catch {
                         throw TunnelError(.config, "\(VPN.membersPath(dir)):\(n + 1): not a public key", wrapping: error)
@@ -58,7 +69,7 @@ extension VPN {
             guard keys.count >= peer else {
                 throw TunnelError(.config, "\(VPN.membersPath(dir)) names \(keys.count) peers, not peer-\(peer); make the VPN anew with `wgns vpn new`")
             }
-            return Mesh(directory: dir, peer: peer, keys: keys, subnets: subnets)
+            return Mesh(directory: dir, peer: peer, keys: keys, subnets: subnets, portRange: range)
         }
 
         /// The other members as peer entries of the data plane at start:

@@ -22,6 +22,8 @@ public struct VPN: Sendable {
     /// Star (every byte through the hub) or mesh (members go direct once
     /// a direct handshake works; the hub relays until then).
     public var topology: Topology = .star
+    /// The UDP ports members of a mesh pick theirs from (`vpn new --ports`).
+    public var memberPorts: ClosedRange<UInt16>?
 
     /// How members reach each other.
     public enum Topology: String, Sendable, Hashable, CaseIterable {
@@ -186,6 +188,7 @@ public struct VPN: Sendable {
             unlink(VPN.membersPath(dir))
             if topology == .mesh {
                 var members = "topology \(topology.rawValue)\n"
+                if let r = memberPorts { members += "ports \(r.lowerBound)-\(r.upperBound)\n" }
                 for (i, key) in memberKeys.enumerated() { members += "peer-\(i + 1) \(key.base64)\n" }
                 try VPN.writePrivateFile(Array(members.utf8), to: VPN.membersPath(dir))
             }

@@ -34,12 +34,16 @@ struct DataPlane {
         let name = interface.name
         let port = interface.config.interface.listenPort ?? 0
         let socket: UDPSocket
-        do {
-            do { socket = try UDPSocket.bind(port: port, family: .dualStack) } catch where error.errno == .addressFamilyNotSupported {
-                socket = try UDPSocket.bind(port: port, family: .ipv4)  // a host without IPv6
+        if let r = mesh?.portRange, port == 0 {
+            socket = try bindInRange(r, name: name)
+        } else {
+            do {
+                do { socket = try UDPSocket.bind(port: port, family: .dualStack) } catch where error.errno == .addressFamilyNotSupported {
+                    socket = try UDPSocket.bind(port: port, family: .ipv4)  // a host without IPv6
+                }
+            } catch {
+                throw TunnelError(.setup, "\(name): \(error.message)", errno: error.errno)
             }
-        } catch {
-            throw TunnelError(.setup, "\(name): \(error.message)", errno: error.errno)
         }
         let udp = socket.descriptor.raw
         var pair: [Int32] = [-1, -1]
@@ -60,6 +64,19 @@ struct DataPlane {
         }
         close(pair[1])
         return DataPlane(name: name, process: ChildProcess(pid: pid), control: pair[0], port: socket.port)
+    }
+
+    /// A socket on a free port of `range`, tried from a random place in it
+    /// (members started together do not all try the same port first).
+    static func bindInRange(_ range: ClosedRange<UInt16>, name: String) throws(TunnelError) -> UDPSocket {
+        let n = Int(range.upperBound) - Int(range.lowerBound) + 1
+        let start = Int.random(in: 0..<n)
+        for i in 0..<n {
+            let p = UInt16(Int(range.lowerBound) + (start + i) % n)
+            if let s = try? UDPSocket.bind(port: p, family: .dualStack) { return s }
+            if let s = try? UDPSocket.bind(port: p, family: .ipv4) { return s }
+        }
+        throw TunnelError(.setup, "\(name): every UDP port in \(range.lowerBound)-\(range.upperBound) (--ports) is taken on this host", errno: .addressInUse)
     }
 
     /// The child: the device config from the plan (already in this memory),
