@@ -359,6 +359,9 @@ public struct Supervisor {
                 send(.signal(signo))
             }
             if let e = Hub.published(plan) { pendingError = e }
+            if let m = plan.mesh, plan.verbose, !dataPlanes.contains(where: { $0.name == m.interfaceName }) {
+                writeStderr("wgns: mesh: every member stays relayed through the hub from here: direct paths need the builtin backend (--backend builtin), and \(m.interfaceName) is not on it\n")
+            }
             if let m = plan.readyMessage { writeStdout(m + "\n") }
             log.step("job running")
         case .jobExited(let s):
