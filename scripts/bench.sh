@@ -104,4 +104,5 @@ bench_vm || { echo "bench: the VM section failed" >&2; status=1; }
 bash scripts/bench/up.sh || { echo "bench: the wgns up section failed" >&2; status=1; }
 bash scripts/bench/vpn.sh || { echo "bench: the per-job VPN section failed" >&2; status=1; }
 bash scripts/bench/cluster.sh || { echo "bench: the test cluster section failed" >&2; status=1; }
+bash scripts/bench/mesh.sh || { echo "bench: the mesh section failed" >&2; status=1; }
 exit "$status"

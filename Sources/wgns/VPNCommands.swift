@@ -111,7 +111,7 @@ struct VPNStatus: Invocation {
         For each peer: whether its DIR/peer-K.endpoint is live, stale (its wgns was \
         killed: another process or boot) or absent (never joined, or stopped); the node, \
         HOST:PORT and fabric address it published; how many of the other members it \
-        reaches directly (its data plane's own view, DIR/peer-K.paths, rewritten on every \
+        reaches directly (its data plane's own view, DIR/paths/peer-K, rewritten on every \
         change and every 10 s); and, from each member running on this node, whether it \
         reaches that peer directly or through the hub, with the last handshake and the \
         bytes of the direct path. Exits 1 when some member is not live, so that a job's \

@@ -117,8 +117,11 @@ import TestSupport
 
     /// A firewall between h3 and h4 (nftables in h3's namespace drops UDP
     /// both ways): members 2 and 3 stay relayed through the hub, every other
-    /// pair goes direct, and after 55 quiet seconds (a direct pair then hears
-    /// only alternating keepalives) everyone still reaches everyone.
+    /// pair goes direct, and after 55 quiet seconds (a direct pair may then
+    /// hear only the other's keepalives) everyone still reaches everyone.
+    /// Then the hub is killed: the relayed pair is cut off until a new hub
+    /// publishes (another port), which its members follow (the data plane
+    /// re-points the hub's peer); the direct pairs never notice.
     @Test(.enabled(if: ClusterTests.canRun && which("nft") != nil, "needs root, iproute2, python3 and nft"))
     func aFirewalledPairStaysRelayed() throws {
         let f = try ClusterTests.Fixture(hosts: 4)
@@ -143,6 +146,13 @@ import TestSupport
               done
             done
             grep -h "mesh: peer-3" m2.err | tail -1 | sed "s/^/m2 says: /"
+            # The relayed pair loses its hub, then finds the restarted one.
+            kill -9 $(sed -n 2p v/hub.endpoint | cut -d' ' -f4)
+            xon 2 ping -c1 -W1 peer-3 > /dev/null 2>&1 && echo "relayed pair without a hub: reaches" || echo "relayed pair without a hub: cut off"
+            on h1 ./wgns hub --backend builtin v --name hub$PORT > hub2.out 2> hub2.err &
+            ok=no; for i in $(seq 30); do xon 2 ping -c1 -W1 peer-3 > /dev/null 2>&1 && { ok=yes; break; }; done
+            echo "relayed pair after the hub's restart: $ok"
+            xon 1 ping -c1 -W1 peer-3 > /dev/null 2>&1 && echo "direct pair after the hub's restart: reaches"
             \(Self.teardown)
             """)
         let out = r.stdout
@@ -151,5 +161,8 @@ import TestSupport
         #expect(out.contains("peer-1 live on h2") && out.contains("direct to 2 of 2"), "\(out)")
         #expect(out.contains("peer-2 live on h3 at") && out.contains("direct to 1 of 2"), "\(out)")
         #expect(out.contains("m2 says: wgns: mesh: peer-3: no direct handshake yet"), "\(out)\n\(r.stderr)")
+        #expect(out.contains("relayed pair without a hub: cut off"), "\(out)")
+        #expect(out.contains("relayed pair after the hub's restart: yes"), "\(out)")
+        #expect(out.contains("direct pair after the hub's restart: reaches"), "\(out)")
     }
 }

@@ -13,9 +13,10 @@ import Glibc
 ///
 /// - Every other member starts relayed: its /32 falls under the hub's
 ///   subnet route, and its own entry has no endpoint and no AllowedIPs.
-/// - `DIR/peer-J.endpoint` files are read at most once a second (and only
-///   when the folder's mtime changed), backing off to once every 30 s once
-///   every member is direct. A newly published member gets its endpoint
+/// - The folder is looked at (one stat) every 250 ms after a change,
+///   doubling while nothing changes, up to 1 s while some member is not
+///   direct and 30 s once all are; `DIR/peer-J.endpoint` files are read only
+///   when the folder's mtime moved. A newly published member gets its endpoint
 ///   and a 25 s keepalive, which starts a handshake at once: the member
 ///   that starts later initiates, and the earlier one learns its endpoint
 ///   from the authenticated initiation.
@@ -26,7 +27,7 @@ import Glibc
 ///   entry's AllowedIPs emptied: the hub's subnet covers J again); a newer
 ///   handshake later moves them forward again.
 /// - Each change is a line on stderr with `-v`, and the view is written to
-///   `DIR/peer-K.paths` (on change, and every 10 s while counters move) for
+///   `DIR/paths/peer-K` (on change, and every 10 s while counters move) for
 ///   `wgns vpn status`.
 final class MeshPaths {
     struct Member {
@@ -50,7 +51,7 @@ final class MeshPaths {
     let mesh: VPN.Mesh
     var members: [Member]
     var nextScan: UInt64 = 0
-    var scanInterval: UInt64 = MeshPaths.second
+    var scanInterval: UInt64 = MeshPaths.quickScan
     var folderTime = timespec()
     var nextSnapshot: UInt64 = 0
     var nextWrite: UInt64 = 0
@@ -68,6 +69,9 @@ final class MeshPaths {
     /// keepalives restart on traffic either way, so in a quiet pair one
     /// side may send every one of them and never hear one back.
     static let silence: UInt64 = 20 * second
+    /// The pause between two looks at the folder (one stat) right after
+    /// something changed; it doubles while nothing does.
+    static let quickScan: UInt64 = 250_000_000
     /// The longest pause between two reads of the folder.
     static let maxScanInterval: UInt64 = 30 * second
 
@@ -141,7 +145,7 @@ final class MeshPaths {
         if moved {
             changed = true
             // Every pair direct: the folder has nothing more to say soon.
-            scanInterval = members.allSatisfy(\.direct) ? min(scanInterval * 2, Self.maxScanInterval) : Self.second
+            if members.allSatisfy(\.direct) { scanInterval = min(scanInterval * 2, Self.maxScanInterval) }
         }
         if changed || now >= nextWrite { write(device: device, now: now) }
     }
@@ -164,7 +168,9 @@ final class MeshPaths {
         var st = stat()
         if stat(mesh.directory, &st) == 0 {
             if st.st_mtim.tv_sec == folderTime.tv_sec && st.st_mtim.tv_nsec == folderTime.tv_nsec {
-                if members.allSatisfy(\.direct) { scanInterval = min(scanInterval * 2, Self.maxScanInterval) }
+                // Unchanged: slower, up to a second while some member is
+                // not direct, up to 30 s once all are.
+                scanInterval = min(scanInterval * 2, members.allSatisfy(\.direct) ? Self.maxScanInterval : Self.second)
                 return
             }
             folderTime = st.st_mtim
@@ -182,11 +188,11 @@ final class MeshPaths {
             var c = DeviceConfig()
             c.peers = updates
             try? engine.configure(c)
-            scanInterval = Self.second
+            scanInterval = Self.quickScan
         }
     }
 
-    /// `DIR/peer-K.paths`, and the changes on stderr with `-v`.
+    /// `DIR/paths/peer-K`, and the changes on stderr with `-v`.
     func write(device: Device, now: UInt64) {
         nextWrite = now + 10 * Self.second
         var byKey: [PublicKey: Peer] = [:]
@@ -204,6 +210,9 @@ final class MeshPaths {
         }
         if mesh.verbose && !lines.isEmpty { writeStderr(lines) }
         changed = false
+        // In a folder of their own: their writes must not move DIR's mtime,
+        // which tells the members when to read the endpoint files again.
+        mkdir("\(mesh.directory)/paths", 0o700)
         try? VPN.writePrivateFile(Array(text.utf8), to: VPN.pathsPath(mesh.directory, mesh.peer))
     }
 
@@ -215,7 +224,7 @@ final class MeshPaths {
 }
 
 extension VPN {
-    /// `DIR/peer-K.paths`: member K's view of its paths to the others
+    /// `DIR/paths/peer-K`: member K's view of its paths to the others
     /// (written by its data plane, read by `wgns vpn status`).
-    public static func pathsPath(_ dir: String, _ k: Int) -> String { "\(dir)/peer-\(k).paths" }
+    public static func pathsPath(_ dir: String, _ k: Int) -> String { "\(dir)/paths/peer-\(k)" }
 }

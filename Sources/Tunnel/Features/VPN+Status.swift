@@ -14,7 +14,7 @@ extension VPN {
         public var node: String?
         public var endpoint: String?
         public var address: String?
-        /// This member's own view (`DIR/peer-K.paths`): how many of the
+        /// This member's own view (`DIR/paths/peer-K`): how many of the
         /// others it reaches directly, out of how many; nil without a view.
         public var directCount: Int?
         public var otherCount: Int?
@@ -23,7 +23,7 @@ extension VPN {
     }
 
     /// A path from a member on this node to another member, from its
-    /// data plane's `DIR/peer-L.paths` (rewritten on every change and every
+    /// data plane's `DIR/paths/peer-L` (rewritten on every change and every
     /// 10 s while counters move).
     public struct Path: Sendable, Hashable {
         /// The member that sees it (peer L, on this node).
