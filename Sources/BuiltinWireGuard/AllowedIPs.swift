@@ -7,15 +7,44 @@ import WGNetlink
 /// it for another peer moves it, as `wg set ... allowed-ips` does.
 ///
 /// Values are small integer peer slots (0 = none), so a lookup reads only
-/// plain integers and allocates nothing. Nodes live in one array per family.
+/// plain integers and allocates nothing. Nodes live in one array per family
+/// (freed nodes are reused); each value's prefixes are also kept in a set,
+/// so removing a peer touches only its own prefixes, and emptied branches
+/// are pruned.
 struct AllowedIPs {
     private struct Node {
         var child: (Int32, Int32) = (-1, -1)
         var value: UInt32 = 0
     }
 
+    /// A prefix as the trie keys it: the masked address in 128 bits (IPv4 in the top 32), its length, its family.
+    struct Entry: Hashable, Comparable {
+        var hi: UInt64
+        var lo: UInt64
+        var length: UInt8
+        var v6: Bool
+
+        static func < (a: Entry, b: Entry) -> Bool {
+            (a.v6 ? 1 : 0, a.hi, a.lo, a.length) < (b.v6 ? 1 : 0, b.hi, b.lo, b.length)
+        }
+
+        /// Back to an `IPPrefix`.
+        var prefix: IPPrefix {
+            if v6 {
+                var raw = (hi.bigEndian, lo.bigEndian)
+                let bytes = withUnsafeBytes(of: &raw) { IPv6Bytes($0) }
+                return IPPrefix(address: .v6(bytes), prefixLength: length)!
+            }
+            let a = UInt32(truncatingIfNeeded: hi >> 32)
+            return IPPrefix(address: .v4(UInt8(a >> 24), UInt8(truncatingIfNeeded: a >> 16),
+                                         UInt8(truncatingIfNeeded: a >> 8), UInt8(truncatingIfNeeded: a)),
+                            prefixLength: length)!
+        }
+    }
+
     private struct Trie {
         var nodes: [Node] = [Node()]
+        var freeNodes: [Int32] = []
         let bits: Int
 
         init(bits: Int) { self.bits = bits }
@@ -25,16 +54,27 @@ struct AllowedIPs {
             i < 64 ? Int((key.0 >> UInt64(63 - i)) & 1) : Int((key.1 >> UInt64(127 - i)) & 1)
         }
 
+        @inline(__always) func child(_ n: Int, _ b: Int) -> Int32 { b == 0 ? nodes[n].child.0 : nodes[n].child.1 }
+
+        @inline(__always) mutating func setChild(_ n: Int, _ b: Int, _ c: Int32) {
+            if b == 0 { nodes[n].child.0 = c } else { nodes[n].child.1 = c }
+        }
+
         /// Sets the value of the prefix; returns the value it replaced.
         mutating func insert(_ key: (UInt64, UInt64), length: Int, value: UInt32) -> UInt32 {
             var n = 0
             for i in 0..<length {
                 let b = Self.bit(key, i)
-                var next = b == 0 ? nodes[n].child.0 : nodes[n].child.1
+                var next = child(n, b)
                 if next < 0 {
-                    nodes.append(Node())
-                    next = Int32(nodes.count - 1)
-                    if b == 0 { nodes[n].child.0 = next } else { nodes[n].child.1 = next }
+                    if let reused = freeNodes.popLast() {
+                        next = reused
+                        nodes[Int(reused)] = Node()
+                    } else {
+                        nodes.append(Node())
+                        next = Int32(nodes.count - 1)
+                    }
+                    setChild(n, b, next)
                 }
                 n = Int(next)
             }
@@ -43,52 +83,45 @@ struct AllowedIPs {
             return old
         }
 
+        /// Clears the prefix and prunes the branch it leaves empty.
+        mutating func remove(_ key: (UInt64, UInt64), length: Int) {
+            var path = [0]
+            path.reserveCapacity(length + 1)
+            var n = 0
+            for i in 0..<length {
+                let next = child(n, Self.bit(key, i))
+                if next < 0 { return }
+                n = Int(next)
+                path.append(n)
+            }
+            nodes[n].value = 0
+            var depth = length
+            while depth > 0 {
+                let node = path[depth]
+                guard nodes[node].value == 0, nodes[node].child.0 < 0, nodes[node].child.1 < 0 else { break }
+                setChild(path[depth - 1], Self.bit(key, depth - 1), -1)
+                freeNodes.append(Int32(node))
+                depth -= 1
+            }
+        }
+
         /// The value of the longest prefix that holds `key`, 0 for none.
         func lookup(_ key: (UInt64, UInt64)) -> UInt32 {
             var n = 0
             var best = nodes[0].value
             for i in 0..<bits {
-                let b = Self.bit(key, i)
-                let next = b == 0 ? nodes[n].child.0 : nodes[n].child.1
+                let next = child(n, Self.bit(key, i))
                 if next < 0 { break }
                 n = Int(next)
                 if nodes[n].value != 0 { best = nodes[n].value }
             }
             return best
         }
-
-        /// Every (key, length) whose value passes `match`, in trie order (0 before 1, shorter first).
-        func enumerate(_ match: (UInt32) -> Bool, _ body: ((UInt64, UInt64), Int, UInt32) -> Void) {
-            var stack: [(node: Int, key: (UInt64, UInt64), depth: Int)] = [(0, (0, 0), 0)]
-            while let (n, key, depth) = stack.popLast() {
-                if nodes[n].value != 0 && match(nodes[n].value) { body(key, depth, nodes[n].value) }
-                for b in [1, 0] {
-                    let c = b == 0 ? nodes[n].child.0 : nodes[n].child.1
-                    guard c >= 0 else { continue }
-                    var k = key
-                    if b == 1 {
-                        if depth < 64 { k.0 |= 1 << UInt64(63 - depth) } else { k.1 |= 1 << UInt64(127 - depth) }
-                    }
-                    stack.append((Int(c), k, depth + 1))
-                }
-            }
-        }
-
-        /// Clears every prefix whose value passes `match`, then rebuilds the
-        /// node array without the branches left empty.
-        mutating func removeAll(where match: (UInt32) -> Bool) {
-            var kept: [((UInt64, UInt64), Int, UInt32)] = []
-            enumerate({ !match($0) }) { kept.append(($0, $1, $2)) }
-            guard kept.count != countValues() else { return }
-            nodes = [Node()]
-            for (k, l, v) in kept { _ = insert(k, length: l, value: v) }
-        }
-
-        func countValues() -> Int { nodes.reduce(0) { $0 + ($1.value != 0 ? 1 : 0) } }
     }
 
     private var v4 = Trie(bits: 32)
     private var v6 = Trie(bits: 128)
+    private var byValue: [UInt32: Set<Entry>] = [:]
 
     /// An empty table.
     init() {}
@@ -121,10 +154,15 @@ struct AllowedIPs {
     mutating func insert(_ prefix: IPPrefix, value: UInt32) -> UInt32 {
         precondition(value != 0)
         let net = prefix.network
-        if net.address.isV6 {
-            return v6.insert(Self.key(net.address), length: Int(net.prefixLength), value: value)
+        let k = Self.key(net.address)
+        let entry = Entry(hi: k.0, lo: k.1, length: net.prefixLength, v6: net.address.isV6)
+        let old = entry.v6 ? v6.insert(k, length: Int(entry.length), value: value)
+                           : v4.insert(k, length: Int(entry.length), value: value)
+        if old != value {
+            if old != 0 { byValue[old]?.remove(entry) }
+            byValue[value, default: []].insert(entry)
         }
-        return v4.insert(Self.key(net.address), length: Int(net.prefixLength), value: value)
+        return old
     }
 
     /// The value whose longest prefix holds the address in `raw` (4 or 16 bytes), 0 for none.
@@ -137,26 +175,19 @@ struct AllowedIPs {
         address.isV6 ? v6.lookup(Self.key(address)) : v4.lookup(Self.key(address))
     }
 
+    /// Nodes allocated in one family's trie, free ones included (tests of pruning).
+    func nodeCount(v6: Bool) -> Int { v6 ? self.v6.nodes.count : v4.nodes.count }
+
     /// Removes every prefix of `value`.
     mutating func removeAll(value: UInt32) {
-        v4.removeAll { $0 == value }
-        v6.removeAll { $0 == value }
+        guard let entries = byValue.removeValue(forKey: value) else { return }
+        for e in entries {
+            if e.v6 { v6.remove((e.hi, e.lo), length: Int(e.length)) } else { v4.remove((e.hi, e.lo), length: Int(e.length)) }
+        }
     }
 
-    /// The prefixes of `value`: IPv4 first, then IPv6, each in trie order.
+    /// The prefixes of `value`: IPv4 first, then IPv6, each by address then length (the trie's pre-order).
     func prefixes(of value: UInt32) -> [IPPrefix] {
-        var out: [IPPrefix] = []
-        v4.enumerate({ $0 == value }) { k, l, _ in
-            let a = UInt32(truncatingIfNeeded: k.0 >> 32)
-            out.append(IPPrefix(address: .v4(UInt8(a >> 24), UInt8(truncatingIfNeeded: a >> 16),
-                                             UInt8(truncatingIfNeeded: a >> 8), UInt8(truncatingIfNeeded: a)),
-                                prefixLength: UInt8(l))!)
-        }
-        v6.enumerate({ $0 == value }) { k, l, _ in
-            var raw = (k.0.bigEndian, k.1.bigEndian)
-            let bytes = withUnsafeBytes(of: &raw) { IPv6Bytes($0) }
-            out.append(IPPrefix(address: .v6(bytes), prefixLength: UInt8(l))!)
-        }
-        return out
+        (byValue[value] ?? []).sorted().map(\.prefix)
     }
 }

@@ -28,9 +28,7 @@ extension WireGuardDevice {
             if let key = config.privateKey { setPrivateKey(key) }
             if let p = config.listenPort { configuredListenPort = p }
             if let m = config.firewallMark { firewallMark = m }
-            if config.replacePeers {
-                for p in peerOrder { removePeer(p) }
-            }
+            if config.replacePeers { removeAllPeers() }
             var keepaliveNow: [PeerState] = []
             for pc in config.peers {
                 let key = Bytes32(pc.publicKey)
@@ -93,6 +91,20 @@ extension WireGuardDevice {
             peer.clearHandshake(indices: &indices)
             peer.keypairs.expireCurrent()
         }
+    }
+
+    /// Removes every peer at once: the tables they filled start empty again.
+    func removeAllPeers() {
+        for peer in peerOrder {
+            peer.keypairs.clear(indices: &indices)
+            peer.clearHandshake(indices: &indices)
+            peer.staged.removeAll()
+        }
+        peers = [:]
+        peersBySlot = [:]
+        peerOrder = []
+        allowedIPs = AllowedIPs()
+        indices = IndexTable()
     }
 
     /// Removes a peer with its sessions, indices, prefixes and queued packets.

@@ -27,14 +27,21 @@ extension WireGuardDevice: EngineCore {
 }
 
 extension Engine {
-    /// The protocol core for `config` (`wg setconf` semantics: private key,
-    /// peers; `listenPort` is the port the socket is bound to) on a TUN of
-    /// `mtu` bytes (padding never grows a packet past it).
-    public static func makeCore(_ config: DeviceConfig, mtu: Int) throws(BuiltinError) -> any EngineCore {
+    /// Runs the data plane for interface `name` with `config` (`wg setconf`
+    /// semantics: private key, peers; `listenPort` is the port `socket` is
+    /// bound to) on a TUN of `mtu` bytes (padding never grows a packet past
+    /// it): makes the protocol core, configures it through the engine's
+    /// timer output (so that a persistent keepalive goes out at once, as
+    /// `wg set` makes the kernel's do), and runs the engine until the
+    /// supervisor closes `control` (with `housekeeping` on its timer
+    /// thread, see `run(control:housekeeping:)`). Throws only before it runs.
+    public static func run(_ config: DeviceConfig, mtu: Int, name: String, tun: Int32, offloads: TUNOffloads,
+                           socket: UDPSocket, control: Int32, housekeeping: ((Engine) -> Void)? = nil) throws(BuiltinError) -> Never {
         let device = WireGuardDevice()
-        try device.configure(config)
-        device.boundPort = config.listenPort ?? 0
+        device.boundPort = socket.port
         device.mtu = mtu
-        return device
+        let engine = Engine(core: device, name: name, tun: tun, offloads: offloads, socket: socket)
+        try device.configure(config, sink: engine.timerSide)
+        engine.run(control: control, housekeeping: housekeeping)
     }
 }

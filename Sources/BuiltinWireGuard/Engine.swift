@@ -8,7 +8,10 @@ import Glibc
 
 /// The protocol core as the engine drives it: IP packets from the TUN in,
 /// datagrams from the UDP socket in, timers, and what `wg show` prints.
-/// `WireGuardDevice` is the one the product runs.
+/// `WireGuardDevice` is the one the product runs. The engine calls it from
+/// three threads at once, each with an output of its own: it guards its own
+/// state, and it is done with the bytes it hands an output when the call
+/// that handed them returns.
 public protocol EngineCore: AnyObject {
     /// An IP packet read from the TUN.
     func engineOutgoing(_ packet: UnsafeRawBufferPointer, output: EngineOutput)
@@ -26,8 +29,9 @@ public protocol EngineCore: AnyObject {
 }
 
 /// Where the core's output goes: datagrams to the UDP socket, decrypted
-/// packets to the TUN. Used only under the engine's lock (its one address
-/// buffer is shared), so nothing is allocated per packet.
+/// packets to the TUN. Each engine thread has one of its own (its address
+/// buffer, batches and arenas are that thread's), so nothing is allocated
+/// per packet and nothing is shared but the descriptors.
 public final class EngineOutput: @unchecked Sendable {
     let tun: Int32
     let vnetHeader: Bool
@@ -45,6 +49,13 @@ public final class EngineOutput: @unchecked Sendable {
     let arena: UnsafeMutableRawBufferPointer
     var arenaUsed = 0
     static let arenaSize = 4 << 20
+    /// The same for sends while the TUN thread hands a read (a GSO
+    /// super-packet's segments) to the core: the datagrams go out together
+    /// (`sendmmsg`, runs to one peer as UDP_SEGMENT messages).
+    var collectingSends = false
+    let sendBatch = UDPSendBatch(capacity: 128)
+    let sendArena: UnsafeMutableRawBufferPointer
+    var sendArenaUsed = 0
 
     init(tun: Int32, offloads: TUNOffloads, socket: UDPSocket) {
         self.tun = tun
@@ -52,6 +63,16 @@ public final class EngineOutput: @unchecked Sendable {
         self.socket = socket
         tunBatch = TUNWriteBatch(capacity: 256, coalesce: vnetHeader, coalesceUDP: offloads.contains(.uso4) && offloads.contains(.uso6))
         arena = .allocate(byteCount: Self.arenaSize, alignment: 16)
+        sendArena = .allocate(byteCount: Self.arenaSize, alignment: 16)
+    }
+
+    /// Sends what was collected and empties the batch.
+    func flushSends() {
+        if sendBatch.count > 0 {
+            socket.send(sendBatch)
+            sendBatch.removeAll()
+        }
+        sendArenaUsed = 0
     }
 
     /// Writes what was collected and empties the batch.
@@ -68,6 +89,17 @@ public final class EngineOutput: @unchecked Sendable {
     /// Sends one datagram to `endpoint` (`sendto`); a full socket buffer or
     /// an unreachable address drops it, as a network would.
     public func send(_ bytes: UnsafeRawBufferPointer, to endpoint: SocketAddress) {
+        if collectingSends {
+            let room = (bytes.count + 15) & ~15
+            if sendArenaUsed + room > sendArena.count || sendBatch.count == sendBatch.capacity { flushSends() }
+            if room <= sendArena.count {
+                let slot = UnsafeMutableRawBufferPointer(rebasing: sendArena[sendArenaUsed..<(sendArenaUsed + bytes.count)])
+                slot.copyMemory(from: bytes)
+                sendArenaUsed += room
+                sendBatch.append(UnsafeRawBufferPointer(slot), to: endpoint)
+                return
+            }
+        }
         let length = endpoint.writeSockaddr(to: address, asIPv6: socket.family == .dualStack)
         guard length > 0 else { return }
         let fd = socket.descriptor.raw
@@ -98,13 +130,19 @@ public final class EngineOutput: @unchecked Sendable {
 
 /// The built-in data plane's loop: one thread reads the TUN, one the UDP
 /// socket, and the calling thread runs the timers and answers the
-/// supervisor's snapshot requests on `control`. The core is driven under
-/// one lock.
+/// supervisor's snapshot requests on `control`. The core guards its own
+/// state (`WireGuardDevice` has one lock); each thread writes through an
+/// output of its own, so that one thread's system calls overlap another's
+/// crypto.
 public final class Engine: @unchecked Sendable {
     let core: any EngineCore
-    let output: EngineOutput
+    /// The TUN thread's output (sends collected per read).
+    let tunSide: EngineOutput
+    /// The UDP thread's output (TUN writes collected per receive).
+    let udpSide: EngineOutput
+    /// The timer thread's output (everything at once).
+    let timerSide: EngineOutput
     let name: String
-    let lock: UnsafeMutablePointer<pthread_mutex_t>
 
     /// An engine for interface `name` between `tun` (a TUN descriptor set
     /// up with `offloads`, which it owns from here on) and the bound UDP
@@ -112,15 +150,9 @@ public final class Engine: @unchecked Sendable {
     public init(core: any EngineCore, name: String, tun: Int32, offloads: TUNOffloads, socket: UDPSocket) {
         self.core = core
         self.name = name
-        self.output = EngineOutput(tun: tun, offloads: offloads, socket: socket)
-        lock = .allocate(capacity: 1)
-        pthread_mutex_init(lock, nil)
-    }
-
-    @inline(__always) func locked<T>(_ body: () -> T) -> T {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        return body()
+        tunSide = EngineOutput(tun: tun, offloads: offloads, socket: socket)
+        udpSide = EngineOutput(tun: tun, offloads: offloads, socket: socket)
+        timerSide = EngineOutput(tun: tun, offloads: offloads, socket: socket)
     }
 
     /// The request byte on the control socket: reply with the device as
@@ -140,7 +172,7 @@ public final class Engine: @unchecked Sendable {
         return [repointRequest, UInt8(text.count)] + text
     }
 
-    /// Reads the rest of a re-point request and applies it.
+    /// Reads the rest of a re-point request and applies it (timer thread).
     func repoint(from control: Int32) {
         var length: UInt8 = 0
         guard read(control, &length, 1) == 1 else { return }
@@ -167,20 +199,20 @@ public final class Engine: @unchecked Sendable {
     }
 
     /// The device as `wg show` would print it (for a housekeeping task).
-    public func snapshot() -> Device { locked { core.engineSnapshot(name: name) } }
+    public func snapshot() -> Device { core.engineSnapshot(name: name) }
 
-    /// Changes the running device (`wg set` semantics; for a housekeeping task).
+    /// Changes the running device (`wg set` semantics). Only on the timer
+    /// thread (a housekeeping task, a control request): it sends through
+    /// that thread's output.
     public func configure(_ config: DeviceConfig) throws(BuiltinError) {
-        pthread_mutex_lock(lock)
-        defer { pthread_mutex_unlock(lock) }
-        try core.engineConfigure(config, output: output)
+        try core.engineConfigure(config, output: timerSide)
     }
 
     /// Runs until the supervisor closes `control` (or the TUN goes away
     /// with its namespace), then exits the process: the data plane is a
     /// process of its own. `housekeeping`, when given, runs on the timer
-    /// thread at most every 100 ms, outside the core's lock (it may call
-    /// `snapshot` and `configure`), and never per packet.
+    /// thread at most every 100 ms (it may call `snapshot` and
+    /// `configure`), never per packet.
     public func run(control: Int32, housekeeping: ((Engine) -> Void)? = nil) -> Never {
         Self.startThread { [self] in readTUN() }
         Self.startThread { [self] in readUDP() }
@@ -188,7 +220,7 @@ public final class Engine: @unchecked Sendable {
         var nextHousekeeping: UInt64 = 0
         while true {
             let now = engineNow()
-            let deadline = locked { core.engineDeadline }
+            let deadline = core.engineDeadline
             let wait = deadline <= now ? 0 : Int32(min(100, (deadline - now) / 1_000_000 + 1))
             var p = pollfd(fd: control, events: Int16(POLLIN), revents: 0)
             let n = poll(&p, 1, wait)
@@ -196,15 +228,15 @@ public final class Engine: @unchecked Sendable {
                 let r = read(control, &request, 1)
                 if r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN) { _exit(0) }
                 if r == 1 && request == Self.snapshotRequest {
-                    var text = locked { core.engineSnapshot(name: name) }.uapiText()
+                    var text = core.engineSnapshot(name: name).uapiText()
                     try? Descriptor(owning: dup(control)).writeAll(text)
                     KeyStore.wipe(&text)
                 } else if r == 1 && request == Self.repointRequest {
                     repoint(from: control)
                 }
             }
-            if engineNow() >= locked({ core.engineDeadline }) || n == 0 {
-                locked { core.engineTick(output: output) }
+            if engineNow() >= core.engineDeadline || n == 0 {
+                core.engineTick(output: timerSide)
             }
             if let housekeeping, engineNow() >= nextHousekeeping {
                 housekeeping(self)
@@ -216,6 +248,7 @@ public final class Engine: @unchecked Sendable {
     /// The TUN's packets, each (or each segment of a GSO super-packet) to
     /// the core.
     func readTUN() {
+        let output = tunSide
         let size = output.vnetHeader ? TUNDevice.maxReadSize : 65536
         let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: size, alignment: 16)
         let batch = PacketBatch(capacity: 128, slotSize: 65536)
@@ -231,11 +264,12 @@ public final class Engine: @unchecked Sendable {
             if output.vnetHeader {
                 batch.removeAll()
                 guard let count = try? GSO.split(read, into: batch) else { continue }
-                locked {
-                    for i in 0..<count { core.engineOutgoing(UnsafeRawBufferPointer(batch.packet(i)), output: output) }
-                }
+                output.collectingSends = true
+                for i in 0..<count { core.engineOutgoing(UnsafeRawBufferPointer(batch.packet(i)), output: output) }
+                output.flushSends()
+                output.collectingSends = false
             } else {
-                locked { core.engineOutgoing(read, output: output) }
+                core.engineOutgoing(read, output: output)
             }
         }
     }
@@ -243,6 +277,7 @@ public final class Engine: @unchecked Sendable {
     /// The UDP socket's datagrams, received in batches (`recvmmsg`, GRO
     /// split), each to the core with its source, in order.
     func readUDP() {
+        let output = udpSide
         let batch = UDPReceiveBatch(messageCount: 32, bufferSize: 65536)
         while true {
             let n: Int
@@ -255,12 +290,10 @@ public final class Engine: @unchecked Sendable {
                 continue
             }
             guard n > 0 else { continue }
-            locked {
-                output.collecting = true
-                for i in 0..<n { core.engineIncoming(UnsafeRawBufferPointer(batch.datagram(i)), from: batch.source(i), output: output) }
-                output.flush()
-                output.collecting = false
-            }
+            output.collecting = true
+            for i in 0..<n { core.engineIncoming(UnsafeRawBufferPointer(batch.datagram(i)), from: batch.source(i), output: output) }
+            output.flush()
+            output.collecting = false
         }
     }
 

@@ -64,7 +64,7 @@ public struct DropCounters: Sendable, Hashable {
     public var rateLimited: UInt64 = 0
     /// Handshake messages that did not decrypt or did not fit the handshake's state.
     public var handshakeFailed: UInt64 = 0
-    /// Initiations naming a static key that is no peer of ours.
+    /// Initiations naming a static key that is no peer of ours, and responses to no initiation of ours.
     public var unknownPeer: UInt64 = 0
     /// Initiations whose timestamp is not newer than the last one accepted (replays).
     public var replayedInitiation: UInt64 = 0

@@ -188,6 +188,20 @@ import WGNetlink
         #expect(p.log.filter { $0.fromA && $0.bytes.count == 32 }.isEmpty)
     }
 
+    @Test func persistentKeepaliveWithASinkGoesAtOnce() throws {
+        let p = try Pair()
+        #expect(p.establish())
+        p.run(for: 11)
+        _ = p.sinkA.take()
+        try p.a.configure(DeviceConfig(peers: [PeerConfig(publicKey: p.keyB.publicKey, persistentKeepaliveInterval: 5)]),
+                          sink: p.sinkA)
+        #expect(p.sinkA.sent.count == 1 && p.sinkA.sent[0].bytes.count == 32)
+        // Changing the interval of one already on sends nothing more at once.
+        try p.a.configure(DeviceConfig(peers: [PeerConfig(publicKey: p.keyB.publicKey, persistentKeepaliveInterval: 7)]),
+                          sink: p.sinkA)
+        #expect(p.sinkA.sent.count == 1)
+    }
+
     @Test func roamingLearnsTheNewEndpoint() throws {
         let p = try Pair()
         #expect(p.establish())
@@ -340,6 +354,24 @@ import WGNetlink
         #expect(p.a.snapshot(name: "x").privateKey == p.keyA)
     }
 
+    @Test func thousandsOfPeers() throws {
+        let p = try Pair()
+        let n = 5000
+        let keys = (0..<n).map { _ in PrivateKey.generate().publicKey }
+        let peers = keys.enumerated().map { i, k in
+            PeerConfig(publicKey: k, allowedIPs: [IPPrefix(address: .v4(10, 100, UInt8(i >> 8), UInt8(i & 0xff)), prefixLength: 32)!])
+        }
+        try p.a.configure(DeviceConfig(peers: peers))
+        #expect(p.a.snapshot(name: "x").peers.count == n + 1)
+        #expect(p.a.snapshot(name: "x").peers[n].allowedIPs == [prefix("10.100.19.135/32")])
+        // Replacing them all keeps only the new list; B's session is gone with B's old entry, its prefix too.
+        try p.a.configure(DeviceConfig(replacePeers: true, peers: Array(peers.prefix(10))))
+        let show = p.a.snapshot(name: "x")
+        #expect(show.peers.count == 10 && show.peers.map(\.publicKey) == Array(keys.prefix(10)))
+        p.sendAtoB([1])
+        #expect(p.a.drops.noRoute == 1)
+    }
+
     @Test func zeroKeysAfterThreeTimesRejectAfterTime() throws {
         let p = try Pair()
         #expect(p.establish())
@@ -367,5 +399,100 @@ import WGNetlink
             if p.sinkB.tun.count > before { lastAccepted = t }
         }
         #expect(lastAccepted >= 170 && lastAccepted < 181)
+    }
+}
+
+/// Session limits and key confirmation, reached by setting counters directly.
+@Suite struct SessionLimitTests {
+    func current(_ d: WireGuardDevice) -> Keypair? { d.locked { d.peerOrder.first?.keypairs.current } }
+
+    @Test func responderSessionIsConfirmedOnlyByFirstData() throws {
+        let p = try Pair()
+        p.sendAtoB([1])
+        // Carry the initiation and the response, but hold A's first transport message.
+        let initiation = p.sinkA.take()
+        initiation[0].bytes.withUnsafeBytes { p.b.handleIncoming($0, from: p.addrA, sink: p.sinkB) }
+        let response = p.sinkB.take()
+        #expect(response.count == 1 && messageType(response[0].bytes) == 2)
+        response[0].bytes.withUnsafeBytes { p.a.handleIncoming($0, from: p.addrB, sink: p.sinkA) }
+        let held = p.sinkA.take()
+        #expect(held.count == 1 && messageType(held[0].bytes) == 4)
+        // B holds the session as `next`: it cannot send under it yet.
+        #expect(current(p.b) == nil)
+        #expect(p.b.locked { p.b.peerOrder[0].keypairs.next } != nil)
+        // A's first data confirms it: B's `next` becomes current and B can send.
+        held[0].bytes.withUnsafeBytes { p.b.handleIncoming($0, from: p.addrA, sink: p.sinkB) }
+        #expect(current(p.b) != nil && p.sinkB.tun.count == 1)
+        p.sendBtoA([2])
+        #expect(messageType(p.sinkB.sent.last?.bytes ?? []) == 4)
+        p.deliver()
+        #expect(p.sinkA.tun.count == 1)
+    }
+
+    @Test func rekeyAfterMessages() throws {
+        let p = try Pair()
+        #expect(p.establish())
+        p.log.removeAll()
+        // B, the responder, passes REKEY_AFTER_MESSAGES: it starts a handshake although its session is young.
+        current(p.b)!.sendCounter = Timing.rekeyAfterMessages
+        p.clock.advance(seconds: 6)  // past the REKEY_TIMEOUT that B's response started
+        p.sendBtoA([1])
+        #expect(p.sinkB.sent.map { messageType($0.bytes) } == [4, 1])
+        p.deliver()
+        #expect(p.sinkA.tun.count == 2)
+    }
+
+    @Test func rejectAfterMessagesStopsSending() throws {
+        let p = try Pair()
+        #expect(p.establish())
+        let old = current(p.a)!
+        old.sendCounter = Timing.rejectAfterMessages - 1
+        p.clock.advance(seconds: 6)
+        _ = p.sinkA.take()
+        p.sendAtoB([1])  // the last counter this session may use
+        p.sendAtoB([2])  // none left: staged, and a new handshake
+        let sent = p.sinkA.take()
+        #expect(sent.map { messageType($0.bytes) } == [4, 1])
+        // The receiver takes the last counter, then nothing more under that session.
+        sent[0].bytes.withUnsafeBytes { p.b.handleIncoming($0, from: p.addrA, sink: p.sinkB) }
+        #expect(p.sinkB.tun.last?.last == 1)
+        sent[0].bytes.withUnsafeBytes { p.b.handleIncoming($0, from: p.addrA, sink: p.sinkB) }
+        #expect(p.b.drops.expiredSession == 1)
+        // The handshake completes and the staged packet goes under the new session.
+        sent[1].bytes.withUnsafeBytes { p.b.handleIncoming($0, from: p.addrA, sink: p.sinkB) }
+        p.deliver()
+        #expect(current(p.a) !== old)
+        #expect(p.sinkB.tun.last?.last == 2)
+    }
+
+    @Test func newPrivateKeyEndsSessions() throws {
+        let p = try Pair()
+        #expect(p.establish())
+        try p.a.configure(DeviceConfig(privateKey: PrivateKey.generate()))
+        p.clock.advance(seconds: 6)
+        _ = p.sinkA.take()
+        p.sendAtoB([1])
+        // The old session no longer sends: a new handshake starts (which B refuses: it knows A by its old key).
+        #expect(p.sinkA.sent.map { messageType($0.bytes) } == [1])
+        p.deliver()
+        #expect(p.b.drops.unknownPeer == 1 && p.sinkB.tun.count == 1, "\(p.b.drops)")
+    }
+
+    @Test func initiatorRekeysOnReceiveBeforeRejectAfterTime() throws {
+        let p = try Pair()
+        #expect(p.establish())
+        // Only B sends data; every initiation (A's rekeys, and B's when it stops hearing from A) is lost,
+        // so the first session just ages.
+        var flagged: Double? = nil
+        var t = 0.0
+        while t < 175 {
+            p.clock.advance(seconds: 1); t += 1
+            p.a.tick(sink: p.sinkA); p.b.tick(sink: p.sinkB)
+            p.sendBtoA([1])
+            p.deliver { _, bytes in messageType(bytes) != 1 }
+            if flagged == nil, p.a.locked({ p.a.peerOrder[0].timers.sentLastMinuteHandshake }) { flagged = t }
+        }
+        // REJECT_AFTER_TIME - KEEPALIVE_TIMEOUT - REKEY_TIMEOUT = 165 s after the session began.
+        #expect(flagged != nil && flagged! >= 165 && flagged! <= 166)
     }
 }

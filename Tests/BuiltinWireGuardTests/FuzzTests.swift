@@ -106,4 +106,26 @@ struct SplitMix64: RandomNumberGenerator {
         #expect(p.sinkB.tun.count == expectedB && p.sinkB.tun.last?.last == 42)
         #expect(p.sinkA.tun.count == expectedA && p.sinkA.tun.last?.last == 43)
     }
+
+    @Test func badOutgoingPacketsAreDroppedOrSent() throws {
+        let total = max(1000, Self.packetCount / 10)
+        let p = try Pair()
+        #expect(p.establish())
+        var rng = SplitMix64(state: 0x6f75_7467_6f69_6e67)
+        _ = p.sinkA.take()
+        var sent = 0
+        for _ in 0..<total {
+            var d = (0..<Int.random(in: 0...80, using: &rng)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            if !d.isEmpty && Bool.random(using: &rng) {
+                d[0] = Bool.random(using: &rng) ? 0x45 : 0x60  // a plausible version nibble
+                if d.count >= 20 && d[0] == 0x45 && Bool.random(using: &rng) { d[16] = 10; d[17] = 0; d[18] = 0; d[19] = 2 }
+            }
+            d.withUnsafeBytes { p.a.handleOutgoing($0, sink: p.sinkA) }
+            sent += p.sinkA.take().count
+        }
+        let drops = p.a.drops
+        // Each packet either went out (to B, the one peer with a route) or was dropped and counted once.
+        #expect(UInt64(sent) + drops.invalidOutgoing + drops.noRoute == UInt64(total))
+        #expect(sent > 0 && drops.invalidOutgoing > 0 && drops.noRoute > 0)
+    }
 }

@@ -97,6 +97,11 @@ import WGNetlink
                                            UInt8(truncatingIfNeeded: addr >> 8), UInt8(truncatingIfNeeded: addr)),
                               prefixLength: UInt8(len))!, value: v)
         }
+        // Remove a few values entirely: the scan and the trie must still agree.
+        for v in [UInt32(3), 7, 11] {
+            table.removeAll { $0.2 == v }
+            t.removeAll(value: v)
+        }
         for _ in 0..<2000 {
             let a = UInt32.random(in: .min ... .max, using: &rng)
             let best = table.filter { e in e.1 == 0 || (a >> (32 - e.1)) == (e.0 >> (32 - e.1)) }.max { $0.1 < $1.1 }
@@ -104,6 +109,20 @@ import WGNetlink
                                    UInt8(truncatingIfNeeded: a)))
             #expect(got == (best?.2 ?? 0))
         }
+    }
+
+    @Test func allowedIPsPrunesAndReusesNodes() {
+        var t = AllowedIPs()
+        for round in 0..<50 {
+            for i in 0..<100 {
+                t.insert(IPPrefix(address: .v6(IPAddress("fd00::\(String(i, radix: 16))")!.v6Bytes), prefixLength: 128)!,
+                         value: UInt32(round % 2 + 1))
+            }
+            t.removeAll(value: UInt32(round % 2 + 1))
+            #expect(t.lookup(IPAddress("fd00::5")!) == 0)
+        }
+        // 50 rounds of 100 /128s: without pruning and reuse the node array would hold 50 times one round's nodes.
+        #expect(t.nodeCount(v6: true) < 2 * (128 + 100 * 8))
     }
 
     @Test func messagesCheckSizeTypeAndReservedBytes() {
@@ -141,11 +160,73 @@ import WGNetlink
         #expect(tb.dropLast().withUnsafeBytes { TransportHeader($0) } == nil)
     }
 
+    @Test func ratelimiterAllowsABurstOfFiveThenTwentyASecond() {
+        var r = Ratelimiter()
+        let a = IPAddress("192.0.2.7")!, b = IPAddress("192.0.2.8")!
+        var now: UInt64 = 5 * Timing.second
+        func allow(_ x: IPAddress) -> Bool { r.allow(x, now: now) }
+        #expect((0..<5).allSatisfy { _ in allow(a) })
+        #expect(!allow(a))
+        #expect(allow(b))  // another source has its own bucket
+        now += 50 * Timing.millisecond  // one packet's worth of tokens
+        #expect(allow(a))
+        #expect(!allow(a))
+        // IPv6 sources share a bucket per /64.
+        let c = IPAddress("2001:db8::1")!, d = IPAddress("2001:db8::ffff")!
+        #expect((0..<5).allSatisfy { _ in allow(c) })
+        #expect(!allow(d))
+    }
+
+    @Test func cookieIsUsedForMAC2For115Seconds() {
+        // The responder's checker and the initiator's generator, keyed by the responder's public key.
+        let responder = StaticIdentity(.generate())
+        var checker = CookieChecker()
+        checker.setIdentity(responder)
+        var generator = CookieGenerator(peerKey: responder.publicKey)
+        let source = SocketAddress(address: IPAddress("198.51.100.1")!, port: 4444)
+        var now: UInt64 = Timing.second
+        var msg = [UInt8](repeating: 0, count: InitiationMessage.size)
+        func mac2OK(_ from: SocketAddress) -> Bool { msg.withUnsafeBytes { checker.checkMAC2($0, mac2Offset: 132, source: from, now: now) } }
+        func consume(_ r: CookieReplyMessage) -> Bool { generator.consume(r, now: now) }
+        msg[0] = 1
+        msg.withUnsafeMutableBytes { generator.addMACs($0, mac1Offset: 116, mac2Offset: 132, now: now) }
+        #expect(msg.withUnsafeBytes { checker.checkMAC1($0, mac1Offset: 116) })
+        #expect(msg[132...].allSatisfy { $0 == 0 })
+        #expect(!mac2OK(source))
+        let reply = msg.withUnsafeBytes { checker.makeReply(to: $0, mac1Offset: 116, receiver: 1, source: source, now: now) }
+        #expect(consume(reply))
+        #expect(!consume(reply))  // one reply per mac1 sent
+        msg.withUnsafeMutableBytes { generator.addMACs($0, mac1Offset: 116, mac2Offset: 132, now: now) }
+        #expect(mac2OK(source))
+        // From another port the cookie is another one.
+        let other = SocketAddress(address: source.address, port: 4445)
+        #expect(!mac2OK(other))
+        // 114 s later it is still used; at 115 s it no longer is.
+        now += 114 * Timing.second
+        msg.withUnsafeMutableBytes { generator.addMACs($0, mac1Offset: 116, mac2Offset: 132, now: now) }
+        #expect(msg[132...].contains { $0 != 0 })
+        now += Timing.second
+        msg.withUnsafeMutableBytes { generator.addMACs($0, mac1Offset: 116, mac2Offset: 132, now: now) }
+        #expect(msg[132...].allSatisfy { $0 == 0 })
+        // A reply that quotes another mac1 does not decrypt.
+        var forged = reply
+        forged.encryptedCookie.withMutableBytes { $0[3] ^= 1 }
+        msg.withUnsafeMutableBytes { generator.addMACs($0, mac1Offset: 116, mac2Offset: 132, now: now) }
+        #expect(!consume(forged))
+    }
+
     @Test func indicesAreUnique() {
         var t = IndexTable()
         let peer = PeerState(publicKey: .zero, slot: 1)
         var seen = Set<UInt32>()
         for _ in 0..<5000 { seen.insert(t.insert(.handshake(peer))) }
         #expect(seen.count == 5000 && t.count == 5000)
+    }
+}
+
+extension IPAddress {
+    var v6Bytes: IPv6Bytes {
+        if case .v6(let b) = self { return b }
+        fatalError("not IPv6")
     }
 }

@@ -16,9 +16,9 @@ import TestSupport
 /// initiates (a ping from its side) and we answer.
 @Suite(.serialized) struct WireGuardGoInteropTests {
     static let canRun = getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/bin/wireguard-go")
-        && which("wg") != nil && which("ip") != nil
+        && which("wg") != nil && which("ip") != nil && which("nsenter") != nil && which("ping") != nil
 
-    @Test(.enabled(if: canRun, "needs root, /usr/bin/wireguard-go, wg and ip"))
+    @Test(.enabled(if: canRun, "needs root, /usr/bin/wireguard-go, wg, ip, nsenter and ping"))
     func handshakeAndPingBothWaysWithWireGuardGo() throws {
         let tag = "\(getpid() % 100_000)"
         let ns = "wgnsproto\(tag)", ifname = "wgp\(tag)"
@@ -29,8 +29,10 @@ import TestSupport
             try? FileManager.default.removeItem(at: dir)
         }
         let goKey = PrivateKey.generate(), ourKey = PrivateKey.generate()
-        let keyFile = dir.appendingPathComponent("key").path
+        let psk = PresharedKey.generate()
+        let keyFile = dir.appendingPathComponent("key").path, pskFile = dir.appendingPathComponent("psk").path
         try KeyFile.write(goKey, to: keyFile)
+        try KeyFile.write(psk, to: pskFile)
         let setup = try shell("""
             set -e
             ip netns add \(ns)
@@ -39,14 +41,15 @@ import TestSupport
             """)
         try #require(setup.status == 0, "\(setup.stderr)")
         let go = Process()
-        go.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        if !FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") { go.executableURL = URL(fileURLWithPath: which("ip")!) }
-        go.arguments = ["netns", "exec", ns, "/usr/bin/wireguard-go", "-f", ifname]
+        // nsenter only joins the network namespace; `ip netns exec` also remounts /sys, which races with
+        // other tests doing the same.
+        go.executableURL = URL(fileURLWithPath: which("nsenter")!)
+        go.arguments = ["--net=/run/netns/\(ns)", "/usr/bin/wireguard-go", "-f", ifname]
         var env = ProcessInfo.processInfo.environment
         env["LOG_LEVEL"] = "debug"
         go.environment = env
         let logURL = dir.appendingPathComponent("wireguard-go.log")
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         go.standardOutput = try FileHandle(forWritingTo: logURL)
         go.standardError = go.standardOutput
         try go.run()
@@ -74,8 +77,8 @@ import TestSupport
 
         let conf = try shell("""
             set -e
-            ip netns exec \(ns) wg set \(ifname) private-key \(keyFile) listen-port \(goPort) \
-              peer \(ourKey.publicKey.base64) allowed-ips 10.99.0.1/32 endpoint 127.0.0.1:\(ourPort)
+            nsenter --net=/run/netns/\(ns) wg set \(ifname) private-key \(keyFile) listen-port \(goPort) \
+              peer \(ourKey.publicKey.base64) preshared-key \(pskFile) allowed-ips 10.99.0.1/32 endpoint 127.0.0.1:\(ourPort)
             ip -n \(ns) addr add 10.99.0.2/24 dev \(ifname)
             ip -n \(ns) link set \(ifname) up
             """)
@@ -85,37 +88,41 @@ import TestSupport
         let goEndpoint = SocketAddress(address: IPAddress("127.0.0.1")!, port: goPort)
         var device = WireGuardDevice()
         try device.configure(DeviceConfig(privateKey: ourKey, peers: [
-            PeerConfig(publicKey: goKey.publicKey, endpoint: goEndpoint, allowedIPs: [IPPrefix("10.99.0.2/32")!])]))
+            PeerConfig(publicKey: goKey.publicKey, presharedKey: psk, endpoint: goEndpoint, allowedIPs: [IPPrefix("10.99.0.2/32")!])]))
         let sink = UDPSink(fd: box.fd)
         icmpEcho(type: 8, from: (10, 99, 0, 1), to: (10, 99, 0, 2), id: 0x4242, seq: 1)
             .withUnsafeBytes { device.handleOutgoing($0, sink: sink) }
         pump(device, sink: sink, seconds: 10) { sink.tun.contains { isEchoReply($0, id: 0x4242, from: (10, 99, 0, 2)) } }
         let log1 = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
         #expect(sink.tun.contains { isEchoReply($0, id: 0x4242, from: (10, 99, 0, 2)) }, "wireguard-go log:\n\(log1)")
-        let show = try shell("ip netns exec \(ns) wg show \(ifname) latest-handshakes")
+        let show = try shell("nsenter --net=/run/netns/\(ns) wg show \(ifname) latest-handshakes")
         let stamp = show.stdout.split(separator: "\t").last.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
         #expect(stamp > 0, "wg show: \(show.stdout)")
         #expect(device.snapshot(name: "x").peers[0].lastHandshake.seconds > 0)
         #expect(device.drops.incomingTotal == 0, "\(device.drops)")
 
-        // 2. It initiates: a fresh device of ours (no session), a fresh peer on its side, and a ping from its namespace.
+        // 2. It initiates: a fresh device of ours (no session), a fresh peer on its side, and a ping from its
+        // namespace. Ours is under load: wireguard-go must take our cookie reply and come back with mac2.
         device = WireGuardDevice()
         try device.configure(DeviceConfig(privateKey: ourKey, peers: [
-            PeerConfig(publicKey: goKey.publicKey, allowedIPs: [IPPrefix("10.99.0.2/32")!])]))
+            PeerConfig(publicKey: goKey.publicKey, presharedKey: psk, allowedIPs: [IPPrefix("10.99.0.2/32")!])]))
+        device.underLoad = true
         let reset = try shell("""
-            ip netns exec \(ns) wg set \(ifname) peer \(ourKey.publicKey.base64) remove && \
-            ip netns exec \(ns) wg set \(ifname) peer \(ourKey.publicKey.base64) allowed-ips 10.99.0.1/32 endpoint 127.0.0.1:\(ourPort)
+            nsenter --net=/run/netns/\(ns) wg set \(ifname) peer \(ourKey.publicKey.base64) remove && \
+            nsenter --net=/run/netns/\(ns) wg set \(ifname) peer \(ourKey.publicKey.base64) preshared-key \(pskFile) allowed-ips 10.99.0.1/32 endpoint 127.0.0.1:\(ourPort)
             """)
         try #require(reset.status == 0, "\(reset.stderr)")
         sink.tun.removeAll()
         let ping = Process()
         ping.executableURL = go.executableURL
-        ping.arguments = ["netns", "exec", ns, "ping", "-c", "1", "-W", "8", "10.99.0.1"]
-        ping.standardOutput = FileHandle.nullDevice
-        ping.standardError = FileHandle.nullDevice
+        ping.arguments = ["--net=/run/netns/\(ns)", "ping", "-c", "1", "-W", "14", "10.99.0.1"]
+        let pingURL = dir.appendingPathComponent("ping.out")
+        _ = FileManager.default.createFile(atPath: pingURL.path, contents: nil)
+        ping.standardOutput = try FileHandle(forWritingTo: pingURL)
+        ping.standardError = ping.standardOutput
         try ping.run()
         var answered = 0
-        pump(device, sink: sink, seconds: 10) {
+        pump(device, sink: sink, seconds: 16) {
             // Answer every echo request that arrives, as a host at 10.99.0.1 would.
             for p in sink.tun where p.count >= 28 && p[9] == 1 && p[20] == 8 {
                 let id = UInt16(p[24]) << 8 | UInt16(p[25]), seq = UInt16(p[26]) << 8 | UInt16(p[27])
@@ -129,9 +136,75 @@ import TestSupport
         ping.waitUntilExit()
         let log2 = (try? String(contentsOf: logURL, encoding: .utf8)) ?? ""
         #expect(answered >= 1)
-        #expect(ping.terminationStatus == 0, "ping from wireguard-go's side failed; log:\n\(log2)")
+        let pingOut = (try? String(contentsOf: pingURL, encoding: .utf8)) ?? ""
+        #expect(ping.terminationStatus == 0, "ping from wireguard-go's side failed: \(pingOut)\nlog:\n\(log2.suffix(3000))")
         #expect(device.snapshot(name: "x").peers[0].endpoint == SocketAddress(address: IPAddress("127.0.0.1")!, port: goPort))
-        #expect(device.drops.incomingTotal == 0, "\(device.drops)")
+        // Its first initiation got a cookie reply; the retry carried a valid mac2 and nothing else was dropped.
+        #expect(device.drops.cookieReplied >= 1, "\(device.drops)")
+        #expect(device.drops.incomingTotal == device.drops.cookieReplied, "\(device.drops)")
+
+        // 3. We rekey while the session lives (REKEY_AFTER_MESSAGES reached, as if 2^60 messages had gone):
+        // the packet that crosses it still goes under the old keys, a new handshake runs, and the next
+        // packet goes under the new ones; wireguard-go answers both.
+        device.underLoad = false
+        let old = device.locked { () -> Keypair? in
+            let peer = device.peerOrder[0]
+            peer.lastSentHandshake = nil  // its own initiation was answered a moment ago
+            peer.keypairs.current?.sendCounter = Timing.rekeyAfterMessages + 1
+            return peer.keypairs.current
+        }
+        try #require(old != nil)
+        sink.tun.removeAll()
+        icmpEcho(type: 8, from: (10, 99, 0, 1), to: (10, 99, 0, 2), id: 0x4343, seq: 1)
+            .withUnsafeBytes { device.handleOutgoing($0, sink: sink) }
+        pump(device, sink: sink, seconds: 10) {
+            sink.tun.contains { isEchoReply($0, id: 0x4343, from: (10, 99, 0, 2)) }
+                && device.locked { device.peerOrder[0].keypairs.current !== old }
+        }
+        let rotated = device.locked { () -> (Bool, Bool) in
+            let k = device.peerOrder[0].keypairs
+            return (k.current !== old && k.current?.isInitiator == true, k.previous === old)
+        }
+        #expect(sink.tun.contains { isEchoReply($0, id: 0x4343, from: (10, 99, 0, 2)) })
+        #expect(rotated.0 && rotated.1, "a new session we initiated, the old one kept as previous")
+        sink.tun.removeAll()
+        icmpEcho(type: 8, from: (10, 99, 0, 1), to: (10, 99, 0, 2), id: 0x4444, seq: 1)
+            .withUnsafeBytes { device.handleOutgoing($0, sink: sink) }
+        pump(device, sink: sink, seconds: 10) { sink.tun.contains { isEchoReply($0, id: 0x4444, from: (10, 99, 0, 2)) } }
+        #expect(sink.tun.contains { isEchoReply($0, id: 0x4444, from: (10, 99, 0, 2)) })
+        #expect(device.locked { device.peerOrder[0].keypairs.current?.sendCounter ?? 0 } < 100)
+        #expect(device.drops.incomingTotal == device.drops.cookieReplied, "\(device.drops)")
+
+        // 4. Its cookies: a burst of initiations that pass its mac1 but nothing else puts wireguard-go under
+        // load; our next initiation gets a cookie reply, which we must decrypt and use for mac2.
+        device = WireGuardDevice()
+        try device.configure(DeviceConfig(privateKey: ourKey, peers: [
+            PeerConfig(publicKey: goKey.publicKey, presharedKey: psk, endpoint: goEndpoint, allowedIPs: [IPPrefix("10.99.0.2/32")!])]))
+        let mac1Key = Noise.labelledKey(Noise.labelMAC1, Bytes32(goKey.publicKey))
+        var gotCookie = false
+        for round in 0..<5 where !gotCookie {
+            var junk = [UInt8](repeating: 0, count: InitiationMessage.size)
+            for _ in 0..<4000 {
+                junk.withUnsafeMutableBytes { j in
+                    Crypto.random(j)
+                    writeLE32(j, 0, 1)
+                    mac1Key.withBytes { Crypto.mac(key: $0, UnsafeRawBufferPointer(rebasing: j[..<116])) }.write(to: j, at: 116)
+                    sink.sendDatagram(UnsafeRawBufferPointer(j), to: goEndpoint)
+                }
+            }
+            device.locked { device.peerOrder[0].lastSentHandshake = nil }
+            icmpEcho(type: 8, from: (10, 99, 0, 1), to: (10, 99, 0, 2), id: 0x4545, seq: UInt16(round))
+                .withUnsafeBytes { device.handleOutgoing($0, sink: sink) }
+            pump(device, sink: sink, seconds: 2) {
+                gotCookie = device.locked { device.peerOrder[0].cookie.hasCookie(now: device.clock.monotonicNanoseconds()) }
+                return gotCookie
+            }
+        }
+        #expect(gotCookie, "wireguard-go never answered with a cookie reply that we could open; drops: \(device.drops)")
+        // Our retry carries mac2 made with it, and the handshake completes.
+        sink.tun.removeAll()
+        pump(device, sink: sink, seconds: 12) { sink.tun.contains { isEchoReply($0, id: 0x4545, from: (10, 99, 0, 2)) } }
+        #expect(sink.tun.contains { isEchoReply($0, id: 0x4545, from: (10, 99, 0, 2)) })
     }
 }
 

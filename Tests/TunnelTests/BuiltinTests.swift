@@ -300,3 +300,25 @@ extension BuiltinTests {
         VPNHubTests.expectNothingRunning(under: f.dir)
     }
 }
+
+extension BuiltinTests {
+    /// PersistentKeepalive on the builtin side: with no traffic of the job
+    /// at all, the wireguard-go peer hears from it at once (a handshake, as
+    /// `wg set ... persistent-keepalive` makes the kernel's send), so that a
+    /// member behind a NAT is reachable.
+    @Test func persistentKeepaliveGoesOutAtOnce() throws {
+        let f = try UpFixture()
+        let name = "btk\(UInt16.random(in: 1000...9999))"
+        let r = try f.sh("""
+            rm -f ready; mkfifo ready
+            "$W" up --backend wireguard-go --name \(name) peer.conf -- sh -c 'echo > ready; sleep 30' > peer.out 2>&1 &
+            PEER=$!
+            read x < ready
+            "$W" up --backend builtin --carrier none job.conf -- sleep 2
+            "$W" show \(name) latest-handshakes | sed 's/^/peer saw /'
+            "$W" down \(name); wait $PEER
+            """)
+        let seen = r.stdout.split(separator: "\n").first { $0.hasPrefix("peer saw ") }?.split(separator: "\t").last.flatMap { Int($0) }
+        #expect((seen ?? 0) > 0, "\(r.stdout)\n\(r.stderr)")
+    }
+}

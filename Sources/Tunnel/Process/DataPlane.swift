@@ -86,13 +86,10 @@ struct DataPlane {
         do {
             var config = try deviceConfig(interface, port: socket.port)
             if let mesh { config.peers += mesh.initialPeers }
-            let core = try Engine.makeCore(config, mtu: Int(interface.mtu))
-            let engine = Engine(core: core, name: interface.name, tun: tun, offloads: TUNOffloads(rawValue: offloads), socket: socket)
-            if let mesh {
-                let paths = MeshPaths(mesh)
-                engine.run(control: control) { paths.tick($0) }
-            }
-            engine.run(control: control)
+            let paths = mesh.map(MeshPaths.init)
+            try Engine.run(config, mtu: Int(interface.mtu), name: interface.name, tun: tun,
+                           offloads: TUNOffloads(rawValue: offloads), socket: socket, control: control,
+                           housekeeping: paths.map { p in { p.tick($0) } })
         } catch {
             writeStderr("wgns: data plane for \(interface.name): \(error)\n")
             _exit(1)

@@ -20,7 +20,10 @@ public enum Holder {
 
     /// Runs the holder; never returns. Call first thing in a synchronous
     /// command: the unshare needs a single-threaded process.
-    public static func run(control: Int32 = 3, status: Int32 = 4) -> Never {
+    /// `makeTap`: make the carrier's tap0 (false when the supervisor, which
+    /// forked this holder, knows there is no carrier; an exec'd holder
+    /// cannot know, and pid 1 removes an unused tap0).
+    public static func run(control: Int32 = 3, status: Int32 = 4, makeTap: Bool = true) -> Never {
         let statusFD = status
         // Forked or exec'd, the holder starts with default handlers and an
         // empty mask. SIGUSR1 (below) and SIGCHLD are taken with sigwaitinfo;
@@ -50,8 +53,10 @@ public enum Holder {
         // The carrier's tap0, made persistent here so that the carrier's exit
         // does not wait for the device's removal (about 20 ms of RCU grace
         // periods): the device goes with the namespace, asynchronously.
-        let tap = CWGShim_tun_open("tap0", 1, 1)
-        if tap >= 0 { close(tap) }
+        if makeTap {
+            let tap = CWGShim_tun_open("tap0", 1, 1)
+            if tap >= 0 { close(tap) }
+        }
         HolderStatus.namespacesCreated.send(on: statusFD)
         // The first child is pid 1 of the new pid namespace: when it ends,
         // the kernel kills everything else in there.

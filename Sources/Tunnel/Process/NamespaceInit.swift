@@ -38,10 +38,10 @@ struct NamespaceInit {
             try Namespace.overlayRuntimeDirectory(run)
             var routes: RouteNetlink
             do { routes = try RouteNetlink() } catch { throw TunnelError(.setup, wrapping: error) }
-            // The holder made the carrier's tap0 before anyone read the
-            // plan; with no carrier it goes, so the namespace holds only lo
-            // and the tunnel.
-            if plan.carrier == .noCarrier {
+            // An exec'd holder made the carrier's tap0 before anyone read
+            // the plan; with no carrier it goes, so that the namespace holds
+            // only lo and the tunnel (a forked holder made none).
+            if plan.carrier == .noCarrier, (try? routes.link("tap0")) != nil {
                 do { try routes.deleteLink("tap0") } catch { throw TunnelError(.setup, "remove the unused tap0", wrapping: error) }
             }
             func dnsAndLoopback() throws(TunnelError) {
@@ -219,8 +219,7 @@ struct NamespaceInit {
     /// pid 1 has CAP_NET_ADMIN over the tunnel's network namespace) with
     /// vnet headers and offloads, and its descriptor sent to the supervisor
     /// (`T NAME OFFLOADS`), whose data plane serves it from the host's
-    /// namespaces. Not persistent: it goes when the data plane's copy and
-    /// the namespace go.
+    /// namespaces. Persistent: it goes with the namespace.
     static func handOverTUN(_ name: String, status: Int32) throws(TunnelError) {
         let tun: TUNDevice
         do { tun = try TUNDevice.open(name: name, offloads: true) } catch {
@@ -229,6 +228,12 @@ struct NamespaceInit {
         let offloads = tun.offloads.rawValue
         let fd = tun.release()
         defer { close(fd) }
+        // Persistent, as wireguard-go's: the data plane's exit then does not
+        // wait for the device's removal (RCU grace periods); the device goes
+        // with the namespace.
+        if CWGShim_tun_set_persist(fd, 1) != 0 {
+            throw TunnelError(.setup, "TUNSETPERSIST on \(name)", errno: currentErrno)
+        }
         var fds = [fd]
         if CWGShim_send_fds(status, HolderStatus.tunDevice(name, offloads).line, &fds, 1) != 0 {
             throw TunnelError(.setup, "cannot pass TUN device \(name) to the supervisor", errno: currentErrno)

@@ -92,7 +92,8 @@ public struct Supervisor {
         defer { if listenFD >= 0 { close(listenFD) } }
         let ctl = try Pipe()
         let st = try Pipe.messageChannel()
-        let holder = try startHolder(holderCommand, control: ctl.read.raw, status: st.write.raw, closeInChild: [ctl.write.raw, st.read.raw, sfd, listenFD])
+        let holder = try startHolder(holderCommand, control: ctl.read.raw, status: st.write.raw, closeInChild: [ctl.write.raw, st.read.raw, sfd, listenFD],
+                                     makeTap: plan.carrier != .noCarrier)
         ctl.read.close()
         st.write.close()
         var s = Supervisor(plan: plan, log: StepLog(enabled: plan.verbose, start: plan.startTime), holder: holder,
@@ -119,7 +120,7 @@ public struct Supervisor {
     /// Starts the holder with the control pipe as its fd 3 and the status
     /// channel as its fd 4.
     static func startHolder(_ holderCommand: [String], control: Int32, status: Int32,
-                            closeInChild: [Int32]) throws(TunnelError) -> ChildProcess {
+                            closeInChild: [Int32], makeTap: Bool = true) throws(TunnelError) -> ChildProcess {
         if holderCommand.isEmpty || isSingleThreaded() {
             // A plain fork of this single-threaded process is a fresh
             // single-threaded process too (unshare(CLONE_NEWUSER) works there),
@@ -129,7 +130,7 @@ public struct Supervisor {
             if pid == 0 {
                 setpgid(0, 0)
                 for fd in closeInChild where fd >= 0 { close(fd) }
-                Holder.run(control: control, status: status)
+                Holder.run(control: control, status: status, makeTap: makeTap)
             }
             return ChildProcess(pid: pid)
         }
