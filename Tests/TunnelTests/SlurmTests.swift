@@ -192,10 +192,12 @@ import Tunnel
     /// reaches the hub and every other task by name, a file crosses from h3
     /// to h2 over TCP with its sha256 intact, the tunnel MTU is the fabric's
     /// minus 80 with host loopback off, and the hub sees each peer at its
-    /// host's fabric address. Nothing of the job is left afterwards.
+    /// host's fabric address. Nothing of the job is left afterwards. On the
+    /// builtin backend also as a mesh: every task then goes direct to every
+    /// other, and the rest holds the same.
     @Test(.enabled(if: canRun, "needs root, iproute2, python3 and Slurm (scripts/deps.sh installs it)"),
-          arguments: ["wireguard-go", "builtin"])
-    func srunTasksOnTheirOwnHostsReachEachOther(backend: String) throws {
+          arguments: [("wireguard-go", "star"), ("builtin", "star"), ("builtin", "mesh")])
+    func srunTasksOnTheirOwnHostsReachEachOther(backend: String, topology: String) throws {
         guard let c = try Self.started() else { return }
         let hub = "slurm-hub-\(UInt16.random(in: 1000...60000))"
         // Every process this test starts, through srun or not, inherits this
@@ -209,7 +211,7 @@ import Tunnel
             cat > task.sh <<'TASK'
             \(Self.taskScript)
             TASK
-            "$W" vpn new vpn --peers 4 > /dev/null || exit 9
+            "$W" vpn new vpn --peers 4 --topology \(topology) > /dev/null || exit 9
             "$W" hub --backend \(backend) vpn --name \(hub) > hub.out 2> hub.err & H=$!
             for i in $(seq 200); do grep -q '^wgns hub: up' hub.out && break; kill -0 $H 2>/dev/null || break; sleep 0.05; done
             cat hub.out hub.err
@@ -221,6 +223,8 @@ import Tunnel
             wait $S; echo "srun status $?"
             cat srun.out
             for t in 0 1 2 3; do grep -h "MTU wg0\\|containment" task.$t.err | sed "s/^/task $t: /"; done
+            echo "mesh direct lines $(cat task.*.err | grep -c 'mesh: peer-[0-9]*: direct: handshake')"
+            for t in 0 1 2 3; do grep -h "mesh: " task.$t.err | sed "s/^/task $t: /"; done
             "$W" down \(hub); wait $H; echo "hub status $?"
             """)
         let out = r.stdout
@@ -242,6 +246,9 @@ import Tunnel
         let seen = out.split(separator: "\n").filter { $0.hasPrefix("hub sees ") }.map { $0.dropFirst(9).split(separator: ":")[0] }
         #expect(seen.count == 4 && seen.filter { $0 == "10.231.0.2" }.count == 2 && seen.filter { $0 == "10.231.0.3" }.count == 2, "\(out)")
         #expect(out.contains("hub status 0"), "\(out)")
+        // A mesh: every task went direct to the three others (two of them
+        // on its own host, through its node's fabric address).
+        #expect(out.contains("mesh direct lines \(topology == "mesh" ? 12 : 0)\n"), "\(out)")
         let remains = try Self.carrying(token)
         #expect(remains.isEmpty, "left behind: \(remains)")
     }

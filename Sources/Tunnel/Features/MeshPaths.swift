@@ -17,9 +17,11 @@ import Glibc
 ///   doubling while nothing changes, up to 1 s while some member is not
 ///   direct and 30 s once all are; `DIR/peer-J.endpoint` files are read only
 ///   when the folder's mtime moved. A newly published member gets its endpoint
-///   and a 25 s keepalive, which starts a handshake at once: the member
-///   that starts later initiates, and the earlier one learns its endpoint
-///   from the authenticated initiation.
+///   and, from the member that published later (a tie: the higher number),
+///   a 25 s keepalive, which starts a handshake at once; the earlier one
+///   learns its endpoint from the authenticated initiation (and initiates
+///   too after 2 s without one). Both initiating at once would each answer
+///   the other's initiation and drop the answer to its own.
 /// - A completed handshake with J moves J's prefixes to J's entry
 ///   (`replaceAllowedIPs`; the more specific /32 wins over the hub's
 ///   subnet). Data sent to J and nothing heard back for `silence`, or no
@@ -46,6 +48,9 @@ final class MeshPaths {
         /// Wall seconds of the last move back to the relay: only a newer
         /// handshake moves it forward again.
         var relayedAt: Int64 = 0
+        /// Since when this member waits for the other's initiation (it
+        /// published earlier); after `initiateAfter` it initiates too.
+        var waitingSince: UInt64?
     }
 
     let mesh: VPN.Mesh
@@ -72,6 +77,9 @@ final class MeshPaths {
     /// The pause between two looks at the folder (one stat) right after
     /// something changed; it doubles while nothing does.
     static let quickScan: UInt64 = 250_000_000
+    /// How long the member that published earlier waits for the later
+    /// one's initiation before it initiates too.
+    static let initiateAfter: UInt64 = 2 * second
     /// The longest pause between two reads of the folder.
     static let maxScanInterval: UInt64 = 30 * second
 
@@ -91,6 +99,19 @@ final class MeshPaths {
         }
         // While some member with an endpoint waits for its handshake, look
         // every turn; otherwise once a second.
+        // The other side never initiated (it cannot reach us, or started
+        // before our file was there): initiate too.
+        var nudges: [PeerConfig] = []
+        for i in members.indices {
+            guard let since = members[i].waitingSince, now - since > Self.initiateAfter else { continue }
+            members[i].waitingSince = nil
+            if !members[i].direct { nudges.append(PeerConfig(publicKey: members[i].key, persistentKeepaliveInterval: Self.keepalive)) }
+        }
+        if !nudges.isEmpty {
+            var c = DeviceConfig()
+            c.peers = nudges
+            try? engine.configure(c)
+        }
         let waiting = members.contains { !$0.direct && $0.published != nil }
         guard waiting || now >= nextSnapshot else { return }
         nextSnapshot = now + Self.second
@@ -176,12 +197,20 @@ final class MeshPaths {
             folderTime = st.st_mtim
         }
         var updates: [PeerConfig] = []
+        // Who initiates: the member that published later (a tie: the higher
+        // number). Both at once would each answer the other's initiation
+        // and lose its own, and only the retries' jitter would untie them.
+        let own = publishedTime(mesh.peer) ?? .max
         for i in members.indices {
             guard case .live(let record) = MemberEndpoint.read(mesh.directory, peer: members[i].peer),
                   record != members[i].published, let address = record.socketAddress() else { continue }
             members[i].published = record
-            updates.append(PeerConfig(publicKey: members[i].key, endpoint: address, persistentKeepaliveInterval: Self.keepalive))
-            if !members[i].direct { members[i].reason = "published at \(address), trying it; relayed through the hub" }
+            let theirs = publishedTime(members[i].peer) ?? 0
+            let initiate = own > theirs || (own == theirs && mesh.peer > members[i].peer)
+            updates.append(PeerConfig(publicKey: members[i].key, endpoint: address,
+                                      persistentKeepaliveInterval: initiate ? Self.keepalive : nil))
+            members[i].waitingSince = initiate ? nil : now
+            if !members[i].direct { members[i].reason = "published at \(address), \(initiate ? "trying it" : "waiting for its handshake"); relayed through the hub" }
             changed = true
         }
         if !updates.isEmpty {
@@ -190,6 +219,14 @@ final class MeshPaths {
             try? engine.configure(c)
             scanInterval = Self.quickScan
         }
+    }
+
+    /// When member `k`'s endpoint file was written (ns since the epoch, as
+    /// the folder's file system says), nil without one.
+    func publishedTime(_ k: Int) -> UInt64? {
+        var st = stat()
+        guard stat(VPN.memberEndpointPath(mesh.directory, k), &st) == 0 else { return nil }
+        return UInt64(st.st_mtim.tv_sec) * 1_000_000_000 + UInt64(st.st_mtim.tv_nsec)
     }
 
     /// `DIR/paths/peer-K`, and the changes on stderr with `-v`.
