@@ -91,6 +91,7 @@ import TestSupport
             wait $P; grep -o "[0-9]* received" ping.out | sed "s/^/after hub kill: /"
             on h2 ./wgns vpn status v
             on h2 ./wgns vpn status --json v | grep -c '"state": "direct"' | sed "s/^/json direct rows seen from h2: /"
+            on h2 ./wgns vpn status --json v | python3 -c 'import json, sys; d = json.load(sys.stdin); print("json members", len(d), "live", sum(m["published"] == "live" for m in d))'
             kill -9 $(sed -n 2p v/peer-3.endpoint | cut -d' ' -f4)
             sleep 0.5
             on h2 ./wgns vpn status v | grep "^peer-3"
@@ -112,6 +113,7 @@ import TestSupport
         #expect(out.contains("after hub kill: 50 received"), "\(out)")
         #expect(out.contains("peer-1 live on h2"), "\(out)")
         #expect(out.contains("json direct rows seen from h2: 2"), "\(out)")
+        #expect(out.contains("json members 3 live 3"), "\(out)")
         #expect(out.contains("peer-3 stale on h4"), "\(out)")
     }
 
