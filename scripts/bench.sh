@@ -121,4 +121,8 @@ bash scripts/bench/kill9.sh || { echo "bench: the kill -9 section failed" >&2; s
 # A member keeps running while its hub is restarted 20 times (picked port and
 # fixed port): the time from the new hub's "up" to the first answered ping.
 bash scripts/bench/hub-restart.sh || { echo "bench: the hub-restart section failed" >&2; status=1; }
+# --- The mesh: scripts/bench/mesh.sh -------------------------------------------
+# Member -> member throughput across the test cluster, star against mesh, and
+# the time from the last member's start to every pair direct.
+bash scripts/bench/mesh.sh || { echo "bench: the mesh section failed" >&2; status=1; }
 exit "$status"

@@ -20,6 +20,10 @@ extension WireGuardDevice: EngineCore {
     public var engineDeadline: UInt64 { nextDeadline }
     /// `EngineCore`: `snapshot`.
     public func engineSnapshot(name: String) -> Device { snapshot(name: name) }
+    /// `EngineCore`: `configure(_:sink:)`.
+    public func engineConfigure(_ config: DeviceConfig, output: EngineOutput) throws(BuiltinError) {
+        try configure(config, sink: output)
+    }
 }
 
 extension Engine {
@@ -29,14 +33,15 @@ extension Engine {
     /// it): makes the protocol core, configures it through the engine's
     /// timer output (so that a persistent keepalive goes out at once, as
     /// `wg set` makes the kernel's do), and runs the engine until the
-    /// supervisor closes `control`. Throws only before it runs.
+    /// supervisor closes `control` (with `housekeeping` on its timer
+    /// thread, see `run(control:housekeeping:)`). Throws only before it runs.
     public static func run(_ config: DeviceConfig, mtu: Int, name: String, tun: Int32, offloads: TUNOffloads,
-                           socket: UDPSocket, control: Int32) throws(BuiltinError) -> Never {
+                           socket: UDPSocket, control: Int32, housekeeping: ((Engine) -> Void)? = nil) throws(BuiltinError) -> Never {
         let device = WireGuardDevice()
         device.boundPort = socket.port
         device.mtu = mtu
         let engine = Engine(core: device, name: name, tun: tun, offloads: offloads, socket: socket)
         try device.configure(config, sink: engine.timerSide)
-        engine.run(control: control)
+        engine.run(control: control, housekeeping: housekeeping)
     }
 }

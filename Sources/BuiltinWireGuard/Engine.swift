@@ -23,6 +23,9 @@ public protocol EngineCore: AnyObject {
     var engineDeadline: UInt64 { get }
     /// The device as `wg show` would print it.
     func engineSnapshot(name: String) -> Device
+    /// Applies `config` with `wg set` semantics; a keepalive it turns on
+    /// goes out through `output` at once.
+    func engineConfigure(_ config: DeviceConfig, output: EngineOutput) throws(BuiltinError)
 }
 
 /// Where the core's output goes: datagrams to the UDP socket, decrypted
@@ -156,10 +159,61 @@ public final class Engine: @unchecked Sendable {
     /// UAPI `get=1` text (`Device.uapiText`).
     public static let snapshotRequest: UInt8 = UInt8(ascii: "g")
 
+    /// The request byte on the control socket that re-points a peer: then
+    /// one length byte and `PUBLICKEY ADDRESS PORT` (base64, text); the
+    /// peer is made afresh (no session left, same preshared key, keepalive
+    /// and AllowedIPs) at the new endpoint, so its keepalive starts a
+    /// handshake at once. No reply.
+    public static let repointRequest: UInt8 = UInt8(ascii: "e")
+
+    /// The bytes of a re-point request for peer `key` to `endpoint`.
+    public static func repointMessage(_ key: PublicKey, to endpoint: SocketAddress) -> [UInt8] {
+        let text = Array("\(key.base64) \(endpoint.address) \(endpoint.port)".utf8)
+        return [repointRequest, UInt8(text.count)] + text
+    }
+
+    /// Reads the rest of a re-point request and applies it (timer thread).
+    func repoint(from control: Int32) {
+        var length: UInt8 = 0
+        guard read(control, &length, 1) == 1 else { return }
+        var text = [UInt8](repeating: 0, count: Int(length))
+        var got = 0
+        while got < text.count {
+            let n = text.withUnsafeMutableBytes { read(control, $0.baseAddress! + got, $0.count - got) }
+            if n < 0 && errno == EINTR { continue }
+            guard n > 0 else { return }
+            got += n
+        }
+        let f = String(decoding: text, as: UTF8.self).split(separator: " ")
+        guard f.count == 3, let key = try? PublicKey(base64: String(f[0])), let address = IPAddress(String(f[1])),
+              let port = UInt16(f[2]) else { return }
+        guard let old = snapshot().peers.first(where: { $0.publicKey == key }) else { return }
+        var remove = DeviceConfig()
+        remove.peers = [PeerConfig(publicKey: key, remove: true)]
+        var add = DeviceConfig()
+        add.peers = [PeerConfig(publicKey: key, presharedKey: old.presharedKey, endpoint: SocketAddress(address: address, port: port),
+                                persistentKeepaliveInterval: old.persistentKeepaliveInterval, replaceAllowedIPs: true,
+                                allowedIPs: old.allowedIPs)]
+        try? configure(remove)
+        try? configure(add)
+    }
+
+    /// The device as `wg show` would print it (for a housekeeping task).
+    public func snapshot() -> Device { core.engineSnapshot(name: name) }
+
+    /// Changes the running device (`wg set` semantics). Only on the timer
+    /// thread (a housekeeping task, a control request): it sends through
+    /// that thread's output.
+    public func configure(_ config: DeviceConfig) throws(BuiltinError) {
+        try core.engineConfigure(config, output: timerSide)
+    }
+
     /// Runs until the supervisor closes `control` (or the TUN goes away
     /// with its namespace), then exits the process: the data plane is a
-    /// process of its own.
-    public func run(control: Int32) -> Never {
+    /// process of its own. `housekeeping`, when given, runs on the timer
+    /// thread at most every 100 ms (it may call `snapshot` and
+    /// `configure`), never per packet.
+    public func run(control: Int32, housekeeping: ((Engine) -> Void)? = nil) -> Never {
         if let device = core as? WireGuardDevice {
             Self.startThread { [self] in readTUNBatched(device) }
             Self.startThread { [self] in readUDPBatched(device) }
@@ -168,6 +222,7 @@ public final class Engine: @unchecked Sendable {
             Self.startThread { [self] in readUDP() }
         }
         var request: UInt8 = 0
+        var nextHousekeeping: UInt64 = 0
         while true {
             let now = engineNow()
             let deadline = core.engineDeadline
@@ -181,10 +236,16 @@ public final class Engine: @unchecked Sendable {
                     var text = core.engineSnapshot(name: name).uapiText()
                     try? Descriptor(owning: dup(control)).writeAll(text)
                     KeyStore.wipe(&text)
+                } else if r == 1 && request == Self.repointRequest {
+                    repoint(from: control)
                 }
             }
             if engineNow() >= core.engineDeadline || n == 0 {
                 core.engineTick(output: timerSide)
+            }
+            if let housekeeping, engineNow() >= nextHousekeeping {
+                housekeeping(self)
+                nextHousekeeping = engineNow() + 100_000_000
             }
         }
     }

@@ -79,7 +79,7 @@ public struct UserspaceWireGuard: WireGuardControl, Sendable {
             throw NetlinkError(.invalidArgument, errno: ENAMETOOLONG, "cannot \(operation): socket path \(path) is too long")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: pathBytes) }
-        let fd = try sys("cannot \(operation): socket") { socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0) }
+        let fd = try sys("cannot \(operation): socket") { socket(AF_UNIX, 1 | O_CLOEXEC /* SOCK_STREAM | SOCK_CLOEXEC: a release build of this module does not see the enum */, 0) }
         defer { Glibc.close(fd) }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p in

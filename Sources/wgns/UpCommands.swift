@@ -32,7 +32,7 @@ struct Up: Invocation {
         --endpoint takes the hub's HOST:PORT from DIR/hub.endpoint, waiting up to \
         --wait seconds for a live hub to publish it.
         """,
-        options: SessionOptions.options + [carrier, mapUID, mapGID, hostLoopback, noHostLoopback, peer, wait,
+        options: SessionOptions.options + [carrier, mapUID, mapGID, hostLoopback, noHostLoopback, peer, wait, topology, ports,
                                            isolate, noIsolate, netAdmin, noMask],
         arguments: [Argument("CONFIG", .any, "wg-quick configs (one interface each; a bare NAME is NAME.conf in $WGNS_CONFIG_DIR, $XDG_CONFIG_HOME/wgns or ~/.config/wireguard), or a VPN directory from `wgns vpn new`.")],
         passthrough: "COMMAND [ARGS...]",
@@ -45,6 +45,8 @@ struct Up: Invocation {
     static let noHostLoopback = Option.flag("no-host-loopback", "Do not let the namespace reach the host's loopback (overrides HostLoopback = true).")
     static let peer = Option.option("peer", "K", "With a VPN directory (`wgns vpn new`) as CONFIG: be peer K (DIR/peer-K.conf). Inside a Slurm step the default is SLURM_PROCID + 1 (task 0 is peer-1).")
     static let wait = Option.option("wait", "SECONDS", "With a VPN directory whose hub publishes its endpoint: how long to wait for DIR/hub.endpoint (default: 60).")
+    static let topology = Option.option("topology", "star|mesh", "With a VPN directory: override the VPN's topology (DIR/members). mesh: on the builtin backend, members talk directly once a direct handshake works and through the hub until then; other backends stay relayed. star: everything through the hub.")
+    static let ports = Option.option("ports", "LO-HI", "With a mesh VPN directory: bind this member's UDP port inside this range (overrides DIR/members).")
     static let isolate = Option.flag("isolate", "The job's namespace holds only lo and the WireGuard interfaces: it can reach nothing but the tunnel (the default for a full tunnel, AllowedIPs covering 0.0.0.0/0 or ::/0).")
     static let noIsolate = Option.flag("no-isolate", "Let the job also reach the network through the carrier, even with a full tunnel (overrides Isolate = true).")
     static let netAdmin = Option.flag("net-admin", "Run the job as root of the tunnel's own user namespace, with network administration there: the job CAN change and leave its tunnel (`wg`, `ip`). Off by default: the job cannot even read its tunnel's keys.")
@@ -60,6 +62,8 @@ struct Up: Invocation {
     var hostLoopback: Bool?
     var peer: Int?
     var wait: Double?
+    var topology: VPN.Topology?
+    var ports: ClosedRange<UInt16>?
     /// `--isolate` / `--no-isolate`; nil: the config decides.
     var isolate: Bool?
     var netAdmin = false
@@ -75,6 +79,8 @@ struct Up: Invocation {
         hostLoopback = try either(a, Self.hostLoopback, Self.noHostLoopback)
         peer = try a.number(Self.peer)
         wait = try waitSeconds(a.value(Self.wait))
+        topology = try a.choice(Self.topology)
+        ports = try portRange(a.value(Self.ports))
         isolate = try either(a, Self.isolate, Self.noIsolate)
         netAdmin = a.flag(Self.netAdmin)
         noMask = a.flag(Self.noMask)
@@ -94,7 +100,7 @@ struct Up: Invocation {
         }
         configs = try configs.map { c throws(TunnelError) in try ConfigLookup.path(for: c) }
         let dirs = configs.filter { VPN.isDirectory($0) }
-        for (flag, given) in [(Self.peer, peer != nil), (Self.wait, wait != nil)] where given && dirs.isEmpty {
+        for (flag, given) in [(Self.peer, peer != nil), (Self.wait, wait != nil), (Self.topology, topology != nil), (Self.ports, ports != nil)] where given && dirs.isEmpty {
             throw CLIError.usage("--\(flag.long) needs a VPN directory (`wgns vpn new DIR ...`) as CONFIG")
         }
         for dir in dirs {
@@ -125,6 +131,11 @@ struct Up: Invocation {
                 options.follower = HubFollower(directory: c, current: current)
             }
             options.vpnMember = true
+            if options.mesh == nil, var mesh = try VPN.Mesh.load(c, peer: m.peer, subnets: m.subnets, topology: topology) {
+                mesh.interfaceName = "wg\(n)"
+                if let ports { mesh.portRange = ports }
+                options.mesh = mesh
+            }
             if options.hosts == nil { (options.hosts, options.environment) = (m.hosts, m.environment) }
         }
         options.configFiles = configs

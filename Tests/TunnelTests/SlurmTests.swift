@@ -143,17 +143,19 @@ import Tunnel
     /// reaches the hub and every other task by name, a file crosses from h3
     /// to h2 over TCP with its sha256 intact, the tunnel MTU is the fabric's
     /// minus 80 with host loopback off, and the hub sees each peer at its
-    /// host's fabric address. Nothing of the job is left afterwards.
+    /// host's fabric address. Nothing of the job is left afterwards. On the
+    /// builtin backend also as a mesh: every task then goes direct to every
+    /// other, and the rest holds the same.
     @Test(.enabled(if: canRun, "needs root, WGNS_TEST_USER, iproute2, python3 and Slurm (scripts/deps.sh installs it)"),
-          arguments: ["wireguard-go", "builtin"])
-    func srunTasksOnTheirOwnHostsReachEachOther(backend: String) throws {
+          arguments: [("wireguard-go", "star"), ("builtin", "star"), ("builtin", "mesh")])
+    func srunTasksOnTheirOwnHostsReachEachOther(backend: String, topology: String) throws {
         guard let c = try Self.started() else { return }
         let hub = "slurm-hub-\(UInt16.random(in: 1000...60000))"
         // Every process this test starts, through srun or not, inherits this
         // token: what is left of the job afterwards is found by it, whatever
         // other tests run as the same user meanwhile.
         let token = UUID().uuidString
-        let r = try c.script("slurm-srun.sh", environment: ["WGNS_SLURM_TEST": token, "HUB": hub, "BACKEND": backend])
+        let r = try c.script("slurm-srun.sh", environment: ["WGNS_SLURM_TEST": token, "HUB": hub, "BACKEND": backend, "TOPOLOGY": topology])
         let out = r.stdout
         #expect(out.contains("wgns hub: up, wg0 10.97.0.1/24, UDP port "), "\(out)\n\(r.stderr)")
         #expect(out.contains("published h1\n"), "\(out)")
@@ -175,6 +177,9 @@ import Tunnel
         let seen = out.split(separator: "\n").filter { $0.hasPrefix("hub sees ") }.map { $0.dropFirst(9).split(separator: ":")[0] }
         #expect(seen.count == 4 && seen.filter { $0 == "10.231.0.2" }.count == 2 && seen.filter { $0 == "10.231.0.3" }.count == 2, "\(out)")
         #expect(out.contains("hub status 0"), "\(out)")
+        // A mesh: every task went direct to the three others (two of them
+        // on its own host, through its node's fabric address).
+        #expect(out.contains("mesh direct lines \(topology == "mesh" ? 12 : 0)\n"), "\(out)")
         let remains = try Self.carrying("WGNS_SLURM_TEST=\(token)")
         #expect(remains.isEmpty, "left behind: \(remains)")
     }

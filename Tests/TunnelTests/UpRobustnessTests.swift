@@ -118,11 +118,13 @@ extension UpTests {
     /// Issue 19, item 10: 50,000 AllowedIPs come up (wireguard-go's log is
     /// drained while it takes them; the routes are not checked against each
     /// other), and `wgns show` lists them all. `timeout` only detects a hang.
+    /// On wireguard-go, which it is about (auto is the builtin backend on a
+    /// host without WireGuard in its kernel).
     @Test func fiftyThousandAllowedIPsComeUp() throws {
         let f = try UpFixture()
         try Self.writeBigConfig(f)
         let r = try f.sh("""
-            timeout -s KILL 90 "$W" up --name big\(f.port) big.conf > up.out 2>&1 &
+            timeout -s KILL 90 "$W" up --backend wireguard-go --name big\(f.port) big.conf > up.out 2>&1 &
             U=$!
             for i in $(seq 1200); do "$W" list 2>/dev/null | grep -qx big\(f.port) && break; kill -0 $U 2>/dev/null || break; sleep 0.05; done
             "$W" show big\(f.port) allowed-ips | tr ' \t' '\n\n' | grep -cE '^[0-9.]+/[0-9]+$' | sed 's/^/allowed ips /'
@@ -173,13 +175,14 @@ extension UpTests {
 
     /// Issue 19, item 11: the carrier (or wireguard-go) dies under a job
     /// that ignores SIGTERM: wgns kills it after the grace period, exits
-    /// non-zero, and leaves no live process.
+    /// non-zero, and leaves no live process. On wireguard-go behind
+    /// slirp4netns, whose processes are the victims.
     @Test(arguments: ["slirp4netns", "wireguard-go"])
     func brokenTunnelUnderAJobThatIgnoresSIGTERMEnds(victim: String) throws {
         let f = try UpFixture()
         let r = try f.sh("""
             rm -f ready; mkfifo ready
-            "$W" up --carrier slirp4netns job.conf -- sh -c 'trap "" TERM; echo > ready; sleep 60; echo "job survived"' > up.out 2> up.err &
+            "$W" up --backend wireguard-go --carrier slirp4netns job.conf -- sh -c 'trap "" TERM; echo > ready; sleep 60; echo "job survived"' > up.out 2> up.err &
             U=$!
             read x < ready
             # The victim: a child of wgns (the carrier) or of pid 1 inside (wireguard-go).

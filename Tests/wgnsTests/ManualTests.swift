@@ -136,7 +136,7 @@ import TestSupport
             t wgns _
             """#
         let r = try run("/bin/bash", ["-c", probe, "probe", file])
-        #expect(r.stdout == "--carrier\nslirp4netns pasta none\nnew\n--peers --psk\nvpn version\nkernel\n\n", "\(r.stdout) \(r.stderr)")
+        #expect(r.stdout == "--carrier\nslirp4netns pasta none\nnew status\n--peers --psk --ports\nvpn version\nkernel\n\n", "\(r.stdout) \(r.stderr)")
     }
 
     @Test func zshCompletionHasEveryCommandAndOption() throws {
@@ -176,7 +176,7 @@ import TestSupport
         #expect(try run(fish, ["-n", file]).status == 0)
         let r = try run(fish, ["--no-config", "-c", "source $argv[1]; complete -C 'wgns up --carrier '; complete -C 'wgns vpn '", file])
         let offered = r.stdout.split(separator: "\n").map { $0.prefix { $0 != "\t" } }
-        #expect(offered == ["none", "pasta", "slirp4netns", "new"], "\(r.stdout) \(r.stderr)")
+        #expect(offered == ["none", "pasta", "slirp4netns", "new", "status"], "\(r.stdout) \(r.stderr)")
     }
 
     /// One option row of a command's help: `-v, --verbose`, `--carrier slirp4netns|pasta`.

@@ -58,6 +58,12 @@ extension Supervisor {
                        replaceAllowedIPs: true, allowedIPs: p.allowedIPs)
         }
         if plan.verbose { writeStderr("wgns: hub \(hub.endpoint) (pid \(hub.pid) on \(hub.node)) is new in \(f.directory): pointing \(i.name) at it\n") }
+        if let d = dataPlanes.first(where: { $0.name == i.name }) {
+            // The builtin backend: its data plane holds the device (and, in
+            // a mesh, the other members' peers, which stay).
+            for p in i.config.peers { d.repoint(p.publicKey, to: SocketAddress(address: address, port: e.port)) }
+            return
+        }
         configureInside(i.name, dc)
     }
 

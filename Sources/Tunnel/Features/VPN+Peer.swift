@@ -62,6 +62,8 @@ extension VPN {
         public var environment: [String]
         /// The config has no Endpoint for the hub.
         public var needsEndpoint: Bool
+        /// The VPN's subnets.
+        public var subnets: [IPPrefix] = []
     }
 
     /// The member `wgns up DIR [--peer K]` stands for (see `peerConfigPath`).
@@ -80,7 +82,7 @@ extension VPN {
                       hosts: hostsEntries(subnets: subnets, peerCount: count),
                       environment: ["WGNS_ADDRESS=\(own.address)", "WGNS_HUB=\(address(in: first, host: 1).address)",
                                     "WGNS_PEER=\(k)", "WGNS_PEERS=\(count)", "WGNS_NAME=peer-\(k)"],
-                      needsEndpoint: c.peers.contains { $0.endpoint == nil })
+                      needsEndpoint: c.peers.contains { $0.endpoint == nil }, subnets: subnets)
     }
 
     /// The endpoint a peer on this node uses for the hub's published

@@ -17,6 +17,22 @@ public struct VPN: Sendable {
     /// The host name the hub publishes when it picks its port
     /// (`--endpoint HOST` without a port), written to `hub.advertise`.
     public var advertise: String?
+    /// Every peer's public key, in order (`DIR/members`).
+    public var memberKeys: [PublicKey] = []
+    /// Star (every byte through the hub) or mesh (members go direct once
+    /// a direct handshake works; the hub relays until then).
+    public var topology: Topology = .star
+    /// The UDP ports members of a mesh pick theirs from (`vpn new --ports`).
+    public var memberPorts: ClosedRange<UInt16>?
+
+    /// How members reach each other.
+    public enum Topology: String, Sendable, Hashable, CaseIterable {
+        /// Through the hub only (DeepSquare's shape).
+        case star
+        /// Directly where a direct path works, through the hub where not
+        /// (the builtin backend; other backends stay relayed).
+        case mesh
+    }
 
     /// Keepalive every peer sends: they sit behind slirp4netns/pasta NAT and
     /// only they can open the path.
@@ -74,9 +90,11 @@ public struct VPN: Sendable {
         }
 
         var peers: [TunnelConfig] = []
+        var memberKeys: [PublicKey] = []
         peers.reserveCapacity(peerCount)
         for k in 1...peerCount {
             let key = PrivateKey.generate()
+            memberKeys.append(key.publicKey)
             let psk = presharedKeys ? PresharedKey.generate() : nil
             var peer = TunnelConfig()
             peer.interface.privateKey = .inline(key)
@@ -96,7 +114,7 @@ public struct VPN: Sendable {
                                                       prefixLength: $0.address.maxPrefixLength)! }
             hub.peers.append(onHub)
         }
-        return VPN(hub: hub, peers: peers, advertise: nil)
+        return VPN(hub: hub, peers: peers, advertise: nil, memberKeys: memberKeys)
     }
 
     /// `DIR/hub.conf`.
@@ -105,6 +123,10 @@ public struct VPN: Sendable {
     public static func peerPath(_ dir: String, _ k: Int) -> String { "\(dir)/peer-\(k).conf" }
     /// `DIR/hub.endpoint`: `HOST:PORT` of the running hub, written by `wgns hub DIR`.
     public static func endpointPath(_ dir: String) -> String { "\(dir)/hub.endpoint" }
+    /// `DIR/members`: the topology and every peer's public key (no secret).
+    public static func membersPath(_ dir: String) -> String { "\(dir)/members" }
+    /// `DIR/peer-K.endpoint`: where peer K's data plane listens, written by its `wgns up`.
+    public static func memberEndpointPath(_ dir: String, _ k: Int) -> String { "\(dir)/peer-\(k).endpoint" }
     /// `DIR/hub.advertise`: the host name `wgns vpn new --endpoint HOST` (no
     /// port) chose for the hub to publish.
     public static func advertisePath(_ dir: String) -> String { "\(dir)/hub.advertise" }
@@ -162,9 +184,19 @@ public struct VPN: Sendable {
             unlink(VPN.advertisePath(dir))
             unlink(VPN.endpointPath(dir))
             if let a = advertise { try KeyFile.writeSecretFile(Array("\(a)\n".utf8), to: VPN.advertisePath(dir)) }
+            // A star needs no more than its configs (as before meshes).
+            unlink(VPN.membersPath(dir))
+            if topology == .mesh {
+                var members = "topology \(topology.rawValue)\n"
+                if let r = memberPorts { members += "ports \(r.lowerBound)-\(r.upperBound)\n" }
+                for (i, key) in memberKeys.enumerated() { members += "peer-\(i + 1) \(key.base64)\n" }
+                try VPN.writePrivateFile(Array(members.utf8), to: VPN.membersPath(dir))
+            }
+            // What members of an earlier VPN here published.
+            for k in 1...peers.count { unlink(VPN.memberEndpointPath(dir, k)) }
             // Peers left over from a bigger VPN that this one replaces.
             var k = peers.count + 1
-            while unlink(VPN.peerPath(dir, k)) == 0 { k += 1 }
+            while unlink(VPN.peerPath(dir, k)) == 0 { unlink(VPN.memberEndpointPath(dir, k)); k += 1 }
             try KeyFile.syncDirectory(dir)
         } catch {
             throw TunnelError(.system, "cannot write the VPN into \(dir)", wrapping: error)

@@ -27,17 +27,23 @@ struct DataPlane {
     /// (opened with `offloads`, a `TUNOffloads` raw value). Closes `tun` in
     /// this process either way. Every descriptor of ours but its own three
     /// is closed in the child.
-    static func start(_ interface: UpPlan.Interface, tun: Int32, offloads: UInt32) throws(TunnelError) -> DataPlane {
+    /// With `mesh` (a mesh VPN member's first interface), the other members
+    /// are peers from the start and `MeshPaths` runs in the data plane.
+    static func start(_ interface: UpPlan.Interface, tun: Int32, offloads: UInt32, mesh: VPN.Mesh? = nil) throws(TunnelError) -> DataPlane {
         defer { close(tun) }
         let name = interface.name
         let port = interface.config.interface.listenPort ?? 0
         let socket: UDPSocket
-        do {
-            do { socket = try UDPSocket.bind(port: port, family: .dualStack) } catch where error.errno == .addressFamilyNotSupported {
-                socket = try UDPSocket.bind(port: port, family: .ipv4)  // a host without IPv6
+        if let r = mesh?.portRange, port == 0 {
+            socket = try bindInRange(r, name: name)
+        } else {
+            do {
+                do { socket = try UDPSocket.bind(port: port, family: .dualStack) } catch where error.errno == .addressFamilyNotSupported {
+                    socket = try UDPSocket.bind(port: port, family: .ipv4)  // a host without IPv6
+                }
+            } catch {
+                throw TunnelError(.setup, "\(name): \(error.message)", errno: error.errno)
             }
-        } catch {
-            throw TunnelError(.setup, "\(name): \(error.message)", errno: error.errno)
         }
         let udp = socket.descriptor.raw
         var pair: [Int32] = [-1, -1]
@@ -54,19 +60,36 @@ struct DataPlane {
             // terminal's or a batch system's signals are for the job.
             for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGTSTP, SIGTTIN, SIGTTOU, SIGUSR1] { signal(s, SIG_IGN) }
             closeAllBut([0, 1, 2, tun, udp, pair[1]])
-            runChild(interface, tun: tun, offloads: offloads, socket: socket, control: pair[1])
+            runChild(interface, tun: tun, offloads: offloads, socket: socket, control: pair[1], mesh: mesh)
         }
         close(pair[1])
         return DataPlane(name: name, process: ChildProcess(pid: pid), control: pair[0], port: socket.port)
     }
 
+    /// A socket on a free port of `range`, tried from a random place in it
+    /// (members started together do not all try the same port first).
+    static func bindInRange(_ range: ClosedRange<UInt16>, name: String) throws(TunnelError) -> UDPSocket {
+        let n = Int(range.upperBound) - Int(range.lowerBound) + 1
+        let start = Int.random(in: 0..<n)
+        for i in 0..<n {
+            let p = UInt16(Int(range.lowerBound) + (start + i) % n)
+            if let s = try? UDPSocket.bind(port: p, family: .dualStack) { return s }
+            if let s = try? UDPSocket.bind(port: p, family: .ipv4) { return s }
+        }
+        throw TunnelError(.setup, "\(name): every UDP port in \(range.lowerBound)-\(range.upperBound) (--ports) is taken on this host", errno: .addressInUse)
+    }
+
     /// The child: the device config from the plan (already in this memory),
     /// the protocol core, then the engine until the supervisor goes.
-    static func runChild(_ interface: UpPlan.Interface, tun: Int32, offloads: UInt32, socket: UDPSocket, control: Int32) -> Never {
+    static func runChild(_ interface: UpPlan.Interface, tun: Int32, offloads: UInt32, socket: UDPSocket, control: Int32,
+                         mesh: VPN.Mesh?) -> Never {
         do {
-            let config = try deviceConfig(interface, port: socket.port)
+            var config = try deviceConfig(interface, port: socket.port)
+            if let mesh { config.peers += mesh.initialPeers }
+            let paths = mesh.map(MeshPaths.init)
             try Engine.run(config, mtu: Int(interface.mtu), name: interface.name, tun: tun,
-                           offloads: TUNOffloads(rawValue: offloads), socket: socket, control: control)
+                           offloads: TUNOffloads(rawValue: offloads), socket: socket, control: control,
+                           housekeeping: paths.map { p in { p.tick($0) } })
         } catch {
             writeStderr("wgns: data plane for \(interface.name): \(error)\n")
             _exit(1)
@@ -133,6 +156,16 @@ struct DataPlane {
         }
         return try? Device(uapiText: reply, name: name)
     }
+
+    /// Points peer `key` at `endpoint` afresh (`Engine.repointRequest`).
+    func repoint(_ key: PublicKey, to endpoint: SocketAddress) {
+        guard control >= 0 else { return }
+        let m = Engine.repointMessage(key, to: hostSide(endpoint))
+        _ = m.withUnsafeBytes { write(control, $0.baseAddress, $0.count) }
+    }
+
+    /// An endpoint as the host's socket reaches it (10.0.2.2 is 127.0.0.1).
+    func hostSide(_ e: SocketAddress) -> SocketAddress { SocketAddress(address: Self.hostSide(e.address), port: e.port) }
 
     /// Kills the data plane and waits for it.
     mutating func stop() -> Termination {

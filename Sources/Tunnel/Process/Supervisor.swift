@@ -47,6 +47,8 @@ public struct Supervisor {
     var carrier: Carrier?
     /// The builtin backend's data planes, one per interface.
     var dataPlanes: [DataPlane] = []
+    /// The lock on a mesh member's published `DIR/peer-K.endpoint`; -1 for none.
+    var meshLock: Int32 = -1
     var holderEnded: Termination?
 
     var carrierReady = false
@@ -358,6 +360,9 @@ public struct Supervisor {
                 send(.signal(signo))
             }
             if let e = Hub.published(plan) { pendingError = e }
+            if let m = plan.mesh, plan.verbose, !dataPlanes.contains(where: { $0.name == m.interfaceName }) {
+                writeStderr("wgns: mesh: every member stays relayed through the hub from here: direct paths need the builtin backend (--backend builtin), and \(m.interfaceName) is not on it\n")
+            }
             if let m = plan.readyMessage { writeStdout(m + "\n") }
             log.step("job running")
         case .jobExited(let s):
@@ -402,9 +407,15 @@ public struct Supervisor {
             return
         }
         do {
-            let d = try DataPlane.start(i, tun: fds[0], offloads: offloads)
+            let mesh = plan.mesh?.interfaceName == name ? plan.mesh : nil
+            let d = try DataPlane.start(i, tun: fds[0], offloads: offloads, mesh: mesh)
             log.step("data plane for \(name) started (pid \(d.process.pid)), UDP port \(d.port) on the host")
             dataPlanes.append(d)
+            if let mesh {
+                let record = MemberEndpoint.ofThisProcess(peer: mesh.peer, port: d.port)
+                meshLock = try record.publish(in: mesh.directory)
+                log.step("published \(record.endpoint) (\(record.address.map { "\($0)" } ?? "no fabric address")) in \(VPN.memberEndpointPath(mesh.directory, mesh.peer))")
+            }
         } catch { pendingError = error }
     }
 
@@ -422,6 +433,11 @@ public struct Supervisor {
         log.mark()
         if control >= 0 { close(control); control = -1 }
         if let c = carrier.take() { _ = c.stop() }
+        if meshLock >= 0, let mesh = plan.mesh {
+            MemberEndpoint.unpublish(in: mesh.directory, peer: mesh.peer, fd: meshLock)
+            unlink(VPN.pathsPath(mesh.directory, mesh.peer))
+            meshLock = -1
+        }
         for k in dataPlanes.indices { _ = dataPlanes[k].stop() }
         dataPlanes = []
         log.step(plan.carrier == .noCarrier ? "data plane stopped" : "carrier stopped")

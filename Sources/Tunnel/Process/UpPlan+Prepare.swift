@@ -46,6 +46,9 @@ public struct UpOptions: Sendable {
     public var hosts: String?
     public var environment: [String] = []
     public var peerEndpoint: Endpoint?
+    /// A member of a mesh VPN (`wgns up DIR` of a `--topology mesh` VPN):
+    /// on the builtin backend its data plane goes direct to the others.
+    public var mesh: VPN.Mesh?
     /// `wgns up DIR`: follow the hub that publishes in DIR across restarts.
     public var follower: HubFollower?
     /// How to start the holder: a program and arguments that end up calling
@@ -210,6 +213,10 @@ extension UpPlan {
         }
         log.step(containment(plan))
         (plan.hosts, plan.environment) = (options.hosts, options.environment)
+        if var m = options.mesh {
+            m.verbose = options.verbose
+            plan.mesh = m
+        }
         plan.follower = options.follower
         if options.hub {
             try Hub.check(configs, files: options.configFiles, plan: &plan)

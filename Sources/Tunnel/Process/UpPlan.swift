@@ -47,6 +47,9 @@ public struct UpPlan: Sendable {
     public var wireguardGo: String?
     /// The tunnel's name (`--name`); only the supervisor uses it.
     public var name: String?
+    /// A mesh VPN member's peers and folder; only the supervisor (and the
+    /// data plane it forks) uses it.
+    public var mesh: VPN.Mesh?
     /// The job: program and arguments; empty for a named tunnel without a job.
     public var command: [String] = []
     /// Verbose timing lines.
