@@ -58,16 +58,23 @@ extension NamedTunnel {
         /// answers each, or keeps it waiting. A peer of another uid is closed
         /// at once, unread: a neighbour's connect flood keeps the backlog
         /// busy only as long as it keeps connecting, and is drained in one go.
-        mutating func serve(_ listenFD: Int32) -> Served {
-            var result = Served.handled
+        /// Returns whether one asked for `down`, and the connections of the
+        /// `devices` requests, which the supervisor answers.
+        mutating func serve(_ listenFD: Int32) -> (down: Bool, devices: [Int32]) {
+            var down = false
+            var devices: [Int32] = []
             for _ in 0..<4096 {
                 let conn = accept(listenFD, nil, nil)
                 guard conn >= 0 else { break }
                 _ = fcntl(conn, F_SETFD, FD_CLOEXEC)
                 guard peerIsUs(conn) else { Glibc.close(conn); continue }
-                if serveOne(conn) == .down { result = .down }
+                switch serveOne(conn) {
+                case .down: down = true
+                case .devices(let c): devices.append(c)
+                case .handled: break
+                }
             }
-            return result
+            return (down, devices)
         }
 
         /// Reads the request of one of our own clients and answers it.

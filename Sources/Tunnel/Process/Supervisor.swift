@@ -222,11 +222,9 @@ public struct Supervisor {
 
     /// A client of a named tunnel (`wgns show/exec/down NAME`).
     mutating func namedClientArrived() {
-        switch server.serve(listener) {
-        case .down: send(.signal(SIGTERM))
-        case .devices(let conn): answerDevices(conn)
-        case .handled: break
-        }
+        let served = server.serve(listener)
+        for conn in served.devices { answerDevices(conn) }
+        if served.down { send(.signal(SIGTERM)) }
     }
 
     /// `devices`: `ok N`, then each builtin interface's device as
