@@ -2,8 +2,8 @@
 # The builtin backend against the kernel's WireGuard (issue 20): `wgns up
 # --backend builtin --carrier none --name biN` started by uid 1000 (its data
 # plane's UDP socket on the VM's loopback, ListenPort 54200+N) and a kernel
-# WireGuard device kbN of the VM (port 54100+N, 10.96.N.1/24) as its peer.
-# The job (10.96.N.2, root inside with --map-uid 0, so that it may ping)
+# WireGuard device kbN of the VM (port 54100+N, 10.94.N.1/24) as its peer.
+# The job (10.94.N.2, root inside with --map-uid 0, so that it may ping)
 # waits; the checks run from outside, in the job through `wgns exec`.
 #   initiates-keepalive  the builtin side initiates on its own
 #                        (PersistentKeepalive = 1: the kernel sees a handshake
@@ -29,7 +29,7 @@ bi_peer() {
     wg genkey >k.key; wg genkey >b.key
     wg_new "$K"
     wg set "$K" listen-port "$kport" private-key k.key
-    $IP addr add "10.96.$n.1/24" dev "$K"
+    $IP addr add "10.94.$n.1/24" dev "$K"
     $IP link set "$K" up
 }
 
@@ -37,8 +37,8 @@ bi_peer() {
 # PEER_KEY overrides the peer's public key; NO_ENDPOINT leaves the endpoint out.
 bi_conf() {
     {
-        printf '[Interface]\nPrivateKey = %s\nAddress = 10.96.%s.2/24\nListenPort = %s\n\n' "$(cat b.key)" "$n" "$bport"
-        printf '[Peer]\nPublicKey = %s\nAllowedIPs = 10.96.%s.0/24\n' "${PEER_KEY:-$(wg pubkey <k.key)}" "$n"
+        printf '[Interface]\nPrivateKey = %s\nAddress = 10.94.%s.2/24\nListenPort = %s\n\n' "$(cat b.key)" "$n" "$bport"
+        printf '[Peer]\nPublicKey = %s\nAllowedIPs = 10.94.%s.0/24\n' "${PEER_KEY:-$(wg pubkey <k.key)}" "$n"
         [ -n "${NO_ENDPOINT:-}" ] || printf 'Endpoint = 127.0.0.1:%s\n' "$kport"
         for l in "$@"; do printf '%s\n' "$l"; done
     } >b.conf
@@ -85,17 +85,17 @@ k_has_handshake() { [ "$(k_handshake)" != 0 ]; }
 
 initiates_keepalive() {
     bi_peer "$1"
-    wg set "$K" peer "$(wg pubkey <b.key)" allowed-ips "10.96.$n.2/32"
+    wg set "$K" peer "$(wg pubkey <b.key)" allowed-ips "10.94.$n.2/32"
     bi_conf "PersistentKeepalive = 1"
     bi_up
     wait_for 15 k_has_handshake || { wg show "$K"; fail "no handshake from the builtin side's keepalive"; }
     rx1=$(k_rx); sleep 3; rx2=$(k_rx)
     [ "$rx2" -ge $((rx1 + 64)) ] || fail "kernel rx $rx1 -> $rx2 in 3 s: no keepalives seen"
-    in_job $PING -c 1 -W 5 "10.96.$n.1" >/dev/null || fail "no ping reply from the kernel side"
+    in_job $PING -c 1 -W 5 "10.94.$n.1" >/dev/null || fail "no ping reply from the kernel side"
     head -c 262144 /dev/urandom >payload && chmod 0644 payload
     nc -l -p $((53100 + n)) -e sh -c "cat >$PWD/received" &
     listener=$!
-    in_job sh -c "nc -w 10 10.96.$n.1 $((53100 + n)) <$PWD/payload" || { kill "$listener"; fail "TCP transfer failed"; }
+    in_job sh -c "nc -w 10 10.94.$n.1 $((53100 + n)) <$PWD/payload" || { kill "$listener"; fail "TCP transfer failed"; }
     wait "$listener" || true
     [ "$(sha256sum <payload)" = "$(sha256sum <received)" ] || fail "payload changed in transit"
     # wgns show NAME against wg show: keys, endpoints, a handshake and bytes each way.
@@ -121,11 +121,11 @@ initiates_keepalive() {
 kernel_initiates_psk_roaming() {
     bi_peer "$1"
     wg genpsk >psk
-    wg set "$K" peer "$(wg pubkey <b.key)" allowed-ips "10.96.$n.2/32" \
+    wg set "$K" peer "$(wg pubkey <b.key)" allowed-ips "10.94.$n.2/32" \
         preshared-key psk endpoint "127.0.0.1:$bport"
     NO_ENDPOINT=1 bi_conf "PresharedKey = $(cat psk)"
     bi_up
-    $PING -c 1 -W 5 "10.96.$n.2" >/dev/null || fail "no ping reply from the builtin side"
+    $PING -c 1 -W 5 "10.94.$n.2" >/dev/null || fail "no ping reply from the builtin side"
     [ "$(k_handshake)" != 0 ] || fail "no handshake on $K"
     read -r _ _ bep _ <<EOF
 $(b_peer)
@@ -134,19 +134,19 @@ EOF
     # Roaming: the kernel side now sends from another port.
     new=$((54300 + n))
     wg set "$K" listen-port "$new"
-    $PING -c 2 -W 5 "10.96.$n.2" >/dev/null || fail "no ping reply after the kernel side moved to port $new"
+    $PING -c 2 -W 5 "10.94.$n.2" >/dev/null || fail "no ping reply after the kernel side moved to port $new"
     read -r _ _ bep _ <<EOF
 $(b_peer)
 EOF
     [ "$bep" = "127.0.0.1:$new" ] || fail "after roaming the builtin side's endpoint is $bep, not 127.0.0.1:$new"
-    in_job $PING -c 1 -W 5 "10.96.$n.1" >/dev/null || fail "no ping from the job after roaming"
+    in_job $PING -c 1 -W 5 "10.94.$n.1" >/dev/null || fail "no ping from the job after roaming"
     bi_down
 }
 
 # fails_closed: no handshake on either side and no ping, either way.
 fails_closed() {
-    if $PING -c 2 -W 2 "10.96.$n.2" >/dev/null 2>&1; then fail "ping from the kernel side got through"; fi
-    if in_job $PING -c 2 -W 2 "10.96.$n.1" >/dev/null 2>&1; then fail "ping from the job got through"; fi
+    if $PING -c 2 -W 2 "10.94.$n.2" >/dev/null 2>&1; then fail "ping from the kernel side got through"; fi
+    if in_job $PING -c 2 -W 2 "10.94.$n.1" >/dev/null 2>&1; then fail "ping from the job got through"; fi
     [ "$(k_handshake)" = 0 ] || fail "$K has a handshake"
     read -r _ _ _ _ bhs _ <<EOF
 $(b_peer)
@@ -158,7 +158,7 @@ EOF
 wrong_psk() {
     bi_peer "$1"
     wg genpsk >psk
-    wg set "$K" peer "$(wg pubkey <b.key)" allowed-ips "10.96.$n.2/32" \
+    wg set "$K" peer "$(wg pubkey <b.key)" allowed-ips "10.94.$n.2/32" \
         preshared-key psk endpoint "127.0.0.1:$bport"
     NO_ENDPOINT=1 bi_conf "PresharedKey = $(wg genpsk)"
     bi_up
@@ -167,7 +167,7 @@ wrong_psk() {
 
 wrong_key() {
     bi_peer "$1"
-    wg set "$K" peer "$(wg genkey | wg pubkey)" allowed-ips "10.96.$n.2/32"
+    wg set "$K" peer "$(wg genkey | wg pubkey)" allowed-ips "10.94.$n.2/32"
     bi_conf
     bi_up
     fails_closed
