@@ -10,7 +10,7 @@ cd /tmp || exit 1
 : >/tmp/.devices
 REPS=${BENCH_REPS:-3}
 UP_REPS=${BENCH_UP_REPS:-15}
-TP_MIB=${BENCH_TP_MIB:-16}
+TP_MIB=${BENCH_TP_MIB:-8}
 TP_REPS=${BENCH_TP_REPS:-3}
 
 # timed CASE TOOL RUN COMMAND...: one timed run of COMMAND, output discarded.
@@ -46,8 +46,8 @@ set_case() {
 # the peer of a `wgns up` job (10.95.N.2, as uid 1000, root inside): the job's
 # kernel WireGuard through slirp4netns and through pasta (endpoint 10.0.2.2,
 # --host-loopback), and the builtin backend (--carrier none, endpoint
-# 127.0.0.1). The job serves TP_MIB MiB of zeros on TCP (busybox nc -e dd) TP_REPS
-# times; the VM's side times each download (its nc ends when the job's dd
+# 127.0.0.1). The job serves TP_MIB MiB of zeros on TCP (busybox nc -e dd), a fresh job for each of
+# TP_REPS runs; the VM's side times each download (its nc ends when the job's dd
 # does and every byte has arrived), so the data goes job -> peer, as a job's
 # upload would. Lines: @@BENCH-TP CASE RUN BYTES MICROSECONDS.
 tp_case() { # CASE BACKEND CARRIER ENDPOINT N [UP OPTIONS...]
@@ -62,34 +62,41 @@ tp_case() { # CASE BACKEND CARRIER ENDPOINT N [UP OPTIONS...]
         "$(cat "$d/j.key")" "$n" "$(wg pubkey <"$d/k.key")" "$ep" "$port" "$n" >"$d/job.conf"
     chown "$TEST_UID:$TEST_UID" "$d/job.conf"; chmod 0600 "$d/job.conf"
     count=$((TP_MIB * 16))
-    # shellcheck disable=SC2086
-    as_user wgns up --backend "$backend" --carrier "$carrier" --map-uid 0 --map-gid 0 "$@" "$d/job.conf" -- sh -c "
-        $PING -c 1 -W 10 10.95.$n.1 >/dev/null || exit 1
-        echo >$d/ready
-        i=0; while [ \$i -lt $TP_REPS ]; do nc -l -p 5001 -e dd if=/dev/zero bs=65536 count=$count 2>/dev/null; i=\$((i + 1)); done" \
-        >"$d/up.out" 2>&1 &
-    job=$!
-    i=0
-    until [ -s "$d/ready" ]; do
-        i=$((i + 1))
-        if [ $i -gt 600 ] || ! kill -0 "$job" 2>/dev/null; then
-            echo "@@BENCH-TP $c 1 0 failed"; head -n 3 "$d/up.out" | sed 's/^/@@BENCH-ERR /'; kill "$job" 2>/dev/null; wait "$job"; return
-        fi
-        sleep 0.1
-    done
     mkfifo "$d/hold"
     r=1
     while [ "$r" -le "$TP_REPS" ]; do
-        sleep 0.3   # the job's next nc listens
-        rm -f "$d/tp.us"
-        if /usr/bin/elapsed "$d/tp.us" sh -c "timeout 120 nc 10.95.$n.2 5001 <>$d/hold >$d/tp.out"; then
+        # One job a run: it serves one download (its tunnel comes up untimed)
+        # and stays until the VM's side has it all (a job that ended at once
+        # would take its namespace, and what its socket still held, with it).
+        # shellcheck disable=SC2086
+        as_user wgns up --backend "$backend" --carrier "$carrier" --map-uid 0 --map-gid 0 "$@" "$d/job.conf" -- sh -c "
+            $PING -c 1 -W 10 10.95.$n.1 >/dev/null || exit 1
+            echo >$d/ready$r
+            nc -l -p 5001 -e dd if=/dev/zero bs=65536 count=$count 2>/dev/null
+            sleep 100" >"$d/up.out" 2>&1 &
+        job=$!
+        i=0
+        until [ -s "$d/ready$r" ]; do
+            i=$((i + 1))
+            if [ $i -gt 600 ] || ! kill -0 "$job" 2>/dev/null; then break; fi
+            sleep 0.1
+        done
+        # Until the job's nc listens (refused at once before that).
+        t=0
+        while rm -f "$d/tp.us" "$d/tp.out"; ! /usr/bin/elapsed "$d/tp.us" sh -c "timeout 60 nc 10.95.$n.2 5001 <>$d/hold >$d/tp.out" || [ ! -s "$d/tp.out" ]; do
+            t=$((t + 1)); [ $t -gt 10 ] && break
+            kill -0 "$job" 2>/dev/null || break
+            sleep 0.3
+        done
+        if [ -s "$d/tp.out" ] && [ -s "$d/tp.us" ]; then
             echo "@@BENCH-TP $c $r $(wc -c <"$d/tp.out") $(cat "$d/tp.us")"
         else
-            echo "@@BENCH-TP $c $r 0 failed"; kill "$job" 2>/dev/null; break
+            echo "@@BENCH-TP $c $r 0 failed"; head -n 3 "$d/up.out" | sed 's/^/@@BENCH-ERR /'
         fi
+        kill "$job" 2>/dev/null
+        wait "$job"
         r=$((r + 1))
     done
-    wait "$job"
     rm -rf "$d"
 }
 tp_all() {
