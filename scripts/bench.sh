@@ -20,7 +20,11 @@ cd "$(dirname "$0")/.."
 # wgns faster). Then `wgns up --backend kernel --carrier slirp4netns CONF --
 # true` against scripts/bench/pipeline-kernel.sh (the same by hand), as an
 # unprivileged user, BENCH_UP_REPS runs each (default 15), and wgns up -v's
-# step timings once.
+# step timings once. Last, one hop of throughput to a kernel WireGuard peer in
+# the guest: BENCH_TP_MIB MiB (default 8) BENCH_TP_REPS times (default 3)
+# from a job on kernel WireGuard through slirp4netns, through pasta, and on
+# the builtin backend (--carrier none), MB/s and builtin / each carrier
+# (BENCH_TP_ONLY=1: only this part).
 bench_vm() {
     source scripts/vm/lib.sh
     mkdir -p "$VM_CACHE"
@@ -33,7 +37,7 @@ bench_vm() {
     vm_initramfs "$work/initrd.cpio" "$VM_GUEST/bench.sh" "$work/data"
     log=$work/console.log
     # The run counts reach the guest script as environment (see vm_boot).
-    local VM_APPEND="${VM_APPEND:-}${BENCH_REPS:+ BENCH_REPS=$BENCH_REPS}${BENCH_UP_REPS:+ BENCH_UP_REPS=$BENCH_UP_REPS}"
+    local VM_APPEND="${VM_APPEND:-}${BENCH_REPS:+ BENCH_REPS=$BENCH_REPS}${BENCH_UP_REPS:+ BENCH_UP_REPS=$BENCH_UP_REPS}${BENCH_TP_MIB:+ BENCH_TP_MIB=$BENCH_TP_MIB}${BENCH_TP_REPS:+ BENCH_TP_REPS=$BENCH_TP_REPS}${BENCH_TP_ONLY:+ BENCH_TP_ONLY=$BENCH_TP_ONLY}"
     local t1 t2 ok=yes
     t1=$(date +%s.%N)
     vm_boot "$work/initrd.cpio" "$log" "${VM_TIMEOUT:-420}" || ok=no
@@ -41,7 +45,7 @@ bench_vm() {
     cp "$log" "$VM_CACHE/bench-console.log"
     echo
     echo "Kernel WireGuard (QEMU TCG, $VM_KVER), median of runs, milliseconds:"
-    tr -d '\r' <"$log" | sed 's/^[^@]*@@/@@/' | awk -v ok="$ok" -v wall="$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.1f", b - a }')" '
+    tr -d '\r' <"$log" | sed 's/^[^@]*@@/@@/' | awk -v want_tp=$((${BENCH_TP_MIB:-8} * 1048576)) -v ok="$ok" -v wall="$(awk -v a="$t1" -v b="$t2" 'BEGIN { printf "%.1f", b - a }')" '
         function median(list,    n, a, i, j, t) {
             n = split(list, a, " ")
             for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
@@ -55,6 +59,12 @@ bench_vm() {
             else runs[$2, $3] = runs[$2, $3] " " ($5 / 1000)
         }
         /^@@BENCH-ERR / || /^@@BENCH-NOTE / { sub(/^@@BENCH-[A-Z]+ /, "  "); if (!($0 in noted)) { noted[$0] = 1; notes = notes $0 "\n" } }
+        # @@BENCH-TP CASE RUN BYTES MICROSECONDS: MB/s (10^6 bytes) of each run.
+        /^@@BENCH-TP / {
+            if (!($2 in tpseen)) { tpseen[$2] = 1; tporder[++ntp] = $2 }
+            if ($5 == "failed" || $4 + 0 < want_tp) tpfailed[$2] = 1
+            else tpruns[$2] = tpruns[$2] " " ($4 / $5)
+        }
         /^@@BENCH-STEP / { sub(/^@@BENCH-STEP /, "  "); steps = steps $0 "\n" }
         # cell(CASE, TOOL): the median, "failed" or "-"; sets m[TOOL]
         function cell(c, t) {
@@ -62,7 +72,7 @@ bench_vm() {
             return ((c, t) in failed) ? "failed" : (m[t] == "" ? "-" : sprintf("%.1f", m[t]))
         }
         END {
-            printf "%-28s %10s %10s %8s\n", "case", "wg", "wgns", "wgns/wg"
+            if (ncase) printf "%-28s %10s %10s %8s\n", "case", "wg", "wgns", "wgns/wg"
             for (i = 1; i <= ncase; i++) {
                 c = order[i]
                 if (c in up) continue
@@ -82,6 +92,19 @@ bench_vm() {
             }
             if (header) print "(ratio = pipeline / wgns: above 1 means wgns is faster)"
             if (steps != "") printf "wgns up -v, one run (kernel backend, slirp4netns):\n%s", steps
+            if (ntp) {
+                printf "\nOne hop to a kernel WireGuard peer in the VM (%d MiB per run, job -> peer), median MB/s:\n", want_tp / 1048576
+                for (i = 1; i <= ntp; i++) {
+                    c = tporder[i]
+                    tp[c] = (c in tpfailed || !(c in tpruns)) ? "" : median(tpruns[c])
+                    printf "%-28s %10s\n", c, tp[c] == "" ? "failed" : sprintf("%.1f", tp[c])
+                }
+                for (i = 1; i <= ntp; i++) {
+                    c = tporder[i]
+                    if (c == "builtin" || tp[c] == "" || tp["builtin"] == "") continue
+                    printf "builtin / %-18s %9.2fx\n", c, tp["builtin"] / tp[c]
+                }
+            }
             printf "%s", notes
             printf "VM: booted in %ss (guest uptime), whole VM run %ss\n", booted, wall
             if (ok != "yes") print "VM: did not finish (see the console log)"
@@ -99,6 +122,9 @@ if [ -z "${WGNS_BIN:-}" ]; then
     WGNS_BIN=$(bash scripts/build-static.sh --scratch-path "${VM_SCRATCH:-.build-static}" | tail -n1)
 fi
 export WGNS_BIN
+# BENCH_VM_ONLY=1: the VM section alone (with BENCH_TP_ONLY=1 too: only its
+# throughput part).
+if [ -n "${BENCH_VM_ONLY:-}" ]; then bench_vm; exit; fi
 bash scripts/bench/startup.sh || { echo "bench: the start-up section failed" >&2; status=1; }
 bench_vm || { echo "bench: the VM section failed" >&2; status=1; }
 bash scripts/bench/up.sh || { echo "bench: the wgns up section failed" >&2; status=1; }

@@ -10,6 +10,8 @@ cd /tmp || exit 1
 : >/tmp/.devices
 REPS=${BENCH_REPS:-3}
 UP_REPS=${BENCH_UP_REPS:-15}
+TP_MIB=${BENCH_TP_MIB:-8}
+TP_REPS=${BENCH_TP_REPS:-3}
 
 # timed CASE TOOL RUN COMMAND...: one timed run of COMMAND, output discarded.
 # /usr/bin/elapsed (guest/elapsed.c) times it: static and at a fixed address,
@@ -39,6 +41,70 @@ set_case() {
         i=$((i + 1))
     done
 }
+
+# Throughput, one hop: a kernel WireGuard device of the VM (tN, 10.95.N.1) as
+# the peer of a `wgns up` job (10.95.N.2, as uid 1000, root inside): the job's
+# kernel WireGuard through slirp4netns and through pasta (endpoint 10.0.2.2,
+# --host-loopback), and the builtin backend (--carrier none, endpoint
+# 127.0.0.1). The job serves TP_MIB MiB of zeros on TCP (busybox nc -e dd), a fresh job for each of
+# TP_REPS runs; the VM's side times each download (its nc ends when the job's dd
+# does and every byte has arrived), so the data goes job -> peer, as a job's
+# upload would. Lines: @@BENCH-TP CASE RUN BYTES MICROSECONDS.
+tp_case() { # CASE BACKEND CARRIER ENDPOINT N [UP OPTIONS...]
+    c=$1 backend=$2 carrier=$3 ep=$4 n=$5; shift 5
+    d=$(mktemp -d /tmp/tp.XXXXXX); chown "$TEST_UID:$TEST_UID" "$d"
+    K=$(fresh_dev t) port=$((54500 + n))
+    wg genkey >"$d/k.key"; wg genkey >"$d/j.key"
+    wg_new "$K"
+    wg set "$K" listen-port "$port" private-key "$d/k.key" peer "$(wg pubkey <"$d/j.key")" allowed-ips "10.95.$n.2/32"
+    $IP addr add "10.95.$n.1/24" dev "$K"; $IP link set "$K" up
+    printf '[Interface]\nPrivateKey = %s\nAddress = 10.95.%s.2/24\n\n[Peer]\nPublicKey = %s\nEndpoint = %s:%s\nAllowedIPs = 10.95.%s.0/24\n' \
+        "$(cat "$d/j.key")" "$n" "$(wg pubkey <"$d/k.key")" "$ep" "$port" "$n" >"$d/job.conf"
+    chown "$TEST_UID:$TEST_UID" "$d/job.conf"; chmod 0600 "$d/job.conf"
+    count=$((TP_MIB * 16))
+    mkfifo "$d/hold"
+    r=1
+    while [ "$r" -le "$TP_REPS" ]; do
+        # One job a run: it serves one download (its tunnel comes up untimed)
+        # and stays until the VM's side has it all (a job that ended at once
+        # would take its namespace, and what its socket still held, with it).
+        # shellcheck disable=SC2086
+        as_user wgns up --backend "$backend" --carrier "$carrier" --map-uid 0 --map-gid 0 "$@" "$d/job.conf" -- sh -c "
+            $PING -c 1 -W 10 10.95.$n.1 >/dev/null || exit 1
+            echo >$d/ready$r
+            nc -l -p 5001 -e dd if=/dev/zero bs=65536 count=$count 2>/dev/null
+            sleep 100" >"$d/up.out" 2>&1 &
+        job=$!
+        i=0
+        until [ -s "$d/ready$r" ]; do
+            i=$((i + 1))
+            if [ $i -gt 600 ] || ! kill -0 "$job" 2>/dev/null; then break; fi
+            sleep 0.1
+        done
+        # Until the job's nc listens (refused at once before that).
+        t=0
+        while rm -f "$d/tp.us" "$d/tp.out"; ! /usr/bin/elapsed "$d/tp.us" sh -c "timeout 60 nc 10.95.$n.2 5001 <>$d/hold >$d/tp.out" || [ ! -s "$d/tp.out" ]; do
+            t=$((t + 1)); [ $t -gt 10 ] && break
+            kill -0 "$job" 2>/dev/null || break
+            sleep 0.3
+        done
+        if [ -s "$d/tp.out" ] && [ -s "$d/tp.us" ]; then
+            echo "@@BENCH-TP $c $r $(wc -c <"$d/tp.out") $(cat "$d/tp.us")"
+        else
+            echo "@@BENCH-TP $c $r 0 failed"; head -n 3 "$d/up.out" | sed 's/^/@@BENCH-ERR /'
+        fi
+        kill "$job" 2>/dev/null
+        wait "$job"
+        r=$((r + 1))
+    done
+    rm -rf "$d"
+}
+tp_all() {
+    tp_case kernel-slirp4netns kernel slirp4netns 10.0.2.2 1 --host-loopback
+    tp_case kernel-pasta kernel pasta 10.0.2.2 2 --host-loopback
+    tp_case builtin builtin none 127.0.0.1 3
+}
+if [ -n "${BENCH_TP_ONLY:-}" ]; then tp_all; return 0 2>/dev/null || exit 0; fi
 
 # Start-up and one round trip: showconf of a device with no peer.
 dev=$(fresh_dev b); wg_new "$dev"
@@ -131,3 +197,5 @@ as_user wgns up -v --carrier slirp4netns --backend kernel "$up/job.conf" -- true
 RUNAS=
 no_leftovers "the up benchmark" >/dev/null 2>&1 || echo "@@BENCH-NOTE processes of uid $TEST_UID left after the up benchmark"
 cd /tmp || exit 1
+# Last: the throughput (above), so that the figures before it stay as they were.
+tp_all
