@@ -94,15 +94,7 @@ extension WireGuardDevice {
                 let d = UnsafeRawBufferPointer(rx.datagram(i))
                 guard kp.replay.validate(readLE64(d, 8)) else { counters.replayed += 1; continue }
                 let peer = kp.peer
-                peer.endpoint = rx.source(i)
-                if peer.keypairs.received(with: kp, indices: &indices) {
-                    peer.timersHandshakeComplete(wallTime: clock.wallTime())
-                    sendStaged(peer, now: now, sink: sink)
-                }
-                keepKeyFreshReceiving(peer, now: now, sink: sink)
-                peer.timersAnyAuthenticatedPacketReceived()
-                peer.timersAnyAuthenticatedPacketTraversal(now: now)
-                peer.receiveBytes &+= UInt64(d.count)
+                authenticated(peer, keypair: kp, from: rx.source(i), bytes: d.count, now: now, sink: sink)
                 guard length > 0 else { continue }  // a keepalive
                 peer.timersDataReceived(now: now)
                 let plain = UnsafeRawBufferPointer(rebasing: d[TransportHeader.size..<(TransportHeader.size + length)])

@@ -123,15 +123,7 @@ extension WireGuardDevice {
         }
         guard kp.replay.validate(header.counter) else { counters.replayed += 1; return }
         let peer = kp.peer
-        peer.endpoint = source
-        if peer.keypairs.received(with: kp, indices: &indices) {
-            peer.timersHandshakeComplete(wallTime: clock.wallTime())
-            sendStaged(peer, now: now, sink: sink)
-        }
-        keepKeyFreshReceiving(peer, now: now, sink: sink)
-        peer.timersAnyAuthenticatedPacketReceived()
-        peer.timersAnyAuthenticatedPacketTraversal(now: now)
-        peer.receiveBytes &+= UInt64(raw.count)
+        authenticated(peer, keypair: kp, from: source, bytes: raw.count, now: now, sink: sink)
         guard length > 0 else { return }  // a keepalive
         peer.timersDataReceived(now: now)
         let plain = UnsafeRawBufferPointer(rebasing: receiveBuffer[0..<length])
@@ -169,5 +161,23 @@ extension WireGuardDevice {
         else { return }
         peer.timers.sentLastMinuteHandshake = true
         sendHandshakeInitiation(peer, isRetry: false, now: now, sink: sink)
+    }
+}
+
+extension WireGuardDevice {
+    /// What every authenticated transport packet does, one at a time or in
+    /// a batch (under the device's lock): the endpoint is learnt from it
+    /// (roaming), the responder's keypair is confirmed by it (and what was
+    /// staged goes out), the timers and the receive counter move.
+    func authenticated(_ peer: PeerState, keypair kp: Keypair, from source: SocketAddress, bytes: Int, now: UInt64, sink: PacketSink) {
+        peer.endpoint = source
+        if peer.keypairs.received(with: kp, indices: &indices) {
+            peer.timersHandshakeComplete(wallTime: clock.wallTime())
+            sendStaged(peer, now: now, sink: sink)
+        }
+        keepKeyFreshReceiving(peer, now: now, sink: sink)
+        peer.timersAnyAuthenticatedPacketReceived()
+        peer.timersAnyAuthenticatedPacketTraversal(now: now)
+        peer.receiveBytes &+= UInt64(bytes)
     }
 }

@@ -108,11 +108,7 @@ public struct HubEndpoint: Sendable, Hashable {
         let fd = file.raw
         let bytes = (try? file.readAll()) ?? []
         guard let record = HubEndpoint(text: String(decoding: bytes, as: UTF8.self)) else { return .malformed }
-        // F_OFD_GETLK reports a conflicting lock; F_UNLCK means nobody holds one.
-        var lock = flock()
-        lock.l_type = Int16(F_WRLCK)
-        lock.l_whence = Int16(SEEK_SET)
-        let held: Bool? = fcntl(fd, ofdGetLock, &lock) == 0 ? lock.l_type != Int16(F_UNLCK) : nil
+        let held = PublishedFile.lockHeld(fd)
         return record.isAlive(lockHeld: held) == false ? .stale(record) : .live(record)
     }
 
@@ -146,44 +142,12 @@ public struct HubEndpoint: Sendable, Hashable {
     /// keeps an open-file-description lock on it; returns the descriptor
     /// that holds the lock (close it, or exit, to drop it).
     func publish(in dir: String) throws(TunnelError) -> Int32 {
-        let path = VPN.endpointPath(dir)
-        let tmp = "\(dir)/.hub.endpoint.\(getpid())"
-        unlink(tmp)
-        let fd = try sys("create \(tmp)", code: .setup) { open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600) }
-        var lock = flock()
-        lock.l_type = Int16(F_WRLCK)
-        lock.l_whence = Int16(SEEK_SET)
-        // A file system without locks still gets the file: readers then go by pid.
-        _ = fcntl(fd, ofdSetLock, &lock)
-        let d = Descriptor(owning: dup(fd))
-        do { try d.writeAll(Array(text.utf8)) } catch {
-            close(fd)
-            unlink(tmp)
-            throw TunnelError(.setup, "write \(tmp)", errno: error)
-        }
-        _ = fsync(fd)
-        if rename(tmp, path) != 0 {
-            let e = errno
-            close(fd)
-            unlink(tmp)
-            throw TunnelError(.setup, "rename \(tmp) to \(path)", errno: Errno(rawValue: e))
-        }
-        return fd
+        try PublishedFile.publish(text, at: VPN.endpointPath(dir), through: "\(dir)/.hub.endpoint.\(getpid())")
     }
 
     /// Removes `DIR/hub.endpoint` if it is still the file behind `fd` (a
     /// newer hub's file stays), and closes `fd`.
     static func unpublish(in dir: String, fd: Int32) {
-        var mine = stat(), there = stat()
-        let path = VPN.endpointPath(dir)
-        if fstat(fd, &mine) == 0, stat(path, &there) == 0, mine.st_ino == there.st_ino, mine.st_dev == there.st_dev {
-            unlink(path)
-        }
-        close(fd)
+        PublishedFile.unpublish(VPN.endpointPath(dir), fd: fd)
     }
 }
-
-// Linux's open-file-description locks (fcntl.h defines them only with
-// _GNU_SOURCE; the numbers are kernel ABI).
-private let ofdGetLock: Int32 = 36
-private let ofdSetLock: Int32 = 37

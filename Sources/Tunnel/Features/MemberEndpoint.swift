@@ -102,10 +102,7 @@ public struct MemberEndpoint: Sendable, Hashable {
         if record.bootID == HubEndpoint.bootID() && record.node == HubEndpoint.nodeName() {
             alive = HubEndpoint.startTime(of: record.pid) == record.startTime
         } else {
-            var lock = flock()
-            lock.l_type = Int16(F_WRLCK)
-            lock.l_whence = Int16(SEEK_SET)
-            alive = fcntl(fd, ofdGetLockCommand, &lock) == 0 ? lock.l_type != Int16(F_UNLCK) : nil
+            alive = PublishedFile.lockHeld(fd)
         }
         return alive == false ? .stale(record) : .live(record)
     }
@@ -114,42 +111,12 @@ public struct MemberEndpoint: Sendable, Hashable {
     /// and keeps an open-file-description lock on it; returns the
     /// descriptor that holds the lock (`unpublish` closes it).
     public func publish(in dir: String) throws(TunnelError) -> Int32 {
-        let path = VPN.memberEndpointPath(dir, peer)
-        let tmp = "\(dir)/.peer-\(peer).endpoint.\(getpid())"
-        unlink(tmp)
-        let fd = try sys("create \(tmp)", code: .setup) { open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0o600) }
-        var lock = flock()
-        lock.l_type = Int16(F_WRLCK)
-        lock.l_whence = Int16(SEEK_SET)
-        _ = fcntl(fd, ofdSetLockCommand, &lock)
-        let d = Descriptor(owning: dup(fd))
-        do { try d.writeAll(Array(text.utf8)) } catch {
-            close(fd)
-            unlink(tmp)
-            throw TunnelError(.setup, "write \(tmp)", errno: error)
-        }
-        _ = fsync(fd)
-        if rename(tmp, path) != 0 {
-            let e = errno
-            close(fd)
-            unlink(tmp)
-            throw TunnelError(.setup, "rename \(tmp) to \(path)", errno: Errno(rawValue: e))
-        }
-        return fd
+        try PublishedFile.publish(text, at: VPN.memberEndpointPath(dir, peer), through: "\(dir)/.peer-\(peer).endpoint.\(getpid())")
     }
 
     /// Removes `DIR/peer-K.endpoint` if it is still the file behind `fd`
     /// (a newer member K's file stays), and closes `fd`.
     public static func unpublish(in dir: String, peer k: Int, fd: Int32) {
-        var mine = stat(), there = stat()
-        let path = VPN.memberEndpointPath(dir, k)
-        if fstat(fd, &mine) == 0, stat(path, &there) == 0, mine.st_ino == there.st_ino, mine.st_dev == there.st_dev {
-            unlink(path)
-        }
-        close(fd)
+        PublishedFile.unpublish(VPN.memberEndpointPath(dir, k), fd: fd)
     }
 }
-
-// F_OFD_GETLK and F_OFD_SETLK (kernel ABI; fcntl.h names them only with _GNU_SOURCE).
-private let ofdGetLockCommand: Int32 = 36
-private let ofdSetLockCommand: Int32 = 37
