@@ -275,7 +275,7 @@ extension BuiltinTests {
             s=socket.socket(socket.AF_INET6, socket.SOCK_DGRAM); s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             s.bind(("::", int(sys.argv[1]))); print("bound", flush=True); time.sleep(5)' \(f.port) > holder.out &
             L=$!
-            for i in $(seq 100); do grep -q bound holder.out && break; sleep 0.05; done
+            for i in $(seq 100); do grep -qs bound holder.out && break; sleep 0.05; done
             "$W" up --backend builtin builtin.conf -- true
             echo "status $?"
             kill -KILL $L; wait $L 2>/dev/null

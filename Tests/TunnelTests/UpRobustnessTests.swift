@@ -100,12 +100,17 @@ extension UpTests {
 
     /// A config with 50,000 AllowedIPs (172.16.0.0 up, as /32s, plus the
     /// tunnel's /24), written next to the fixture's job.conf.
-    static func writeBigConfig(_ f: UpFixture, name: String = "big.conf") throws {
+    /// `slowPostUp`: a PostUp that sleeps 30 s, so that the bring-up is
+    /// certainly still under way when a test interrupts it (the big config
+    /// alone takes wireguard-go from well under a second to several,
+    /// depending on the build and the machine's load).
+    static func writeBigConfig(_ f: UpFixture, name: String = "big.conf", slowPostUp: Bool = false) throws {
         let ips = (0..<50_000).map { "172.\(16 + $0 / 65536).\(($0 / 256) % 256).\($0 % 256)/32" }.joined(separator: ", ")
         try f.write(name, """
             [Interface]
             PrivateKey = \(f.jobKey.base64Secret())
             Address = 10.99.0.2/24
+            \(slowPostUp ? "PostUp = sleep 30" : "")
 
             [Peer]
             PublicKey = \(f.peerKey.publicKey.base64)
@@ -157,7 +162,7 @@ extension UpTests {
     /// slowly enough to be interrupted (the builtin backend is done first).
     @Test func sigtermDuringBringUpEndsEverything() throws {
         let f = try UpFixture()
-        try Self.writeBigConfig(f)
+        try Self.writeBigConfig(f, slowPostUp: true)
         let r = try f.sh("""
             "$W" up --backend wireguard-go big.conf -- echo "job ran" > up.out 2>&1 &
             U=$!
@@ -213,7 +218,7 @@ extension UpTests {
     /// bring-up of the big config is the long one.
     @Test func carrierDeathDuringBringUpEnds() throws {
         let f = try UpFixture()
-        try Self.writeBigConfig(f)
+        try Self.writeBigConfig(f, slowPostUp: true)
         let r = try f.sh("""
             "$W" up --backend wireguard-go --carrier slirp4netns big.conf -- echo "job ran" > up.out 2> up.err &
             U=$!
