@@ -23,6 +23,9 @@ if [ -z "${WGNS_BIN:-}" ]; then
   WGNS_BIN=$(bash scripts/build-static.sh | tail -n1)
 fi
 export WGNS_BIN
+# Debian 13's wireguard-go (it uses TUN offloads), once into build-cache/: the
+# builtin backend's interop tests meet it as well as this host's Debian 12 one.
+bash scripts/fetch-trixie.sh wireguard-go 0.0.20231211 "$(pwd)/build-cache/wireguard-go-13" >/dev/null
 
 if [ "$mode" = all ] || [ "$mode" = host ]; then
   swift build --build-tests
