@@ -1,6 +1,3 @@
-// CLibMnl too: libmnl.h includes <sys/socket.h>, and where another file of
-// this module imports it first, the socket constants are found only through it.
-import CLibMnl
 import KeyStore
 import SystemPackage
 #if canImport(Glibc)
@@ -79,7 +76,7 @@ public struct UserspaceWireGuard: WireGuardControl, Sendable {
             throw NetlinkError(.invalidArgument, errno: ENAMETOOLONG, "cannot \(operation): socket path \(path) is too long")
         }
         withUnsafeMutableBytes(of: &address.sun_path) { $0.copyBytes(from: pathBytes) }
-        let fd = try sys("cannot \(operation): socket") { socket(AF_UNIX, 1 | O_CLOEXEC /* SOCK_STREAM | SOCK_CLOEXEC: a release build of this module does not see the enum */, 0) }
+        let fd = try sys("cannot \(operation): socket") { socket(AF_UNIX, 1 | O_CLOEXEC /* SOCK_STREAM | SOCK_CLOEXEC: libmnl.h includes <sys/socket.h>, so in some build batches the enum is visible only through CLibMnl */, 0) }
         defer { Glibc.close(fd) }
         let connected = withUnsafePointer(to: &address) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { p in
